@@ -1,0 +1,15 @@
+"""The event bus: aiokafka producer, consumer loop, topic admin and the embedded broker."""
+
+from dicomvault.bus.consumer import ConsumerLoop, Handler, PermanentError, TransientError
+from dicomvault.bus.publisher import Publisher, PublishError
+from dicomvault.bus.topics import ensure_topics
+
+__all__ = [
+    "ConsumerLoop",
+    "Handler",
+    "PermanentError",
+    "Publisher",
+    "PublishError",
+    "TransientError",
+    "ensure_topics",
+]

@@ -1,0 +1,212 @@
+"""Consumer loop: ``getmany``, effect, then commit; retries, DLQ, and broker-reset recovery.
+
+The handler is the service's ``policy(event)``: it performs the effect and returns only when
+the effect is durable; the loop then commits the offset. Delivery is at least once, so
+handlers are idempotent on ``event.id``.
+
+Failures:
+- ``TransientError`` (database or peer unreachable): retried with backoff, without limit;
+  the partition does not advance, nothing goes to the DLQ.
+- ``PermanentError`` or an undecodable record: straight to the DLQ.
+- any other exception: retried ``max_attempts`` times, then to the DLQ with its error.
+
+Broker reset: the embedded Tansu broker keeps everything in memory. After it restarts,
+a consumer's positions point past the new logs and its committed offsets are gone. Every
+``health_check_interval_s`` the loop compares positions with end offsets and committed
+offsets with what it committed; on a mismatch it recreates the topics and rejoins from the
+beginning (handlers de-duplicate what they already applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from dicomvault.bus.publisher import Publisher
+from dicomvault.bus.topics import ensure_topics
+from dicomvault.events import EnvelopeError, Event
+from dicomvault.settings import BusSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class TransientError(RuntimeError):
+    """An infrastructure failure: retry the same record later, never dead-letter it."""
+
+
+class PermanentError(RuntimeError):
+    """The record can never be applied: dead-letter it at once."""
+
+
+class _Rejoin(Exception):
+    """Internal: leave the group and start a fresh consumer."""
+
+
+class ConsumerLoop:
+    """Runs one consumer group member until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        group_id: str,
+        topics: list[str],
+        handler: Handler,
+        dlq: Publisher,
+        client_id: str,
+        on_record: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._s = settings
+        self._group_id = group_id
+        self._topics = topics
+        self._handler = handler
+        self._dlq = dlq
+        self._client_id = client_id
+        self._on_record = on_record or (lambda _type, _outcome: None)
+        self._stopping = asyncio.Event()
+        self._committed: dict[TopicPartition, int] = {}
+        self.resets = 0  # broker resets survived, for tests and metrics
+        self.ready = asyncio.Event()  # set once partitions are assigned
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = self._s.retry_backoff_s
+        while not self._stopping.is_set():
+            consumer = self._make_consumer()
+            try:
+                await consumer.start()
+                consumer.subscribe(self._topics)
+                await self._consume(consumer)
+                backoff = self._s.retry_backoff_s
+            except _Rejoin:
+                self.resets += 1
+                log.warning("broker reset detected: rejoining from the beginning",
+                            extra={"group": self._group_id})
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("consumer error, reconnecting",
+                            extra={"group": self._group_id, "error": repr(exc)})
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._s.retry_backoff_max_s)
+            finally:
+                self.ready.clear()
+                try:
+                    await asyncio.wait_for(consumer.stop(), timeout=10)
+                except Exception:  # noqa: BLE001 - a dead broker may make stop fail
+                    log.debug("consumer stop failed", exc_info=True)
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._s.bootstrap_servers,
+            group_id=self._group_id,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._s.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self._s.session_timeout_ms // 4),
+            request_timeout_ms=int(self._s.request_timeout_s * 1000) + 5000,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        await ensure_topics(self._s, self._topics)
+        self._committed.clear()
+        next_check = time.monotonic() + self._s.health_check_interval_s
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            if consumer.assignment():
+                self.ready.set()
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        return
+                    await self._process(record)
+                offset = records[-1].offset + 1
+                await consumer.commit({tp: offset})
+                self._committed[tp] = offset
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self._s.health_check_interval_s
+                if await self._broker_was_reset(consumer):
+                    await ensure_topics(self._s, self._topics)
+                    # Forget positions: a fresh member starts from the beginning of each log.
+                    raise _Rejoin()
+
+    async def _broker_was_reset(self, consumer: AIOKafkaConsumer) -> bool:
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return False
+        try:
+            ends = await consumer.end_offsets(assigned)
+            for tp in assigned:
+                if await consumer.position(tp) > ends.get(tp, 0):
+                    return True
+                mine = self._committed.get(tp)
+                if mine:
+                    theirs = await consumer.committed(tp)
+                    if theirs is None or theirs < mine:
+                        return True
+        except KafkaError as exc:
+            log.warning("health check failed", extra={"error": repr(exc)})
+        return False
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        try:
+            event = Event.from_record(record.value, record.headers)
+        except EnvelopeError as exc:
+            await self._dead_letter(record, f"EnvelopeError: {exc}")
+            self._on_record("unknown", "dead_lettered")
+            return
+        attempt = 0
+        delay = self._s.retry_backoff_s
+        while True:
+            attempt += 1
+            try:
+                await self._handler(event)
+                self._on_record(event.type, "applied")
+                return
+            except TransientError as exc:
+                log.warning("transient failure, will retry",
+                            extra={"ce_id": event.id, "error": str(exc)})
+                attempt = 0  # never dead-letter for infrastructure trouble
+            except PermanentError as exc:
+                await self._dead_letter(record, f"PermanentError: {exc}")
+                self._on_record(event.type, "dead_lettered")
+                return
+            except Exception as exc:  # noqa: BLE001 - any handler bug is retried, then DLQ
+                log.exception("handler failed", extra={"ce_id": event.id, "attempt": attempt})
+                if attempt >= self._s.max_attempts:
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    self._on_record(event.type, "dead_lettered")
+                    return
+            if self._stopping.is_set():
+                raise _Rejoin()  # leave without committing; the record is redelivered
+            await self._sleep(delay)
+            delay = min(delay * 2, self._s.retry_backoff_max_s)
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+        """Copy the record to the DLQ with where it came from and why it failed."""
+        headers = list(record.headers or ()) + [
+            ("dlq_error", error.encode("utf-8", "replace")[:4000]),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_group", self._group_id.encode()),
+        ]
+        await self._dlq.send_raw(self._s.topics.dlq, record.value, record.key, headers)
+        log.error("record dead-lettered", extra={"topic": record.topic, "offset": record.offset,
+                                                 "error": error})
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass

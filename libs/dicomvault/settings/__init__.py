@@ -1,0 +1,92 @@
+"""Settings sections shared by every service.
+
+Each service has one pydantic-settings class (``env_prefix="DICOMVAULT_"``, nested sections
+separated by ``__``), built from these sections plus its own. So
+``DICOMVAULT_BUS__BOOTSTRAP_SERVERS`` is read by every service and
+``DICOMVAULT_GATEWAY__AE_TITLE`` only by the gateway. Settings are passed as arguments,
+never read from module globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix="DICOMVAULT_",
+    env_nested_delimiter="__",
+    extra="ignore",
+)
+
+
+class TopicNames(BaseModel):
+    """Kafka topic names (the defaults are the v1 contract names)."""
+
+    instances: str = Field("dicomvault.instances.v1", description="InstanceStored events.")
+    studies: str = Field("dicomvault.studies.v1", description="Study-scoped facts, keyed by Study UID.")
+    jobs: str = Field("dicomvault.jobs.v1", description="Job lifecycle events.")
+    job_commands: str = Field("dicomvault.job-commands.v1", description="Commands to job owners.")
+    dlq: str = Field("dicomvault.dlq.v1", description="Records that kept failing, with the error.")
+
+    def all(self) -> list[str]:
+        return [self.instances, self.studies, self.jobs, self.job_commands, self.dlq]
+
+
+class BusSettings(BaseModel):
+    """Connection to the Kafka-compatible broker and the consumer loop's policy."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port…]")
+    topics: TopicNames = Field(default_factory=TopicNames)
+    partitions: int = Field(4, ge=1, description="Partitions for topics this service creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+    request_timeout_s: float = Field(15.0, gt=0, description="Producer send / metadata timeout.")
+    max_attempts: int = Field(5, ge=1, description="Tries of a failing record before the DLQ.")
+    retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles each try.")
+    retry_backoff_max_s: float = Field(10.0, gt=0, description="Ceiling of the retry delay.")
+    health_check_interval_s: float = Field(
+        5.0, gt=0, description="How often a consumer checks that the broker did not restart empty."
+    )
+    session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer group session timeout.")
+
+
+class HttpSettings(BaseModel):
+    """An HTTP listener (REST API, /metrics, health)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 in a container.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+
+
+class LogSettings(BaseModel):
+    """Structured logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, description="JSON lines (true) or human-readable console.")
+
+
+class DatabaseSettings(BaseModel):
+    """The catalogue database."""
+
+    url: str = Field(
+        "sqlite+aiosqlite:///./var/catalogue.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    url_file: Path | None = Field(
+        None, description="Read the URL from this file instead (a mounted Kubernetes Secret)."
+    )
+    echo: bool = False
+
+    def resolved_url(self) -> str:
+        if self.url_file is not None:
+            return self.url_file.read_text().strip()
+        return self.url
+
+
+class CacheSettings(BaseModel):
+    """The online cache tier, where the gateway writes what it receives."""
+
+    backend: Literal["fs"] = Field("fs", description="fs (local or shared file system).")
+    root: Path = Field(Path("./var/cache"), description="Root folder of the cache tier.")
+    fsync: bool = Field(True, description="fsync every object and its folder before acking.")

@@ -1,0 +1,110 @@
+"""File-system object store: atomic writes (temp file, fsync, rename, fsync directory).
+
+Keys are relative paths built by ``instance_key`` from validated UIDs; the store refuses any
+key that would leave its root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StoreError(OSError):
+    """The object could not be written or read durably."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+
+
+class FileStore:
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.fsync = fsync
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        if not key or key.startswith("/") or "\\" in key or any(
+            part in ("", ".", "..") for part in key.split("/")
+        ):
+            raise StoreError(f"illegal key {key!r}")
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise StoreError(f"key {key!r} leaves the store")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, key: str, data: bytes) -> StoredObject:
+        """Write ``data`` under ``key`` atomically; the file is durable when this returns."""
+        target = self.path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    if self.fsync:
+                        os.fdatasync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            if self.fsync:
+                dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {key}: {exc}") from exc
+        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cannot read {key}: {exc}") from exc
+
+    def stat(self, key: str) -> StoredObject:
+        data = self.get(key)
+        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        for parent in (path.parent, path.parent.parent):  # prune empty series/study folders
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        return True
+
+    def keys(self, modified_after: float = 0.0) -> Iterator[tuple[str, float]]:
+        """(key, mtime) of every stored object, optionally only those changed after a time."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                full = Path(dirpath) / name
+                try:
+                    mtime = full.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if mtime > modified_after:
+                    yield full.relative_to(self.root).as_posix(), mtime
