@@ -23,6 +23,8 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.instance.stored.v1": v1.InstanceStored,
     "dicomvault.study.stable.v1": v1.StudyStable,
     "dicomvault.study.recall-requested.v1": v1.RecallRequested,
+    "dicomvault.study.archived.v1": v1.StudyArchived,
+    "dicomvault.study.evicted.v1": v1.StudyEvicted,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

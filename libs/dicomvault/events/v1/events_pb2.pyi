@@ -122,3 +122,39 @@ class RecallRequested(_message.Message):
     reason: str
     sop_instance_uids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, study_instance_uid: _Optional[str] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StudyArchived(_message.Message):
+    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "number_of_instances", "size_bytes", "sop_instance_uids", "verified", "job_id")
+    STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_OF_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SOP_INSTANCE_UIDS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    study_instance_uid: str
+    tier: str
+    archive_id: str
+    location: str
+    number_of_instances: int
+    size_bytes: int
+    sop_instance_uids: _containers.RepeatedScalarFieldContainer[str]
+    verified: bool
+    job_id: str
+    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., number_of_instances: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ..., verified: _Optional[bool] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class StudyEvicted(_message.Message):
+    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "reason")
+    STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    study_instance_uid: str
+    tier: str
+    archive_id: str
+    location: str
+    reason: str
+    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,3 @@
+from dicomvault_cli.app import main
+
+main()
