@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from pathlib import Path
 
 import typer
 
@@ -16,17 +18,67 @@ SERVICES: dict[str, str] = {
     "operator": "vault_operator",
 }
 
-app = typer.Typer(no_args_is_help=True, help="DICOM Vault: event-sourced DICOM archive.")
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="DICOM Vault: event-sourced DICOM archive.")
+catalogue_app = typer.Typer(no_args_is_help=True, help="Catalogue maintenance.")
+app.add_typer(catalogue_app, name="catalogue")
 
 
 @app.command()
-def run(service: str = typer.Argument(..., help="|".join(SERVICES))) -> None:
-    """Run one service in the foreground (what a container does). Settings from DICOMVAULT_* env."""
+def run(service: str = typer.Argument(..., help=" | ".join(SERVICES))) -> None:
+    """Run one service in the foreground (what a container does). Settings: DICOMVAULT_* env."""
     package = SERVICES.get(service)
     if package is None:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     module = importlib.import_module(f"{package}.__main__")
     module.main()
+
+
+@app.command()
+def up(
+    data_dir: Path = typer.Option(Path("./var"), help="Where cache, catalogue and logs live."),
+    host: str = typer.Option("127.0.0.1", help="Address every listener binds to."),
+    broker_port: int = typer.Option(9092, help="Kafka port of the embedded broker."),
+    dimse_port: int = typer.Option(11112, help="DIMSE port of the gateway."),
+    http_port: int = typer.Option(8080, help="Gateway HTTP port; services use the next ones."),
+    ae_title: str = typer.Option("DICOMVAULT", help="The archive's AE title."),
+    strict_ae: bool = typer.Option(False, help="Only accept calling AEs from the allowlist."),
+    exporters: Path | None = typer.Option(None, help="Exporters YAML (same schema as the CRD)."),
+    stable_after: float = typer.Option(30.0, help="Seconds without new instances → StudyStable."),
+    json_logs: bool = typer.Option(True, help="Service logs as JSON lines (else console)."),
+) -> None:
+    """Start the embedded archive: broker, catalogue (SQLite), gateway and every service."""
+    from dicomvault_cli.embedded import EmbeddedOptions, up as start
+
+    if exporters is None and Path("examples/exporters.yaml").exists():
+        typer.echo("(exporters: none; pass --exporters examples/exporters.yaml to export)")
+    raise typer.Exit(start(EmbeddedOptions(
+        data_dir=data_dir, host=host, broker_port=broker_port, dimse_port=dimse_port,
+        http_port=http_port, ae_title=ae_title, accept_any_calling_ae=not strict_ae,
+        exporters_file=exporters, stable_after_s=stable_after, log_json=json_logs,
+    )))
+
+
+@app.command()
+def status(data_dir: Path = typer.Option(Path("./var"), help="The embedded archive's folder.")) -> None:
+    """Show whether the embedded archive's broker and services are up and ready."""
+    from dicomvault_cli.embedded import status as show
+
+    raise typer.Exit(show(data_dir))
+
+
+@catalogue_app.command("rebuild")
+def catalogue_rebuild(
+    check: bool = typer.Option(False, "--check", help="Only compare a replay with the live tables."),
+) -> None:
+    """Replay the journal into fresh projections (with --check: report differences only).
+
+    Uses the catalogue's settings from DICOMVAULT_* (DICOMVAULT_DATABASE__URL)."""
+    rebuild = importlib.import_module("catalogue.rebuild")
+    result = rebuild.rebuild_main(check_only=check)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    raise typer.Exit(int(result or 0))
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError, Message
 
 from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import jobs_pb2 as jobs_v1
 
 CONTENT_TYPE = "application/protobuf"
 SPEC_VERSION = "1.0"
@@ -25,6 +26,16 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.study.recall-requested.v1": v1.RecallRequested,
     "dicomvault.study.archived.v1": v1.StudyArchived,
     "dicomvault.study.evicted.v1": v1.StudyEvicted,
+    "dicomvault.job.created.v1": jobs_v1.JobCreated,
+    "dicomvault.job.started.v1": jobs_v1.JobStarted,
+    "dicomvault.job.progressed.v1": jobs_v1.JobProgressed,
+    "dicomvault.job.retry-scheduled.v1": jobs_v1.JobRetryScheduled,
+    "dicomvault.job.completed.v1": jobs_v1.JobCompleted,
+    "dicomvault.job.failed.v1": jobs_v1.JobFailed,
+    "dicomvault.job.waiting.v1": jobs_v1.JobWaiting,
+    "dicomvault.job.state-changed.v1": jobs_v1.JobStateChanged,
+    "dicomvault.queue.state-changed.v1": jobs_v1.QueueStateChanged,
+    "dicomvault.job.command-issued.v1": jobs_v1.JobCommandIssued,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

@@ -1,0 +1,61 @@
+# DICOM Vault — developer entry points. `make run` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+EXTRAS ?= test,k8s,media,transcode
+DATA_DIR ?= ./var
+export TCP_NODELAY := 1
+
+.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools bench clean
+
+help:
+	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
+	@echo "make test       install what the tests need (pip + Debian peers) and run them all"
+	@echo "make lint       ruff + import-linter (services never import each other)"
+	@echo "make proto      regenerate Python from proto/ ; make proto-check verifies it is current"
+	@echo "make bench      run the benchmarks under benchmarks/ and print their figures"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The Helm SDK is large (~250 MB): only the chart tests need it, so it is a separate step.
+$(VENV)/.chart-tools: $(VENV)/.installed
+	$(PIP) install -q -e ".[$(EXTRAS),chart]"
+	touch $@
+
+chart-tools: $(VENV)/.chart-tools
+
+peers:
+	scripts/install-peers.sh
+
+run: venv
+	$(VENV)/bin/dicomvault up --data-dir $(DATA_DIR)
+
+proto: venv
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs --pyi_out=libs $$(find proto -name '*.proto' | sort)
+
+proto-check: venv
+	scripts/proto-check.sh $(PY)
+
+lint: venv
+	$(VENV)/bin/ruff check libs services cli tests benchmarks
+	$(VENV)/bin/lint-imports
+
+test: venv chart-tools peers proto-check lint
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+test-fast: venv
+	$(VENV)/bin/pytest -x -q -p no:cacheprovider $(ARGS)
+
+bench: venv peers
+	$(PY) -m benchmarks.ingest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

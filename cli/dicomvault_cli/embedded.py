@@ -1,0 +1,252 @@
+"""The embedded archive: one process tree on one machine (`dicomvault up`, `make run`).
+
+Starts the Tansu broker (memory storage), creates the topics, then runs every service as a
+child process (`dicomvault run <service>`) with its settings in the environment and data
+under one folder. Children that die are restarted with backoff; Ctrl-C (or SIGTERM) stops
+them in reverse order, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from dicomvault.bus import ensure_topics
+from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.settings import BusSettings
+
+
+@dataclass
+class Child:
+    name: str
+    package: str
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+@dataclass
+class EmbeddedOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    broker_port: int = 9092
+    dimse_port: int = 11112
+    http_port: int = 8080
+    ae_title: str = "DICOMVAULT"
+    accept_any_calling_ae: bool = True
+    exporters_file: Path | None = None
+    stable_after_s: float = 30.0
+    log_json: bool = True
+
+
+def available(package: str) -> bool:
+    """A service is runnable once its package has a __main__ module."""
+    try:
+        return importlib.util.find_spec(f"{package}.__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
+    data = opts.data_dir.resolve()
+    common = {
+        "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bootstrap,
+        "DICOMVAULT_HTTP__HOST": opts.host,
+        "DICOMVAULT_CACHE__ROOT": str(data / "cache"),
+        "DICOMVAULT_LOG__JSON_FORMAT": "true" if opts.log_json else "false",
+    }
+    catalogue_url = f"http://{opts.host}:{opts.http_port + 1}"
+    children = [
+        Child("catalogue", "catalogue", opts.http_port + 1, {
+            "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'catalogue.db'}",
+            "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": str(opts.stable_after_s),
+        }),
+        Child("gateway", "dicom_gateway", opts.http_port, {
+            "DICOMVAULT_GATEWAY__AE_TITLE": opts.ae_title,
+            "DICOMVAULT_GATEWAY__DIMSE_HOST": opts.host,
+            "DICOMVAULT_GATEWAY__DIMSE_PORT": str(opts.dimse_port),
+            "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE": str(opts.accept_any_calling_ae).lower(),
+            "DICOMVAULT_GATEWAY__CATALOGUE_URL": catalogue_url,
+        }),
+        Child("hsm-archiver", "hsm_archiver", opts.http_port + 2, {
+            "DICOMVAULT_HSM__CATALOGUE_URL": catalogue_url,
+        }),
+        Child("optical-burner", "optical_burner", opts.http_port + 3, {
+            "DICOMVAULT_OPTICAL__CATALOGUE_URL": catalogue_url,
+            "DICOMVAULT_OPTICAL__VOLUME_STORE": str(data / "optical"),
+        }),
+        Child("commitment", "commitment", opts.http_port + 5, {
+            "DICOMVAULT_COMMITMENT__CATALOGUE_URL": catalogue_url,
+        }),
+    ]
+    if opts.exporters_file is not None:
+        children.append(Child("stow-exporter", "stow_exporter", opts.http_port + 4, {
+            "DICOMVAULT_EXPORTER__SPEC_FILE": str(opts.exporters_file.resolve()),
+            "DICOMVAULT_EXPORTER__SECRETS_DIR": str(data / "secrets"),
+            "DICOMVAULT_EXPORTER__CATALOGUE_URL": catalogue_url,
+        }))
+    for child in children:
+        child.env = {**common, "DICOMVAULT_HTTP__PORT": str(child.port), **child.env}
+    return [c for c in children if available(c.package)]
+
+
+class Supervisor:
+    def __init__(self, opts: EmbeddedOptions) -> None:
+        self.opts = opts
+        self.logs = opts.data_dir / "logs"
+        self.broker = EmbeddedBroker(port=opts.broker_port, host=opts.host,
+                                     log_path=self.logs / "broker.log")
+        self.children: list[Child] = []
+        self.stopping = asyncio.Event()
+
+    def _spawn(self, child: Child) -> None:
+        log = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "dicomvault_cli", "run", child.name],
+            env={**os.environ, **child.env}, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        child.started_at = time.monotonic()
+
+    async def _wait_ready(self, child: Child, timeout_s: float = 60.0) -> bool:
+        url = f"http://{self.opts.host}:{child.port}/readyz"
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline and not self.stopping.is_set():
+                if child.process is None or child.process.poll() is not None:
+                    return False
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        return False
+
+    async def run(self) -> int:
+        self.opts.data_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("logs", "cache", "secrets"):
+            (self.opts.data_dir / sub).mkdir(exist_ok=True)
+        self.broker.start()
+        bus = BusSettings(bootstrap_servers=self.broker.bootstrap_servers)
+        await ensure_topics(bus)
+        self.children = plan(self.opts, self.broker.bootstrap_servers)
+        say(f"broker      kafka://{self.broker.bootstrap_servers}  (Tansu, memory storage)")
+        for child in self.children:
+            self._spawn(child)
+            ok = await self._wait_ready(child)
+            state = "ready" if ok else f"NOT READY (see {self.logs / (child.name + '.log')})"
+            say(f"{child.name:<12} http://{self.opts.host}:{child.port}  {state}")
+        self._write_state()
+        say("")
+        say(f"DIMSE       {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
+            f"   e.g. storescu -aec {self.opts.ae_title} {self.opts.host} {self.opts.dimse_port} file.dcm")
+        say(f"DICOMweb    http://{self.opts.host}:{self.opts.http_port}/dicomweb")
+        say(f"catalogue   http://{self.opts.host}:{self.opts.http_port + 1}/api/v1")
+        if self.opts.accept_any_calling_ae:
+            say("WARNING     any calling AE title is accepted (embedded default); "
+                "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")
+        say(f"data        {self.opts.data_dir.resolve()}   logs in {self.logs.resolve()}")
+        say("Ctrl-C stops everything.")
+        await self._supervise()
+        return 0
+
+    async def _supervise(self) -> None:
+        while not self.stopping.is_set():
+            if self.broker.process is not None and self.broker.process.poll() is not None:
+                say("broker exited; restarting it (memory storage: topics are recreated, "
+                    "services rejoin and reconcile)")
+                self.broker.start()
+                await ensure_topics(BusSettings(bootstrap_servers=self.broker.bootstrap_servers))
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None:
+                    code = child.process.returncode
+                    child.restarts += 1
+                    delay = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                    say(f"{child.name} exited with {code}; restart #{child.restarts} in {delay:.0f}s")
+                    child.process = None
+                    await asyncio.sleep(delay)
+                    if not self.stopping.is_set():
+                        self._spawn(child)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    def _write_state(self) -> None:
+        state = {
+            "broker": self.broker.bootstrap_servers,
+            "services": {c.name: {"url": f"http://{self.opts.host}:{c.port}",
+                                  "pid": c.process.pid if c.process else None}
+                         for c in self.children},
+            "dimse": f"{self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}",
+        }
+        (self.opts.data_dir / "embedded.json").write_text(json.dumps(state, indent=2))
+
+    def shutdown(self) -> None:
+        for child in reversed(self.children):
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.process is not None:
+                try:
+                    child.process.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+        self.broker.stop()
+        (self.opts.data_dir / "embedded.json").unlink(missing_ok=True)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def up(opts: EmbeddedOptions) -> int:
+    sup = Supervisor(opts)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, sup.stopping.set)
+        try:
+            return await sup.run()
+        finally:
+            say("stopping…")
+            await asyncio.to_thread(sup.shutdown)
+            say("stopped.")
+
+    return asyncio.run(main())
+
+
+def status(data_dir: Path) -> int:
+    state_file = data_dir / "embedded.json"
+    if not state_file.exists():
+        say(f"no embedded archive running for {data_dir} (start it with `make run`)")
+        return 1
+    state = json.loads(state_file.read_text())
+    say(f"broker     {state['broker']}")
+    say(f"DIMSE      {state['dimse']}")
+    worst = 0
+    for name, svc in state["services"].items():
+        try:
+            r = httpx.get(svc["url"] + "/readyz", timeout=2.0)
+            text = "ready" if r.status_code == 200 else f"not ready: {r.text[:200]}"
+            worst = worst if r.status_code == 200 else 1
+        except httpx.HTTPError as exc:
+            text, worst = f"unreachable: {exc!r}", 1
+        say(f"{name:<12} {svc['url']}  pid {svc['pid']}  {text}")
+    return worst

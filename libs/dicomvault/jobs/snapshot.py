@@ -1,0 +1,52 @@
+"""Adopt a queue's unfinished jobs and its administrative state from the catalogue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import httpx
+
+from dicomvault.jobs.model import ACTIVE, Job, JobState, QueueState
+from dicomvault.jobs.runner import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+def job_from_json(d: dict) -> Job:
+    nb = d.get("not_before")
+    return Job(
+        id=d["job_id"], queue=d["queue"], kind=d["kind"], study_uid=d["study_instance_uid"],
+        target=d.get("target", ""), params=dict(d.get("params") or {}),
+        sop_uids=list(d.get("sop_instance_uids") or []), state=JobState(d["state"]),
+        attempt=int(d.get("attempts") or 0), max_retries=int(d.get("max_retries") or 0),
+        not_before=datetime.fromisoformat(nb) if nb else None, error=d.get("error") or "",
+        created_by=d.get("created_by") or "",
+    )
+
+
+async def adopt_from_catalogue(queue: JobQueue, catalogue_url: str, timeout_s: float = 10.0) -> int:
+    """Load the queue's active jobs and halted state; returns how many jobs were adopted.
+
+    Raises httpx.HTTPError when the catalogue cannot answer (callers retry later)."""
+    base = catalogue_url.rstrip("/")
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        r = await client.get(f"{base}/api/v1/queues/{queue.name}")
+        if r.status_code == 200 and r.json().get("state") == QueueState.HALTED:
+            queue.adopt_state(QueueState.HALTED, r.json().get("reason", ""))
+        adopted = 0
+        offset = 0
+        while True:
+            r = await client.get(f"{base}/api/v1/jobs", params={
+                "queue": queue.name, "state": ",".join(sorted(ACTIVE)), "limit": 500,
+                "offset": offset})
+            r.raise_for_status()
+            items = r.json().get("jobs", [])
+            for item in items:
+                adopted += queue.adopt(job_from_json(item))
+            if len(items) < 500:
+                break
+            offset += len(items)
+    if adopted:
+        log.info("jobs adopted from the catalogue", extra={"queue": queue.name, "jobs": adopted})
+    return adopted

@@ -1,0 +1,149 @@
+"""The jobs engine: retries with backoff, stalls on readiness, obeys administrators, records facts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer
+
+from dicomvault.bus import Publisher
+from dicomvault.events import Event
+from dicomvault.events.v1 import jobs_pb2 as pb
+from dicomvault.jobs import Job, JobQueue, JobState, Outcome, QueueState, RetryPolicy
+from dicomvault.settings import BusSettings
+
+from .test_bus import wait_for
+
+
+async def facts(settings: BusSettings, n: int) -> list[tuple[str, object]]:
+    consumer = AIOKafkaConsumer(settings.topics.jobs, bootstrap_servers=settings.bootstrap_servers,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[tuple[str, object]] = []
+    try:
+        while len(out) < n:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+            for records in batch.values():
+                for r in records:
+                    ev = Event.from_record(r.value, r.headers)
+                    out.append((ev.type, ev.payload))
+    finally:
+        await consumer.stop()
+    return out
+
+
+def make_queue(pub: Publisher, settings: BusSettings, execute, **kw) -> JobQueue:
+    return JobQueue(name="HSM1", kind="STORE", owner="test", publisher=pub, topics=settings.topics,
+                    execute=execute, retry=RetryPolicy(max_retries=2, initial_delay_s=0.05,
+                                                       max_delay_s=0.1), **kw)
+
+
+async def test_a_job_retries_then_succeeds_and_every_step_is_a_fact(bus_settings) -> None:
+    tries: list[int] = []
+
+    async def execute(job: Job, progress) -> Outcome:
+        tries.append(job.attempt)
+        if job.attempt < 2:
+            raise OSError("disk hiccup")
+        await progress(3, 0, 0, "all written", force=True)
+        return Outcome.done("stored", completed=3)
+
+    stop = asyncio.Event()
+    async with Publisher(bus_settings, "test") as pub:
+        queue = make_queue(pub, bus_settings, execute)
+        runner = asyncio.create_task(queue.run(stop))
+        job = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-1")
+        again = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-1")
+        assert again is job  # the same triggering event never makes a second job
+        await wait_for(lambda: job.state == JobState.DONE)
+        stop.set()
+        await runner
+        types = [t for t, _ in await facts(bus_settings, 7)]
+    assert tries == [1, 2]
+    # Job facts are keyed by job id (ordered per job); queue facts by queue name.
+    assert types.count("dicomvault.queue.state-changed.v1") == 1
+    assert [t for t in types if t.startswith("dicomvault.job.")] == [
+        "dicomvault.job.created.v1",
+        "dicomvault.job.started.v1", "dicomvault.job.retry-scheduled.v1",
+        "dicomvault.job.started.v1", "dicomvault.job.progressed.v1", "dicomvault.job.completed.v1",
+    ]
+
+
+async def test_retries_are_bounded(bus_settings) -> None:
+    async def execute(job: Job, progress) -> Outcome:
+        return Outcome.retry("peer refused association")
+
+    stop = asyncio.Event()
+    async with Publisher(bus_settings, "test") as pub:
+        queue = make_queue(pub, bus_settings, execute)
+        runner = asyncio.create_task(queue.run(stop))
+        job = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-2")
+        await wait_for(lambda: job.state == JobState.FAILED)
+        assert job.attempt == 3 and job.error == "peer refused association"
+        stop.set()
+        await runner
+
+
+async def test_queue_stalls_while_not_ready_and_drains_when_fixed(bus_settings) -> None:
+    ready = {"reason": "sentinel file missing"}
+    done: list[str] = []
+
+    async def readiness() -> str | None:
+        return ready["reason"]
+
+    async def execute(job: Job, progress) -> Outcome:
+        done.append(job.study_uid)
+        return Outcome.done()
+
+    stop = asyncio.Event()
+    async with Publisher(bus_settings, "test") as pub:
+        queue = make_queue(pub, bus_settings, execute, readiness=readiness,
+                           readiness_interval_s=0.05)
+        runner = asyncio.create_task(queue.run(stop))
+        await queue.submit("1.2.3", target="HSM1", dedupe_key="a")
+        await wait_for(lambda: queue.state == QueueState.STALLED)
+        assert queue.reason == "sentinel file missing" and done == []
+        ready["reason"] = None
+        await wait_for(lambda: done == ["1.2.3"])
+        assert queue.state == QueueState.RUNNING
+        stop.set()
+        await runner
+
+
+async def test_administrator_commands(bus_settings) -> None:
+    gate = asyncio.Event()
+
+    async def execute(job: Job, progress) -> Outcome:
+        if job.study_uid == "1.1":
+            await gate.wait()  # a long-running job, cancelled below
+        return Outcome.done() if job.study_uid != "1.3" else Outcome.failed_permanently("bad")
+
+    def cmd(command, **kw) -> pb.JobCommandIssued:
+        return pb.JobCommandIssued(command=command, queue="HSM1", issued_by="admin", **kw)
+
+    C = pb.JobCommandIssued
+    stop = asyncio.Event()
+    async with Publisher(bus_settings, "test") as pub:
+        queue = make_queue(pub, bus_settings, execute, concurrency=2)
+        runner = asyncio.create_task(queue.run(stop))
+        long = await queue.submit("1.1", target="HSM1", dedupe_key="1")
+        await wait_for(lambda: long.state == JobState.IN_PROGRESS)
+        await queue.apply_command(cmd(C.CANCEL_JOB, job_id=long.id))
+        assert long.state == JobState.CANCELLED
+        # Paused: new jobs wait.
+        await queue.apply_command(cmd(C.PAUSE_QUEUE))
+        waiting = await queue.submit("1.2", target="HSM1", dedupe_key="2")
+        await asyncio.sleep(0.3)
+        assert waiting.state == JobState.NEW and queue.state == QueueState.HALTED
+        await queue.apply_command(cmd(C.RESUME_QUEUE))
+        await wait_for(lambda: waiting.state == JobState.DONE)
+        # A failed job can be retried; a suspended one waits until resumed.
+        bad = await queue.submit("1.3", target="HSM1", dedupe_key="3")
+        await wait_for(lambda: bad.state == JobState.FAILED)
+        await queue.apply_command(cmd(C.SUSPEND_JOB, job_id=bad.id))
+        assert bad.state == JobState.FAILED  # terminal jobs cannot be suspended
+        await queue.apply_command(cmd(C.RETRY_JOB, job_id=bad.id))
+        await wait_for(lambda: bad.state == JobState.FAILED and bad.attempt == 1)
+        assert queue.counts()["CANCELLED"] == 1 and queue.counts()["DONE"] == 1
+        stop.set()
+        await runner
