@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings
 

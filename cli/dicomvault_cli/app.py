@@ -22,6 +22,38 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="DICOM Vault: event-sourced DICOM archive.")
 catalogue_app = typer.Typer(no_args_is_help=True, help="Catalogue maintenance.")
 app.add_typer(catalogue_app, name="catalogue")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queue: list and replay.")
+app.add_typer(dlq_app, name="dlq")
+
+
+def _bus():
+    from dicomvault.settings import SETTINGS_CONFIG, BusSettings
+    from pydantic_settings import BaseSettings
+
+    class CliSettings(BaseSettings):
+        model_config = SETTINGS_CONFIG
+        bus: BusSettings = BusSettings()
+
+    return CliSettings().bus
+
+
+@dlq_app.command("list")
+def dlq_list() -> None:
+    """Print every dead letter as a JSON line: where it came from, its type, id and error."""
+    from dicomvault_cli.dlq import list_main
+
+    list_main(_bus())
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ce_type: str | None = typer.Option(None, help="Only records of this CloudEvents type."),
+    ce_id: str | None = typer.Option(None, help="Only the record with this event id."),
+) -> None:
+    """Send dead letters back to their original topic (consumers de-duplicate by ce_id)."""
+    from dicomvault_cli.dlq import replay_main
+
+    typer.echo(f"replayed {replay_main(_bus(), ce_type, ce_id)} record(s)")
 
 
 @app.command()
@@ -48,7 +80,8 @@ def up(
     json_logs: bool = typer.Option(True, help="Service logs as JSON lines (else console)."),
 ) -> None:
     """Start the embedded archive: broker, catalogue (SQLite), gateway and every service."""
-    from dicomvault_cli.embedded import EmbeddedOptions, up as start
+    from dicomvault_cli.embedded import EmbeddedOptions
+    from dicomvault_cli.embedded import up as start
 
     if exporters is None and Path("examples/exporters.yaml").exists():
         typer.echo("(exporters: none; pass --exporters examples/exporters.yaml to export)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from dicomvault.store import FileStore, InvalidUID, StoreError, instance_key, validate_uid
 
 

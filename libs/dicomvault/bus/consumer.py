@@ -118,7 +118,7 @@ class ConsumerLoop:
         )
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        await ensure_topics(self._s, self._topics)
+        await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
         self._committed.clear()
         next_check = time.monotonic() + self._s.health_check_interval_s
         while not self._stopping.is_set():
@@ -136,7 +136,7 @@ class ConsumerLoop:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self._s.health_check_interval_s
                 if await self._broker_was_reset(consumer):
-                    await ensure_topics(self._s, self._topics)
+                    await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
                     # Forget positions: a fresh member starts from the beginning of each log.
                     raise _Rejoin()
 

@@ -35,6 +35,9 @@ class Publisher:
         self.resets = 0
 
     async def start(self) -> None:
+        # Tansu acknowledges writes to a topic that does not exist and drops them: every
+        # topic this publisher may write to must exist before the first send.
+        await ensure_topics(self._settings)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.bootstrap_servers,
             client_id=self._client_id,
