@@ -27,8 +27,9 @@ app.add_typer(dlq_app, name="dlq")
 
 
 def _bus():
-    from dicomvault.settings import SETTINGS_CONFIG, BusSettings
     from pydantic_settings import BaseSettings
+
+    from dicomvault.settings import SETTINGS_CONFIG, BusSettings
 
     class CliSettings(BaseSettings):
         model_config = SETTINGS_CONFIG

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from dicomvault.bus import Publisher
 from dicomvault.settings import BusSettings
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from dicomvault.bus import ensure_topics
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.settings import BusSettings
