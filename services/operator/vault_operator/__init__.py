@@ -1,0 +1,1 @@
+"""The dicomvault operator: Exporter custom resources reconciled into stow-exporter Deployments."""

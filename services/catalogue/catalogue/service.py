@@ -1,0 +1,85 @@
+"""The catalogue service: migrate, consume every fact, emit StudyStable, serve the API.
+
+``run`` wires: the database (Alembic ``upgrade head``, retried until the database answers),
+the publisher (StudyStable, dead letters), the consumer loop of the instances and studies
+topics with ``Policy`` as handler, the StudyStable emitter and the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from catalogue import metrics
+from catalogue.api import Server, build_app
+from catalogue.db import make_engine, migrate, sessions
+from catalogue.handlers import Policy, journal_size
+from catalogue.settings import CatalogueSettings
+from catalogue.stable import StableEmitter
+from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+async def _prepare_database(settings: CatalogueSettings, engine, stop: asyncio.Event) -> bool:
+    """Migrate (if asked) and read the journal size; retried until it works or stop."""
+    while not stop.is_set():
+        try:
+            if settings.catalogue.migrate_on_start:
+                await migrate(engine)
+            async with sessions(engine)() as session:
+                metrics.JOURNAL_ROWS.set(await journal_size(session))
+            return True
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("catalogue database not available, will retry", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.catalogue.db_retry_s)
+    return False
+
+
+async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
+    bus, cs = settings.bus, settings.catalogue
+    engine = make_engine(settings.database.resolved_url(), settings.database.echo)
+    try:
+        if not await _prepare_database(settings, engine, stop):
+            return
+        await ensure_topics(bus)
+        maker = sessions(engine)
+        async with Publisher(bus, client_id=cs.client_id) as publisher:
+            loop = ConsumerLoop(bus, group_id=cs.group_id,
+                                topics=[bus.topics.instances, bus.topics.studies],
+                                handler=Policy(maker), dlq=publisher, client_id=cs.client_id,
+                                on_record=metrics.on_record)
+            emitter = StableEmitter(settings, maker, publisher)
+            app = build_app(maker, loop.ready.is_set, cs.find_max_limit)
+            server = Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
+                                           log_config=None, access_log=False, lifespan="off"))
+            tasks = [asyncio.create_task(loop.run(), name="consumer"),
+                     asyncio.create_task(emitter.run(stop), name="stable-emitter"),
+                     asyncio.create_task(server.serve(), name="http")]
+            log.info("catalogue started", extra={"port": settings.http.port,
+                                                 "group": cs.group_id})
+            try:
+                done, _ = await asyncio.wait(
+                    [asyncio.create_task(stop.wait(), name="stop"), *tasks],
+                    return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.get_name() == "stop":
+                        continue
+                    if task.cancelled() or task.exception() is None:
+                        log.error("catalogue task %s ended early", task.get_name())
+                    else:
+                        log.error("catalogue task failed", exc_info=task.exception(),
+                                  extra={"task": task.get_name()})
+            finally:
+                stop.set()
+                loop.stop()
+                server.should_exit = True
+                await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await engine.dispose()
+        log.info("catalogue stopped")

@@ -1,0 +1,61 @@
+"""Settings of the catalogue: shared sections plus ``catalogue`` (consumer, StudyStable)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings
+
+from dicomvault.settings import (
+    SETTINGS_CONFIG,
+    BusSettings,
+    DatabaseSettings,
+    HttpSettings,
+    LogSettings,
+)
+
+
+class CatalogueHttp(HttpSettings):
+    """The catalogue's HTTP listener: REST API, /metrics, health."""
+
+    port: int = Field(8081, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+
+
+class CatalogueSection(BaseModel):
+    """The catalogue's own behaviour."""
+
+    group_id: str = Field("catalogue", description="Consumer group of the instances and studies topics.")
+    client_id: str = Field("catalogue", description="Kafka client id of the consumer and publisher.")
+    stable_after_s: float = Field(
+        30.0, gt=0, description="Quiet period: a study that received nothing for this long is stable."
+    )
+    stable_check_interval_s: float = Field(
+        2.0, gt=0, description="How often the StudyStable emitter looks for quiet studies."
+    )
+    stable_republish_after_s: float = Field(
+        120.0, gt=0,
+        description="Publish StudyStable again if the catalogue has not consumed it after this long "
+        "(e.g. the embedded broker lost it).",
+    )
+    stable_batch: int = Field(500, ge=1, description="Most studies announced stable per check.")
+    migrate_on_start: bool = Field(True, description="Run Alembic `upgrade head` at start-up.")
+    db_retry_s: float = Field(2.0, gt=0, description="Delay between start-up database attempts.")
+    find_max_limit: int = Field(10_000, ge=1, description="Ceiling of a find request's page size.")
+
+
+class CatalogueSettings(BaseSettings):
+    """Everything the catalogue reads from ``DICOMVAULT_*``."""
+
+    model_config = SETTINGS_CONFIG
+
+    bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
+    http: CatalogueHttp = Field(
+        default_factory=CatalogueHttp,
+        description="REST API, /metrics and health listener (default port 8081).",
+    )
+    database: DatabaseSettings = Field(
+        default_factory=DatabaseSettings, description="The catalogue database (SQLite or PostgreSQL)."
+    )
+    catalogue: CatalogueSection = Field(
+        default_factory=CatalogueSection, description="Consumer group and StudyStable emitter."
+    )

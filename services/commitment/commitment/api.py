@@ -1,0 +1,75 @@
+"""REST on the http port: /metrics, /healthz, /readyz, /api/v1/commitments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from commitment.metrics import REGISTRY
+from dicomvault.metrics import metrics_app
+
+if TYPE_CHECKING:
+    from commitment.service import Commitment
+
+
+class InstanceRef(BaseModel):
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+class CommitmentRequest(BaseModel):
+    """Ask a remote AE to commit to instances of a study (becomes CommitmentRequested)."""
+
+    study_instance_uid: str
+    remote_ae: str = Field(..., description="A key of the modalities table.")
+    instances: list[InstanceRef] = Field(
+        default_factory=list, description="Empty: every instance the catalogue knows in the study.")
+    delete_after_commit: bool | None = Field(
+        None, description="Evict the cache copy after a full success (default: the setting).")
+    requested_by: str = Field("api", description="Who asks; recorded on the job.")
+
+
+def build_app(service: Commitment) -> FastAPI:
+    app = FastAPI(title="DICOM Vault commitment", docs_url=None, redoc_url=None)
+    app.mount("/metrics/", metrics_app(REGISTRY))
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        reason = service.not_ready()
+        if reason:
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get("/api/v1/commitments")
+    async def list_commitments(role: str | None = Query(None, pattern="^(scp|scu)$"),
+                               limit: int = Query(100, ge=1, le=1000)) -> dict:
+        return {"commitments": service.recent.list(role, limit),
+                "queues": service.queue_summary()}
+
+    @app.post("/api/v1/commitments", status_code=202)
+    async def request_commitment(body: CommitmentRequest) -> dict:
+        try:
+            return await service.request(body.study_instance_uid, body.remote_ae,
+                                         [(i.sop_class_uid, i.sop_instance_uid)
+                                          for i in body.instances],
+                                         body.delete_after_commit, body.requested_by)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except RuntimeError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    return app

@@ -1,0 +1,151 @@
+"""COMMIT_SCP jobs: a modality asked us to commit; check each instance, then report.
+
+The report goes on the requesting association while it is still open (and after our
+N-ACTION response), otherwise on a new association to the modality's host and port
+(PS3.4 J.3.3). A report that cannot be delivered is retried with the job's retry policy;
+when the retries are spent the job is FAILED, visibly, with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from commitment import handlers as h
+from commitment import metrics, verify
+from commitment.catalogue import CatalogueClient, CatalogueUnavailable
+from commitment.dimse import Dimse, DimseError, Peer
+from commitment.recent import Recent, Transaction
+from commitment.settings import CommitmentSection
+from dicomvault.jobs import Job, JobQueue, Outcome
+from dicomvault.store import FileStore
+
+log = logging.getLogger(__name__)
+
+QUEUE = "commitment-scp"
+
+
+@dataclass
+class OpenRequest:
+    """The association a request came on, while it may still carry the report."""
+
+    assoc: object
+    message_id: int
+    received: float = field(default_factory=time.monotonic)
+    answered: threading.Event = field(default_factory=threading.Event)
+
+
+class ScpJobs:
+    def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: FileStore,
+                 recent: Recent) -> None:
+        self.cfg = cfg
+        self.catalogue = catalogue
+        self.store = store
+        self.recent = recent
+        self.dimse: Dimse | None = None
+        self.queue: JobQueue | None = None
+        self.open: dict[str, OpenRequest] = {}
+        self.received: dict[str, float] = {}
+
+    def may_request(self, calling_ae: str) -> bool:
+        modality = self.cfg.modalities.get(calling_ae)
+        return modality is not None and modality.permissions.may_request_commitment
+
+    async def accept(self, calling_ae: str, request: h.CommitRequest, assoc,
+                     message_id: int) -> Job:
+        """Record the request as a job (before the N-ACTION is answered)."""
+        txn = request.transaction_uid
+        self.open[txn] = OpenRequest(assoc, message_id)
+        self.received.setdefault(txn, time.monotonic())
+        job = await self.queue.submit(
+            "", target=calling_ae, dedupe_key=f"{calling_ae}/{txn}",
+            params={"transaction_uid": txn, "calling_ae": calling_ae,
+                    "sop_classes": "\\".join(r.sop_class_uid for r in request.refs)},
+            sop_uids=[r.sop_instance_uid for r in request.refs],
+            created_by=f"dimse:{calling_ae}")
+        if self.recent.get(txn) is None:
+            self.recent.add(Transaction(txn, "scp", calling_ae, job.id, state="received",
+                                        requested=len(request.refs)))
+        metrics.REQUESTS.labels("scp", "accepted").inc()
+        log.info("storage commitment request accepted",
+                 extra={"calling_ae": calling_ae, "transaction_uid": txn, "job": job.id,
+                        "instances": len(request.refs)})
+        return job
+
+    def answered(self, assoc, message_id: int | None) -> None:
+        for req in list(self.open.values()):
+            if req.assoc is assoc and (message_id is None or req.message_id == message_id):
+                req.answered.set()
+
+    async def execute(self, job: Job, progress) -> Outcome:
+        txn, calling = job.params["transaction_uid"], job.params["calling_ae"]
+        classes = job.params.get("sop_classes", "").split("\\")
+        refs = [h.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
+        try:
+            found = await self.catalogue.lookup(job.sop_uids)
+            archived: set[str] = set()
+            if self.cfg.policy.archived:  # study-level copies (HSM tar, optical volume, PACS)
+                studies = {loc["study_instance_uid"] for locs in found.values() for loc in locs}
+                for study in studies:
+                    n = len({loc["sop_instance_uid"] for locs in found.values() for loc in locs
+                             if loc["study_instance_uid"] == study})
+                    if verify.archived_study(await self.catalogue.study_archives(study), n):
+                        archived.add(study)
+        except CatalogueUnavailable as exc:
+            return Outcome.retry(f"catalogue unavailable: {exc}")
+        committed, failed = await asyncio.to_thread(
+            verify.check, refs, found, self.store, self.cfg.policy, archived)
+        event_type, info = h.build_report(txn, committed, failed)
+        failures = [{"sop_instance_uid": f.sop_instance_uid, "failure_reason": f.failure_reason,
+                     "description": f.description} for f in failed]
+        self.recent.update(txn, committed=len(committed), failed=failures)
+        try:
+            how = await self._deliver(calling, txn, event_type, info)
+        except DimseError as exc:
+            metrics.REQUESTS.labels("scp", "report_failed").inc()
+            self.recent.update(txn, state="report_failed", message=str(exc))
+            return Outcome.retry(f"report to {calling} not delivered: {exc}",
+                                 completed=len(committed), failed=len(failed))
+        self.open.pop(txn, None)
+        started = self.received.pop(txn, None)
+        if started is not None:
+            metrics.REPORT_LATENCY.labels("scp").observe(time.monotonic() - started)
+        metrics.REQUESTS.labels("scp", "reported").inc()
+        metrics.INSTANCES.labels("scp", "committed").inc(len(committed))
+        metrics.INSTANCES.labels("scp", "failed").inc(len(failed))
+        message = (f"reported to {calling} {how}: {len(committed)} committed, "
+                   f"{len(failed)} failed (event type {event_type})")
+        self.recent.update(txn, state="reported", message=message)
+        log.info("storage commitment reported", extra={"transaction_uid": txn, "job": job.id,
+                                                       "committed": len(committed),
+                                                       "failed": len(failed)})
+        return Outcome.done(message, completed=len(committed), failed=len(failed), result={
+            "transaction_uid": txn, "event_type": str(event_type),
+            "failed": ",".join(f"{f.sop_instance_uid}:0x{f.failure_reason:04X}" for f in failed)})
+
+    async def _deliver(self, calling: str, txn: str, event_type: int, info) -> str:
+        req = self.open.get(txn)
+        if self.cfg.same_association and req is not None and req.assoc.is_established:
+            # Our N-ACTION response must leave first (PS3.4: the report follows it).
+            await asyncio.to_thread(req.answered.wait, self.cfg.dimse_timeout_s)
+            try:
+                await asyncio.to_thread(self.dimse.send_report_on, req.assoc, event_type, info)
+                return "on the requesting association"
+            except DimseError as exc:
+                log.info("requesting association unusable, opening a new one",
+                         extra={"transaction_uid": txn, "error": str(exc)})
+        self.open.pop(txn, None)
+        modality = self.cfg.modalities.get(calling)
+        if modality is None:
+            raise DimseError(f"{calling} is not in the modalities table (no host/port)")
+        await asyncio.to_thread(self.dimse.send_report, Peer(calling, modality.host,
+                                                             modality.port), event_type, info)
+        return "on a new association"
+
+    def on_failed(self, job: Job) -> None:
+        txn = job.params.get("transaction_uid", "")
+        self.open.pop(txn, None)
+        self.received.pop(txn, None)
+        self.recent.update(txn, state="failed", message=job.error)

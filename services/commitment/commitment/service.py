@@ -1,0 +1,208 @@
+"""The commitment service: DIMSE listener, two job queues, the bus consumer and the REST API.
+
+Consumes: CommitmentRequested (studies topic) → COMMIT_SCU jobs; JobCommandIssued
+(job-commands topic) → the queues. Produces: job facts, StudyCommitted, StudyEvicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from commitment import handlers as h
+from commitment import metrics
+from commitment.api import build_app
+from commitment.catalogue import CatalogueClient, CatalogueUnavailable
+from commitment.dimse import Dimse
+from commitment.recent import Recent
+from commitment.scp import QUEUE as SCP_QUEUE
+from commitment.scp import ScpJobs
+from commitment.scu import QUEUE as SCU_QUEUE
+from commitment.scu import SOURCE, ScuJobs
+from commitment.settings import CommitmentSettings
+from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
+from dicomvault.events import Event, deterministic_id
+from dicomvault.events.v1 import commitment_pb2 as cpb
+from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue
+from dicomvault.store import FileStore, InvalidUID, validate_uid
+
+log = logging.getLogger(__name__)
+
+
+class Commitment:
+    """What the DIMSE handlers, the consumer and the API call."""
+
+    def __init__(self, settings: CommitmentSettings, publisher: Publisher) -> None:
+        self.settings = settings
+        cfg = settings.commitment
+        self.cfg = cfg
+        self.pub = publisher
+        self.store = FileStore(settings.cache.root, fsync=settings.cache.fsync)
+        self.catalogue = CatalogueClient(cfg.catalogue_url)
+        self.recent = Recent(cfg.recent)
+        self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent)
+        self.scu = ScuJobs(cfg, self.catalogue, self.store, self.recent, publisher,
+                           settings.bus.topics)
+        common = {"owner": "commitment", "publisher": publisher, "topics": settings.bus.topics,
+                  "concurrency": cfg.concurrency, "observer": self._observe}
+        self.scp.queue = JobQueue(name=SCP_QUEUE, kind="COMMIT_SCP", execute=self.scp.execute,
+                                  retry=cfg.report_retry, **common)
+        self.scu.queue = JobQueue(name=SCU_QUEUE, kind="COMMIT_SCU", execute=self.scu.execute,
+                                  retry=cfg.request_retry, **common)
+        self.queues = [self.scp.queue, self.scu.queue]
+        self.dimse: Dimse | None = None
+        self.consumer: ConsumerLoop | None = None
+        self.adopted = False
+
+    # --- DIMSE side (called through the Bridge) -------------------------------------------
+    def may_request(self, calling_ae: str) -> bool:
+        return self.scp.may_request(calling_ae)
+
+    def count_refused(self, outcome: str) -> None:
+        metrics.REQUESTS.labels("scp", outcome).inc()
+
+    async def accept_request(self, calling_ae: str, request: h.CommitRequest, assoc,
+                             message_id: int) -> Job:
+        return await self.scp.accept(calling_ae, request, assoc, message_id)
+
+    def n_action_answered(self, assoc, message_id: int | None) -> None:
+        self.scp.answered(assoc, message_id)
+
+    async def report_received(self, report: h.CommitReport) -> int:
+        return await self.scu.report_received(report)
+
+    # --- bus side -------------------------------------------------------------------------
+    async def policy(self, event: Event) -> None:
+        payload = event.payload
+        if isinstance(payload, cpb.CommitmentRequested):
+            if not payload.instances or not payload.remote_ae:
+                raise PermanentError("CommitmentRequested without instances or remote AE")
+            await self.scu.requested(event)
+        elif isinstance(payload, jpb.JobCommandIssued):
+            for queue in self.queues:
+                if await queue.apply_command(payload):
+                    break
+
+    async def request(self, study_uid: str, remote_ae: str, pairs: list[tuple[str, str]],
+                      delete_after_commit: bool | None, requested_by: str) -> dict:
+        """POST /api/v1/commitments: publish CommitmentRequested; the consumer makes the job."""
+        try:
+            validate_uid(study_uid, "Study Instance UID")
+            for cls, inst in pairs:
+                validate_uid(cls, "SOP Class UID")
+                validate_uid(inst, "SOP Instance UID")
+        except InvalidUID as exc:
+            raise ValueError(str(exc)) from exc
+        if remote_ae not in self.cfg.modalities:
+            raise ValueError(f"{remote_ae} is not in the modalities table")
+        if not pairs:
+            try:
+                locations = await self.catalogue.study_locations(study_uid)
+            except CatalogueUnavailable as exc:
+                raise RuntimeError(str(exc)) from exc
+            pairs = sorted({(loc["sop_class_uid"], loc["sop_instance_uid"]) for loc in locations})
+            if not pairs:
+                raise LookupError(f"the catalogue knows no instance of study {study_uid}")
+        delete = self.cfg.delete_after_commit if delete_after_commit is None else delete_after_commit
+        event = Event(payload=cpb.CommitmentRequested(
+            study_instance_uid=study_uid, remote_ae=remote_ae, requested_by=f"api:{requested_by}",
+            delete_after_commit=delete, instances=[
+                cpb.SopReference(sop_class_uid=c, sop_instance_uid=i) for c, i in pairs]),
+            source=SOURCE, subject=study_uid)
+        try:
+            await self.pub.publish(self.settings.bus.topics.studies, event, key=study_uid)
+        except PublishError as exc:
+            raise RuntimeError(str(exc)) from exc
+        return {"event_id": event.id, "job_id": deterministic_id("job", SCU_QUEUE, event.id),
+                "instances": len(pairs)}
+
+    # --- jobs -----------------------------------------------------------------------------
+    def _observe(self, what: str, job: Job | None) -> None:
+        if job is None or what.startswith("duration:"):
+            return
+        metrics.JOBS.labels(job.queue, what).inc()
+        for queue in self.queues:
+            metrics.QUEUE_DEPTH.labels(queue.name).set(queue.depth())
+        if what in ("failed", "cancelled"):
+            if job.queue == SCP_QUEUE:
+                self.scp.on_failed(job)
+            else:
+                self.scu.on_ended(job)
+        elif what == "done" and job.queue == SCU_QUEUE:
+            self.scu.on_ended(job)
+
+    async def adopt(self, stop: asyncio.Event) -> None:
+        """Take over unfinished jobs from the catalogue; retried until it answers."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                for queue in self.queues:
+                    await adopt_from_catalogue(queue, self.cfg.catalogue_url)
+                self.adopted = True
+                return
+            except Exception as exc:  # noqa: BLE001 - httpx errors, catalogue not up yet
+                log.warning("jobs not adopted yet", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)
+
+    def queue_summary(self) -> list[dict]:
+        return [{"queue": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
+                 "counts": q.counts()} for q in self.queues]
+
+    def not_ready(self) -> str:
+        if self.dimse is None or self.dimse.server is None:
+            return "DIMSE listener not started"
+        if self.consumer is None or not self.consumer.ready.is_set():
+            return "bus consumer not assigned (broker unreachable?)"
+        return ""
+
+
+class _Server(uvicorn.Server):
+    def capture_signals(self):  # the service's own SIGTERM handler stops everything
+        return contextlib.nullcontext()
+
+
+async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
+    topics = settings.bus.topics
+    async with Publisher(settings.bus, "commitment") as publisher:
+        service = Commitment(settings, publisher)
+        bridge = h.Bridge(asyncio.get_running_loop(), service,
+                          timeout_s=settings.commitment.dimse_timeout_s)
+        service.dimse = service.scp.dimse = service.scu.dimse = Dimse(settings.commitment, bridge)
+        port = await asyncio.to_thread(service.dimse.start)
+        log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,
+                                                  "port": port})
+        service.consumer = ConsumerLoop(
+            settings.bus, group_id="commitment", topics=[topics.studies, topics.job_commands],
+            handler=service.policy, dlq=publisher, client_id="commitment")
+        server = _Server(uvicorn.Config(build_app(service), host=settings.http.host,
+                                        port=settings.http.port, log_config=None,
+                                        lifespan="off", access_log=False))
+        tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]
+        tasks += [asyncio.create_task(service.consumer.run(), name="consumer"),
+                  asyncio.create_task(server.serve(), name="http"),
+                  asyncio.create_task(service.adopt(stop), name="adopt")]
+        try:
+            # Until stopped; a part that dies (the HTTP port taken, …) takes the service down.
+            pending = {asyncio.create_task(stop.wait()), *tasks}
+            while not stop.is_set():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    break
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()
+                    if task.get_name() in ("http", "consumer") or task.get_name().startswith(
+                            "queue-"):
+                        raise RuntimeError(f"{task.get_name()} stopped on its own")
+        finally:
+            stop.set()
+            service.consumer.stop()
+            server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(service.dimse.stop)

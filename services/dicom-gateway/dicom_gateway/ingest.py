@@ -1,0 +1,175 @@
+"""The C-STORE path: validate, write the Part 10 file durably, publish InstanceStored, answer.
+
+Runs in pynetdicom's association threads; publishing crosses into asyncio through the Bridge.
+Nothing is half-recorded: a file written for a request whose InstanceStored the broker did not
+take is removed again (or the copy it replaced is put back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dicom_gateway import metrics
+from dicom_gateway import statuses as st
+from dicom_gateway.bridge import Bridge, BridgeTimeout
+from dicom_gateway.part10 import Malformed, check_framing, instance_stored, read_header
+from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
+from dicomvault.bus import Publisher, PublishError
+from dicomvault.events import Event, deterministic_id
+from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.store import FileStore, InvalidUID, StoreError, instance_key, validate_uid
+
+log = logging.getLogger(__name__)
+
+SOURCE = "dicomvault/dicom-gateway"
+STORED_TYPE = "dicomvault.instance.stored.v1"
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """One received C-STORE, independent of pynetdicom."""
+
+    affected_sop_class_uid: str
+    affected_sop_instance_uid: str
+    transfer_syntax_uid: str
+    dataset: bytes  # as the peer encoded it, without file meta
+    part10: Callable[[], bytes]  # the same bytes as a Part 10 file (preamble + file meta)
+    calling_ae: str
+    called_ae: str
+    received: float  # epoch seconds when the dataset was complete
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    comment: str = ""
+
+
+def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "") -> Event:
+    """InstanceStored with an id derived from (key, content): re-emitting it is the same fact."""
+    parts = [STORED_TYPE, msg.storage_key, msg.sha256]
+    if replaces_sha256:
+        parts += ["replaces", replaces_sha256]
+    return Event(payload=msg, source=SOURCE, subject=msg.study_instance_uid,
+                 id=deterministic_id(*parts))
+
+
+class Ingest:
+    def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
+                 bridge: Bridge) -> None:
+        self.settings = settings
+        self.policy = settings.gateway.duplicate_policy
+        self.store = store
+        self.publisher = publisher
+        self.bridge = bridge
+        self.topic = settings.bus.topics.instances
+        self._locks = [threading.Lock() for _ in range(64)]  # striped by storage key
+
+    def _publish(self, event: Event, source: str) -> None:
+        """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
+        try:
+            self.bridge.call(
+                self.publisher.publish(self.topic, event, key=event.subject),
+                timeout_s=self.settings.gateway.store_timeout_s)
+        except (PublishError, BridgeTimeout, RuntimeError) as exc:
+            metrics.PUBLISH_FAILURES.labels(source).inc()
+            raise PublishError(str(exc)) from exc
+
+    def handle(self, rq: StoreRequest) -> Outcome:
+        try:
+            return self._handle(rq)
+        except Exception:  # noqa: BLE001 - every exit is a named status
+            log.exception("C-STORE failed unexpectedly")
+            return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
+
+    def _handle(self, rq: StoreRequest) -> Outcome:
+        # 1. The request's own UIDs, then the dataset's framing and header.
+        try:
+            affected_class = validate_uid(rq.affected_sop_class_uid, "Affected SOP Class UID")
+            affected_sop = validate_uid(rq.affected_sop_instance_uid, "Affected SOP Instance UID")
+        except InvalidUID as exc:
+            return Outcome(st.DATASET_DOES_NOT_MATCH, str(exc))
+        try:
+            check_framing(rq.dataset, rq.transfer_syntax_uid)
+            part10 = rq.part10()
+            header = read_header(part10)
+        except Malformed as exc:
+            return Outcome(st.CANNOT_UNDERSTAND, str(exc))
+        try:
+            sop_class = validate_uid(header["SOPClassUID"], "SOP Class UID")
+            sop = validate_uid(header["SOPInstanceUID"], "SOP Instance UID")
+            key = instance_key(str(header["StudyInstanceUID"]),
+                               str(header["SeriesInstanceUID"]), sop)
+        except InvalidUID as exc:
+            return Outcome(st.DATASET_DOES_NOT_MATCH, str(exc))
+        if sop != affected_sop:
+            return Outcome(st.DATASET_DOES_NOT_MATCH,
+                           "SOP Instance UID differs from Affected SOP Instance UID")
+        if sop_class != affected_class:
+            return Outcome(st.DATASET_DOES_NOT_MATCH,
+                           "SOP Class UID differs from Affected SOP Class UID")
+        metrics.RECEIVED_BYTES.inc(len(part10))
+        sha = hashlib.sha256(part10).hexdigest()
+        msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
+                              calling_ae=rq.calling_ae, called_ae=rq.called_ae, source="dimse",
+                              received=rq.received)
+        with self._locks[hash(key) % len(self._locks)]:
+            return self._write_and_publish(key, part10, msg)
+
+    def _write_and_publish(self, key: str, part10: bytes, msg: v1.InstanceStored) -> Outcome:
+        # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
+        previous: bytes | None = None
+        try:
+            if self.store.exists(key):
+                previous = self.store.get(key)
+        except StoreError as exc:
+            log.error("cannot read a stored copy", extra={"key": key, "error": str(exc)})
+            return Outcome(st.OUT_OF_RESOURCES, "cannot read the stored copy")
+        replaces = ""
+        if previous is not None:
+            old_sha = hashlib.sha256(previous).hexdigest()
+            if old_sha == msg.sha256:
+                metrics.DUPLICATES.labels("identical").inc()
+                try:  # publish again: harmless (same event id), and heals a lost event
+                    self._publish(stored_event(msg), "dimse")
+                except PublishError as exc:
+                    return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
+                return Outcome(st.SUCCESS)
+            if self.policy is DuplicatePolicy.REJECT:
+                metrics.DUPLICATES.labels("rejected").inc()
+                return Outcome(st.DUPLICATE_SOP_INSTANCE,
+                               "SOP Instance UID already stored with other content")
+            if self.policy is DuplicatePolicy.KEEP:
+                metrics.DUPLICATES.labels("kept").inc()
+                return Outcome(st.SUCCESS)
+            metrics.DUPLICATES.labels("replaced").inc()
+            replaces = old_sha
+        # 3. Durable file, then the event; only then Success.
+        try:
+            self.store.put(key, part10)
+        except StoreError as exc:
+            log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
+            return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
+        try:
+            self._publish(stored_event(msg, replaces), "dimse")
+        except BaseException as exc:
+            self._undo(key, previous)
+            if isinstance(exc, PublishError):
+                log.warning("InstanceStored not taken; file removed",
+                            extra={"key": key, "error": str(exc)})
+                return Outcome(st.BUS_UNAVAILABLE, "event bus unavailable; send again later")
+            raise
+        return Outcome(st.SUCCESS)
+
+    def _undo(self, key: str, previous: bytes | None) -> None:
+        try:
+            if previous is None:
+                self.store.delete(key)
+            else:
+                self.store.put(key, previous)
+        except OSError as exc:
+            log.error("could not undo a write", extra={"key": key, "error": str(exc)})

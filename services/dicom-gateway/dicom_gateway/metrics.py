@@ -1,0 +1,43 @@
+"""Prometheus metrics of the gateway, declared once (labels are statuses and reasons, never UIDs).
+
+With ``workers > 1`` each DIMSE worker process counts in its own copy of this registry and
+serves it on a private loopback port; the service process serves ``/metrics`` as the sum of
+its own registry and every worker's (``workers.AggregateCollector``).
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry()
+
+ASSOCIATIONS = Counter(
+    "gateway_associations_total",
+    "Association requests by result (accepted, rejected) and reason of rejection "
+    "(calling_ae_not_recognised, local_limit_exceeded, other; '' when accepted).",
+    ["result", "reason"], registry=REGISTRY)
+CSTORE_REQUESTS = Counter(
+    "gateway_cstore_requests_total", "C-STORE requests answered, by status (0x0000, 0xA700, …).",
+    ["status"], registry=REGISTRY)
+RECEIVED_BYTES = Counter(
+    "gateway_received_bytes_total", "Bytes of C-STORE datasets received (Part 10 size).",
+    registry=REGISTRY)
+STORE_DURATION = Histogram(
+    "gateway_store_duration_seconds",
+    "C-STORE dataset fully received to response status decided (write, fsync, publish).",
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+DUPLICATES = Counter(
+    "gateway_duplicates_total", "Stores of an already stored SOP Instance UID, by outcome "
+    "(identical, rejected, replaced, kept).", ["outcome"], registry=REGISTRY)
+CFIND_QUERIES = Counter(
+    "gateway_cfind_queries_total", "C-FIND queries by final status.", ["status"],
+    registry=REGISTRY)
+RECONCILE_REEMITTED = Counter(
+    "gateway_reconcile_reemitted_total",
+    "InstanceStored events re-emitted by the sweep for files the catalogue did not know.",
+    registry=REGISTRY)
+RECONCILE_SWEEPS = Counter(
+    "gateway_reconcile_sweeps_total", "Reconciliation sweeps by outcome (ok, failed).",
+    ["outcome"], registry=REGISTRY)
+PUBLISH_FAILURES = Counter(
+    "gateway_publish_failures_total", "InstanceStored events the broker did not take, by source "
+    "(dimse, reconcile).", ["source"], registry=REGISTRY)

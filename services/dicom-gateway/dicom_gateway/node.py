@@ -1,0 +1,43 @@
+"""One DIMSE node: publisher, catalogue client, bridge and listener on the running loop.
+
+The service process runs one node itself (``workers: 1``) or starts worker processes that run
+one node each (``workers.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from dicom_gateway.bridge import Bridge
+from dicom_gateway.catalogue import CatalogueClient
+from dicom_gateway.dimse import Dimse
+from dicom_gateway.ingest import Ingest
+from dicom_gateway.settings import GatewaySettings
+from dicomvault.bus import Publisher
+from dicomvault.store import FileStore
+
+
+def make_store(settings: GatewaySettings) -> FileStore:
+    return FileStore(settings.cache.root, fsync=settings.cache.fsync)
+
+
+@contextlib.asynccontextmanager
+async def dimse_node(settings: GatewaySettings, publisher: Publisher,
+                     catalogue: CatalogueClient, reuse_port: bool = False
+                     ) -> AsyncIterator[Dimse]:
+    """Start the DIMSE listener bound to this loop; stop it on exit."""
+    cfg = settings.gateway
+    bridge = Bridge(asyncio.get_running_loop(), timeout_s=cfg.catalogue_timeout_s + 5.0)
+    ingest = Ingest(settings, make_store(settings), publisher, bridge)
+    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port)
+    port = await asyncio.to_thread(dimse.start)
+    logging.getLogger(__name__).info(
+        "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port})
+    try:
+        yield dimse
+    finally:
+        # The loop keeps running while associations drain (their handlers need it).
+        await asyncio.to_thread(dimse.stop)

@@ -1,0 +1,163 @@
+"""Reading what the gateway needs from a Part 10 file without decoding the whole object.
+
+``check_framing`` walks the dataset's element framing (tags and lengths, items and
+delimiters) without reading values, so a truncated object is refused even when the cut is
+inside the pixel data. ``read_header`` then reads only the tags InstanceStored needs, with
+pydicom, stopping before the pixels.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from io import BytesIO
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from dicomvault.events.v1 import events_pb2 as v1
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")  # deflated LE, deflated image
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV"}
+UNDEFINED = 0xFFFFFFFF
+ITEM, ITEM_END, SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
+
+# DICOM keyword -> InstanceStored field (text fields).
+TEXT_FIELDS = {
+    "SOPClassUID": "sop_class_uid", "SOPInstanceUID": "sop_instance_uid",
+    "StudyInstanceUID": "study_instance_uid", "SeriesInstanceUID": "series_instance_uid",
+    "PatientID": "patient_id", "PatientName": "patient_name", "StudyDate": "study_date",
+    "Modality": "modality", "IssuerOfPatientID": "issuer_of_patient_id",
+    "PatientBirthDate": "patient_birth_date", "PatientSex": "patient_sex",
+    "StudyTime": "study_time", "AccessionNumber": "accession_number", "StudyID": "study_id",
+    "StudyDescription": "study_description",
+    "ReferringPhysicianName": "referring_physician_name", "SeriesNumber": "series_number",
+    "SeriesDescription": "series_description", "SeriesDate": "series_date",
+    "SeriesTime": "series_time", "BodyPartExamined": "body_part_examined",
+    "StationName": "station_name", "InstanceNumber": "instance_number",
+    "InstitutionName": "institution_name", "ContentDate": "content_date",
+    "ContentTime": "content_time", "SpecificCharacterSet": "specific_character_set",
+}
+HEADER_TAGS = [*TEXT_FIELDS, "NumberOfFrames"]
+
+
+class Malformed(ValueError):
+    """The dataset cannot be parsed: truncated, bad framing, undecodable."""
+
+
+def check_framing(dataset: bytes, transfer_syntax: str) -> None:
+    """Raise Malformed unless ``dataset`` (no file meta) is a sequence of complete elements."""
+    if transfer_syntax in DEFLATED:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            dataset = inflater.decompress(dataset) + inflater.flush()
+        except zlib.error as exc:
+            raise Malformed(f"undecodable deflate stream: {exc}") from exc
+        if not inflater.eof:
+            raise Malformed("deflate stream is truncated")
+    if not dataset:
+        raise Malformed("empty dataset")
+    little = transfer_syntax != EXPLICIT_BE
+    _Walker(dataset, little).elements(0, len(dataset), implicit=transfer_syntax == IMPLICIT_LE)
+
+
+class _Walker:
+    def __init__(self, data: bytes, little: bool) -> None:
+        self.data = data
+        e = "<" if little else ">"
+        self.tag, self.u16, self.u32 = struct.Struct(e + "HH"), struct.Struct(e + "H"), \
+            struct.Struct(e + "L")
+
+    def _need(self, pos: int, n: int, end: int) -> None:
+        if pos + n > end:
+            raise Malformed(f"truncated at byte {pos}: {n} bytes needed, {end - pos} left")
+
+    def elements(self, pos: int, end: int, implicit: bool, until: tuple | None = None) -> int:
+        """Walk elements from ``pos``; stop at ``end`` or after the ``until`` delimiter."""
+        while pos < end or until is not None:
+            self._need(pos, 8, end)
+            tag = self.tag.unpack_from(self.data, pos)
+            if until is not None and tag == until:
+                return pos + 8
+            if tag[0] == 0xFFFE:
+                raise Malformed(f"unexpected delimiter {tag[0]:04X},{tag[1]:04X} at byte {pos}")
+            vr = self.data[pos + 4:pos + 6]
+            if implicit:
+                length, pos, vr = self.u32.unpack_from(self.data, pos + 4)[0], pos + 8, b""
+            elif vr in _LONG_VRS:
+                self._need(pos, 12, end)
+                length, pos = self.u32.unpack_from(self.data, pos + 8)[0], pos + 12
+            elif vr.isalpha() and vr.isupper():
+                length, pos = self.u16.unpack_from(self.data, pos + 6)[0], pos + 8
+            else:
+                raise Malformed(f"bad VR {vr!r} at byte {pos}")
+            if length == UNDEFINED:
+                # SQ, encapsulated pixel data, or UN (whose content is implicit VR LE)
+                pos = self.items(pos, end, implicit or vr == b"UN")
+            else:
+                self._need(pos, length, end)
+                pos += length
+        if pos != end:
+            raise Malformed("element runs past the end of its container")
+        return pos
+
+    def items(self, pos: int, end: int, implicit: bool) -> int:
+        while True:
+            self._need(pos, 8, end)
+            tag = self.tag.unpack_from(self.data, pos)
+            length = self.u32.unpack_from(self.data, pos + 4)[0]
+            pos += 8
+            if tag == SEQ_END:
+                return pos
+            if tag != ITEM:
+                raise Malformed(f"expected an item at byte {pos - 8}")
+            if length == UNDEFINED:
+                pos = self.elements(pos, end, implicit, until=ITEM_END)
+            else:
+                self._need(pos, length, end)
+                pos += length
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(_text(v) for v in value)
+    return str(value).rstrip("\x00 ")
+
+
+def read_header(part10: bytes) -> dict[str, str | int]:
+    """The InstanceStored-relevant attributes of a Part 10 object (values as text)."""
+    try:
+        ds = dcmread(BytesIO(part10), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        out: dict[str, str | int] = {k: _text(ds.get(k)) for k in TEXT_FIELDS}
+        frames = ds.get("NumberOfFrames")
+        try:
+            out["NumberOfFrames"] = int(frames) if frames not in (None, "") else 0
+        except (TypeError, ValueError):
+            out["NumberOfFrames"] = 0
+        out["TransferSyntaxUID"] = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError,
+            struct.error, zlib.error, UnicodeDecodeError, LookupError) as exc:
+        raise Malformed(f"cannot read the header: {exc}") from exc
+    return out
+
+
+def instance_stored(header: dict[str, str | int], *, size: int, sha256: str, key: str,
+                    calling_ae: str, called_ae: str, source: str, received: float,
+                    tier: str = "cache") -> v1.InstanceStored:
+    """The InstanceStored fact for one stored object."""
+    msg = v1.InstanceStored(
+        **{field: str(header.get(kw, "")) for kw, field in TEXT_FIELDS.items()},
+        transfer_syntax_uid=str(header.get("TransferSyntaxUID", "")),
+        number_of_frames=int(header.get("NumberOfFrames", 0) or 0),
+        size_bytes=size, sha256=sha256, storage_key=key, calling_ae=calling_ae,
+        called_ae=called_ae, source=source, tier=tier,
+        received_time=Timestamp(seconds=int(received), nanos=int((received % 1) * 1e9)),
+    )
+    return msg

@@ -1,0 +1,102 @@
+"""Reconciliation sweep: files in the cache tier that the catalogue does not know get their
+InstanceStored again (source "reconcile").
+
+Why: the embedded broker (Tansu, memory storage) acknowledges writes to topics that a restart
+then loses, so an acknowledged InstanceStored can vanish. The sweep is level-triggered: every
+``reconcile_interval_s`` it looks at files modified in the last ``reconcile_window_s`` (all
+files at start-up), asks the catalogue which SOP Instance UIDs it has never recorded, and
+re-emits their events from the files' headers. Event ids are derived from (key, sha256), so a
+re-emitted event the catalogue did see after all is de-duplicated there.
+
+Files younger than ``store_timeout_s`` + 1 s are left alone: their C-STORE may still be
+deciding, and a failed one removes its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+
+from dicom_gateway import metrics
+from dicom_gateway.catalogue import CatalogueClient
+from dicom_gateway.ingest import stored_event
+from dicom_gateway.part10 import Malformed, instance_stored, read_header
+from dicom_gateway.settings import GatewaySettings
+from dicomvault.bus import Publisher, PublishError
+from dicomvault.store import FileStore, StoreError, is_valid_uid
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
+                 catalogue: CatalogueClient) -> None:
+        self.cfg = settings.gateway
+        self.topic = settings.bus.topics.instances
+        self.store = store
+        self.publisher = publisher
+        self.catalogue = catalogue
+        self.sweeps = 0  # completed sweeps (tests and /readyz detail)
+        self.last_error = ""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        full = True  # the first sweep walks everything
+        while not stop.is_set():
+            started = time.time()
+            try:
+                emitted = await self.sweep(0.0 if full else started - self.cfg.reconcile_window_s)
+                metrics.RECONCILE_SWEEPS.labels("ok").inc()
+                self.sweeps += 1
+                self.last_error = ""
+                full = False
+                if emitted:
+                    log.warning("reconciliation re-emitted lost events", extra={"count": emitted})
+            except Exception as exc:  # noqa: BLE001 - retried next interval
+                metrics.RECONCILE_SWEEPS.labels("failed").inc()
+                self.last_error = repr(exc)
+                log.warning("reconciliation sweep failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.reconcile_interval_s)
+
+    async def sweep(self, modified_after: float) -> int:
+        """One sweep; returns how many events it re-emitted."""
+        settled = time.time() - self.cfg.store_timeout_s - 1.0
+        keys = await asyncio.to_thread(
+            lambda: [k for k, mtime in self.store.keys(modified_after) if mtime < settled])
+        by_sop: dict[str, str] = {}
+        for key in keys:
+            sop = key.rsplit("/", 1)[-1].removesuffix(".dcm")
+            if key.endswith(".dcm") and is_valid_uid(sop):
+                by_sop[sop] = key
+        emitted = 0
+        sops = list(by_sop)
+        for i in range(0, len(sops), self.cfg.reconcile_batch):
+            unknown = await self.catalogue.unknown(sops[i:i + self.cfg.reconcile_batch])
+            for sop in unknown:
+                if sop in by_sop and await self._reemit(by_sop[sop]):
+                    emitted += 1
+        return emitted
+
+    async def _reemit(self, key: str) -> bool:
+        try:
+            data, mtime = await asyncio.to_thread(self._read, key)
+            header = read_header(data)
+        except (StoreError, Malformed, FileNotFoundError) as exc:
+            log.error("unreadable file in the cache tier", extra={"key": key, "error": str(exc)})
+            return False
+        msg = instance_stored(header, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                              key=key, calling_ae="", called_ae=self.cfg.ae_title,
+                              source="reconcile", received=mtime)
+        try:
+            await self.publisher.publish(self.topic, stored_event(msg), key=msg.study_instance_uid)
+        except PublishError:
+            metrics.PUBLISH_FAILURES.labels("reconcile").inc()
+            raise
+        metrics.RECONCILE_REEMITTED.inc()
+        return True
+
+    def _read(self, key: str) -> tuple[bytes, float]:
+        return self.store.get(key), self.store.path(key).stat().st_mtime

@@ -1,0 +1,134 @@
+"""The gateway service: DIMSE (in-process or N workers), reconciliation sweep, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import CollectorRegistry, generate_latest
+
+from dicom_gateway.api import build_app
+from dicom_gateway.catalogue import CatalogueClient
+from dicom_gateway.metrics import REGISTRY
+from dicom_gateway.node import dimse_node, make_store
+from dicom_gateway.reconcile import Reconciler
+from dicom_gateway.settings import GatewaySettings
+from dicom_gateway.workers import AggregateCollector, Worker, reserve_port, wait_ready
+from dicomvault.bus import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """What the HTTP app asks: readiness and metrics."""
+
+    def __init__(self, settings: GatewaySettings, catalogue: CatalogueClient) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.dimse_port = 0
+        self.workers: list[Worker] = []
+        self.registry = REGISTRY
+
+    async def metrics_text(self) -> bytes:
+        return await asyncio.to_thread(generate_latest, self.registry)
+
+    async def broker_reason(self) -> str:
+        bus = self.settings.bus
+        admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers,
+                                    request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(admin.start(), 3.0)
+            topics = set(await asyncio.wait_for(admin.list_topics(), 3.0))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            return f"broker unreachable: {exc!r}"
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        if bus.topics.instances not in topics:
+            return f"topic {bus.topics.instances} missing"
+        return ""
+
+    async def not_ready(self) -> list[str]:
+        reasons = [r for r in await asyncio.gather(self.broker_reason(), self.catalogue.ready())
+                   if r]
+        if not self.dimse_port:
+            reasons.append("DIMSE listener not started")
+        dead = [w.index for w in self.workers if not w.alive()]
+        if dead:
+            reasons.append(f"DIMSE workers down: {dead}")
+        return reasons
+
+
+class _Server(uvicorn.Server):
+    def capture_signals(self):  # the service's own SIGTERM handler stops everything
+        return contextlib.nullcontext()
+
+
+async def _supervise(workers: list[Worker], stop: asyncio.Event) -> None:
+    """Restart a worker process that died (not while stopping)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        for w in workers:
+            if not stop.is_set() and not w.alive():
+                log.error("DIMSE worker died; restarting", extra={"worker": w.index})
+                await asyncio.to_thread(w.stop)
+                await asyncio.to_thread(w.start)
+
+
+async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    cfg = settings.gateway
+    if cfg.accept_any_calling_ae:
+        log.warning("ACCEPTING ANY CALLING AE TITLE: every host that reaches the DIMSE port can "
+                    "store and query. Set DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES and "
+                    "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE=false in production.")
+    elif not cfg.allowed_calling_aes:
+        log.error("no calling AE title is allowed: every association will be rejected "
+                  "(set DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES)")
+    make_store(settings)  # create the cache root (and fail early when it cannot be)
+    catalogue = CatalogueClient(cfg.catalogue_url, cfg.catalogue_timeout_s)
+    gateway = Gateway(settings, catalogue)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(catalogue.close)
+        publisher = await stack.enter_async_context(Publisher(settings.bus, cfg.client_id))
+        if cfg.workers == 1:
+            dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
+            gateway.dimse_port = dimse.port
+        else:
+            holder = reserve_port(cfg.dimse_host, cfg.dimse_port)
+            stack.callback(holder.close)
+            port = holder.getsockname()[1]
+            worker_settings = settings.model_copy(
+                update={"gateway": cfg.model_copy(update={"dimse_port": port})})
+            gateway.workers = [Worker(i, worker_settings) for i in range(cfg.workers)]
+            for w in gateway.workers:
+                stack.callback(w.stop)
+                w.start()
+            await asyncio.to_thread(wait_ready, gateway.workers, 60.0)
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(AggregateCollector(gateway.workers))
+            gateway.registry = registry
+            gateway.dimse_port = port
+            log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
+        reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
+        server = _Server(uvicorn.Config(build_app(gateway), host=settings.http.host,
+                                        port=settings.http.port, log_config=None,
+                                        lifespan="off", access_log=False))
+        tasks = [asyncio.create_task(reconciler.run(stop), name="reconcile"),
+                 asyncio.create_task(server.serve(), name="http")]
+        if gateway.workers:
+            tasks.append(asyncio.create_task(_supervise(gateway.workers, stop), name="workers"))
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and task.exception() is not None:
+                    raise task.exception()
+        finally:
+            stop.set()
+            server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            waiter.cancel()

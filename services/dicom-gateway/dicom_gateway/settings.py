@@ -1,0 +1,102 @@
+"""Settings of the gateway: shared sections plus ``gateway`` (DIMSE listener, policies)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings
+
+from dicomvault.settings import (
+    SETTINGS_CONFIG,
+    BusSettings,
+    CacheSettings,
+    HttpSettings,
+    LogSettings,
+)
+
+
+class DuplicatePolicy(StrEnum):
+    """What a C-STORE of an already stored SOP Instance UID with *different* bytes answers.
+
+    Identical bytes are always Success with one copy, whatever the policy.
+    """
+
+    REJECT = "reject"  # failure 0x0111 (Duplicate SOP Instance); the first copy stays
+    REPLACE = "replace"  # the new bytes replace the old copy; InstanceStored published; Success
+    KEEP = "keep"  # the first copy stays, the new bytes are dropped; Success (0x0000)
+
+
+class GatewaySection(BaseModel):
+    """The gateway's DIMSE listener and its policies."""
+
+    ae_title: str = Field("DICOMVAULT", max_length=16, description="Our (called) AE title.")
+    dimse_host: str = Field("127.0.0.1", description="DIMSE bind address; 0.0.0.0 in a container.")
+    dimse_port: int = Field(11112, ge=0, le=65535, description="DIMSE port; 0 picks a free one.")
+    allowed_calling_aes: list[str] = Field(
+        default_factory=list,
+        description="Calling AE titles allowed to associate; any other is rejected "
+        "(rejected-permanent, calling AE title not recognised).",
+    )
+    accept_any_calling_ae: bool = Field(
+        False, description="Accept every calling AE title (development only; warned at start)."
+    )
+    duplicate_policy: DuplicatePolicy = Field(
+        DuplicatePolicy.REJECT,
+        description="Same SOP Instance UID with different bytes: reject (0x0111, first copy "
+        "kept), replace (new copy wins, Success) or keep (first copy kept, Success).",
+    )
+    catalogue_url: str = Field(
+        "http://127.0.0.1:8081", description="Base URL of the catalogue REST API (C-FIND, sweep)."
+    )
+    catalogue_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one catalogue API request."
+    )
+    max_pdu: int = Field(0, ge=0, description="Maximum PDU size we receive; 0 = unlimited.")
+    max_associations: int = Field(
+        32, ge=1, description="Concurrent associations per DIMSE process; more are rejected "
+        "(rejected-transient, local limit exceeded).",
+    )
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="DIMSE processes sharing the DIMSE port with SO_REUSEPORT. 1 runs DIMSE "
+        "inside the service process; N>1 starts N worker processes (pynetdicom is GIL-bound "
+        "near 240 small instances/s per process).",
+    )
+    reconcile_interval_s: float = Field(
+        60.0, gt=0, description="How often the sweep looks for stored files the catalogue lacks."
+    )
+    reconcile_window_s: float = Field(
+        3600.0, gt=0, description="The periodic sweep looks at files modified this recently; "
+        "the start-up sweep looks at every file.",
+    )
+    reconcile_batch: int = Field(
+        500, ge=1, description="SOP Instance UIDs per 'which are unknown?' catalogue request."
+    )
+    store_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the broker to take InstanceStored before a "
+        "C-STORE fails (and its new file is removed).",
+    )
+    acse_timeout_s: float = Field(30.0, gt=0, description="Association negotiation timeout.")
+    dimse_timeout_s: float = Field(60.0, gt=0, description="DIMSE message timeout.")
+    network_timeout_s: float = Field(60.0, gt=0, description="Idle network timeout.")
+    client_id: str = Field("dicom-gateway", description="Kafka client id of the publisher.")
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway reads from ``DICOMVAULT_*``."""
+
+    model_config = SETTINGS_CONFIG
+
+    bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
+    http: HttpSettings = Field(
+        default_factory=HttpSettings,
+        description="/metrics, /healthz, /readyz (and later /dicomweb); default port 8080.",
+    )
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings, description="The cache tier the gateway writes to."
+    )
+    gateway: GatewaySection = Field(
+        default_factory=GatewaySection, description="DIMSE listener and its policies."
+    )

@@ -1,0 +1,180 @@
+"""``workers: N``: N DIMSE processes share the DIMSE port with SO_REUSEPORT.
+
+The service process reserves the port (a socket with SO_REUSEPORT, bound but not listening,
+which also resolves port 0), then starts ``python -m dicom_gateway.workers`` N times. A worker
+reads its settings as one JSON line on stdin and runs one DIMSE node (its own publisher,
+catalogue client and event loop); stdin closing (the parent is gone) or SIGTERM stops it.
+
+Metrics: each worker serves its registry on a private loopback port, which it prints as
+``WORKER-METRICS <port>`` on stdout. The parent's ``/metrics`` is ``AggregateCollector``: its
+own registry plus every worker's samples, summed per (name, labels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+from prometheus_client import start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from dicom_gateway.metrics import REGISTRY
+from dicom_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind (not listen) a SO_REUSEPORT socket: holds the port for the workers, resolves 0."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class Worker:
+    """One worker process, seen from the parent."""
+
+    def __init__(self, index: int, settings: GatewaySettings) -> None:
+        self.index = index
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        env = {**os.environ, "DICOMVAULT_GATEWAY_WORKER_INDEX": str(self.index)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dicom_gateway.workers"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env)
+        self.process.stdin.write(self.settings.model_dump_json().encode() + b"\n")
+        self.process.stdin.flush()
+        threading.Thread(target=self._read_stdout, daemon=True,
+                         name=f"worker-{self.index}-stdout").start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            text = line.decode(errors="replace").strip()
+            if text.startswith("WORKER-METRICS "):
+                self.metrics_port = int(text.split()[1])
+            elif text == "WORKER-READY":
+                self.ready.set()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self.process = None
+
+    def samples(self) -> list[Metric]:
+        if not self.metrics_port or not self.alive():
+            return []
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2.0)
+            return list(text_string_to_metric_families(r.text))
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("worker metrics unavailable", extra={"worker": self.index,
+                                                             "error": repr(exc)})
+            return []
+
+
+class AggregateCollector:
+    """The parent's registry plus every worker's, summed (counters, histograms, gauges)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    def collect(self):
+        families: dict[str, Metric] = {}
+        values: dict[str, dict[tuple, float]] = {}
+        sources = [list(REGISTRY.collect())] + [w.samples() for w in self.workers]
+        for source in sources:
+            for fam in source:
+                if fam.name not in families:
+                    families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+                    values[fam.name] = {}
+                for s in fam.samples:
+                    if s.name.endswith("_created"):
+                        continue  # creation times do not add up
+                    k = (s.name, tuple(sorted(s.labels.items())))
+                    values[fam.name][k] = values[fam.name].get(k, 0.0) + s.value
+        for name, fam in families.items():
+            for (sname, labels), value in values[name].items():
+                fam.add_sample(sname, dict(labels), value)
+            yield fam
+
+
+# --- the worker process --------------------------------------------------------------------
+def _worker_main() -> None:
+    from dicom_gateway.catalogue import CatalogueClient
+    from dicom_gateway.node import dimse_node
+    from dicomvault.bus import Publisher
+    from dicomvault.logs import configure
+
+    settings = GatewaySettings.model_validate_json(sys.stdin.buffer.readline())
+    index = os.environ.get("DICOMVAULT_GATEWAY_WORKER_INDEX", "?")
+    configure(settings.log, f"gateway-worker-{index}")
+    server, _thread = start_http_server(0, addr="127.0.0.1", registry=REGISTRY)
+    print(f"WORKER-METRICS {server.server_address[1]}", flush=True)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def lifeline() -> None:  # stdin closes when the parent goes away
+            sys.stdin.buffer.read()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=lifeline, daemon=True, name="lifeline").start()
+        catalogue = CatalogueClient(settings.gateway.catalogue_url,
+                                    settings.gateway.catalogue_timeout_s)
+        try:
+            async with Publisher(settings.bus, f"{settings.gateway.client_id}-{index}") as pub, \
+                    dimse_node(settings, pub, catalogue, reuse_port=True):
+                print("WORKER-READY", flush=True)
+                await stop.wait()
+        finally:
+            await catalogue.close()
+
+    asyncio.run(main())
+    server.shutdown()
+
+
+def wait_ready(workers: list[Worker], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for w in workers:
+        while not w.ready.wait(0.1):
+            if not w.alive():
+                raise RuntimeError(f"DIMSE worker {w.index} exited at start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DIMSE worker {w.index} not ready")
+
+
+if __name__ == "__main__":
+    _worker_main()

@@ -1,0 +1,115 @@
+"""What every archive needs: settings, the publisher, the cache store and the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from google.protobuf.message import Message
+
+from dicomvault.bus import Publisher
+from dicomvault.events import Event
+from dicomvault.jobs import Job, Outcome, ProgressReporter
+from dicomvault.query import InstanceLocation
+from dicomvault.settings import TopicNames
+from dicomvault.store import FileStore, S3Store, StoredObject
+from hsm_archiver.settings import ArchiveConfig, ArchiverCacheSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = "dicomvault/hsm-archiver"
+
+
+class CacheStore(Protocol):
+    def put(self, key: str, data: bytes) -> StoredObject: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def stat(self, key: str) -> StoredObject: ...
+    def keys(self, modified_after: float = 0.0): ...
+
+
+def make_cache(settings: ArchiverCacheSettings) -> CacheStore:
+    if settings.backend == "s3":
+        return S3Store(settings.s3)
+    return FileStore(settings.root, fsync=settings.fsync)
+
+
+class CatalogueError(RuntimeError):
+    """The catalogue did not answer (retry later)."""
+
+
+class CatalogueClient:
+    """The few catalogue reads the archives need."""
+
+    def __init__(self, base_url: str, timeout_s: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def instances(self, study_uid: str, tier: str = "cache") -> list[InstanceLocation]:
+        """The study's instances on one tier (the cache: where a STORE reads from)."""
+        try:
+            r = await self._client.get(f"/api/v1/studies/{study_uid}/instances")
+        except httpx.HTTPError as exc:
+            raise CatalogueError(f"catalogue unreachable: {exc!r}") from exc
+        if r.status_code == 404:
+            return []
+        if r.status_code != 200:
+            raise CatalogueError(f"catalogue answered {r.status_code}: {r.text[:200]}")
+        body = r.json()
+        items = body.get("instances", []) if isinstance(body, dict) else body
+        out = [InstanceLocation.model_validate(i) for i in items]
+        return [i for i in out if not tier or i.tier == tier]
+
+    async def study(self, study_uid: str) -> dict | None:
+        """The study summary (incl. ``study_locations``), None if the catalogue does not know it."""
+        try:
+            r = await self._client.get(f"/api/v1/studies/{study_uid}")
+        except httpx.HTTPError as exc:
+            raise CatalogueError(f"catalogue unreachable: {exc!r}") from exc
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise CatalogueError(f"catalogue answered {r.status_code}: {r.text[:200]}")
+        return r.json()
+
+
+@dataclass
+class Context:
+    topics: TopicNames
+    publisher: Publisher
+    cache: CacheStore
+    catalogue: CatalogueClient
+
+    async def publish(self, topic: str, payload: Message, study_uid: str, event_id: str) -> None:
+        """Publish a fact keyed by its study, with a deterministic id (re-emission = same fact)."""
+        delay = 0.2
+        event = Event(payload=payload, source=SOURCE, subject=study_uid, id=event_id)
+        for attempt in range(8):
+            try:
+                await self.publisher.publish(topic, event, key=study_uid)
+                return
+            except Exception:  # PublishError: the broker may be restarting
+                if attempt == 7:
+                    raise
+                log.warning("publish failed, retrying", extra={"topic": topic})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+class Archive(Protocol):
+    """An archive target (hsm or pacs) as the queues and the API see it."""
+
+    config: ArchiveConfig
+    last_reason: str | None
+    free_bytes: int | None
+
+    async def readiness(self) -> str | None: ...
+    async def store(self, job: Job, progress: ProgressReporter) -> Outcome: ...
+    async def retrieve(self, job: Job, progress: ProgressReporter) -> Outcome: ...

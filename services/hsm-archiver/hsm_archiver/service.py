@@ -1,0 +1,122 @@
+"""The hsm-archiver service: archive queues (HSM and PACS Store and Remember), recall, eviction.
+
+``run`` wires: the publisher; for every configured archive a STORE queue (``<id>``) and a
+RETRIEVE queue (``<id>-retrieve``) of the jobs engine with the archive's readiness check;
+their unfinished jobs adopted from the catalogue; consumers of the studies topic (StudyStable,
+RecallRequested) and of the job-commands topic; the eviction sweep; the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+import uvicorn
+
+from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.jobs import JobQueue, adopt_from_catalogue
+from hsm_archiver import metrics
+from hsm_archiver.api import Server, build_app
+from hsm_archiver.context import CatalogueClient, Context, make_cache
+from hsm_archiver.eviction import run_evictions
+from hsm_archiver.handlers import Hosted, Policies
+from hsm_archiver.hsm import HsmArchive
+from hsm_archiver.pacs import PacsArchive
+from hsm_archiver.settings import ArchiverSettings
+
+log = logging.getLogger(__name__)
+
+OWNER = "hsm-archiver"
+
+
+def build_archives(settings: ArchiverSettings, ctx: Context, publisher: Publisher) -> list[Hosted]:
+    hosted = []
+    for cfg in settings.hsm.archives:
+        archive = HsmArchive(cfg, ctx) if cfg.kind == "hsm" else PacsArchive(cfg, ctx)
+
+        def queue(name: str, kind: str, execute, cfg=cfg, archive=archive) -> JobQueue:
+            return JobQueue(name=name, kind=kind, owner=OWNER, publisher=publisher,
+                            topics=settings.bus.topics, execute=execute, retry=cfg.retry,
+                            readiness=archive.readiness, concurrency=cfg.concurrency,
+                            readiness_interval_s=cfg.readiness_interval_s,
+                            observer=metrics.observer(name))
+
+        hosted.append(Hosted(archive, queue(cfg.id, "STORE", archive.store),
+                             queue(cfg.retrieve_queue, "RETRIEVE", archive.retrieve)))
+    return hosted
+
+
+async def adopt_all(queues: list[JobQueue], catalogue_url: str, retry_s: float,
+                    stop: asyncio.Event) -> None:
+    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
+    pending = list(queues)
+    while pending and not stop.is_set():
+        for q in list(pending):
+            try:
+                await adopt_from_catalogue(q, catalogue_url)
+                pending.remove(q)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("job adoption failed, will retry",
+                            extra={"queue": q.name, "error": repr(exc)})
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry_s)
+
+
+async def _depths(queues: list[JobQueue], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for q in queues:
+            metrics.QUEUE_DEPTH.labels(q.name).set(q.depth())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+
+async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
+    bus, hs = settings.bus, settings.hsm
+    await ensure_topics(bus)
+    cache = make_cache(settings.cache)
+    catalogue = CatalogueClient(hs.catalogue_url)
+    async with Publisher(bus, client_id=hs.client_id) as publisher:
+        ctx = Context(bus.topics, publisher, cache, catalogue)
+        hosted = build_archives(settings, ctx, publisher)
+        queues = [q for h in hosted for q in (h.store, h.retrieve)]
+        # Adopt before consuming, so a redelivered trigger finds its job already there.
+        adoption = asyncio.create_task(adopt_all(queues, hs.catalogue_url, hs.adopt_retry_s, stop))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
+        policies = Policies(hosted, catalogue, hs.recall_tier_order)
+        loops = [
+            ConsumerLoop(bus, group_id=f"{hs.client_id}.studies", topics=[bus.topics.studies],
+                         handler=policies.studies, dlq=publisher, client_id=hs.client_id),
+            ConsumerLoop(bus, group_id=f"{hs.client_id}.commands",
+                         topics=[bus.topics.job_commands], handler=policies.commands,
+                         dlq=publisher, client_id=hs.client_id),
+        ]
+
+        def ready() -> str | None:
+            waiting = [lp for lp in loops if not lp.ready.is_set()]
+            return "consumers not assigned to partitions yet" if waiting else None
+
+        server = Server(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
+                                       port=settings.http.port, log_config=None,
+                                       access_log=False, lifespan="off"))
+        tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
+        tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
+        tasks.append(asyncio.create_task(_depths(queues, stop), name="depths"))
+        if hs.eviction.enabled:
+            tasks.append(asyncio.create_task(run_evictions(ctx, hs.eviction, stop),
+                                             name="eviction"))
+        http = asyncio.create_task(server.serve(), name="http")
+        log.info("hsm-archiver started", extra={"archives": [h.id for h in hosted],
+                                                "port": settings.http.port})
+        try:
+            await stop.wait()
+        finally:
+            for lp in loops:
+                lp.stop()
+            server.should_exit = True
+            adoption.cancel()
+            await asyncio.gather(*tasks, http, adoption, return_exceptions=True)
+            await catalogue.close()

@@ -1,0 +1,155 @@
+"""The children of an Exporter: a ConfigMap holding its spec and a stow-exporter Deployment.
+
+Pure functions of (Exporter name, namespace, validated spec, settings); the handlers adopt the
+results (owner references) and apply them. The pod template carries a hash of the ConfigMap
+data, so a spec change rolls the pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import yaml
+
+from dicomvault.exporters import ExporterSpec, exporter_object
+from vault_operator.settings import OperatorSection
+
+SPEC_DIR = "/etc/dicomvault/exporter"
+SPEC_KEY = "exporter.yaml"
+HASH_ANNOTATION = "dicomvault.io/config-hash"
+EXPORTER_LABEL = "dicomvault.io/exporter"
+MANAGED_BY = "dicomvault-operator"
+COMPONENT = "stow-exporter"
+
+
+def child_name(exporter: str) -> str:
+    """``dicomvault-exporter-<name>``, shortened with a hash to fit a label value (63)."""
+    name = f"dicomvault-exporter-{exporter}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(exporter.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-.')}-{digest}"
+
+
+def _volume_name(secret: str) -> str:
+    base = "secret-" + re.sub(r"[^a-z0-9-]", "-", secret)
+    if len(base) <= 63:
+        return base
+    return f"{base[:54].rstrip('-')}-{hashlib.sha256(secret.encode()).hexdigest()[:8]}"
+
+
+def label_value(value: str) -> str:
+    """A label value (at most 63 characters; longer names are shortened with a hash)."""
+    if len(value) <= 63:
+        return value
+    return f"{value[:54].rstrip('-._')}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+
+
+def labels(exporter: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "dicomvault",
+        "app.kubernetes.io/component": COMPONENT,
+        "app.kubernetes.io/instance": child_name(exporter),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        EXPORTER_LABEL: label_value(exporter),
+    }
+
+
+def spec_yaml(exporter: str, namespace: str, spec: ExporterSpec) -> str:
+    """The ConfigMap's exporter.yaml: a one-item list of the Exporter, defaults filled — the
+    same format as the embedded-mode file, read with ``load_exporters_file``."""
+    return yaml.safe_dump([exporter_object(exporter, spec, namespace)], sort_keys=False)
+
+
+def config_map(exporter: str, namespace: str, spec: ExporterSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": child_name(exporter), "namespace": namespace,
+                     "labels": labels(exporter)},
+        "data": {SPEC_KEY: spec_yaml(exporter, namespace, spec)},
+    }
+
+
+def config_hash(cm: dict[str, Any]) -> str:
+    data = yaml.safe_dump(cm["data"], sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _env(spec: ExporterSpec, cfg: OperatorSection) -> list[dict[str, str]]:
+    env = {
+        "DICOMVAULT_EXPORTER__SPEC_FILE": f"{SPEC_DIR}/{SPEC_KEY}",
+        "DICOMVAULT_EXPORTER__SECRETS_DIR": cfg.secrets_mount_base,
+        "DICOMVAULT_EXPORTER__CONSUMER_GROUP": spec.consumer_group,
+        "DICOMVAULT_EXPORTER__CATALOGUE_URL": cfg.catalogue_url,
+        "DICOMVAULT_CACHE__ROOT": cfg.cache_mount_path,
+        "DICOMVAULT_HTTP__HOST": "0.0.0.0",
+        "DICOMVAULT_HTTP__PORT": str(cfg.exporter_http_port),
+    }
+    env.update(cfg.exporter_env)
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def deployment(exporter: str, namespace: str, spec: ExporterSpec, cfg: OperatorSection,
+               bootstrap_servers: str, cm: dict[str, Any]) -> dict[str, Any]:
+    name = child_name(exporter)
+    volumes: list[dict[str, Any]] = [
+        {"name": "spec", "configMap": {"name": cm["metadata"]["name"]}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    for secret in spec.secret_names():
+        volumes.append({"name": _volume_name(secret), "secret": {"secretName": secret}})
+        mounts.append({"name": _volume_name(secret), "readOnly": True,
+                       "mountPath": f"{cfg.secrets_mount_base.rstrip('/')}/{secret}"})
+    if cfg.cache_claim_name:
+        volumes.append({"name": "cache", "persistentVolumeClaim": {
+            "claimName": cfg.cache_claim_name, "readOnly": True}})
+        mounts.append({"name": "cache", "mountPath": cfg.cache_mount_path, "readOnly": True})
+    env = [{"name": "DICOMVAULT_BUS__BOOTSTRAP_SERVERS", "value": bootstrap_servers},
+           *_env(spec, cfg)]
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    pod_spec: dict[str, Any] = {
+        "containers": [{
+            "name": COMPONENT,
+            "image": cfg.image,
+            "imagePullPolicy": cfg.image_pull_policy,
+            "args": ["dicomvault", "run", COMPONENT],
+            "env": env,
+            "ports": [{"name": "http", "containerPort": cfg.exporter_http_port}],
+            "livenessProbe": probe,
+            "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
+            "resources": cfg.resources,
+            "volumeMounts": mounts,
+            "securityContext": {"allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}},
+        }],
+        "volumes": volumes,
+        "automountServiceAccountToken": False,
+    }
+    if cfg.service_account:
+        pod_spec["serviceAccountName"] = cfg.service_account
+    if cfg.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in cfg.image_pull_secrets]
+    selector = {"app.kubernetes.io/component": COMPONENT, EXPORTER_LABEL: label_value(exporter)}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(exporter)},
+        "spec": {
+            "replicas": 0 if spec.suspended else 1,
+            # One consumer per exporter: never two pods of the same group during a roll.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels(exporter),
+                             "annotations": {HASH_ANNOTATION: config_hash(cm)}},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,58 @@
+"""Settings of the operator: shared sections plus ``operator`` (what it watches and what every
+exporter Deployment it renders needs). ``DICOMVAULT_OPERATOR__NAMESPACE``,
+``DICOMVAULT_OPERATOR__IMAGE``, ``DICOMVAULT_OPERATOR__EXPORTER_ENV='{"DICOMVAULT_LOG__LEVEL": "DEBUG"}'``…
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings
+
+from dicomvault.settings import SETTINGS_CONFIG, BusSettings, HttpSettings, LogSettings
+
+
+class OperatorSection(BaseModel):
+    """The operator's own section."""
+
+    namespace: str = Field("default", description="Namespace whose Exporters are reconciled.")
+    clusterwide: bool = Field(False, description="Reconcile Exporters of every namespace instead "
+                                                 "(needs the ClusterRole variant of the RBAC).")
+    api_server: str = Field("", description="Kubernetes API URL without credentials (tests); "
+                                            "empty: the pod's service account, else kubeconfig.")
+    image: str = Field("dicomvault:latest", description="Image of the exporter Deployments.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of the exporter containers.")
+    image_pull_secrets: list[str] = Field(default_factory=list,
+                                          description="imagePullSecrets of the exporter pods.")
+    service_account: str = Field("", description="ServiceAccount of the exporter pods "
+                                                 "(they need no API access; empty: default).")
+    catalogue_url: str = Field("http://dicomvault-catalogue:8081",
+                               description="Catalogue REST API, for the exporters and queue counts.")
+    cache_claim_name: str = Field("", description="PVC of the cache tier, mounted read-only "
+                                                  "into exporter pods; empty: no volume.")
+    cache_mount_path: str = Field("/var/lib/dicomvault/cache",
+                                  description="Where the cache PVC is mounted (DICOMVAULT_CACHE__ROOT).")
+    secrets_mount_base: str = Field("/var/run/secrets/dicomvault",
+                                    description="Referenced Secrets are mounted at <base>/<name>.")
+    exporter_http_port: int = Field(8084, ge=1, le=65535,
+                                    description="HTTP port of the stow-exporter (metrics, health).")
+    exporter_env: dict[str, str] = Field(default_factory=dict,
+                                         description="Extra environment of every exporter pod.")
+    resources: dict[str, Any] = Field(
+        default_factory=lambda: {"requests": {"cpu": "50m", "memory": "128Mi"},
+                                 "limits": {"memory": "512Mi"}},
+        description="resources of the exporter containers.")
+    queue_poll_interval_s: float = Field(30.0, ge=0, description="How often queue counts are read "
+                                                                 "from the catalogue; 0 disables.")
+    request_timeout_s: float = Field(15.0, gt=0, description="Timeout of Kubernetes/catalogue calls.")
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SETTINGS_CONFIG
+
+    bus: BusSettings = Field(default_factory=BusSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8086))
+    operator: OperatorSection = Field(default_factory=OperatorSection)

@@ -1,0 +1,73 @@
+"""Exporter status: the Ready and Degraded conditions, from the spec and the Deployment.
+
+Ready: True/Available (the stow-exporter runs); False with reason InvalidSpec, Suspended or
+Progressing. Degraded: True with reason InvalidSpec, RolloutStuck or ExportFailures; else
+False/AsExpected. ``lastTransitionTime`` changes only when a condition's status changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_state(deployment: dict[str, Any] | None) -> tuple[bool, str]:
+    """(available, problem) of a Deployment: problem is a message when its rollout is stuck."""
+    st = (deployment or {}).get("status") or {}
+    conds = {c.get("type"): c for c in st.get("conditions") or []}
+    available = (conds.get("Available", {}).get("status") == "True"
+                 or int(st.get("availableReplicas") or 0) > 0)
+    progressing = conds.get("Progressing", {})
+    problem = ""
+    if progressing.get("status") == "False":
+        problem = progressing.get("message") or progressing.get("reason") or "rollout stuck"
+    return available, problem
+
+
+def conditions(previous: list[dict[str, Any]] | None, generation: int | None, *,
+               invalid: str = "", suspended: bool = False,
+               deployment: dict[str, Any] | None = None, failed: int = 0,
+               queue: str = "") -> list[dict[str, Any]]:
+    """The new conditions list; ``invalid`` is the InvalidSpec message (empty: valid)."""
+    available, problem = deployment_state(deployment)
+    if invalid:
+        ready = ("False", "InvalidSpec", invalid)
+        degraded = ("True", "InvalidSpec", invalid)
+    else:
+        if suspended:
+            ready = ("False", "Suspended", "exports are suspended (spec.suspended is true)")
+        elif available:
+            ready = ("True", "Available", "the stow-exporter is running")
+        else:
+            ready = ("False", "Progressing",
+                     "waiting for the stow-exporter Deployment to become available")
+        if problem and not suspended:
+            degraded = ("True", "RolloutStuck", problem)
+        elif failed:
+            degraded = ("True", "ExportFailures", f"{failed} export job(s) failed in queue {queue}")
+        else:
+            degraded = ("False", "AsExpected", "no problems")
+    old = {c.get("type"): c for c in previous or []}
+    out = []
+    for kind, (status, reason, message) in (("Ready", ready), ("Degraded", degraded)):
+        before = old.get(kind) or {}
+        changed = before.get("status") != status
+        cond = {"type": kind, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": now() if changed or "lastTransitionTime" not in before
+                else before["lastTransitionTime"]}
+        if generation is not None:
+            cond["observedGeneration"] = generation
+        out.append(cond)
+    return out
+
+
+def same(a: list[dict[str, Any]] | None, b: list[dict[str, Any]]) -> bool:
+    """Equal apart from lastTransitionTime (avoids needless status patches)."""
+    def strip(cs):
+        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in cs or []]
+
+    return strip(a) == strip(b)

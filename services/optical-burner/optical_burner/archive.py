@@ -1,0 +1,373 @@
+"""The optical archive: writing studies into logical volumes, closing, deleting, releasing.
+
+These are plain async methods; the jobs engine's STORE / RETRIEVE executors call them later
+(``archive_study``, ``retrieve_study``). One lock serialises changes of the volume store.
+
+Packing (documented order):
+- a study goes whole into the open volume when it fits its free space;
+- else, when it fits an empty medium, the open volume is closed ("full") and a new one
+  takes the study;
+- else the study *spans* volumes: its instances, series kept together in catalogue order,
+  fill the open volume's free space and then as many new volumes as needed; each volume
+  records "part n of m" and the labels of every part; every part but the last is closed.
+- an instance counts its size rounded up to 2048-byte sectors plus
+  ``per_instance_overhead_bytes``; each medium keeps ``reserve_bytes`` for the file system.
+
+A study written to a volume is an archive location at once: StudyArchived(tier="optical",
+location=label) — for a spanning study one fact with ``location`` = the labels of its parts
+joined by ``+`` in part order (e.g. ``DVD-000007+DVD-000008``), so it counts as one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from dicomvault.events import deterministic_id
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import optical_pb2 as op
+from dicomvault.query import InstanceLocation
+from dicomvault.store import FileStore, StoreError
+from optical_burner import metrics
+from optical_burner.burners import Burner, make_burner
+from optical_burner.catalogue import Catalogue, LocationsProvider
+from optical_burner.events import Emit
+from optical_burner.image import build_image, volume_id
+from optical_burner.settings import OpticalSection
+from optical_burner.volumes import (
+    SECTOR,
+    InstanceEntry,
+    StudyEntry,
+    Volume,
+    VolumeState,
+    VolumeStore,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+TIER = "optical"
+
+
+class ArchiveError(RuntimeError):
+    """A study cannot be written (not in the cache, changed bytes, instance too large)."""
+
+
+class Conflict(RuntimeError):
+    """The volume is not in a state that allows the operation (HTTP 409)."""
+
+
+class DeleteRefused(Conflict):
+    """Deleting would lose the only verified copy of a study."""
+
+    def __init__(self, label: str, studies: list[str]) -> None:
+        self.studies = studies
+        super().__init__(f"volume {label} holds the only verified copy of "
+                         f"{len(studies)} study(ies): {', '.join(studies[:10])}")
+
+
+@dataclass
+class ArchiveResult:
+    status: str                       # archived, already, not_found
+    study_uid: str
+    labels: list[str] = field(default_factory=list)
+    instances: int = 0
+    size_bytes: int = 0
+    message: str = ""
+
+    @property
+    def location(self) -> str:
+        return "+".join(self.labels)
+
+
+@dataclass
+class Topics:
+    studies: str
+    volumes: str
+
+
+class OpticalArchive:
+    def __init__(self, cfg: OpticalSection, store: VolumeStore, cache: FileStore,
+                 catalogue: Catalogue, emit: Emit, topics: Topics,
+                 burner: Burner | None = None, locations: LocationsProvider | None = None
+                 ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.cache = cache
+        self.catalogue = catalogue
+        self.emit = emit
+        self.topics = topics
+        self.burner = burner or make_burner(cfg.burner)
+        self.locations = locations or _locations_from(catalogue)
+        self.lock = asyncio.Lock()
+        self.burn_lock = asyncio.Lock()
+        self.media_requests: dict[str, dict] = {}
+        self.update_metrics()
+
+    @property
+    def id(self) -> str:
+        return self.cfg.archive_id
+
+    # --- writing studies --------------------------------------------------------------
+    def cost(self, size: int) -> int:
+        return -(-size // SECTOR) * SECTOR + self.cfg.per_instance_overhead_bytes
+
+    async def archive_study(self, study_uid: str) -> ArchiveResult:
+        """Write a study (from the cache) into the open volume(s); emit StudyArchived."""
+        async with self.lock:
+            done = self.store.parts_of(study_uid)
+            if done and len(done) == done[0][1].parts:
+                result = _result("already", study_uid, done)
+                await self._announce(study_uid, done)
+                return result
+            instances = await self.catalogue.instances(study_uid, tier="cache")
+            if not instances:
+                return ArchiveResult("not_found", study_uid,
+                                     message="the study has no instances in the cache tier")
+            have = {i.sop_instance_uid for _v, s in done for i in s.instances}
+            todo = _ordered([i for i in instances if i.sop_instance_uid not in have])
+            chunks = self._plan(todo)
+            await self._write(study_uid, done, chunks)
+            parts = self.store.parts_of(study_uid)
+            await self._announce(study_uid, parts)
+            self.update_metrics()
+            return _result("archived", study_uid, parts)
+
+    def _plan(self, todo: list[InstanceLocation]) -> list[tuple[Volume | None, list]]:
+        usable = self.cfg.capacity - self.cfg.reserve_bytes
+        too_big = [i.sop_instance_uid for i in todo if self.cost(i.size_bytes) > usable]
+        if too_big:
+            raise ArchiveError(f"instance {too_big[0]} is larger than a {self.cfg.media_type}")
+        total = sum(self.cost(i.size_bytes) for i in todo)
+        current = self.store.open_volume()
+        if current is not None and (total <= current.free_bytes
+                                    or (not current.studies and total <= usable)):
+            return [(current, todo)]
+        if total <= usable:
+            return [(None, todo)]  # the open volume is closed as full by _write
+        chunks: list[tuple[Volume | None, list]] = [(current, [])]
+        free = current.free_bytes if current is not None else usable
+        for inst in todo:
+            c = self.cost(inst.size_bytes)
+            if c > free:
+                chunks.append((None, []))
+                free = usable
+            chunks[-1][1].append(inst)
+            free -= c
+        return [(v, items) for v, items in chunks if items]
+
+    async def _write(self, study_uid: str, done: list, chunks: list) -> None:
+        open_now = self.store.open_volume()
+        if open_now is not None and all(v is not open_now for v, _ in chunks):
+            await self._close_locked(open_now, "full")
+        volumes = [v or self._new_volume() for v, _ in chunks]
+        labels = [v.label for v, _s in done] + [v.label for v in volumes]
+        parts = len(labels)
+        patient = ""
+        for n, (vol, (_v, items)) in enumerate(zip(volumes, chunks, strict=True),
+                                               start=len(done) + 1):
+            entries = await asyncio.to_thread(self._copy_in, vol, items)
+            patient = patient or await self._patient_of(items[0])
+            size = sum(e.size_bytes for e in entries)
+            vol.studies.append(StudyEntry(study_instance_uid=study_uid, patient_id=patient,
+                                          part=n, parts=parts, labels=labels,
+                                          instances=entries, size_bytes=size))
+            vol.used_bytes += sum(self.cost(e.size_bytes) for e in entries)
+            vol.data_bytes += size
+            vol.first_write_at = vol.first_write_at or now()
+            self.store.save(vol)
+            metrics.STUDIES_WRITTEN.labels(self.id).inc()
+            metrics.BYTES_WRITTEN.labels(self.id).inc(size)
+        for vol, _s in done:  # an earlier, interrupted run wrote the first parts
+            entry = vol.study(study_uid)
+            entry.parts, entry.labels = parts, labels
+            self.store.save(vol)
+        log.info("study written to optical volumes",
+                 extra={"study": study_uid, "volumes": labels, "archive": self.id})
+        for vol in volumes[:-1]:
+            await self._close_locked(vol, "full")
+        if volumes[-1].fill_ratio >= self.cfg.close_fill_ratio:
+            await self._close_locked(volumes[-1], "full")
+
+    def _new_volume(self) -> Volume:
+        return self.store.new_volume(prefix=self.cfg.prefix, archive_id=self.id,
+                                     media_type=self.cfg.media_type,
+                                     capacity=self.cfg.capacity, reserve=self.cfg.reserve_bytes)
+
+    def _copy_in(self, vol: Volume, items: list[InstanceLocation]) -> list[InstanceEntry]:
+        """Copy instances from the cache into the volume, read back and checksum each."""
+        data = self.store.data(vol.label)
+        out = []
+        for inst in items:
+            try:
+                blob = self.cache.get(inst.storage_key)
+            except StoreError as exc:
+                raise ArchiveError(f"instance {inst.sop_instance_uid} is not readable in the "
+                                   f"cache: {exc}") from exc
+            if hashlib.sha256(blob).hexdigest() != inst.sha256:
+                raise ArchiveError(f"instance {inst.sop_instance_uid} in the cache does not "
+                                   "match the catalogue's checksum")
+            data.put(inst.storage_key, blob)
+            if data.stat(inst.storage_key).sha256 != inst.sha256:
+                raise ArchiveError(f"read-back of {inst.sop_instance_uid} on {vol.label} "
+                                   "does not match")
+            out.append(InstanceEntry(
+                sop_instance_uid=inst.sop_instance_uid,
+                series_instance_uid=inst.series_instance_uid, sop_class_uid=inst.sop_class_uid,
+                transfer_syntax_uid=inst.transfer_syntax_uid, storage_key=inst.storage_key,
+                size_bytes=inst.size_bytes, sha256=inst.sha256))
+        return out
+
+    async def _patient_of(self, inst: InstanceLocation) -> str:
+        try:
+            summary = await self.catalogue.study(inst.study_instance_uid)
+        except Exception:  # noqa: BLE001 - the patient id is only shown in README / INDEX
+            return ""
+        return str((summary or {}).get("patient_id") or "")
+
+    async def _announce(self, study_uid: str, parts: list[tuple[Volume, StudyEntry]]) -> None:
+        labels = parts[-1][1].labels or [v.label for v, _ in parts]
+        location = "+".join(labels)
+        sops = [i.sop_instance_uid for _v, s in parts for i in s.instances]
+        msg = ev.StudyArchived(
+            study_instance_uid=study_uid, tier=TIER, archive_id=self.id, location=location,
+            number_of_instances=len(sops), size_bytes=sum(s.size_bytes for _v, s in parts),
+            sop_instance_uids=sops, verified=True)
+        await self.emit(self.topics.studies, msg, study_uid,
+                        deterministic_id("optical-archived", self.id, study_uid, location))
+
+    # --- closing ------------------------------------------------------------------------
+    async def close_volume(self, label: str, reason: str = "manual") -> Volume:
+        async with self.lock:
+            vol = self._get(label)
+            if vol.state != VolumeState.OPEN:
+                raise Conflict(f"volume {label} is {vol.state.value}, not Open")
+            if not vol.studies:
+                raise Conflict(f"volume {label} is empty")
+            await self._close_locked(vol, reason)
+            return vol
+
+    async def _close_locked(self, vol: Volume, reason: str) -> None:
+        image = await asyncio.to_thread(
+            build_image, vol, self.store.data(vol.label).root, self.store.image_path(vol.label),
+            rock_ridge=self.cfg.rock_ridge, joliet=self.cfg.joliet, index=self.cfg.index_htm)
+        vol.image = image
+        vol.state = VolumeState.CLOSED
+        vol.closed_at = now()
+        vol.close_reason = reason
+        vol.next_burn_at = now()
+        self.store.save(vol)  # with every instance's file_id inside the image
+        log.info("volume closed", extra={"volume": vol.label, "reason": reason,
+                                         "image_bytes": image.size_bytes})
+        await self.emit(self.topics.volumes, op.VolumeClosed(
+            archive_id=self.id, label=vol.label, media_type=vol.media_type,
+            capacity_bytes=vol.capacity_bytes, used_bytes=vol.data_bytes,
+            image_bytes=image.size_bytes, image_sha256=image.sha256,
+            number_of_studies=len(vol.studies), number_of_instances=vol.instance_count,
+            reason=reason, study_instance_uids=[s.study_instance_uid for s in vol.studies]),
+            vol.label, deterministic_id("optical-closed", self.id, vol.label))
+        self.update_metrics()
+
+    async def close_aged(self) -> list[str]:
+        """Close the open volume once its first study is ``close_after_s`` old."""
+        async with self.lock:
+            vol = self.store.open_volume()
+            if (vol is None or not vol.studies or vol.first_write_at is None
+                    or now() - vol.first_write_at < timedelta(seconds=self.cfg.close_after_s)):
+                return []
+            await self._close_locked(vol, "age")
+            return [vol.label]
+
+    # --- deleting and releasing ---------------------------------------------------------
+    async def delete_volume(self, label: str, requested_by: str = "") -> None:
+        """Delete a volume, refused while any study on it has no other verified copy."""
+        async with self.lock:
+            vol = self._get(label)
+            only: list[str] = []
+            for study in vol.studies:
+                mine = set(study.labels) | {label}
+                others = [
+                    loc for loc in await self.locations(study.study_instance_uid)
+                    if loc.get("verified") and loc.get("tier") != "cache"
+                    and not (loc.get("tier") == TIER and loc.get("archive_id") == self.id
+                             and mine & set(str(loc.get("location", "")).split("+")))]
+                if not others:
+                    only.append(study.study_instance_uid)
+            if only:
+                raise DeleteRefused(label, only)
+            for study in vol.studies:
+                location = "+".join(study.labels or [label])
+                await self.emit(self.topics.studies, ev.StudyEvicted(
+                    study_instance_uid=study.study_instance_uid, tier=TIER, archive_id=self.id,
+                    location=location, reason=f"volume {label} deleted"),
+                    study.study_instance_uid,
+                    deterministic_id("optical-evicted", self.id, study.study_instance_uid, label))
+            await self.emit(self.topics.volumes, op.VolumeDeleted(
+                archive_id=self.id, label=label, requested_by=requested_by,
+                study_instance_uids=[s.study_instance_uid for s in vol.studies]),
+                label, deterministic_id("optical-deleted", self.id, label))
+            await asyncio.to_thread(self.store.remove, label)
+            self.media_requests.pop(label, None)
+            log.warning("volume deleted", extra={"volume": label, "by": requested_by})
+            self.update_metrics()
+
+    async def release_volume(self, label: str) -> Volume:
+        """Drop a Verified volume's files from the volume store: its discs hold them."""
+        async with self.lock:
+            vol = self._get(label)
+            if vol.state != VolumeState.VERIFIED:
+                raise Conflict(f"volume {label} is {vol.state.value}: only a Verified volume "
+                               "can go offline")
+            await asyncio.to_thread(self.store.release, vol)
+            self.store.image_path(label).unlink(missing_ok=True)
+            return vol
+
+    # --- helpers ------------------------------------------------------------------------
+    def _get(self, label: str) -> Volume:
+        vol = self.store.get(label)
+        if vol is None:
+            raise KeyError(label)
+        return vol
+
+    def image_of(self, vol: Volume) -> Path:
+        return self.store.image_path(vol.label)
+
+    def volid(self, vol: Volume) -> str:
+        return volume_id(vol.label)
+
+    def update_metrics(self) -> None:
+        counts = dict.fromkeys(VolumeState, 0)
+        for v in self.store.all():
+            counts[v.state] += 1
+        for state, n in counts.items():
+            metrics.VOLUMES.labels(self.id, state.value).set(n)
+        current = self.store.open_volume()
+        metrics.OPEN_FILL.labels(self.id).set(current.fill_ratio if current else 0)
+        metrics.MEDIA_REQUESTS.labels(self.id).set(len(self.media_requests))
+
+
+def _ordered(items: list[InstanceLocation]) -> list[InstanceLocation]:
+    """Series kept together, in the order the catalogue lists them."""
+    series: dict[str, list[InstanceLocation]] = {}
+    for i in items:
+        series.setdefault(i.series_instance_uid, []).append(i)
+    return [i for group in series.values() for i in group]
+
+
+def _result(status: str, study_uid: str, parts: list) -> ArchiveResult:
+    labels = parts[-1][1].labels or [v.label for v, _ in parts]
+    return ArchiveResult(status, study_uid, labels=labels,
+                         instances=sum(len(s.instances) for _v, s in parts),
+                         size_bytes=sum(s.size_bytes for _v, s in parts))
+
+
+def _locations_from(catalogue: Catalogue) -> LocationsProvider:
+    async def locations(study_uid: str) -> list[dict]:
+        summary = await catalogue.study(study_uid)
+        return list((summary or {}).get("study_locations") or [])
+
+    return locations

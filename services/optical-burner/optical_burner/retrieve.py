@@ -1,0 +1,167 @@
+"""Retrieving a study from its volume(s) into a destination store (the cache tier).
+
+For each volume holding a part of the study, the files are read from:
+1. the volume store, while the volume is online (its data folder is there);
+2. else the disc mounted under ``optical.mount_path``: ``<mount_path>/<label>`` (or the
+   ISO 9660 volume id, ``DVD_000042``), or the disc itself at ``<mount_path>`` — in every
+   case a folder whose DICOMDIR's File-set ID is the volume id. The instance is found by its
+   path in the image (``DICOM/PT000000/…``), case-insensitively (a disc mounted without
+   Rock Ridge shows lower-case names);
+3. else the volume is *offline*: the result is ``offline`` with a media request
+   "insert volume DVD-000042", listed by ``GET /api/v1/media-requests``, counted in
+   ``dicomvault_optical_media_requests_open``, logged and published as MediaRequested.
+   Calling ``retrieve_study`` again once the disc is mounted continues from there.
+
+Every instance is checked against its checksum before it is written to the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom import dcmread
+
+from dicomvault.events import deterministic_id
+from dicomvault.events.v1 import optical_pb2 as op
+from dicomvault.store import FileStore
+from optical_burner import metrics
+from optical_burner.archive import OpticalArchive
+from optical_burner.image import volume_id
+from optical_burner.volumes import Volume, now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetrieveResult:
+    status: str                       # done, offline, not_found, failed
+    study_uid: str
+    instances: int = 0
+    size_bytes: int = 0
+    sop_instance_uids: list[str] = field(default_factory=list)
+    media_requests: list[dict] = field(default_factory=list)
+    message: str = ""
+
+
+def mounted_root(vol: Volume, mount_path: Path) -> Path | None:
+    """The folder where the volume's disc is mounted, if it is."""
+    want = volume_id(vol.label)
+    for root in (mount_path / vol.label, mount_path / want, mount_path):
+        dicomdir = _find(root, "DICOMDIR")
+        if dicomdir is None:
+            continue
+        try:
+            fsid = str(dcmread(dicomdir, stop_before_pixels=True).get("FileSetID", "")).strip()
+        except Exception:  # noqa: BLE001 - an unreadable DICOMDIR is not our disc
+            continue
+        if fsid.upper() == want:
+            return root
+    return None
+
+
+def _find(root: Path, rel: str) -> Path | None:
+    """``rel`` under ``root``, matching each component case-insensitively (and ';1' / '.')."""
+    current = root
+    for part in rel.split("/"):
+        exact = current / part
+        if exact.exists():
+            current = exact
+            continue
+        if not current.is_dir():
+            return None
+        wanted = part.upper()
+        match = next((c for c in current.iterdir()
+                      if c.name.split(";", 1)[0].rstrip(".").upper() == wanted), None)
+        if match is None:
+            return None
+        current = match
+    return current if current.is_file() else None
+
+
+def _sources(arc: OpticalArchive, parts) -> tuple[dict[str, object], list[Volume]]:
+    sources: dict[str, object] = {}
+    offline: list[Volume] = []
+    for vol, study in parts:
+        data = arc.store.data(vol.label) if not vol.released else None
+        if data is not None and all(data.exists(i.storage_key) for i in study.instances):
+            sources[vol.label] = data
+            continue
+        root = mounted_root(vol, arc.cfg.mount_path) if vol.image else None
+        if root is not None:
+            sources[vol.label] = root
+        else:
+            offline.append(vol)
+    return sources, offline
+
+
+async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: FileStore
+                         ) -> RetrieveResult:
+    async with arc.lock:
+        parts = arc.store.parts_of(study_uid)
+    if not parts:
+        metrics.RETRIEVES.labels(arc.id, "not_found").inc()
+        return RetrieveResult("not_found", study_uid, message="no volume holds the study")
+    sources, offline = _sources(arc, parts)
+    if offline:
+        requests = [await _request_media(arc, vol, study_uid) for vol in offline]
+        metrics.RETRIEVES.labels(arc.id, "offline").inc()
+        return RetrieveResult("offline", study_uid, media_requests=requests,
+                              message="; ".join(r["message"] for r in requests))
+    result = RetrieveResult("done", study_uid)
+    for vol, study in parts:
+        source = sources[vol.label]
+        for inst in study.instances:
+            if isinstance(source, FileStore):
+                blob = source.get(inst.storage_key)
+            else:
+                path = _find(source, inst.file_id)
+                if path is None:
+                    return _failed(arc, study_uid, f"{inst.file_id} missing on {vol.label}")
+                blob = path.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != inst.sha256:
+                return _failed(arc, study_uid, f"{inst.sop_instance_uid} on {vol.label} does "
+                                               "not match its checksum")
+            dest.put(inst.storage_key, blob)
+            result.instances += 1
+            result.size_bytes += len(blob)
+            result.sop_instance_uids.append(inst.sop_instance_uid)
+        if arc.media_requests.pop(vol.label, None) is not None:
+            log.info("media request satisfied", extra={"volume": vol.label})
+    arc.update_metrics()
+    metrics.RETRIEVES.labels(arc.id, "done").inc()
+    log.info("study retrieved from optical volumes",
+             extra={"study": study_uid, "instances": result.instances,
+                    "volumes": [v.label for v, _ in parts]})
+    return result
+
+
+def _failed(arc: OpticalArchive, study_uid: str, message: str) -> RetrieveResult:
+    metrics.RETRIEVES.labels(arc.id, "failed").inc()
+    log.error("optical retrieve failed", extra={"study": study_uid, "error": message})
+    return RetrieveResult("failed", study_uid, message=message)
+
+
+async def _request_media(arc: OpticalArchive, vol: Volume, study_uid: str) -> dict:
+    message = f"insert volume {vol.label}"
+    request = arc.media_requests.get(vol.label)
+    first = request is None
+    if first:
+        request = {"label": vol.label, "archive_id": arc.id, "message": message,
+                   "media_type": vol.media_type, "requested_at": now().isoformat(),
+                   "mount_path": str(arc.cfg.mount_path / vol.label), "studies": []}
+        arc.media_requests[vol.label] = request
+    if study_uid not in request["studies"]:
+        request["studies"].append(study_uid)
+        log.warning("media request: %s", message,
+                    extra={"volume": vol.label, "study": study_uid,
+                           "mount_path": request["mount_path"]})
+        await arc.emit(arc.topics.volumes, op.MediaRequested(
+            archive_id=arc.id, label=vol.label, message=message, study_instance_uid=study_uid,
+            mount_path=request["mount_path"]),
+            vol.label, deterministic_id("optical-media", arc.id, vol.label, study_uid,
+                                        request["requested_at"]))
+    arc.update_metrics()
+    return dict(request)

@@ -1,0 +1,96 @@
+"""HTTP: /metrics, /healthz, /readyz; GET /api/v1/exports (queued and finished exports),
+GET /api/v1/exporters, POST /api/v1/exports (manual export request)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from dicomvault.store import InvalidUID, validate_uid
+from stow_exporter.handlers import Hosted
+from stow_exporter.metrics import REGISTRY
+
+
+class Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service's stop event rules."""
+
+    @contextmanager
+    def capture_signals(self):
+        yield
+
+
+class ExportRequest(BaseModel):
+    study_instance_uid: str = Field(description="The study to export.")
+    exporter_id: str = Field(description="The Exporter to send it with.")
+    immediate: bool = Field(False, description="Ignore the exporter's schedule windows.")
+
+
+def build_app(hosted: list[Hosted], ready: Callable[[], str | None]) -> FastAPI:
+    by_id = {h.id: h for h in hosted}
+    app = FastAPI(title="DICOM Vault stow-exporter", docs_url=None, redoc_url=None)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        reason = ready()
+        if reason:
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/api/v1/exporters")
+    async def exporters() -> list[dict]:
+        return [{"exporter_id": h.id, "uri": h.exporter.uri, "description":
+                 h.exporter.description, "queue": h.exporter.queue_name,
+                 "destination": h.sender.destination, "schedules": h.exporter.schedules,
+                 "suspended": h.exporter.suspended,
+                 "counts": h.queue.counts() if h.queue else {}} for h in hosted]
+
+    @app.get("/api/v1/exports")
+    async def list_exports(exporter_id: str | None = None, state: str | None = None,
+                           study_instance_uid: str | None = None) -> list[dict]:
+        out = []
+        for h in hosted:
+            if exporter_id and h.id != exporter_id or h.queue is None:
+                continue
+            for e in h.queue.exports():
+                if state and e.state != state:
+                    continue
+                if study_instance_uid and e.study_instance_uid != study_instance_uid:
+                    continue
+                out.append(e.view())
+        return out
+
+    @app.get("/api/v1/exports/{export_id}")
+    async def get_export(export_id: str) -> dict:
+        for h in hosted:
+            e = h.queue.get(export_id) if h.queue else None
+            if e is not None:
+                return e.view()
+        raise HTTPException(404, f"no export {export_id}")
+
+    @app.post("/api/v1/exports", status_code=202)
+    async def request_export(req: ExportRequest) -> dict:
+        h = by_id.get(req.exporter_id)
+        if h is None or h.queue is None:
+            raise HTTPException(404, f"no exporter {req.exporter_id!r} in this process")
+        try:
+            validate_uid(req.study_instance_uid, "Study Instance UID")
+        except InvalidUID as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return h.queue.submit(req.study_instance_uid, trigger="manual",
+                              immediate=req.immediate).view()
+
+    return app
