@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from aiokafka import AIOKafkaConsumer
+
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1

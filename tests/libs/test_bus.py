@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaConsumer
+
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event

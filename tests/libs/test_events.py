@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dicomvault.events import EnvelopeError, Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaConsumer
+
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as pb

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from dicomvault.store import FileStore, InvalidUID, StoreError, instance_key, validate_uid
 
 

@@ -1,0 +1,159 @@
+"""Fixtures of the archiver tests: a catalogue stand-in, studies in the cache, the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dicomvault.bus import Publisher
+from dicomvault.bus.broker import free_port
+from dicomvault.events import Event
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.settings import BusSettings, HttpSettings
+from dicomvault.store import FileStore, instance_key
+from hsm_archiver.dicomfields import instance_stored
+from hsm_archiver.service import run
+from hsm_archiver.settings import ArchiverCacheSettings, ArchiverSettings, HsmSection
+from tests.peers.datasets import Study, write_study
+
+from .catalogue_standin import CatalogueStandIn
+
+
+async def wait_until(pred: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or pred}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def catalogue(bus_settings: BusSettings) -> Iterator[CatalogueStandIn]:
+    c = CatalogueStandIn(bus_settings).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def hsm_mount(tmp_path: Path) -> Path:
+    """A plain folder standing for the HSM mount point, our subdirectory 'vault' and its
+    sentinel naming archive HSM1."""
+    mount = tmp_path / "hsm"
+    (mount / "vault").mkdir(parents=True)
+    (mount / "vault" / ".dicomvault-archive").write_text("HSM1\n")
+    return mount
+
+
+def hsm_archive(mount: Path, **kw) -> dict:
+    target = {"mount_point": str(mount), "subdirectory": "vault", "require_mount": False,
+              "free_space_min_bytes": 0, "fsync": True, "recall_poll_s": 0.1,
+              "recall_timeout_s": 60, **kw.pop("hsm", {})}
+    return {"id": kw.pop("id", "HSM1"), "kind": "hsm", "rules": kw.pop("rules", [{}]),
+            "retry": {"max_retries": 20, "initial_delay_s": 0.2, "max_delay_s": 1.0},
+            "readiness_interval_s": 0.2, "hsm": target, **kw}
+
+
+def make_settings(bus: BusSettings, cache_root: Path, catalogue_url: str, archives: list[dict],
+                  **hsm) -> ArchiverSettings:
+    return ArchiverSettings(
+        bus=bus, http=HttpSettings(port=free_port()),
+        cache=ArchiverCacheSettings(root=cache_root, fsync=False),
+        hsm=HsmSection(catalogue_url=catalogue_url, archives=archives, adopt_retry_s=0.5, **hsm))
+
+
+def env_of(settings: ArchiverSettings) -> dict[str, str]:
+    """The same settings as DICOMVAULT_* environment variables (for a subprocess)."""
+    import json
+
+    t = settings.bus.topics
+    return {
+        "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": settings.bus.bootstrap_servers,
+        "DICOMVAULT_BUS__TOPICS__INSTANCES": t.instances,
+        "DICOMVAULT_BUS__TOPICS__STUDIES": t.studies,
+        "DICOMVAULT_BUS__TOPICS__JOBS": t.jobs,
+        "DICOMVAULT_BUS__TOPICS__JOB_COMMANDS": t.job_commands,
+        "DICOMVAULT_BUS__TOPICS__DLQ": t.dlq,
+        "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": str(settings.bus.session_timeout_ms),
+        "DICOMVAULT_HTTP__PORT": str(settings.http.port),
+        "DICOMVAULT_CACHE__ROOT": str(settings.cache.root),
+        "DICOMVAULT_CACHE__FSYNC": "false",
+        "DICOMVAULT_HSM__CATALOGUE_URL": settings.hsm.catalogue_url,
+        "DICOMVAULT_HSM__ADOPT_RETRY_S": "0.5",
+        "DICOMVAULT_HSM__ARCHIVES": json.dumps(
+            [a.model_dump(mode="json") for a in settings.hsm.archives]),
+        "DICOMVAULT_LOG__LEVEL": "INFO",
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(settings: ArchiverSettings) -> AsyncIterator[str]:
+    """The service in this process (same code as the container runs); yields its base URL."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    url = f"http://127.0.0.1:{settings.http.port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + 60
+            while True:
+                if task.done():
+                    task.result()
+                    raise AssertionError("service stopped")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url + "/readyz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError("service not ready")
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def publish(bus: BusSettings, payload, subject: str, event_id: str | None = None) -> Event:
+    topic = bus.topics.instances if isinstance(payload, ev.InstanceStored) else (
+        bus.topics.job_commands if type(payload).__name__ == "JobCommandIssued"
+        else bus.topics.studies)
+    e = Event(payload=payload, source="dicomvault/test", subject=subject,
+              **({"id": event_id} if event_id else {}))
+    async with Publisher(bus, "test") as pub:
+        await pub.publish(topic, e, key=subject or None)
+    return e
+
+
+async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
+                      catalogue: CatalogueStandIn, **kw) -> tuple[Study, dict[str, bytes]]:
+    """Put a generated study into the cache as the gateway would (file + InstanceStored)."""
+    study = write_study(folder, **kw)
+    store = FileStore(cache_root, fsync=False)
+    data: dict[str, bytes] = {}
+    async with Publisher(bus, "test-gateway") as pub:
+        for path in study.files:
+            raw = path.read_bytes()
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            key = instance_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            store.put(key, raw)
+            data[key] = raw
+            msg = instance_stored(raw, key, source="dimse")
+            msg.calling_ae = "MODALITY1"
+            await pub.publish(bus.topics.instances,
+                              Event(payload=msg, source="dicomvault/gateway",
+                                    subject=study.study_uid), key=study.study_uid)
+    await wait_until(lambda: len(catalogue.instances.get(study.study_uid, {})) == len(data),
+                     what="the catalogue stand-in to list the cached instances")
+    return study, data
+
+
+def stable(study: Study, modalities=("CT", "OT"), revision: int = 1) -> ev.StudyStable:
+    return ev.StudyStable(study_instance_uid=study.study_uid, patient_id=study.patient_id,
+                          number_of_series=len(study.series),
+                          number_of_instances=len(study.sop_uids), modalities=list(modalities),
+                          calling_aes=["MODALITY1"], station_names=["CT01"], revision=revision)

@@ -1,0 +1,93 @@
+"""Administrators' commands on the job-commands topic, and cache eviction by the copies rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dicomvault.bus import Publisher
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2 as jb
+from dicomvault.store import FileStore
+from hsm_archiver.context import CatalogueClient, Context
+from hsm_archiver.eviction import sweep
+from hsm_archiver.settings import EvictionSettings
+
+from .conftest import cache_study, hsm_archive, make_settings, publish, running, stable, wait_until
+
+C = jb.JobCommandIssued
+
+
+async def test_pause_resume_cancel_retry_through_job_commands(bus_settings, catalogue, hsm_mount,
+                                                              tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    study, data = await cache_study(bus_settings, cache, tmp_path / "in", catalogue)
+    # The rule stores an hour after StudyStable: the job waits, scheduled.
+    settings = make_settings(bus_settings, cache, catalogue.url, [
+        hsm_archive(hsm_mount, rules=[{"name": "later", "delay_s": 3600}])])
+
+    async def command(command, **kw) -> None:
+        await publish(bus_settings, C(command=command, queue="HSM1", issued_by="admin", **kw), "")
+
+    async with running(settings):
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: catalogue.job_states("HSM1") == ["NEW"])
+        (job,) = catalogue.jobs.values()
+        assert job["not_before"] is not None
+        # Cancel it (the REST API publishes exactly this command).
+        await command(C.CANCEL_JOB, job_id=job["job_id"], reason="wrong study")
+        await wait_until(lambda: catalogue.job_states("HSM1") == ["CANCELLED"])
+        # Pause the queue; a retried job then waits while the queue is halted.
+        await command(C.PAUSE_QUEUE, reason="tape library maintenance")
+        await wait_until(lambda: catalogue.queues["HSM1"]["state"] == "HALTED")
+        assert catalogue.queues["HSM1"]["reason"] == "tape library maintenance"
+        await command(C.RETRY_JOB, job_id=job["job_id"])
+        await wait_until(lambda: catalogue.job_states("HSM1") == ["NEW"])
+        assert not (hsm_mount / "vault" / study.study_uid).exists()
+        # Resume: the retried job runs now (retry clears the schedule) and the study lands.
+        await command(C.RESUME_QUEUE)
+        await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE"])
+        assert catalogue.queues["HSM1"]["state"] == "RUNNING"
+    for key, raw in data.items():
+        assert (hsm_mount / "vault" / key).read_bytes() == raw
+    changes = [(c.command, c.issued_by) for c in catalogue.of_type(jb.JobStateChanged)]
+    assert changes == [("cancel", "admin"), ("retry", "admin")]
+
+
+async def test_eviction_respects_the_copies_rule(bus_settings, catalogue, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    store = FileStore(cache)
+    one, d1 = await cache_study(bus_settings, cache, tmp_path / "one", catalogue)
+    two, d2 = await cache_study(bus_settings, cache, tmp_path / "two", catalogue)
+    lonely, d3 = await cache_study(bus_settings, cache, tmp_path / "three", catalogue)
+    n1, n2 = len(d1), len(d2)
+    # Study one: verified on HSM1 and on PACS1; study two: on HSM1 only, plus an unverified
+    # PACS copy; study three: nowhere but the cache.
+    for study, tier, archive, verified, n in (
+            (one, "hsm", "HSM1", True, n1), (one, "pacs", "PACS1", True, n1),
+            (two, "hsm", "HSM1", True, n2), (two, "pacs", "PACS1", False, n2)):
+        await publish(bus_settings, ev.StudyArchived(
+            study_instance_uid=study.study_uid, tier=tier, archive_id=archive, verified=verified,
+            number_of_instances=n, location="x"), study.study_uid)
+    await wait_until(lambda: len(catalogue.locations.get(two.study_uid, [])) == 2)
+
+    async with Publisher(bus_settings, "test-evict") as pub:
+        ctx = Context(bus_settings.topics, pub, store, CatalogueClient(catalogue.url))
+        # Not idle long enough: nothing goes.
+        assert await sweep(ctx, EvictionSettings(min_archive_copies=1, idle_s=3600)) == []
+        # Dry run: reported, nothing deleted.
+        dry = await sweep(ctx, EvictionSettings(min_archive_copies=2, idle_s=0, dry_run=True))
+        assert dry == [one.study_uid]
+        assert all(store.exists(k) for k in d1)
+        # Two verified copies required: only study one qualifies.
+        assert await sweep(ctx, EvictionSettings(min_archive_copies=2, idle_s=0)) == [
+            one.study_uid]
+        assert not any(store.exists(k) for k in d1)
+        assert all(store.exists(k) for k in {**d2, **d3})
+        await wait_until(lambda: catalogue.of_type(ev.StudyEvicted))
+        (fact,) = catalogue.of_type(ev.StudyEvicted)
+        assert fact.study_instance_uid == one.study_uid and fact.tier == "cache"
+        # One copy required: study two goes; study three, the only copy, never.
+        assert await sweep(ctx, EvictionSettings(min_archive_copies=1, idle_s=0)) == [
+            two.study_uid]
+        assert all(store.exists(k) for k in d3)
+        await ctx.catalogue.close()

@@ -1,0 +1,132 @@
+"""PACS Store and Remember with Orthanc as the external PACS: C-STORE there, C-MOVE back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pynetdicom import AE, StoragePresentationContexts, evt
+
+from dicomvault.bus.broker import free_port
+from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.store import FileStore
+from tests.peers.orthanc import Orthanc
+
+from .conftest import cache_study, make_settings, publish, running, stable, wait_until
+
+SUCCESS = 0x0000
+
+
+class GatewayStandIn:
+    """A pynetdicom storage SCP standing in for OUR gateway as the C-MOVE destination (until
+    the gateway's recall support exists). It keeps the data set bytes exactly as received."""
+
+    def __init__(self, aet: str = "VAULTGW") -> None:
+        self.aet, self.port = aet, free_port()
+        self.received: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._server = None
+
+    def _on_store(self, event) -> int:
+        with self._lock:
+            self.received[str(event.request.AffectedSOPInstanceUID)] = bytes(
+                event.encoded_dataset(include_meta=False))
+        return SUCCESS
+
+    def start(self) -> GatewayStandIn:
+        ae = AE(ae_title=self.aet)
+        ae.supported_contexts = StoragePresentationContexts
+        self._server = ae.start_server(("127.0.0.1", self.port), block=False,
+                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayStandIn]:
+    g = GatewayStandIn().start()
+    yield g
+    g.stop()
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path, gateway: GatewayStandIn) -> Iterator[Orthanc]:
+    # As a PACS administrator would: our gateway is the move destination, and the archiver's
+    # calling AE is a known modality (Orthanc refuses C-MOVE requests from unknown AEs).
+    o = Orthanc(tmp_path / "orthanc", aet="ORTHANC",
+                modalities={"vault": (gateway.aet, "127.0.0.1", gateway.port),
+                            "vault-archiver": ("VAULTARC", "127.0.0.1", free_port())}).start()
+    yield o
+    o.stop()
+
+
+def dataset_bytes(part10: bytes) -> bytes:
+    """The data set after the preamble and file meta group (what travels over DIMSE)."""
+    assert part10[128:132] == b"DICM"
+    meta_len = int.from_bytes(part10[140:144], "little")
+    return part10[144 + meta_len:]
+
+
+async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, orthanc,
+                                                      gateway, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    study, data = await cache_study(bus_settings, cache, tmp_path / "in", catalogue,
+                                    series=2, per_series=4)
+    archive = {"id": "PACS1", "kind": "pacs", "rules": [{}],
+               "retry": {"max_retries": 5, "initial_delay_s": 0.2, "max_delay_s": 1},
+               "readiness_interval_s": 0.2,
+               "pacs": {"ae_title": orthanc.aet, "host": "127.0.0.1",
+                        "port": orthanc.dicom_port, "calling_ae": "VAULTARC",
+                        "associations": 2, "move_destination": gateway.aet, "timeout_s": 30}}
+    settings = make_settings(bus_settings, cache, catalogue.url, [archive])
+    async with running(settings):
+        # STORE: every instance is C-STOREd to Orthanc, then the study is remembered there.
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: [a for a in catalogue.of_type(ev.StudyArchived)
+                                  if a.tier == "pacs"], what="StudyArchived(pacs)")
+        fact = catalogue.of_type(ev.StudyArchived)[0]
+        assert (fact.archive_id, fact.location, fact.verified) == ("PACS1", orthanc.aet, True)
+        # Orthanc's REST API: every instance arrived, its data set byte for byte.
+        at_orthanc = orthanc.files_by_sop_uid()
+        assert sorted(at_orthanc) == sorted(study.sop_uids)
+        assert {sop: dataset_bytes(raw) for sop, raw in at_orthanc.items()} == {
+            k.split("/")[-1][:-4]: dataset_bytes(v) for k, v in data.items()}
+        # The study is evicted locally ...
+        for key in data:
+            FileStore(cache).delete(key)
+        # ... and recalled: C-MOVE from Orthanc to our gateway (here its stand-in).
+        await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
+                                                       requested_by="VIEWER"), study.study_uid)
+        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled),
+                         what="StudyRecalled")
+    recalled = catalogue.of_type(archive_pb2.StudyRecalled)[0]
+    assert (recalled.tier, recalled.archive_id) == ("pacs", "PACS1")
+    assert recalled.number_of_instances == len(data) and recalled.failed == 0
+    # Byte-identical data sets came back (the file meta group is each receiver's own).
+    by_sop = {k.split("/")[-1][:-4]: dataset_bytes(v) for k, v in data.items()}
+    assert gateway.received == by_sop
+    assert catalogue.job_states("PACS1") == ["DONE"]
+    assert catalogue.job_states("PACS1-retrieve") == ["DONE"]
+
+
+async def test_pacs_queue_stalls_while_the_remote_ae_is_down(bus_settings, catalogue,
+                                                             tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    study, _ = await cache_study(bus_settings, cache, tmp_path / "in", catalogue,
+                                 series=1, per_series=2)
+    dead = free_port()  # nothing listens there
+    archive = {"id": "PACS1", "kind": "pacs", "rules": [{}], "readiness_interval_s": 0.2,
+               "pacs": {"ae_title": "ORTHANC", "host": "127.0.0.1", "port": dead,
+                        "timeout_s": 5}}
+    settings = make_settings(bus_settings, cache, catalogue.url, [archive])
+    async with running(settings):
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: catalogue.queues.get("PACS1", {}).get("state") == "STALLED")
+        assert "C-ECHO" in catalogue.queues["PACS1"]["reason"]
+    assert catalogue.job_states("PACS1") == ["NEW"]

@@ -1,0 +1,59 @@
+"""Fixtures of the chart tests: the chart loaded with the real Helm SDK and its renderings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+import yaml
+
+from tests.chart.metricnames import CHART, ROOT
+
+NAMESPACE = "dicomvault"
+RELEASE = "dicomvault"
+VARIANTS = ["default"] + sorted(p.name.removesuffix("-values.yaml")
+                                for p in (CHART / "ci").glob("*-values.yaml"))
+
+
+def variant_values(variant: str) -> dict:
+    if variant == "default":
+        return {}
+    return yaml.safe_load((CHART / "ci" / f"{variant}-values.yaml").read_text()) or {}
+
+
+@pytest.fixture(scope="session")
+def chart():
+    with helm.Chart.load(str(CHART)) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="session")
+def renders(chart) -> dict[str, dict[str, str]]:
+    """variant -> {template path: rendered text}, for default values and every ci/ file."""
+    return {v: chart.render(variant_values(v), name=RELEASE, namespace=NAMESPACE)
+            for v in VARIANTS}
+
+
+def manifests(rendered: dict[str, str]) -> list[tuple[str, dict]]:
+    """(template path, object) for every object rendered (NOTES.txt excluded)."""
+    out = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        out += [(path, doc) for doc in yaml.safe_load_all(text) if doc]
+    return out
+
+
+def crd_files() -> list[Path]:
+    """Every CustomResourceDefinition file under crds/ (the folder Helm installs first)."""
+    files = []
+    for path in sorted((CHART / "crds").glob("*.y*ml")):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        if any(d.get("kind") == "CustomResourceDefinition" for d in docs):
+            files.append(path)
+    return files
+
+
+__all__ = ["CHART", "ROOT", "NAMESPACE", "RELEASE", "VARIANTS", "manifests", "crd_files",
+           "variant_values"]

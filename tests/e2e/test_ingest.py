@@ -1,0 +1,221 @@
+"""Ingest as a modality sees it: storescu into the gateway, findscu finds it through the
+catalogue; the catalogue restarted mid-stream and the broker restarted during a send lose
+nothing. Real gateway and catalogue processes, real broker, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pynetdicom import AE, _config
+
+from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.settings import BusSettings
+from tests.e2e.conftest import AE_TITLE, MODALITY, Archive
+from tests.peers.datasets import write_study
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_catalogued(archive: Archive, sop_uids: list[str], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    missing = sop_uids
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.post(f"{archive.catalogue_url}/api/v1/instances/unknown",
+                           json={"sop_instance_uids": sop_uids}, timeout=5)
+            if r.status_code == 200:
+                missing = r.json()["unknown"]
+                if not missing:
+                    return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{len(missing)} of {len(sop_uids)} instances never catalogued\n"
+                         f"{archive.gateway.tail()}\n{archive.catalogue.tail()}")
+
+
+def values(answers, keyword: str) -> list:
+    return [a.get(keyword) for a in answers]
+
+
+def test_study_sent_and_found_at_every_level(archive, tmp_path: Path) -> None:
+    vault = archive()
+    # Two patients: a three-series study in 2024 and a one-series MR study in 2023.
+    a = write_study(tmp_path / "a", series=3, per_series=2, modalities=("CT", "OT"),
+                    patient_id="PAT001", patient_name="DOE^JANE", study_date="20240105",
+                    accession="ACC001")
+    b = write_study(tmp_path / "b", series=1, per_series=2, modalities=("MR",),
+                    patient_id="PAT002", patient_name="ROE^RICHARD", study_date="20230610",
+                    accession="ACC002", seed=7)
+    sent = vault.storescu([*a.files, *b.files])
+    assert sent.returncode == 0, sent.stderr
+    wait_catalogued(vault, a.sop_uids + b.sop_uids)
+
+    # PATIENT level (Patient Root), with the computed patient keys.
+    rc, ans, out = vault.findscu("PATIENT", "QueryRetrieveLevel=PATIENT", "PatientID=PAT001",
+                                 "PatientName", "NumberOfPatientRelatedStudies",
+                                 "NumberOfPatientRelatedSeries",
+                                 "NumberOfPatientRelatedInstances")
+    assert rc == 0, out
+    assert len(ans) == 1
+    assert str(ans[0].PatientName) == "DOE^JANE" and ans[0].QueryRetrieveLevel == "PATIENT"
+    assert ans[0].SpecificCharacterSet == "ISO_IR 192"
+    assert (int(ans[0].NumberOfPatientRelatedStudies), int(ans[0].NumberOfPatientRelatedSeries),
+            int(ans[0].NumberOfPatientRelatedInstances)) == (1, 3, 6)
+    rc, ans, out = vault.findscu("PATIENT", "QueryRetrieveLevel=PATIENT", "PatientID=PAT00?",
+                                 "PatientName=*OE^*")
+    assert rc == 0 and sorted(values(ans, "PatientID")) == ["PAT001", "PAT002"], out
+
+    # STUDY level, both roots: date range, case-insensitive name wildcard, computed keys.
+    for root in ("STUDY", "PATIENT"):
+        rc, ans, out = vault.findscu(root, "QueryRetrieveLevel=STUDY",
+                                     "StudyDate=20240101-20241231", "PatientName=doe*",
+                                     "StudyInstanceUID", "AccessionNumber", "ModalitiesInStudy",
+                                     "NumberOfStudyRelatedSeries",
+                                     "NumberOfStudyRelatedInstances")
+        assert rc == 0, out
+        assert values(ans, "StudyInstanceUID") == [a.study_uid], (root, out)
+        assert ans[0].AccessionNumber == "ACC001"
+        assert sorted(ans[0].ModalitiesInStudy) == ["CT", "OT"]
+        assert (int(ans[0].NumberOfStudyRelatedSeries),
+                int(ans[0].NumberOfStudyRelatedInstances)) == (3, 6)
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=STUDY", "StudyDate=-20231231",
+                                 "StudyInstanceUID", "ModalitiesInStudy=MR")
+    assert rc == 0 and values(ans, "StudyInstanceUID") == [b.study_uid], out
+
+    # SERIES level: the CT series of study A, with their instance counts.
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=SERIES",
+                                 f"StudyInstanceUID={a.study_uid}", "Modality=CT",
+                                 "SeriesInstanceUID", "SeriesNumber",
+                                 "NumberOfSeriesRelatedInstances")
+    assert rc == 0, out
+    assert sorted(values(ans, "SeriesNumber")) == [1, 3]
+    assert set(values(ans, "NumberOfSeriesRelatedInstances")) == {2}
+    rc, ans, out = vault.findscu("PATIENT", "QueryRetrieveLevel=SERIES", "PatientID=PAT001",
+                                 f"StudyInstanceUID={a.study_uid}", "SeriesInstanceUID")
+    assert rc == 0 and sorted(values(ans, "SeriesInstanceUID")) == sorted(a.series), out
+
+    # IMAGE level: one series' instances; then list-of-UID matching.
+    series_uid, sops = next(iter(a.series.items()))
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=IMAGE",
+                                 f"StudyInstanceUID={a.study_uid}",
+                                 f"SeriesInstanceUID={series_uid}", "SOPInstanceUID",
+                                 "SOPClassUID", "InstanceNumber")
+    assert rc == 0, out
+    assert sorted(values(ans, "SOPInstanceUID")) == sorted(sops)
+    assert sorted(values(ans, "InstanceNumber")) == [1, 2]
+    rc, ans, out = vault.findscu("PATIENT", "QueryRetrieveLevel=IMAGE", "PatientID=PAT002",
+                                 f"StudyInstanceUID={b.study_uid}",
+                                 f"SeriesInstanceUID={next(iter(b.series))}",
+                                 f"SOPInstanceUID={b.sop_uids[0]}\\{a.sop_uids[0]}")
+    assert rc == 0 and values(ans, "SOPInstanceUID") == [b.sop_uids[0]], out
+
+    # A level the information model does not have: 0xA900, no answers.
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=PATIENT", "PatientID")
+    assert ans == [] and "Error: DataSetDoesNotMatchSOPClass" in out, out
+
+
+def test_catalogue_restarted_mid_stream(archive, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import dcmtk, peer_env
+
+    vault = archive()
+    study = write_study(tmp_path / "s", series=1, per_series=120, size=32)
+    sender = subprocess.Popen(
+        [dcmtk("storescu"), "-aet", MODALITY, "-aec", AE_TITLE, "127.0.0.1",
+         str(vault.dimse_port), *map(str, study.files)],
+        env=peer_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # While the modality sends, the catalogue is killed and started again.
+        cache = tmp_path / "cache"
+        deadline = time.monotonic() + 60
+        while len(list(cache.rglob("*.dcm"))) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        vault.catalogue.kill()
+        assert sender.poll() is None, "the send ended before the catalogue was killed"
+        time.sleep(0.5)
+        vault.catalogue.start()
+        out, _ = sender.communicate(timeout=120)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert sender.returncode == 0, out.decode()
+
+    # Every instance is there exactly once.
+    wait_catalogued(vault, study.sop_uids)
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=IMAGE",
+                                 f"StudyInstanceUID={study.study_uid}", "SOPInstanceUID")
+    assert rc == 0, out
+    assert sorted(values(ans, "SOPInstanceUID")) == sorted(study.sop_uids)
+    rc, ans, out = vault.findscu("STUDY", "QueryRetrieveLevel=STUDY",
+                                 f"StudyInstanceUID={study.study_uid}",
+                                 "NumberOfStudyRelatedInstances")
+    assert rc == 0 and int(ans[0].NumberOfStudyRelatedInstances) == 120, out
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path, bus_settings: BusSettings):
+    """A broker for this test alone (it restarts it), with the test's topic names."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    yield broker, bus_settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+    broker.stop()
+
+
+def test_broker_restarted_during_a_send(archive, own_broker, tmp_path: Path) -> None:
+    broker, bus = own_broker
+    vault = archive(bus=bus)
+    study = write_study(tmp_path / "s", series=2, per_series=20, size=32)
+    # The catalogue is down: what the broker acknowledged before its restart is lost with it,
+    # and only the gateway's reconciliation can bring it back.
+    vault.catalogue.stop()
+
+    statuses: dict[str, int] = {}
+
+    def send() -> None:
+        ae = AE(ae_title=MODALITY)
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.1.2.1")
+        assoc = ae.associate("127.0.0.1", vault.dimse_port, ae_title=AE_TITLE)
+        assert assoc.is_established
+        try:
+            for path, sop in zip(study.files, study.sop_uids, strict=True):
+                rsp = assoc.send_c_store(path)
+                statuses[sop] = int(rsp.Status) if "Status" in rsp else -1
+        finally:
+            assoc.release()
+            ae.shutdown()
+
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    sender = threading.Thread(target=send, name="modality")
+    try:
+        sender.start()
+        while len(statuses) < 10 and sender.is_alive():
+            time.sleep(0.01)
+        broker.restart()  # killed and back, empty, while the modality is sending
+        sender.join(180)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    assert not sender.is_alive() and len(statuses) == 40
+
+    acknowledged = [sop for sop, status in statuses.items() if status == 0]
+    refused = [sop for sop, status in statuses.items() if status != 0]
+    assert len(acknowledged) >= 10
+    assert all(statuses[sop] == 0xA701 for sop in refused), statuses
+    # Nothing half-recorded: a file exactly for each acknowledged instance.
+    on_disk = sorted(p.name.removesuffix(".dcm") for p in (tmp_path / "cache").rglob("*.dcm"))
+    assert on_disk == sorted(acknowledged)
+
+    # The catalogue comes back; every acknowledged instance is catalogued.
+    vault.catalogue.start()
+    wait_catalogued(vault, acknowledged, timeout_s=90)
+    metrics = httpx.get(f"http://127.0.0.1:{vault.gateway_port}/metrics", timeout=10).text
+    reemitted = [line for line in metrics.splitlines()
+                 if line.startswith("gateway_reconcile_reemitted_total ")]
+    assert reemitted and float(reemitted[0].split()[1]) >= 10, metrics

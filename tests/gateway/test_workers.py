@@ -1,0 +1,55 @@
+"""``workers: 2``: two DIMSE processes share the port (SO_REUSEPORT) and both store."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from tests.conftest import dcmtk, peer_env
+from tests.gateway.conftest import AE_TITLE, MODALITY, read_events, sample
+from tests.peers.datasets import write_study
+
+
+def listeners(port: int) -> int:
+    """LISTEN sockets on ``port`` (/proc/net/tcp: local address hex port, state 0A)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            count += 1
+    return count
+
+
+def send_in_parallel(port: int, batches: list[list[Path]]) -> None:
+    senders = [subprocess.Popen(
+        [dcmtk("storescu"), "-aet", MODALITY, "-aec", AE_TITLE, "127.0.0.1", str(port),
+         *map(str, files)], env=peer_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for files in batches]
+    for proc in senders:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out.decode()
+
+
+async def test_two_workers_accept_stores(start_gateway, tmp_path: Path) -> None:
+    gw = start_gateway(workers=2)
+    before = gw.metrics()
+    studies = [write_study(tmp_path / f"s{i}", series=1, per_series=4, seed=i) for i in range(4)]
+
+    # Four modalities send at once; the kernel spreads their connections over the workers.
+    await asyncio.to_thread(send_in_parallel, gw.port, [s.files for s in studies])
+
+    # Every instance is stored and announced once.
+    assert len(gw.files()) == 16
+    bus = gw.settings.bus
+    events = await read_events(bus, bus.topics.instances, 16)
+    assert sorted(e.payload.sop_instance_uid for e in events) == sorted(
+        uid for s in studies for uid in s.sop_uids)
+
+    # Two sockets listen on the port (one per worker); /metrics adds up what each counted.
+    assert listeners(gw.port) == 2
+    after = gw.metrics()
+    assert sample(after, "gateway_cstore_requests_total", status="0x0000") - sample(
+        before, "gateway_cstore_requests_total", status="0x0000") == 16
+    assert sample(after, "gateway_associations_total", result="accepted", reason="") - sample(
+        before, "gateway_associations_total", result="accepted", reason="") == 4
