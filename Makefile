@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= test,k8s,media,transcode
+EXTRAS ?= test,k8s,media,transcode,s3
 DATA_DIR ?= ./var
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools bench clean
+.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
@@ -32,6 +32,14 @@ $(VENV)/.chart-tools: $(VENV)/.installed
 
 chart-tools: $(VENV)/.chart-tools
 
+# moto's S3 server for the S3 cache-tier tests. Installed on its own: resolving it together
+# with everything else makes pip backtrack for minutes.
+$(VENV)/.s3-tools: $(VENV)/.installed
+	$(PIP) install -q "moto[s3,server]>=5"
+	touch $@
+
+s3-tools: $(VENV)/.s3-tools
+
 peers:
 	scripts/install-peers.sh
 
@@ -48,7 +56,7 @@ lint: venv
 	$(VENV)/bin/ruff check libs services cli tests benchmarks
 	$(VENV)/bin/lint-imports
 
-test: venv chart-tools peers proto-check lint
+test: venv chart-tools s3-tools peers proto-check lint
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 test-fast: venv
