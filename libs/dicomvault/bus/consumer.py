@@ -135,28 +135,40 @@ class ConsumerLoop:
                 self._committed[tp] = offset
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self._s.health_check_interval_s
-                if await self._broker_was_reset(consumer):
+                reason = await self._broker_was_reset(consumer)
+                if reason:
+                    log.warning("broker reset suspected", extra={"group": self._group_id,
+                                                                  "reason": reason})
                     await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
                     # Forget positions: a fresh member starts from the beginning of each log.
                     raise _Rejoin()
 
-    async def _broker_was_reset(self, consumer: AIOKafkaConsumer) -> bool:
+    async def _broker_was_reset(self, consumer: AIOKafkaConsumer) -> str:
+        """Why we think the broker came back empty ('' when it did not).
+
+        Signals: the group forgot an offset that it had (ours, or one it gave us at
+        assignment), or a partition we hold a position in is empty again. A position merely
+        beyond the end offset is no signal: Tansu's end offset can lag by a record or two
+        when several producers write to one partition at once.
+        """
         assigned = list(consumer.assignment())
         if not assigned:
-            return False
+            return ""
         try:
             ends = await consumer.end_offsets(assigned)
             for tp in assigned:
-                if await consumer.position(tp) > ends.get(tp, 0):
-                    return True
-                mine = self._committed.get(tp)
-                if mine:
-                    theirs = await consumer.committed(tp)
-                    if theirs is None or theirs < mine:
-                        return True
+                position = await consumer.position(tp)
+                if position > 0 and ends.get(tp, 0) == 0:
+                    return f"{tp.topic}/{tp.partition}: empty, but our position is {position}"
+                known = self._committed.get(tp)
+                theirs = await consumer.committed(tp)
+                if known and (theirs is None or theirs < known):
+                    return f"{tp.topic}/{tp.partition}: committed {theirs} < known {known}"
+                if theirs is not None and (known is None or theirs > known):
+                    self._committed[tp] = theirs
         except KafkaError as exc:
             log.warning("health check failed", extra={"error": repr(exc)})
-        return False
+        return ""
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:
