@@ -79,6 +79,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
             "DICOMVAULT_GATEWAY__DIMSE_PORT": str(opts.dimse_port),
             "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE": str(opts.accept_any_calling_ae).lower(),
             "DICOMVAULT_GATEWAY__CATALOGUE_URL": catalogue_url,
+            "DICOMVAULT_AUTH__ENABLED": "false",  # laptop default; the gateway warns loudly
         }),
         Child("hsm-archiver", "hsm_archiver", opts.http_port + 2, {
             "DICOMVAULT_HSM__CATALOGUE_URL": catalogue_url,
@@ -89,6 +90,9 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
         }),
         Child("commitment", "commitment", opts.http_port + 5, {
             "DICOMVAULT_COMMITMENT__CATALOGUE_URL": catalogue_url,
+            "DICOMVAULT_COMMITMENT__AE_TITLE": opts.ae_title,
+            "DICOMVAULT_COMMITMENT__DIMSE_HOST": opts.host,
+            "DICOMVAULT_COMMITMENT__DIMSE_PORT": str(opts.dimse_port + 1),
         }),
     ]
     if opts.exporters_file is not None:
@@ -154,8 +158,12 @@ class Supervisor:
         say("")
         say(f"DIMSE       {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
             f"   e.g. storescu -aec {self.opts.ae_title} {self.opts.host} {self.opts.dimse_port} file.dcm")
+        say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port + 1}"
+            "   storage commitment (N-ACTION) SCP")
         say(f"DICOMweb    http://{self.opts.host}:{self.opts.http_port}/dicomweb")
         say(f"catalogue   http://{self.opts.host}:{self.opts.http_port + 1}/api/v1")
+        say("WARNING     DICOMweb needs no token (embedded default); set "
+            "DICOMVAULT_AUTH__* on a real gateway")
         if self.opts.accept_any_calling_ae:
             say("WARNING     any calling AE title is accepted (embedded default); "
                 "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -45,10 +47,10 @@ def pid_alive(pid: int) -> bool:
 
 def test_up_store_find_and_stop(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    dimse, http, kafka = free_port(), free_port(), free_port()
-    # The services take consecutive HTTP ports after the gateway's.
-    while any(_busy(http + i) for i in range(1, 7)):
-        http = free_port()
+    # The services take consecutive ports after the gateway's (HTTP: +1..+6, commitment's
+    # DIMSE: +1). Pick them below the ephemeral range, where client sockets of other
+    # processes cannot take them between our check and the services' bind.
+    dimse, http, kafka = _free_block(2), _free_block(7), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicomvault_cli", "up", "--data-dir", str(data),
          "--dimse-port", str(dimse), "--http-port", str(http), "--broker-port", str(kafka),
@@ -77,15 +79,24 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
                                timeout=60)
         assert store.returncode == 0, store.stderr
 
-        # findscu prints each matching identifier; the study and its computed keys are there.
-        find = subprocess.run(
-            [dcmtk("findscu"), "-aec", "DICOMVAULT", "-S", "-k", "QueryRetrieveLevel=STUDY",
-             "-k", f"StudyInstanceUID={study.study_uid}", "-k", "NumberOfStudyRelatedInstances",
-             "-k", "ModalitiesInStudy", "127.0.0.1", str(dimse)],
-            env=env, capture_output=True, text=True, timeout=30)
-        assert find.returncode == 0, find.stderr
-        out = find.stdout + find.stderr
-        assert study.study_uid in out and "[4]" in out and "CT\\OT" in out, out
+        # findscu -v prints each matching identifier (as the README shows); the catalogue
+        # projects asynchronously, so ask until the study is there with all its instances.
+        out = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            find = subprocess.run(
+                [dcmtk("findscu"), "-v", "-aec", "DICOMVAULT", "-S",
+                 "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study.study_uid}",
+                 "-k", "NumberOfStudyRelatedInstances", "-k", "ModalitiesInStudy",
+                 "127.0.0.1", str(dimse)],
+                env=env, capture_output=True, text=True, timeout=30)
+            assert find.returncode == 0, find.stderr
+            out = find.stdout + find.stderr
+            if re.search(r"\[4 ?\]", out):
+                break
+            time.sleep(0.5)
+        # (dcmtk shows values with their even-length padding: "[4 ]", "[CT\\OT ]")
+        assert study.study_uid in out and re.search(r"\[4 ?\]", out) and "CT\\OT" in out, out
 
         status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
                                  str(data)], capture_output=True, text=True, timeout=30)
@@ -102,6 +113,25 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert not any(pid_alive(p) for p in children), "a service outlived Ctrl-C"
     assert not (data / "embedded.json").exists()
+
+
+def _free_block(size: int) -> int:
+    rng = random.Random()
+    while True:
+        base = rng.randrange(20000, 32000 - size)
+        if not any(_busy(base + i) or not _bindable(base + i) for i in range(size)):
+            return base
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _busy(port: int) -> bool:
