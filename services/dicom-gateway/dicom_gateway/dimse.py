@@ -1,19 +1,27 @@
-"""The DIMSE listener: one pynetdicom AE with C-ECHO, C-STORE (every storage SOP class) and
-C-FIND (Patient Root, Study Root). With ``reuse_port`` the socket gets SO_REUSEPORT before
-bind, so several worker processes can share the port (the kernel spreads connections)."""
+"""The DIMSE listener: one pynetdicom AE with C-ECHO, C-STORE (every storage SOP class, SCP
+and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root), on the DIMSE
+port and, with ``tls_port``, on a DICOM TLS port with the same handlers. With ``reuse_port``
+the sockets get SO_REUSEPORT before bind, so several worker processes can share the ports
+(the kernel spreads connections)."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 
 from pydicom import config as pydicom_config
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 from pynetdicom.transport import ThreadedAssociationServer
@@ -22,6 +30,9 @@ from dicom_gateway import handlers as h
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.modalities import Modalities
+from dicom_gateway.retrieve import Retriever
+from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
 
 log = logging.getLogger(__name__)
@@ -54,12 +65,33 @@ class ReusePortServer(ThreadedAssociationServer):
         super().server_bind()
 
 
+def server_tls(cfg: GatewaySection) -> ssl.SSLContext:
+    """The TLS listener's context: our certificate; client certificates verified by the CA."""
+    if not cfg.tls_cert_file or not cfg.tls_key_file:
+        raise ValueError("tls_port needs tls_cert_file and tls_key_file")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cfg.tls_cert_file), str(cfg.tls_key_file))
+    if cfg.tls_ca_file:
+        ctx.load_verify_locations(str(cfg.tls_ca_file))
+    if cfg.tls_require_client_cert:
+        if not cfg.tls_ca_file:
+            raise ValueError("tls_require_client_cert needs tls_ca_file")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_OPTIONAL if cfg.tls_ca_file else ssl.CERT_NONE
+    return ctx
+
+
 class Dimse:
     def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
-                 bridge: Bridge, reuse_port: bool = False) -> None:
+                 bridge: Bridge, reuse_port: bool = False,
+                 retriever: Retriever | None = None) -> None:
         # We validate every value we use ourselves; pydicom's warnings about odd values in a
         # peer's dataset would only be noise (and errors under warnings-as-errors).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+        # C-MOVE/C-GET sub-operations send a cache file's dataset bytes as stored (chunks read
+        # from the file), never a decoded and re-encoded copy. Affects only send_c_store(path).
+        _config.STORE_SEND_CHUNKED_DATASET = True
         self.cfg = cfg
         self.reuse_port = reuse_port
         ae = AE(ae_title=cfg.ae_title)
@@ -69,36 +101,52 @@ class Dimse:
         ae.dimse_timeout = cfg.dimse_timeout_s
         ae.network_timeout = cfg.network_timeout_s
         for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
+            # SCU role accepted too: a C-GET requester is the storage SCP on its association.
+            ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES,
+                                     scu_role=True, scp_role=True)
         ae.add_supported_context(Verification, QUERY_SYNTAXES)
-        ae.add_supported_context(PatientRootQueryRetrieveInformationModelFind, QUERY_SYNTAXES)
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind, QUERY_SYNTAXES)
-        allowed = None
-        if cfg.accept_any_calling_ae:
-            ae.require_calling_aet = []
-        else:
-            allowed = [a.strip() for a in cfg.allowed_calling_aes if a.strip()]
-            ae.require_calling_aet = allowed or [NOBODY]
+        for model in (PatientRootQueryRetrieveInformationModelFind,
+                      StudyRootQueryRetrieveInformationModelFind,
+                      PatientRootQueryRetrieveInformationModelMove,
+                      StudyRootQueryRetrieveInformationModelMove,
+                      PatientRootQueryRetrieveInformationModelGet,
+                      StudyRootQueryRetrieveInformationModelGet):
+            ae.add_supported_context(model, QUERY_SYNTAXES)
+        modalities = retriever.modalities if retriever is not None else Modalities(cfg)
+        allowed = modalities.calling_aes()
+        ae.require_calling_aet = [] if allowed is None else (allowed or [NOBODY])
         self.ae = ae
+        self.retrieve_handlers = {} if retriever is None else {
+            C_MOVE: lambda e: h.handle_move(e, retriever),
+            C_GET: lambda e: h.handle_get(e, retriever)}
         self.handlers = [
             (evt.EVT_C_ECHO, h.handle_echo),
-            (evt.EVT_C_STORE, h.handle_store, [ingest]),
-            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title]),
+            (evt.EVT_C_STORE, h.handle_store, [ingest, modalities]),
+            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities]),
             (evt.EVT_ACCEPTED, h.handle_accepted),
             (evt.EVT_REJECTED, h.handle_rejected, [allowed]),
         ]
         self.server: ThreadedAssociationServer | None = None
+        self.tls_server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> int:
-        """Bind and serve in a thread; return the bound port."""
+    def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
+               ) -> ThreadedAssociationServer:
         server_class = ReusePortServer if self.reuse_port else ThreadedAssociationServer
-        self.server = self.ae.make_server((self.cfg.dimse_host, self.cfg.dimse_port),
-                                          evt_handlers=self.handlers, server_class=server_class)
-        self.ae._servers.append(self.server)  # so that ae.shutdown() also stops it
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        name="dimse-acceptor", daemon=True)
-        self._thread.start()
+        server = self.ae.make_server((self.cfg.dimse_host, port), evt_handlers=self.handlers,
+                                     server_class=server_class, ssl_context=ssl_context,
+                                     request_handler=RetrieveRequestHandler)
+        server.retrieve_handlers = self.retrieve_handlers  # read by RetrieveAssociation
+        self.ae._servers.append(server)  # so that ae.shutdown() also stops it
+        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+        return server
+
+    def start(self) -> int:
+        """Bind and serve in threads (DIMSE and, with tls_port, DICOM TLS); return the port."""
+        self.server = self._serve(self.cfg.dimse_port, None, "dimse-acceptor")
+        if self.cfg.tls_port:
+            self.tls_server = self._serve(self.cfg.tls_port, server_tls(self.cfg),
+                                          "dimse-tls-acceptor")
         return self.port
 
     @property
@@ -107,9 +155,10 @@ class Dimse:
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting; let running associations finish for ``grace_s``, then abort them."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server = None
+        for server in (self.server, self.tls_server):
+            if server is not None:
+                server.shutdown()
+        self.server = self.tls_server = None
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(
                 a.is_established for a in self._acceptors()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
 
@@ -16,6 +17,9 @@ from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.catalogue import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 from dicom_gateway.ingest import Ingest, Outcome, StoreRequest
+from dicom_gateway.modalities import Modalities, Operation
+from dicom_gateway.retrieve import Response, RetrieveEvent, Retriever, TooMany, send_store
+from dicom_gateway.retrieve import parse as parse_retrieve
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,26 @@ def handle_echo(event) -> int:
     return st.SUCCESS
 
 
-def handle_store(event, ingest: Ingest) -> Dataset:
+def _refused(assoc, operation: Operation, modalities: Modalities) -> Outcome | None:
+    """NOT_PERMITTED when the modalities table does not allow the calling AE this."""
+    calling = assoc.requestor.ae_title.strip()
+    if modalities.permitted(calling, operation):
+        return None
+    metrics.OPERATIONS_REFUSED.labels(operation.value).inc()
+    log.warning("operation not permitted", extra={"calling_ae": calling,
+                                                  "operation": operation.value})
+    return Outcome(st.NOT_PERMITTED, f"{calling} may not {operation.value} here")
+
+
+def handle_store(event, ingest: Ingest, modalities: Modalities) -> Dataset:
     """C-STORE: durable file, InstanceStored on the broker, then Success."""
     started = time.monotonic()
     rq = event.request
     assoc = event.assoc
+    refused = _refused(assoc, Operation.STORE, modalities)
+    if refused is not None:
+        metrics.CSTORE_REQUESTS.labels(st.label(refused.status)).inc()
+        return _status(refused)
     request = StoreRequest(
         affected_sop_class_uid=str(rq.AffectedSOPClassUID or ""),
         affected_sop_instance_uid=str(rq.AffectedSOPInstanceUID or ""),
@@ -59,11 +78,15 @@ def handle_store(event, ingest: Ingest) -> Dataset:
     return _status(outcome)
 
 
-def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str):
+def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str,
+                modalities: Modalities):
     """C-FIND (Patient Root, Study Root): the catalogue matches, we answer every match."""
     final = st.SUCCESS
+    refused = _refused(event.assoc, Operation.QUERY, modalities)
+    answers = ([(_status(refused), None)] if refused is not None
+               else _find(event, catalogue, bridge, ae_title))
     try:
-        for status, identifier in _find(event, catalogue, bridge, ae_title):
+        for status, identifier in answers:
             code = status.Status if isinstance(status, Dataset) else status
             if code not in (st.PENDING, st.PENDING_WARNING):
                 final = code
@@ -111,6 +134,97 @@ def _find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str):
 def _failure(status: int, comment: str) -> tuple[Dataset, None]:
     log.warning("C-FIND refused", extra={"status": st.label(status), "reason": comment})
     return _status(Outcome(status, comment)), None
+
+
+def handle_move(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    """C-MOVE (Patient Root, Study Root): C-STORE every matching cached instance to the Move
+    Destination of the modalities table; recall those off the cache (bounded wait)."""
+    yield from _counted(event, _move(event, retriever))
+
+
+def handle_get(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    """C-GET (Patient Root, Study Root): C-STORE every matching cached instance back on the
+    requester's association (the storage contexts it proposed with the SCP role)."""
+    yield from _counted(event, _get(event, retriever))
+
+
+def _counted(event: RetrieveEvent, responses: Iterator[Response]) -> Iterator[Response]:
+    final = st.PROCESSING_FAILURE
+    try:
+        for response in responses:
+            final = response.status
+            yield response
+    finally:
+        metrics.RETRIEVE_REQUESTS.labels(event.operation, st.label(final)).inc()
+        if final not in (st.SUCCESS, st.PENDING):
+            log.warning("retrieve ended", extra={"operation": event.operation,
+                                                 "status": st.label(final),
+                                                 "calling_ae": event.calling_ae})
+
+
+def _targets(event: RetrieveEvent, retriever: Retriever):
+    """(targets, None) or (None, refusal)."""
+    refused = _refused(event.assoc, Operation.RETRIEVE, retriever.modalities)
+    if refused is not None:
+        return None, Response(refused.status, comment=refused.comment)
+    if event.identifier is None:
+        return None, Response(st.UNABLE_TO_PROCESS, comment="cannot decode the identifier")
+    try:
+        request = parse_retrieve(event.identifier, str(event.request.AffectedSOPClassUID))
+        return retriever.resolve(request), None
+    except find.BadIdentifier as exc:
+        return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
+    except CatalogueRefused as exc:
+        return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
+    except TooMany as exc:
+        return None, Response(st.MATCHES_UNKNOWN, comment=str(exc))
+    except (CatalogueUnavailable, BridgeTimeout, RuntimeError) as exc:
+        log.warning("retrieve: catalogue unavailable", extra={"error": str(exc)})
+        return None, Response(st.MATCHES_UNKNOWN, comment="catalogue unavailable")
+
+
+def _move(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    destination_ae = str(event.request.MoveDestination or "").strip()
+    targets, refusal = _targets(event, retriever)
+    if refusal is not None:
+        yield refusal
+        return
+    destination = retriever.modalities.destination(destination_ae)
+    if destination is None:
+        yield Response(st.MOVE_DESTINATION_UNKNOWN,
+                       comment=f"move destination {destination_ae!r} unknown"[:64])
+        return
+    if not targets:
+        yield Response(st.SUCCESS, None, 0, 0, 0)
+        return
+    sub = retriever.open_destination(destination_ae, destination, targets)
+    if sub is None:
+        yield Response(st.MOVE_DESTINATION_UNKNOWN,
+                       comment=f"no association with {destination_ae}"[:64])
+        return
+    originator = {"originator_aet": retriever.cfg.ae_title,
+                  "originator_id": event.request.MessageID}
+    try:
+        yield from retriever.suboperations(
+            "move", targets, lambda t, n: send_store(sub, t, n, **originator),
+            event.calling_ae, event.is_cancelled)
+    finally:
+        sub.release()
+        sub.ae.shutdown()
+
+
+def _get(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    targets, refusal = _targets(event, retriever)
+    if refusal is not None:
+        yield refusal
+        return
+    if not targets:
+        yield Response(st.SUCCESS, None, 0, 0, 0)
+        return
+    base = int(event.request.MessageID)
+    yield from retriever.suboperations(
+        "get", targets, lambda t, n: send_store(event.assoc, t, (base + n) % 65536 or 1),
+        event.calling_ae, event.is_cancelled)
 
 
 def handle_accepted(event) -> None:

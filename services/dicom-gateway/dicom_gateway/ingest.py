@@ -1,6 +1,11 @@
-"""The C-STORE path: validate, write the Part 10 file durably, publish InstanceStored, answer.
+"""The ingest path of C-STORE and STOW-RS: validate, write the Part 10 file durably, publish
+InstanceStored, answer with a named status.
 
-Runs in pynetdicom's association threads; publishing crosses into asyncio through the Bridge.
+``handle`` takes a C-STORE (``StoreRequest``), ``handle_part10`` a STOW-RS part
+(``Part10Request``: a whole Part 10 file); both share the validation, the duplicate policy and
+the durable write + publish. Both block: C-STORE runs in pynetdicom's association threads,
+STOW-RS calls it through ``asyncio.to_thread``; publishing crosses into asyncio through the
+Bridge.
 Nothing is half-recorded: a file written for a request whose InstanceStored the broker did not
 take is removed again (or the copy it replaced is put back).
 """
@@ -16,7 +21,13 @@ from dataclasses import dataclass
 from dicom_gateway import metrics
 from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
-from dicom_gateway.part10 import Malformed, check_framing, instance_stored, read_header
+from dicom_gateway.part10 import (
+    Malformed,
+    check_framing,
+    instance_stored,
+    read_header,
+    split_file_meta,
+)
 from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
@@ -44,6 +55,18 @@ class StoreRequest:
 
 
 @dataclass(frozen=True)
+class Part10Request:
+    """One received Part 10 file (a STOW-RS part), independent of the HTTP layer."""
+
+    part10: bytes  # the file as the client sent it: stored unchanged
+    source: str  # InstanceStored.source, e.g. "dicomweb"
+    calling_ae: str
+    called_ae: str
+    received: float  # epoch seconds
+    study_instance_uid: str = ""  # from the request URL: the object must belong to it
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: int
     comment: str = ""
@@ -58,6 +81,11 @@ def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "") -> Event:
                  id=deterministic_id(*parts))
 
 
+# One lock table per process, shared by every Ingest (DIMSE and DICOMweb): stores of one
+# storage key are serialised whichever door they came through.
+_LOCKS = [threading.Lock() for _ in range(64)]  # striped by storage key
+
+
 class Ingest:
     def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
                  bridge: Bridge) -> None:
@@ -67,7 +95,31 @@ class Ingest:
         self.publisher = publisher
         self.bridge = bridge
         self.topic = settings.bus.topics.instances
-        self._locks = [threading.Lock() for _ in range(64)]  # striped by storage key
+        self._locks = _LOCKS
+
+    def handle_part10(self, rq: Part10Request) -> Outcome:
+        try:
+            return self._handle_part10(rq)
+        except Exception:  # noqa: BLE001 - every exit is a named status
+            log.exception("storing a Part 10 object failed unexpectedly")
+            return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
+
+    def _handle_part10(self, rq: Part10Request) -> Outcome:
+        try:
+            meta, offset = split_file_meta(rq.part10)
+        except Malformed as exc:
+            return Outcome(st.CANNOT_UNDERSTAND, str(exc))
+        try:
+            affected_class = validate_uid(meta.get("MediaStorageSOPClassUID", ""),
+                                          "Media Storage SOP Class UID")
+            affected_sop = validate_uid(meta.get("MediaStorageSOPInstanceUID", ""),
+                                        "Media Storage SOP Instance UID")
+        except InvalidUID as exc:
+            return Outcome(st.DATASET_DOES_NOT_MATCH, str(exc))
+        return self._ingest(rq.part10, rq.part10[offset:], meta["TransferSyntaxUID"],
+                            affected_class, affected_sop, source=rq.source,
+                            calling_ae=rq.calling_ae, called_ae=rq.called_ae,
+                            received=rq.received, study=rq.study_instance_uid)
 
     def _publish(self, event: Event, source: str) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
@@ -96,6 +148,20 @@ class Ingest:
         try:
             check_framing(rq.dataset, rq.transfer_syntax_uid)
             part10 = rq.part10()
+        except Malformed as exc:
+            return Outcome(st.CANNOT_UNDERSTAND, str(exc))
+        return self._ingest(part10, None, rq.transfer_syntax_uid, affected_class, affected_sop,
+                            source="dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
+                            received=rq.received)
+
+    def _ingest(self, part10: bytes, dataset: bytes | None, transfer_syntax: str,
+                affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
+                called_ae: str, received: float, study: str = "") -> Outcome:
+        """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
+        then write it durably and publish InstanceStored under the duplicate policy."""
+        try:
+            if dataset is not None:
+                check_framing(dataset, transfer_syntax)
             header = read_header(part10)
         except Malformed as exc:
             return Outcome(st.CANNOT_UNDERSTAND, str(exc))
@@ -112,15 +178,19 @@ class Ingest:
         if sop_class != affected_class:
             return Outcome(st.DATASET_DOES_NOT_MATCH,
                            "SOP Class UID differs from Affected SOP Class UID")
+        if study and str(header["StudyInstanceUID"]) != study:
+            return Outcome(st.DATASET_DOES_NOT_MATCH,
+                           "Study Instance UID differs from the study of the request")
         metrics.RECEIVED_BYTES.inc(len(part10))
         sha = hashlib.sha256(part10).hexdigest()
         msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
-                              calling_ae=rq.calling_ae, called_ae=rq.called_ae, source="dimse",
-                              received=rq.received)
+                              calling_ae=calling_ae, called_ae=called_ae, source=source,
+                              received=received)
         with self._locks[hash(key) % len(self._locks)]:
-            return self._write_and_publish(key, part10, msg)
+            return self._write_and_publish(key, part10, msg, source)
 
-    def _write_and_publish(self, key: str, part10: bytes, msg: v1.InstanceStored) -> Outcome:
+    def _write_and_publish(self, key: str, part10: bytes, msg: v1.InstanceStored,
+                           source: str = "dimse") -> Outcome:
         # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
         previous: bytes | None = None
         try:
@@ -135,7 +205,7 @@ class Ingest:
             if old_sha == msg.sha256:
                 metrics.DUPLICATES.labels("identical").inc()
                 try:  # publish again: harmless (same event id), and heals a lost event
-                    self._publish(stored_event(msg), "dimse")
+                    self._publish(stored_event(msg), source)
                 except PublishError as exc:
                     return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
                 return Outcome(st.SUCCESS)
@@ -155,7 +225,7 @@ class Ingest:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
         try:
-            self._publish(stored_event(msg, replaces), "dimse")
+            self._publish(stored_event(msg, replaces), source)
         except BaseException as exc:
             self._undo(key, previous)
             if isinstance(exc, PublishError):

@@ -40,4 +40,19 @@ RECONCILE_SWEEPS = Counter(
     ["outcome"], registry=REGISTRY)
 PUBLISH_FAILURES = Counter(
     "gateway_publish_failures_total", "InstanceStored events the broker did not take, by source "
-    "(dimse, reconcile).", ["source"], registry=REGISTRY)
+    "(dimse, dicomweb, reconcile).", ["source"], registry=REGISTRY)
+RETRIEVE_REQUESTS = Counter(
+    "gateway_retrieve_requests_total", "C-MOVE and C-GET requests by operation (move, get) and "
+    "final status (0x0000, 0xB000, 0xA702, 0xA801, …).", ["operation", "status"],
+    registry=REGISTRY)
+RETRIEVE_SUBOPERATIONS = Counter(
+    "gateway_retrieve_suboperations_total", "C-STORE sub-operations of C-MOVE/C-GET by "
+    "operation and outcome (completed, failed, warning; failed includes instances not in the "
+    "cache when the recall wait ended).", ["operation", "outcome"], registry=REGISTRY)
+RECALL_REQUESTS = Counter(
+    "gateway_recall_requests_total", "RecallRequested events published for studies a retrieve "
+    "found (partly) off the cache, by outcome (published, failed).", ["outcome"],
+    registry=REGISTRY)
+OPERATIONS_REFUSED = Counter(
+    "gateway_operations_refused_total", "DIMSE operations refused by the modalities table "
+    "(0xC124), by operation (store, query, retrieve).", ["operation"], registry=REGISTRY)

@@ -15,6 +15,8 @@ from dicom_gateway.bridge import Bridge
 from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.modalities import Modalities
+from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
 from dicomvault.store import FileStore
@@ -32,10 +34,13 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     cfg = settings.gateway
     bridge = Bridge(asyncio.get_running_loop(), timeout_s=cfg.catalogue_timeout_s + 5.0)
     ingest = Ingest(settings, make_store(settings), publisher, bridge)
-    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port)
+    retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
+                          Modalities(cfg))
+    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
-        "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port})
+        "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,
+                                  "tls_port": cfg.tls_port})
     try:
         yield dimse
     finally:

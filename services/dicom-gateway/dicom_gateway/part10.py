@@ -161,3 +161,37 @@ def instance_stored(header: dict[str, str | int], *, size: int, sha256: str, key
         received_time=Timestamp(seconds=int(received), nanos=int((received % 1) * 1e9)),
     )
     return msg
+
+
+def split_file_meta(part10: bytes) -> tuple[dict[str, str], int]:
+    """The file meta (group 0002, explicit VR little endian) of a Part 10 file, as text by
+    keyword, and the byte offset where the dataset starts. Raise Malformed when there is no
+    preamble + ``DICM`` prefix or the meta group is cut or lacks a Transfer Syntax UID."""
+    if len(part10) < 132 or part10[128:132] != b"DICM":
+        raise Malformed("not a DICOM Part 10 file (no 128-byte preamble and DICM prefix)")
+    names = {0x0002: "MediaStorageSOPClassUID", 0x0003: "MediaStorageSOPInstanceUID",
+             0x0010: "TransferSyntaxUID"}
+    meta: dict[str, str] = {}
+    pos, end = 132, len(part10)
+    while pos + 8 <= end:
+        group, element = struct.unpack_from("<HH", part10, pos)
+        if group != 0x0002:
+            break
+        vr = part10[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > end:
+                raise Malformed("file meta information is truncated")
+            length, start = struct.unpack_from("<L", part10, pos + 8)[0], pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length, start = struct.unpack_from("<H", part10, pos + 6)[0], pos + 8
+        else:
+            raise Malformed(f"bad VR {vr!r} in the file meta information")
+        if length == UNDEFINED or start + length > end:
+            raise Malformed("file meta information is truncated")
+        if element in names:
+            meta[names[element]] = part10[start:start + length].decode(
+                "ascii", "replace").rstrip("\x00 ")
+        pos = start + length
+    if not meta.get("TransferSyntaxUID"):
+        raise Malformed("file meta information has no Transfer Syntax UID (0002,0010)")
+    return meta, pos

@@ -10,7 +10,7 @@ import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dicom_gateway.api import build_app
+from dicom_gateway.api import build_app, dicomweb, uvicorn_tls
 from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.node import dimse_node, make_store
@@ -114,9 +114,11 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             gateway.dimse_port = port
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
-        server = _Server(uvicorn.Config(build_app(gateway), host=settings.http.host,
+        web = dicomweb(settings, publisher, catalogue)
+        server = _Server(uvicorn.Config(build_app(gateway, web), host=settings.http.host,
                                         port=settings.http.port, log_config=None,
-                                        lifespan="off", access_log=False))
+                                        lifespan="off", access_log=False,
+                                        **uvicorn_tls(settings)))
         tasks = [asyncio.create_task(reconciler.run(stop), name="reconcile"),
                  asyncio.create_task(server.serve(), name="http")]
         if gateway.workers:

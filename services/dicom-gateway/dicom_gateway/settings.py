@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings
 
+from dicomvault.auth import AuthSettings
 from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
@@ -25,6 +27,20 @@ class DuplicatePolicy(StrEnum):
     REJECT = "reject"  # failure 0x0111 (Duplicate SOP Instance); the first copy stays
     REPLACE = "replace"  # the new bytes replace the old copy; InstanceStored published; Success
     KEEP = "keep"  # the first copy stays, the new bytes are dropped; Success (0x0000)
+
+
+class Modality(BaseModel):
+    """One remote application entity of the modalities table (keyed by its AE title)."""
+
+    host: str = Field("", description="Where it listens (C-MOVE destination); '' = nowhere.")
+    port: int = Field(0, ge=0, le=65535, description="Its DIMSE port; 0 = not a destination.")
+    tls: bool = Field(False, description="C-MOVE sub-associations to it use DICOM TLS "
+                      "(our tls_cert_file/tls_key_file as client certificate, tls_ca_file "
+                      "to verify it).")
+    may_store: bool = Field(True, description="May send C-STORE to us.")
+    may_query: bool = Field(True, description="May send C-FIND.")
+    may_retrieve: bool = Field(True, description="May send C-MOVE and C-GET.")
+    may_request_commitment: bool = Field(True, description="May request storage commitment.")
 
 
 class GatewaySection(BaseModel):
@@ -81,6 +97,53 @@ class GatewaySection(BaseModel):
     dimse_timeout_s: float = Field(60.0, gt=0, description="DIMSE message timeout.")
     network_timeout_s: float = Field(60.0, gt=0, description="Idle network timeout.")
     client_id: str = Field("dicom-gateway", description="Kafka client id of the publisher.")
+    # --- remote AEs, retrieve, DICOM TLS (docs/gateway.md "Modalities", "Retrieve", "TLS")
+    modalities: dict[str, Modality] = Field(
+        default_factory=dict,
+        description="Remote AEs by AE title (JSON): host, port, tls, may_store, may_query, "
+        "may_retrieve, may_request_commitment. Listed AEs may associate. An AE only in "
+        "allowed_calling_aes (or any AE under accept_any_calling_ae) may store and query, "
+        "not retrieve, and is no C-MOVE destination.",
+    )
+    recall_wait_s: float = Field(
+        30.0, ge=0, description="How long a C-MOVE/C-GET waits (sending Pending responses) for "
+        "instances that are not in the cache after asking for their recall; then they fail.",
+    )
+    tls_port: int = Field(0, ge=0, le=65535, description="DICOM TLS port; 0 = no TLS listener.")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the TLS "
+                                       "listener, also our client certificate for TLS "
+                                       "C-MOVE destinations.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(None, description="PEM CA bundle that verifies peers' "
+                                     "certificates (clients, TLS destinations).")
+    tls_require_client_cert: bool = Field(
+        True, description="TLS clients must present a certificate signed by tls_ca_file.")
+
+
+class DicomWebSection(BaseModel):
+    """DICOMweb (STOW-RS, QIDO-RS, WADO-RS) under /dicomweb on the HTTP port."""
+
+    base_url: str = Field(
+        "", description="Public base URL of /dicomweb used in RetrieveURL (e.g. behind a "
+        "proxy: https://pacs.example.org/dicomweb); empty: taken from the request.")
+    max_request_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest STOW-RS request body; larger ones get 413.")
+    default_limit: int = Field(
+        1000, ge=1, description="QIDO-RS matches per response when the request sets no limit.")
+    max_limit: int = Field(10_000, ge=1, description="Largest QIDO-RS limit accepted.")
+    recall_retry_after_s: int = Field(
+        60, ge=1, description="Retry-After of a WADO-RS 503 for a study not in the cache tier "
+        "(a recall has been requested).")
+
+
+class HttpsSection(BaseModel):
+    """TLS on the gateway's HTTP port (DICOMweb, /metrics, health)."""
+
+    cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with key_file, the HTTP port speaks HTTPS.")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
+    key_password_file: Path | None = Field(
+        None, description="File holding the private key's password, if it is encrypted.")
 
 
 class GatewaySettings(BaseSettings):
@@ -99,4 +162,13 @@ class GatewaySettings(BaseSettings):
     )
     gateway: GatewaySection = Field(
         default_factory=GatewaySection, description="DIMSE listener and its policies."
+    )
+    dicomweb: DicomWebSection = Field(
+        default_factory=DicomWebSection, description="DICOMweb under /dicomweb."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Bearer tokens (JWT) on /dicomweb."
+    )
+    https: HttpsSection = Field(
+        default_factory=HttpsSection, description="TLS on the HTTP port."
     )

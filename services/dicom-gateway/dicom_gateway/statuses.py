@@ -24,6 +24,25 @@ C-FIND (PS3.4 C.4.1.1.4):
   level, a malformed date range).
 - OUT_OF_RESOURCES 0xA700: the catalogue API is unreachable or failing; ask again later.
 - UNABLE_TO_PROCESS 0xC000: the identifier cannot be decoded, or an unexpected error.
+
+Every DIMSE service (PS3.7 C.5 "Refused: Not Authorized" 0x0124 mapped into the services'
+Cxxx "unable to process" range, since C-STORE/C-FIND/C-MOVE/C-GET define no such status):
+- NOT_PERMITTED 0xC124: the calling AE is known but the modalities table does not allow it
+  this operation (may_store, may_query, may_retrieve). ErrorComment says which.
+
+C-MOVE / C-GET (PS3.4 C.4.2.1.5, C.4.3.1.4):
+- PENDING 0xFF00 after every sub-operation and every second while waiting for a recall,
+  with remaining/completed/failed/warning counts.
+- SUCCESS 0x0000: every sub-operation completed (also: nothing matched, counts 0).
+- SUBOPS_WARNING 0xB000: sub-operations complete, one or more failed or warned, at least one
+  completed; FailedSOPInstanceUIDList names the failed ones.
+- SUBOPS_FAILED 0xA702: no sub-operation completed and at least one failed (e.g. the whole
+  study is off the cache and was not recalled in time, or the destination refused all).
+- MATCHES_UNKNOWN 0xA701: the catalogue is unreachable, or more than 65535 instances match.
+- MOVE_DESTINATION_UNKNOWN 0xA801: the Move Destination is not in the modalities table
+  (with host and port), or no association with it could be established.
+- IDENTIFIER_DOES_NOT_MATCH 0xA900: no/unknown level, missing or wildcard unique key.
+- CANCEL 0xFE00: a C-CANCEL arrived (checked before each sub-operation and while waiting).
 """
 
 SUCCESS = 0x0000
@@ -42,6 +61,16 @@ PENDING_WARNING = 0xFF01
 CANCEL = 0xFE00
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
+
+
+# Any service: the calling AE may not do this (modalities table)
+NOT_PERMITTED = 0xC124
+
+# C-MOVE / C-GET
+SUBOPS_WARNING = 0xB000
+SUBOPS_FAILED = 0xA702
+MATCHES_UNKNOWN = 0xA701
+MOVE_DESTINATION_UNKNOWN = 0xA801
 
 
 def label(status: int) -> str:

@@ -1,0 +1,223 @@
+"""WADO-RS (PS3.18 10.4): studies, series and instances as multipart/related;
+type="application/dicom" (the stored Part 10 bytes, unchanged) and their /metadata as DICOM
+JSON (without Pixel Data).
+
+Where the instances are comes from the catalogue (``GET /api/v1/studies/{uid}/instances``);
+the bytes come from the cache tier. An instance the catalogue knows only on another tier, or
+whose cache file is missing, makes the answer 503 with Retry-After after publishing
+RecallRequested (studies topic, keyed by the Study UID) — never a partial or empty 200.
+Transfer syntaxes: returned as stored. ``transfer-syntax=*`` or none: as stored; a specific
+one that differs from a stored instance's: 406 (the gateway does not transcode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from io import BytesIO
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydicom import dcmread
+
+from dicom_gateway.catalogue import CatalogueRefused, CatalogueUnavailable
+from dicom_gateway.dicomweb import DicomWeb, dicomjson
+from dicom_gateway.dicomweb.multipart import (
+    MediaType,
+    accept_list,
+    closing,
+    new_boundary,
+    part_header,
+)
+from dicom_gateway.ingest import SOURCE
+from dicomvault.bus import PublishError
+from dicomvault.events import Event, deterministic_id
+from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.query import InstanceLocation
+from dicomvault.store import InvalidUID, StoreError, validate_uid
+
+log = logging.getLogger(__name__)
+
+DICOM = "application/dicom"
+RECALL_TYPE = "dicomvault.study.recall-requested.v1"
+CACHE = "cache"
+
+
+class NotInCache(Exception):
+    def __init__(self, missing: list[str], tiers: list[str]) -> None:
+        super().__init__(f"{len(missing)} instance(s) not in the cache tier")
+        self.missing = missing
+        self.tiers = tiers
+
+
+def _uid(value: str, what: str) -> str:
+    try:
+        return validate_uid(value, what)
+    except InvalidUID as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[InstanceLocation]:
+    """The cache-tier locations of the asked instances (ordered as the catalogue lists them);
+    404 when unknown; NotInCache when some are only on other tiers or their file is gone."""
+    _uid(study, "Study Instance UID")
+    if series:
+        _uid(series, "Series Instance UID")
+    if sop:
+        _uid(sop, "SOP Instance UID")
+    try:
+        rows = await dw.catalogue.study_locations(study)
+    except CatalogueUnavailable as exc:
+        raise HTTPException(503, "the catalogue is unavailable; try again later",
+                            headers={"Retry-After": "5"}) from exc
+    except CatalogueRefused as exc:
+        raise HTTPException(400, str(exc)) from exc
+    if rows is None:
+        raise HTTPException(404, f"study {study} is not in the archive")
+    rows = [r for r in rows if (not series or r.series_instance_uid == series)
+            and (not sop or r.sop_instance_uid == sop)]
+    if not rows:
+        what = f"instance {sop}" if sop else f"series {series}"
+        raise HTTPException(404, f"{what} is not in study {study}")
+    by_sop: dict[str, list[InstanceLocation]] = {}
+    for r in rows:
+        by_sop.setdefault(r.sop_instance_uid, []).append(r)
+    found: list[InstanceLocation] = []
+    missing: list[str] = []
+    tiers: set[str] = set()
+    for uid, locations in by_sop.items():
+        cached = next((loc for loc in locations if loc.tier == CACHE), None)
+        tiers |= {loc.tier for loc in locations if loc.tier != CACHE}
+        if cached is None or not await asyncio.to_thread(dw.store.exists, cached.storage_key):
+            missing.append(uid)
+        else:
+            found.append(cached)
+    if missing:
+        raise NotInCache(missing, sorted(tiers))
+    return found
+
+
+async def _recall(dw: DicomWeb, study: str, exc: NotInCache) -> Response:
+    """Ask for the study to be brought back to the cache tier; 503 with Retry-After."""
+    retry = dw.settings.dicomweb.recall_retry_after_s
+    msg = v1.RecallRequested(study_instance_uid=study, requested_by="dicomweb",
+                             reason="WADO-RS retrieve of instances not in the cache tier",
+                             sop_instance_uids=sorted(exc.missing))
+    # One request per study, instance set and Retry-After window: clients that retry as told
+    # repeat the same fact (same ce_id) rather than piling up recalls.
+    window = str(int(time.time() // retry))
+    event = Event(payload=msg, source=SOURCE, subject=study,
+                  id=deterministic_id(RECALL_TYPE, study, *sorted(exc.missing), window))
+    where = f" (held on: {', '.join(exc.tiers)})" if exc.tiers else ""
+    try:
+        await asyncio.wait_for(dw.publisher.publish(dw.settings.bus.topics.studies, event,
+                                                    key=study), 10.0)
+        text = (f"{len(exc.missing)} instance(s) of study {study} are not in the cache tier"
+                f"{where}; a recall has been requested: retry after {retry} s")
+        log.info("recall requested", extra={"study": study, "instances": len(exc.missing)})
+    except (PublishError, TimeoutError) as err:
+        log.warning("could not request a recall", extra={"study": study, "error": str(err)})
+        text = (f"{len(exc.missing)} instance(s) of study {study} are not in the cache tier"
+                f"{where}; the recall request could not be sent (event bus): retry later")
+    return Response(text, status_code=503, media_type="text/plain",
+                    headers={"Retry-After": str(retry)})
+
+
+def _negotiate(accept: list[MediaType], stored: set[str]) -> None:
+    """406 unless some media range accepts application/dicom parts in the stored syntaxes."""
+    for m in accept:
+        if m.type in ("*/*", "multipart/*"):
+            return
+        if m.type != "multipart/related":
+            continue
+        if m.params.get("type", DICOM).lower() not in (DICOM, "application/*", "*/*"):
+            continue
+        ts = m.params.get("transfer-syntax", "*")
+        if ts == "*" or stored == {ts}:
+            return
+    raise HTTPException(406, 'this server returns multipart/related; type="application/dicom" '
+                             "in the stored transfer syntax (" + ", ".join(sorted(stored))
+                             + '); ask for transfer-syntax=* or that syntax')
+
+
+async def retrieve(dw: DicomWeb, request: Request, study: str, series: str = "",
+                   sop: str = "") -> Response:
+    try:
+        found = await _locate(dw, study, series, sop)
+    except NotInCache as exc:
+        return await _recall(dw, study, exc)
+    _negotiate(accept_list(request.headers.get("accept")),
+               {loc.transfer_syntax_uid for loc in found})
+    boundary = new_boundary()
+
+    async def body() -> AsyncIterator[bytes]:
+        for loc in found:
+            try:
+                data = await asyncio.to_thread(dw.store.get, loc.storage_key)
+            except StoreError as exc:  # removed meanwhile: cut the stream, never fake it
+                log.error("cache file vanished during a retrieve",
+                          extra={"key": loc.storage_key, "error": str(exc)})
+                raise
+            yield part_header(boundary, f"{DICOM}; transfer-syntax={loc.transfer_syntax_uid}")
+            yield data
+            yield b"\r\n"
+        yield closing(boundary)
+
+    return StreamingResponse(
+        body(), media_type=f'multipart/related; type="{DICOM}"; boundary={boundary}')
+
+
+def _metadata(data: bytes, transfer_syntax: str) -> dict:
+    ds = dcmread(BytesIO(data), stop_before_pixels=True)
+    ds.AvailableTransferSyntaxUID = transfer_syntax
+    return ds.to_json_dict(suppress_invalid_tags=True)
+
+
+async def metadata(dw: DicomWeb, request: Request, study: str, series: str = "",
+                   sop: str = "") -> Response:
+    accept = accept_list(request.headers.get("accept"))
+    if not any(m.type in ("*/*", "application/*", dicomjson.MEDIA_TYPE, "application/json")
+               for m in accept):
+        raise HTTPException(406, f"metadata is available as {dicomjson.MEDIA_TYPE} only")
+    try:
+        found = await _locate(dw, study, series, sop)
+    except NotInCache as exc:
+        return await _recall(dw, study, exc)
+    out = []
+    for loc in found:
+        try:
+            data = await asyncio.to_thread(dw.store.get, loc.storage_key)
+        except StoreError:  # removed since we looked: same as not in the cache
+            return await _recall(dw, study, NotInCache([loc.sop_instance_uid], []))
+        out.append(await asyncio.to_thread(_metadata, data, loc.transfer_syntax_uid))
+    return Response(json.dumps(out).encode(), media_type=dicomjson.MEDIA_TYPE)
+
+
+def routes(router: APIRouter, dw: DicomWeb, deps: list) -> None:
+    @router.get("/studies/{study}", dependencies=deps)
+    async def get_study(study: str, request: Request) -> Response:
+        return await retrieve(dw, request, study)
+
+    @router.get("/studies/{study}/metadata", dependencies=deps)
+    async def get_study_metadata(study: str, request: Request) -> Response:
+        return await metadata(dw, request, study)
+
+    @router.get("/studies/{study}/series/{series}", dependencies=deps)
+    async def get_series(study: str, series: str, request: Request) -> Response:
+        return await retrieve(dw, request, study, series)
+
+    @router.get("/studies/{study}/series/{series}/metadata", dependencies=deps)
+    async def get_series_metadata(study: str, series: str, request: Request) -> Response:
+        return await metadata(dw, request, study, series)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}", dependencies=deps)
+    async def get_instance(study: str, series: str, sop: str, request: Request) -> Response:
+        return await retrieve(dw, request, study, series, sop)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata", dependencies=deps)
+    async def get_instance_metadata(study: str, series: str, sop: str,
+                                    request: Request) -> Response:
+        return await metadata(dw, request, study, series, sop)

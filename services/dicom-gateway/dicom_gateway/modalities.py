@@ -1,0 +1,58 @@
+"""Who may associate and do what: the modalities table plus the older allowlist.
+
+- An AE in ``modalities`` may associate; its ``may_*`` flags say which operations it may do,
+  and with host and port it is a C-MOVE destination.
+- An AE only in ``allowed_calling_aes`` (the setting from before the table) may associate,
+  store and query, as before; it may not retrieve and is no C-MOVE destination.
+- ``accept_any_calling_ae``: every other AE is treated like an ``allowed_calling_aes`` one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from dicom_gateway.settings import GatewaySection, Modality
+
+
+class Operation(StrEnum):
+    STORE = "store"
+    QUERY = "query"
+    RETRIEVE = "retrieve"
+    COMMITMENT = "commitment"
+
+
+LEGACY = Modality(may_retrieve=False, may_request_commitment=False)
+
+
+class Modalities:
+    def __init__(self, cfg: GatewaySection) -> None:
+        self.table = {ae.strip(): m for ae, m in cfg.modalities.items() if ae.strip()}
+        self.legacy = {ae.strip() for ae in cfg.allowed_calling_aes if ae.strip()}
+        self.accept_any = cfg.accept_any_calling_ae
+
+    def calling_aes(self) -> list[str] | None:
+        """The AE titles that may associate; None = anyone."""
+        if self.accept_any:
+            return None
+        return sorted(self.legacy | set(self.table))
+
+    def entry(self, ae_title: str) -> Modality | None:
+        ae = ae_title.strip()
+        if ae in self.table:
+            return self.table[ae]
+        if ae in self.legacy or self.accept_any:
+            return LEGACY
+        return None
+
+    def permitted(self, ae_title: str, operation: Operation) -> bool:
+        m = self.entry(ae_title)
+        if m is None:
+            return False
+        return {Operation.STORE: m.may_store, Operation.QUERY: m.may_query,
+                Operation.RETRIEVE: m.may_retrieve,
+                Operation.COMMITMENT: m.may_request_commitment}[operation]
+
+    def destination(self, ae_title: str) -> Modality | None:
+        """The table entry of a C-MOVE destination, if it has somewhere to send to."""
+        m = self.table.get(ae_title.strip())
+        return m if m is not None and m.host and m.port else None
