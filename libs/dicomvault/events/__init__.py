@@ -13,8 +13,12 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError, Message
 
+from dicomvault.events.v1 import archive_pb2 as archive_v1
+from dicomvault.events.v1 import commitment_pb2 as commitment_v1
 from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import exports_pb2 as exports_v1
 from dicomvault.events.v1 import jobs_pb2 as jobs_v1
+from dicomvault.events.v1 import optical_pb2 as optical_v1
 
 CONTENT_TYPE = "application/protobuf"
 SPEC_VERSION = "1.0"
@@ -36,6 +40,17 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.job.state-changed.v1": jobs_v1.JobStateChanged,
     "dicomvault.queue.state-changed.v1": jobs_v1.QueueStateChanged,
     "dicomvault.job.command-issued.v1": jobs_v1.JobCommandIssued,
+    "dicomvault.study.recalled.v1": archive_v1.StudyRecalled,
+    "dicomvault.volume.closed.v1": optical_v1.VolumeClosed,
+    "dicomvault.volume.burned.v1": optical_v1.VolumeBurned,
+    "dicomvault.volume.burn-failed.v1": optical_v1.VolumeBurnFailed,
+    "dicomvault.volume.verified.v1": optical_v1.VolumeVerified,
+    "dicomvault.volume.deleted.v1": optical_v1.VolumeDeleted,
+    "dicomvault.media.requested.v1": optical_v1.MediaRequested,
+    "dicomvault.study.exported.v1": exports_v1.StudyExported,
+    "dicomvault.study.export-failed.v1": exports_v1.ExportFailed,
+    "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,
+    "dicomvault.study.committed.v1": commitment_v1.StudyCommitted,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 
@@ -48,7 +63,7 @@ class EnvelopeError(ValueError):
 
 
 def register(type_name: str, cls: type[Message]) -> None:
-    """Register a message class under its stable type name (used by later contract files)."""
+    """Register a message class under its stable type name (for a contract outside v1's)."""
     TYPES[type_name] = cls
     TYPE_OF[cls] = type_name
 

@@ -1,4 +1,4 @@
-"""The optical facts' type names (registered on import of the package) and publishing."""
+"""Publishing the optical facts (their type names are registered in ``dicomvault.events``)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
-from dicomvault.events import TYPES, Event, register
-from dicomvault.events.v1 import optical_pb2 as op
+from dicomvault.events import Event
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/optical-burner"
 
-OPTICAL_TYPES: dict[str, type[Message]] = {
-    "dicomvault.volume.closed.v1": op.VolumeClosed,
-    "dicomvault.volume.burned.v1": op.VolumeBurned,
-    "dicomvault.volume.burn-failed.v1": op.VolumeBurnFailed,
-    "dicomvault.volume.verified.v1": op.VolumeVerified,
-    "dicomvault.volume.deleted.v1": op.VolumeDeleted,
-    "dicomvault.media.requested.v1": op.MediaRequested,
-}
-
 # (topic, payload, key, event id) -> awaitable that returns once the broker has it.
 Emit = Callable[[str, Message, str, str], Awaitable[None]]
-
-
-def register_types() -> None:
-    for name, cls in OPTICAL_TYPES.items():
-        if name not in TYPES:
-            register(name, cls)
 
 
 def publisher_emit(publisher, retries: int = 8) -> Emit:
