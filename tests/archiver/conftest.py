@@ -1,4 +1,4 @@
-"""Fixtures of the archiver tests: a catalogue stand-in, studies in the cache, the service."""
+"""Fixtures of the archiver tests: the real catalogue, studies in the cache, the service."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from hsm_archiver.service import run
 from hsm_archiver.settings import ArchiverCacheSettings, ArchiverSettings, HsmSection
 from tests.peers.datasets import Study, write_study
 
-from .catalogue_standin import CatalogueStandIn
+from .catalogue_process import CatalogueService
 
 
 async def wait_until(pred: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
@@ -34,10 +34,12 @@ async def wait_until(pred: Callable[[], object], timeout: float = 60.0, what: st
 
 
 @pytest.fixture
-def catalogue(bus_settings: BusSettings) -> Iterator[CatalogueStandIn]:
-    c = CatalogueStandIn(bus_settings).start()
-    yield c
-    c.stop()
+def catalogue(bus_settings: BusSettings, tmp_path: Path) -> Iterator[CatalogueService]:
+    c = CatalogueService(bus_settings, tmp_path / "catalogue")
+    try:
+        yield c.start()
+    finally:
+        c.stop()
 
 
 @pytest.fixture
@@ -128,7 +130,7 @@ async def publish(bus: BusSettings, payload, subject: str, event_id: str | None 
 
 
 async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
-                      catalogue: CatalogueStandIn, **kw) -> tuple[Study, dict[str, bytes]]:
+                      catalogue: CatalogueService, **kw) -> tuple[Study, dict[str, bytes]]:
     """Put a generated study into the cache as the gateway would (file + InstanceStored)."""
     study = write_study(folder, **kw)
     store = FileStore(cache_root, fsync=False)
@@ -147,8 +149,8 @@ async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
             await pub.publish(bus.topics.instances,
                               Event(payload=msg, source="dicomvault/gateway",
                                     subject=study.study_uid), key=study.study_uid)
-    await wait_until(lambda: len(catalogue.instances.get(study.study_uid, {})) == len(data),
-                     what="the catalogue stand-in to list the cached instances")
+    await wait_until(lambda: len(catalogue.cached(study.study_uid)) == len(data),
+                     what="the catalogue to list the cached instances")
     return study, data
 
 

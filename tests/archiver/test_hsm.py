@@ -64,7 +64,7 @@ async def test_a_stable_study_lands_on_hsm_verified(bus_settings, catalogue, hsm
     assert 'dicomvault_archiver_archive_ready{archive="HSM1"} 1.0' in metrics
     assert "dicomvault_archiver_hsm_free_bytes" in metrics
     assert 'dicomvault_archiver_job_outcomes_total{outcome="done",queue="HSM1"}' in metrics
-    assert catalogue.job_states("HSM1") == ["DONE"]
+    await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE"], what="job DONE")
 
 
 async def test_rules_choose_archives(bus_settings, catalogue, hsm_mount, tmp_path: Path) -> None:
@@ -86,8 +86,8 @@ async def test_rules_choose_archives(bus_settings, catalogue, hsm_mount, tmp_pat
         await asyncio.sleep(0.5)
     assert sorted(a.archive_id for a in archived(catalogue, study.study_uid)) == ["HSM1", "HSM2"]
     assert catalogue.job_states("HSM3") == []
-    assert [j["created_by"] for j in catalogue.jobs.values() if j["queue"] == "HSM2"] == [
-        "rule:ct01"]
+    await wait_until(lambda: [j["created_by"] for j in catalogue.jobs.values()
+                              if j["queue"] == "HSM2"] == ["rule:ct01"], what="HSM2's job")
 
 
 async def test_tar_layout_round_trip_back_into_the_cache(bus_settings, catalogue, hsm_mount,
@@ -120,7 +120,8 @@ async def test_tar_layout_round_trip_back_into_the_cache(bus_settings, catalogue
     assert one.sha256 == hashlib.sha256(data[one.storage_key]).hexdigest()
     fact = catalogue.of_type(archive_pb2.StudyRecalled)[0]
     assert (fact.tier, fact.archive_id, fact.number_of_instances) == ("hsm", "HSM1", len(data))
-    assert catalogue.job_states("HSM1-retrieve") == ["DONE"]
+    await wait_until(lambda: catalogue.job_states("HSM1-retrieve") == ["DONE"],
+                     what="retrieve job DONE")
 
 
 async def test_recall_waits_for_files_slow_to_come_back(bus_settings, catalogue, hsm_mount,
@@ -189,7 +190,8 @@ async def test_queue_stalls_until_the_archive_is_ready_and_loses_nothing(
         finally:
             await asyncio.to_thread(chattr, "-i", folder)
         await wait_until(lambda: archived(catalogue, s2.study_uid))
-        assert catalogue.queues["HSM1"]["state"] == "RUNNING"
+        await wait_until(lambda: catalogue.queues["HSM1"]["state"] == "RUNNING",
+                         what="queue RUNNING again")
     # 3. Disk "full": a threshold above the disk's free space stalls the queue ...
     full = make_settings(bus_settings, cache, catalogue.url, [
         hsm_archive(hsm_mount, hsm={"free_space_min_bytes": 1 << 60})])
@@ -197,14 +199,15 @@ async def test_queue_stalls_until_the_archive_is_ready_and_loses_nothing(
         s3, d3 = await cache_study(bus_settings, cache, tmp_path / "s3", catalogue)
         await publish(bus_settings, stable(s3), s3.study_uid)
         await stalled_with("below the threshold")
-    assert catalogue.job_states("HSM1")[-1] == "NEW"
+    await wait_until(lambda: catalogue.job_states("HSM1")[-1:] == ["NEW"], what="a NEW job")
     # ... and when there is room again (here: the threshold lowered, service restarted), the
     # job, adopted from the catalogue after the restart, drains.
     async with running(settings):
         await wait_until(lambda: archived(catalogue, s3.study_uid), what="drain after restart")
     for key, raw in {**d1, **d2, **d3}.items():
         assert (folder / key).read_bytes() == raw
-    assert catalogue.job_states("HSM1") == ["DONE", "DONE", "DONE"]
+    await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE", "DONE", "DONE"],
+                     what="three jobs DONE")
 
 
 async def test_runs_with_no_archive_configured(bus_settings, catalogue, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Administrators' commands on the job-commands topic, and cache eviction by the copies rule."""
+"""Administrators' commands through the catalogue's REST API, and cache eviction by the copies
+rule."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from dicomvault.bus import Publisher
@@ -17,40 +19,45 @@ from .conftest import cache_study, hsm_archive, make_settings, publish, running,
 C = jb.JobCommandIssued
 
 
-async def test_pause_resume_cancel_retry_through_job_commands(bus_settings, catalogue, hsm_mount,
-                                                              tmp_path: Path) -> None:
+async def test_pause_resume_cancel_retry_through_the_catalogue_api(
+        bus_settings, catalogue, hsm_mount, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     study, data = await cache_study(bus_settings, cache, tmp_path / "in", catalogue)
     # The rule stores an hour after StudyStable: the job waits, scheduled.
     settings = make_settings(bus_settings, cache, catalogue.url, [
         hsm_archive(hsm_mount, rules=[{"name": "later", "delay_s": 3600}])])
 
-    async def command(command, **kw) -> None:
-        await publish(bus_settings, C(command=command, queue="HSM1", issued_by="admin", **kw), "")
+    async def command(path: str, **body) -> None:
+        # The administrator's REST call: the catalogue publishes JobCommandIssued.
+        r = await asyncio.to_thread(catalogue.post, path, **body)
+        assert r.status_code == 202, r.text
 
     async with running(settings):
         await publish(bus_settings, stable(study), study.study_uid)
         await wait_until(lambda: catalogue.job_states("HSM1") == ["NEW"])
         (job,) = catalogue.jobs.values()
         assert job["not_before"] is not None
-        # Cancel it (the REST API publishes exactly this command).
-        await command(C.CANCEL_JOB, job_id=job["job_id"], reason="wrong study")
+        # Cancel it.
+        await command(f"/api/v1/jobs/{job['job_id']}/cancel", reason="wrong study")
         await wait_until(lambda: catalogue.job_states("HSM1") == ["CANCELLED"])
         # Pause the queue; a retried job then waits while the queue is halted.
-        await command(C.PAUSE_QUEUE, reason="tape library maintenance")
+        await command("/api/v1/queues/HSM1/pause", reason="tape library maintenance")
         await wait_until(lambda: catalogue.queues["HSM1"]["state"] == "HALTED")
         assert catalogue.queues["HSM1"]["reason"] == "tape library maintenance"
-        await command(C.RETRY_JOB, job_id=job["job_id"])
+        await command(f"/api/v1/jobs/{job['job_id']}/retry")
         await wait_until(lambda: catalogue.job_states("HSM1") == ["NEW"])
         assert not (hsm_mount / "vault" / study.study_uid).exists()
         # Resume: the retried job runs now (retry clears the schedule) and the study lands.
-        await command(C.RESUME_QUEUE)
+        await command("/api/v1/queues/HSM1/resume")
         await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE"])
-        assert catalogue.queues["HSM1"]["state"] == "RUNNING"
+        await wait_until(lambda: catalogue.queues["HSM1"]["state"] == "RUNNING")
     for key, raw in data.items():
         assert (hsm_mount / "vault" / key).read_bytes() == raw
     changes = [(c.command, c.issued_by) for c in catalogue.of_type(jb.JobStateChanged)]
-    assert changes == [("cancel", "admin"), ("retry", "admin")]
+    assert changes == [("cancel", "api:admin"), ("retry", "api:admin")]
+    # Retrying the finished job is refused with the reason.
+    r = await asyncio.to_thread(catalogue.post, f"/api/v1/jobs/{job['job_id']}/retry")
+    assert r.status_code == 409 and "DONE" in r.json()["detail"]
 
 
 async def test_eviction_respects_the_copies_rule(bus_settings, catalogue, tmp_path: Path) -> None:
@@ -68,7 +75,7 @@ async def test_eviction_respects_the_copies_rule(bus_settings, catalogue, tmp_pa
         await publish(bus_settings, ev.StudyArchived(
             study_instance_uid=study.study_uid, tier=tier, archive_id=archive, verified=verified,
             number_of_instances=n, location="x"), study.study_uid)
-    await wait_until(lambda: len(catalogue.locations.get(two.study_uid, [])) == 2)
+    await wait_until(lambda: len(catalogue.study_locations(two.study_uid)) == 2)
 
     async with Publisher(bus_settings, "test-evict") as pub:
         ctx = Context(bus_settings.topics, pub, store, CatalogueClient(catalogue.url))

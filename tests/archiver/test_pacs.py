@@ -111,8 +111,9 @@ async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, o
     # Byte-identical data sets came back (the file meta group is each receiver's own).
     by_sop = {k.split("/")[-1][:-4]: dataset_bytes(v) for k, v in data.items()}
     assert gateway.received == by_sop
-    assert catalogue.job_states("PACS1") == ["DONE"]
-    assert catalogue.job_states("PACS1-retrieve") == ["DONE"]
+    await wait_until(lambda: catalogue.job_states("PACS1") == ["DONE"], what="store job DONE")
+    await wait_until(lambda: catalogue.job_states("PACS1-retrieve") == ["DONE"],
+                     what="retrieve job DONE")
 
 
 async def test_pacs_queue_stalls_while_the_remote_ae_is_down(bus_settings, catalogue,
@@ -129,4 +130,4 @@ async def test_pacs_queue_stalls_while_the_remote_ae_is_down(bus_settings, catal
         await publish(bus_settings, stable(study), study.study_uid)
         await wait_until(lambda: catalogue.queues.get("PACS1", {}).get("state") == "STALLED")
         assert "C-ECHO" in catalogue.queues["PACS1"]["reason"]
-    assert catalogue.job_states("PACS1") == ["NEW"]
+    await wait_until(lambda: catalogue.job_states("PACS1") == ["NEW"], what="the job waiting")

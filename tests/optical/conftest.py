@@ -1,5 +1,5 @@
-"""Fixtures of the optical-burner tests: a cache with generated studies, the catalogue's
-documented shapes, and an optical archive whose emitted events are collected."""
+"""Fixtures of the optical-burner tests: a cache with generated studies, the real catalogue
+(in this process), and an optical archive whose emitted events are collected."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from optical_burner.archive import OpticalArchive, Topics
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.settings import OpticalSection
 from optical_burner.volumes import VolumeStore
-from tests.optical.catalogue_shape_app import CatalogueShapeApp
+from tests.optical.catalogue_inprocess import InProcessCatalogue
 from tests.peers.datasets import Study, write_study
 
 
@@ -28,8 +28,10 @@ class Emitted(list):
 
 
 @pytest.fixture
-def catalogue() -> CatalogueShapeApp:
-    return CatalogueShapeApp()
+async def catalogue(tmp_path: Path) -> AsyncIterator[InProcessCatalogue]:
+    c = InProcessCatalogue(tmp_path / "catalogue")
+    yield c
+    await c.close()
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def cache(tmp_path: Path) -> FileStore:
 
 
 @pytest.fixture
-def new_study(tmp_path: Path, catalogue: CatalogueShapeApp, cache: FileStore
+def new_study(tmp_path: Path, catalogue: InProcessCatalogue, cache: FileStore
               ) -> Callable[..., Study]:
     counter = iter(range(1000))
 
@@ -68,7 +70,7 @@ def optical_config(tmp_path: Path) -> Callable[..., OpticalSection]:
 
 
 @pytest.fixture
-async def make_archive(cache: FileStore, catalogue: CatalogueShapeApp
+async def make_archive(cache: FileStore, catalogue: InProcessCatalogue
                        ) -> AsyncIterator[Callable[..., tuple[OpticalArchive, Emitted]]]:
     clients: list[CatalogueClient] = []
 

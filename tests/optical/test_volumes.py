@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
 from optical_burner.archive import DeleteRefused
 from optical_burner.burning import burn_volume
@@ -109,11 +110,15 @@ async def test_delete_refused_while_volume_holds_the_only_copy(
     assert arc.store.get("DVD-000001") is not None
 
     # An unverified HSM copy does not count either; a verified one does.
-    catalogue.locations[study.study_uid].append(
-        {"tier": "hsm", "archive_id": "HSM1", "location": "x", "verified": False})
+    def on_hsm(verified: bool) -> ev.StudyArchived:
+        return ev.StudyArchived(study_instance_uid=study.study_uid, tier="hsm",
+                                archive_id="HSM1", location="x", verified=verified,
+                                number_of_instances=len(study.sop_uids))
+
+    catalogue.record(on_hsm(verified=False))
     with pytest.raises(DeleteRefused):
         await arc.delete_volume("DVD-000001")
-    catalogue.locations[study.study_uid][-1]["verified"] = True
+    catalogue.record(on_hsm(verified=True))
     await arc.delete_volume("DVD-000001")
     assert arc.store.get("DVD-000001") is None
     assert not (arc.store.root / "DVD-000001").exists()

@@ -1,8 +1,8 @@
 """catalogue: the journal (system of record), the projections and the query API.
 
-The catalogue consumes every fact on the instances and studies topics. It registers the
-contract types other services publish there, so that it can journal them instead of
-dead-lettering them as unknown.
+The catalogue consumes every fact on the instances, studies, jobs and job-commands topics.
+It registers the contract types other services publish there, so that it can journal them
+instead of dead-lettering them as unknown.
 """
 
 from dicomvault.events import TYPES, register

@@ -1,4 +1,5 @@
-"""The catalogue's REST API (FastAPI): find, study summary, locations, timeline, health."""
+"""The catalogue's REST API (FastAPI): find, study summary, locations, timeline, health;
+queues and jobs (``jobs_api``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.routing import Match
 
 from catalogue import metrics
+from catalogue.commands import Commands
+from catalogue.jobs_api import jobs_router
 from catalogue.models import Instance, Journal, Location, Patient, Series, Study, StudyLocation
 from catalogue.query import QueryError, find, valid_uid
 from catalogue.rebuild import decode
@@ -67,8 +70,10 @@ def _location(inst: Instance, loc: Location) -> InstanceLocation:
 
 
 def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
-              max_limit: int = 10_000) -> FastAPI:
+              max_limit: int = 10_000, commands: Commands | None = None) -> FastAPI:
+    """The API; without ``commands`` the queue and job commands answer 503."""
     app = FastAPI(title="DICOM Vault catalogue", version="1")
+    app.include_router(jobs_router(sessions, commands))
     app.mount("/metrics", metrics_app(metrics.REGISTRY))
 
     @app.middleware("http")
@@ -189,6 +194,7 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
                                "PatientSex": p.patient_sex}
         out: dict = {
             "study_instance_uid": uid, "patient": patient,
+            "patient_id": s.patient_id if s is not None else "",
             "number_of_series": int(n_series or 0), "number_of_instances": int(n_inst),
             "size_bytes": int(size), "modalities": modalities,
             "instances_per_tier": {k: int(v) for k, v in tiers.items()},

@@ -18,14 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalogue import metrics
 from catalogue.db import is_connectivity_error
+from catalogue.jobs_projection import JOB_FACTS
 from catalogue.models import Journal
 from catalogue.projection import apply
 from dicomvault.bus import PermanentError, TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import jobs_pb2 as jb
+from dicomvault.jobs import JobState, QueueState
 from dicomvault.store.uids import is_valid_uid
 
 log = logging.getLogger(__name__)
+
+QUEUE_STATES = tuple(s.value for s in QueueState)
+JOB_STATES = tuple(s.value for s in JobState)
 
 
 def journal_values(event: Event, recorded_at: datetime) -> dict:
@@ -59,6 +65,16 @@ def check(event: Event) -> None:
         names = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
     elif isinstance(p, (v1.StudyStable, v1.StudyArchived, v1.StudyEvicted)):
         names = ("study_instance_uid",)
+    elif isinstance(p, JOB_FACTS):
+        names = ()
+        if not p.job_id or not p.queue:
+            raise PermanentError(f"{event.type}: job_id and queue are required")
+        if isinstance(p, jb.JobStateChanged) and p.state not in JOB_STATES:
+            raise PermanentError(f"{event.type}: unknown job state {p.state!r}")
+    elif isinstance(p, jb.QueueStateChanged):
+        names = ()
+        if not p.queue or p.state not in QUEUE_STATES:
+            raise PermanentError(f"{event.type}: queue required, state one of {QUEUE_STATES}")
     else:
         return
     for name in names:
@@ -67,7 +83,7 @@ def check(event: Event) -> None:
 
 
 class Policy:
-    """Handler of the instances and studies topics."""
+    """Handler of the instances, studies, jobs and job-commands topics."""
 
     def __init__(self, sessionmaker: async_sessionmaker) -> None:
         self._sessions = sessionmaker

@@ -31,6 +31,13 @@ API_DURATION = Histogram(
     ["route", "method", "status"], registry=REGISTRY,
 )
 
+JOB_COMMANDS = Counter(
+    "catalogue_job_commands_total",
+    "Queue and job commands of the REST API, by command and answer "
+    "(202 published, 404, 409, 422, unavailable).",
+    ["command", "status"], registry=REGISTRY,
+)
+
 
 def on_record(ce_type: str, outcome: str) -> None:
     """ConsumerLoop hook: counts what the loop itself decided (dead letters)."""

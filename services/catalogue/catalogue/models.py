@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -170,4 +172,53 @@ class StudyLocation(Base):
     job_id: Mapped[str] = mapped_column(String(128), default="")
 
 
-PROJECTIONS: tuple[type[Base], ...] = (Patient, Study, Series, Instance, Location, StudyLocation)
+class JobRow(Base):
+    """One job of a queue, as its owner's facts on the jobs topic describe it."""
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    study_instance_uid: Mapped[str] = mapped_column(UID, index=True, default="")
+    target: Mapped[str] = mapped_column(String(256), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    sop_instance_uids: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_command: Mapped[str] = mapped_column(String(32), default="")
+    last_command_by: Mapped[str] = mapped_column(String(256), default="")
+
+    __table_args__ = (
+        Index("ix_jobs_queue_state", "queue", "state"),
+        Index("ix_jobs_state", "state"),
+    )
+
+
+class QueueRow(Base):
+    """A job queue's administrative state: RUNNING, HALTED (paused) or STALLED (not ready)."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+PROJECTIONS: tuple[type[Base], ...] = (Patient, Study, Series, Instance, Location, StudyLocation,
+                                       JobRow, QueueRow)

@@ -13,9 +13,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalogue.jobs_projection import JOB_FACTS, apply_jobs
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import jobs_pb2 as jb
 
 DEFAULT_TIER = "cache"
 
@@ -38,8 +40,10 @@ async def apply(session: AsyncSession, event: Event, seq: int) -> bool:
         changed = await _study_archived(session, p, event.time)
     elif isinstance(p, v1.StudyEvicted):
         changed = await _study_evicted(session, p)
+    elif isinstance(p, (*JOB_FACTS, jb.QueueStateChanged)):
+        changed = await apply_jobs(session, event)
     else:
-        return False  # RecallRequested and other facts: journal only
+        return False  # RecallRequested, JobCommandIssued, …: journal only
     await session.flush()
     return changed
 

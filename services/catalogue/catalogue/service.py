@@ -1,8 +1,9 @@
 """The catalogue service: migrate, consume every fact, emit StudyStable, serve the API.
 
 ``run`` wires: the database (Alembic ``upgrade head``, retried until the database answers),
-the publisher (StudyStable, dead letters), the consumer loop of the instances and studies
-topics with ``Policy`` as handler, the StudyStable emitter and the HTTP API.
+the publisher (StudyStable, job commands, dead letters), the consumer loop of the instances,
+studies, jobs and job-commands topics with ``Policy`` as handler, the StudyStable emitter and
+the HTTP API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from catalogue import metrics
 from catalogue.api import Server, build_app
+from catalogue.commands import Commands
 from catalogue.db import make_engine, migrate, sessions
 from catalogue.handlers import Policy, journal_size
 from catalogue.settings import CatalogueSettings
@@ -51,11 +53,13 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
         maker = sessions(engine)
         async with Publisher(bus, client_id=cs.client_id) as publisher:
             loop = ConsumerLoop(bus, group_id=cs.group_id,
-                                topics=[bus.topics.instances, bus.topics.studies],
+                                topics=[bus.topics.instances, bus.topics.studies,
+                                        bus.topics.jobs, bus.topics.job_commands],
                                 handler=Policy(maker), dlq=publisher, client_id=cs.client_id,
                                 on_record=metrics.on_record)
             emitter = StableEmitter(settings, maker, publisher)
-            app = build_app(maker, loop.ready.is_set, cs.find_max_limit)
+            commands = Commands(publisher, bus.topics.job_commands)
+            app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands)
             server = Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
                                            log_config=None, access_log=False, lifespan="off"))
             tasks = [asyncio.create_task(loop.run(), name="consumer"),

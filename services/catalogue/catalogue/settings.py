@@ -23,7 +23,7 @@ class CatalogueHttp(HttpSettings):
 class CatalogueSection(BaseModel):
     """The catalogue's own behaviour."""
 
-    group_id: str = Field("catalogue", description="Consumer group of the instances and studies topics.")
+    group_id: str = Field("catalogue", description="Consumer group of the instances, studies, jobs and job-commands topics.")
     client_id: str = Field("catalogue", description="Kafka client id of the consumer and publisher.")
     stable_after_s: float = Field(
         30.0, gt=0, description="Quiet period: a study that received nothing for this long is stable."
