@@ -72,6 +72,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
         Child("catalogue", "catalogue", opts.http_port + 1, {
             "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'catalogue.db'}",
             "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": str(opts.stable_after_s),
+            "DICOMVAULT_AUTH__ENABLED": "false",  # laptop default; the catalogue warns loudly
         }),
         Child("gateway", "dicom_gateway", opts.http_port, {
             "DICOMVAULT_GATEWAY__AE_TITLE": opts.ae_title,
@@ -162,8 +163,8 @@ class Supervisor:
             "   storage commitment (N-ACTION) SCP")
         say(f"DICOMweb    http://{self.opts.host}:{self.opts.http_port}/dicomweb")
         say(f"catalogue   http://{self.opts.host}:{self.opts.http_port + 1}/api/v1")
-        say("WARNING     DICOMweb needs no token (embedded default); set "
-            "DICOMVAULT_AUTH__* on a real gateway")
+        say("WARNING     DICOMweb and the catalogue's job commands need no token (embedded "
+            "default); set DICOMVAULT_AUTH__* on a real gateway and catalogue")
         if self.opts.accept_any_calling_ae:
             say("WARNING     any calling AE title is accepted (embedded default); "
                 "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")

@@ -33,6 +33,9 @@ def catalogue_env(bus: BusSettings, db_url: str, port: int) -> dict[str, str]:
         "DICOMVAULT_DATABASE__URL": db_url,
         "DICOMVAULT_HTTP__HOST": "127.0.0.1",
         "DICOMVAULT_HTTP__PORT": str(port),
+        # Commands come through an authenticating proxy here (X-Forwarded-User names the
+        # caller); tests/catalogue/test_job_commands.py covers bearer tokens.
+        "DICOMVAULT_AUTH__ENABLED": "false",
         # The tests announce StudyStable themselves: the catalogue's own emitter stays quiet.
         "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": "86400",
         "DICOMVAULT_LOG__LEVEL": "INFO",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from catalogue.rebuild import rebuild
+from dicomvault.auth import AuthSettings
 from dicomvault.bus import ConsumerLoop, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as jb
@@ -21,10 +22,10 @@ from dicomvault.jobs import JobQueue, JobState, Outcome, RetryPolicy, adopt_from
 from dicomvault.settings import BusSettings
 from tests.catalogue.helpers import uid
 from tests.catalogue.test_service import InProcess, read_topic, settings_for, until
+from tests.peers.tokens import ADMIN, ISSUER, READ, Issuer
 
 Cmd = jb.JobCommandIssued
 QUEUE = "HSM-TEST"
-ALICE = {"X-Forwarded-User": "alice"}
 
 
 class Owner:
@@ -60,11 +61,23 @@ async def owner(bus_settings: BusSettings) -> AsyncIterator[Owner]:
         await asyncio.gather(*tasks)
 
 
+@pytest.fixture
+def issuer(tmp_path) -> Issuer:
+    return Issuer(tmp_path)
+
+
+def with_tokens(settings, issuer: Issuer):
+    return settings.model_copy(update={"auth": AuthSettings(jwks_file=issuer.jwks_file,
+                                                            issuer=ISSUER)})
+
+
 async def test_pause_resume_retry_cancel_through_the_api(
-        db_url: str, bus_settings: BusSettings, owner: Owner) -> None:
-    settings = settings_for(bus_settings, db_url, stable_after_s=3600)
+        db_url: str, bus_settings: BusSettings, owner: Owner, issuer: Issuer) -> None:
+    settings = with_tokens(settings_for(bus_settings, db_url, stable_after_s=3600), issuer)
     async with InProcess(settings) as svc:
         api = svc.client
+        # Alice is an administrator: her token carries the admin scope.
+        api.headers["Authorization"] = f"Bearer {issuer.token(ADMIN, subject='alice')}"
 
         async def job(job_id: str) -> dict:
             return (await api.get(f"/api/v1/jobs/{job_id}")).json()
@@ -88,13 +101,13 @@ async def test_pause_resume_retry_cancel_through_the_api(
         await asyncio.wait_for(owner.commands.ready.wait(), 60)  # the owner hears commands
 
         # The administrator pauses the queue for maintenance; new work waits.
-        r = await api.post(f"/api/v1/queues/{QUEUE}/pause", headers=ALICE,
+        r = await api.post(f"/api/v1/queues/{QUEUE}/pause",
                            json={"reason": "tape library maintenance"})
         assert r.status_code == 202, r.text
         pause_id = r.json()["command_id"]
         q = await queue_is("HALTED")
         assert q["reason"] == "tape library maintenance"
-        again = await api.post(f"/api/v1/queues/{QUEUE}/pause", headers=ALICE)
+        again = await api.post(f"/api/v1/queues/{QUEUE}/pause")
         assert again.status_code == 409 and "already HALTED" in again.json()["detail"]
 
         submitted = await owner.queue.submit(uid(), target="HSM1", dedupe_key="study-1")
@@ -102,11 +115,11 @@ async def test_pause_resume_retry_cancel_through_the_api(
         assert (await queue())["counts"]["NEW"] == 1
 
         # Cancelled, then retried: back to NEW, still waiting for the queue.
-        r = await api.post(f"/api/v1/jobs/{submitted.id}/cancel", headers=ALICE)
+        r = await api.post(f"/api/v1/jobs/{submitted.id}/cancel")
         assert r.status_code == 202, r.text
         j = await job_is(submitted.id, "CANCELLED")
         assert (j["last_command"], j["last_command_by"]) == ("cancel", "api:alice")
-        assert (await api.post(f"/api/v1/jobs/{submitted.id}/retry", headers=ALICE)
+        assert (await api.post(f"/api/v1/jobs/{submitted.id}/retry")
                 ).status_code == 202
         await job_is(submitted.id, "NEW")
         assert owner.runs == []
@@ -114,21 +127,21 @@ async def test_pause_resume_retry_cancel_through_the_api(
         # Resumed, the queue runs it: the target is full, the job fails.
         owner.outcomes += [Outcome.failed_permanently("target full"),
                            Outcome.done("archived", completed=3)]
-        r = await api.post(f"/api/v1/queues/{QUEUE}/resume", headers=ALICE)
+        r = await api.post(f"/api/v1/queues/{QUEUE}/resume")
         assert r.status_code == 202, r.text
         j = await job_is(submitted.id, "FAILED")
         assert (j["error"], j["attempts"]) == ("target full", 1)
         assert (await queue())["state"] == "RUNNING"
 
         # Retried after the administrator made room: done.
-        r = await api.post(f"/api/v1/jobs/{submitted.id}/retry", headers=ALICE,
+        r = await api.post(f"/api/v1/jobs/{submitted.id}/retry",
                            json={"reason": "space freed"})
         assert r.status_code == 202 and r.json()["command"] == "RETRY_JOB"
         j = await job_is(submitted.id, "DONE")
         assert j["progress"]["completed"] == 3 and owner.runs == [submitted.id] * 2
 
         # Commands that cannot apply now are refused with the reason, and nothing is sent.
-        r = await api.post(f"/api/v1/jobs/{submitted.id}/retry", headers=ALICE)
+        r = await api.post(f"/api/v1/jobs/{submitted.id}/retry")
         assert r.status_code == 409
         assert "cannot retry a job that is DONE" in r.json()["detail"]
         assert (await api.post(f"/api/v1/jobs/{submitted.id}/cancel")).status_code == 409
@@ -148,7 +161,7 @@ async def test_pause_resume_retry_cancel_through_the_api(
 
         # Rescheduled for tonight: NEW again, not before that time.
         tonight = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0)
-        r = await api.post(f"/api/v1/jobs/{submitted.id}/reschedule", headers=ALICE,
+        r = await api.post(f"/api/v1/jobs/{submitted.id}/reschedule",
                            json={"not_before": tonight.isoformat()})
         assert r.status_code == 202, r.text
         j = await job_is(submitted.id, "NEW")
@@ -181,3 +194,29 @@ async def test_pause_resume_retry_cancel_through_the_api(
     assert report.ok, report.differences
     assert (report.rows["jobs"], report.rows["queues"]) == (1, 1)
 
+
+
+async def test_commands_need_an_administrators_token(
+        db_url: str, bus_settings: BusSettings, owner: Owner, issuer: Issuer) -> None:
+    settings = with_tokens(settings_for(bus_settings, db_url, stable_after_s=3600), issuer)
+    async with InProcess(settings) as svc:
+        api = svc.client
+        async def queue_known():
+            r = await api.get(f"/api/v1/queues/{QUEUE}")  # reads serve the archive's services
+            return r.status_code == 200 or None
+        await until(queue_known, "queue projected")
+        refusals = {
+            "no token": ({}, 401),
+            "expired": ({"Authorization": f"Bearer {issuer.token(ADMIN, expires_in=-120)}"}, 401),
+            "other issuer": ({"Authorization":
+                              f"Bearer {issuer.token(ADMIN, issuer='https://evil.test')}"}, 401),
+            "read scope only": ({"Authorization": f"Bearer {issuer.token(READ)}"}, 403),
+        }
+        for why, (headers, status) in refusals.items():
+            r = await api.post(f"/api/v1/queues/{QUEUE}/pause", headers=headers)
+            assert r.status_code == status, (why, r.text)
+            assert "Bearer" in r.headers.get("www-authenticate", ""), why
+        # Nothing was commanded: the queue still runs and no command fact exists.
+        assert (await api.get(f"/api/v1/queues/{QUEUE}")).json()["state"] == "RUNNING"
+        records = await read_topic(bus_settings, bus_settings.topics.job_commands)
+        assert records == []

@@ -10,8 +10,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -20,38 +18,10 @@ from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings
 from tests.conftest import dcmtk, peer_env
 from tests.peers.services import ServiceProcess
+from tests.peers.tokens import ADMIN, AUDIENCE, ISSUER, READ, WRITE, Issuer  # noqa: F401
 
 AE_TITLE = "DICOMVAULT"
 MODALITY = "MODALITY1"
-ISSUER = "https://idp.hospital.test/realms/pacs"
-AUDIENCE = "dicomvault"
-READ, WRITE, ADMIN = "dicomvault.read", "dicomvault.write", "dicomvault.admin"
-
-
-class Issuer:
-    """An identity provider's keys: an RSA (RS256) and an EC P-256 (ES256) key in a JWKS."""
-
-    def __init__(self, folder: Path) -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        keys = []
-        for kid, key, alg, algo in (("rs-1", self.rsa, "RS256", jwt.algorithms.RSAAlgorithm),
-                                    ("ec-1", self.ec, "ES256", jwt.algorithms.ECAlgorithm)):
-            jwk = json.loads(algo.to_jwk(key.public_key()))
-            keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
-        self.jwks_file = folder / "jwks.json"
-        self.jwks_file.write_text(json.dumps({"keys": keys}))
-
-    def token(self, *scopes: str, issuer: str = ISSUER, audience: str = AUDIENCE,
-              expires_in: float = 600, alg: str = "RS256", key: object | None = None) -> str:
-        now = int(time.time())
-        claims = {"iss": issuer, "aud": audience, "sub": "viewer-1", "iat": now,
-                  "exp": now + int(expires_in), "scope": " ".join(scopes)}
-        signing = key or (self.rsa if alg == "RS256" else self.ec)
-        return jwt.encode(claims, signing, algorithm=alg,
-                          headers={"kid": "rs-1" if alg == "RS256" else "ec-1"})
-
-
 def bus_settings_for(broker: EmbeddedBroker) -> BusSettings:
     suffix = uuid.uuid4().hex[:8]
     return BusSettings(

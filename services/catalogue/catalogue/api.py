@@ -22,6 +22,7 @@ from catalogue.jobs_api import jobs_router
 from catalogue.models import Instance, Journal, Location, Patient, Series, Study, StudyLocation
 from catalogue.query import QueryError, find, valid_uid
 from catalogue.rebuild import decode
+from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.metrics import metrics_app
 from dicomvault.query import (
     FindRequest,
@@ -70,10 +71,13 @@ def _location(inst: Instance, loc: Location) -> InstanceLocation:
 
 
 def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
-              max_limit: int = 10_000, commands: Commands | None = None) -> FastAPI:
-    """The API; without ``commands`` the queue and job commands answer 503."""
+              max_limit: int = 10_000, commands: Commands | None = None,
+              verifier: TokenVerifier | None = None) -> FastAPI:
+    """The API; without ``commands`` the queue and job commands answer 503; without a
+    ``verifier`` they need no token (tests of the projections only)."""
     app = FastAPI(title="DICOM Vault catalogue", version="1")
-    app.include_router(jobs_router(sessions, commands))
+    verifier = verifier or TokenVerifier(AuthSettings(enabled=False))
+    app.include_router(jobs_router(sessions, commands, verifier))
     app.mount("/metrics", metrics_app(metrics.REGISTRY))
 
     @app.middleware("http")

@@ -3,14 +3,16 @@
 A command is checked against the projected state (404 unknown job or queue, 409 not
 applicable now), then published as JobCommandIssued; the answer is 202 with the command's
 id: the queue's owner applies it and the resulting fact shows up in the projection.
-The caller is the ``X-Forwarded-User`` header an authenticating proxy sets.
+Commands need a bearer token with the admin scope (``dicomvault.auth``); the caller recorded
+with the command is the token's subject. With authentication switched off (the embedded
+laptop default) the caller is the ``X-Forwarded-User`` header an authenticating proxy sets.
 """
 
 from __future__ import annotations
 
 from datetime import UTC
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -19,6 +21,7 @@ from catalogue import metrics
 from catalogue.commands import JOB_COMMANDS, Cmd, Commands, queue_refusal, refusal
 from catalogue.jobs_view import JobFilter, get_queue, iso, job_json, list_jobs, list_queues
 from catalogue.models import JobRow
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import PublishError
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobState
@@ -38,6 +41,9 @@ class CommandBody(BaseModel):
 
 
 def _caller(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.subject != "anonymous":
+        return f"api:{principal.subject[:128]}"
     user = (request.headers.get(USER_HEADER) or "").strip()[:128]
     host = request.client.host if request.client else "unknown"
     return f"api:{user}" if user else f"api:anonymous@{host}"
@@ -63,8 +69,10 @@ def _accepted(command: int, event, queue: str, job_id: str = "") -> JSONResponse
         if p.HasField("not_before") else None})
 
 
-def jobs_router(sessions: async_sessionmaker, commands: Commands | None) -> APIRouter:
+def jobs_router(sessions: async_sessionmaker, commands: Commands | None,
+                verifier: TokenVerifier) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
+    admin = [Depends(verifier.require("admin"))]
 
     async def issue(command: int, **kw):
         if commands is None:
@@ -109,11 +117,11 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None) -> APIR
         metrics.JOB_COMMANDS.labels(Cmd.Command.Name(command), "202").inc()
         return _accepted(command, event, name)
 
-    @router.post("/queues/{name}/pause", status_code=202)
+    @router.post("/queues/{name}/pause", status_code=202, dependencies=admin)
     async def pause(name: str, request: Request, body: CommandBody | None = None):
         return await queue_command(name, True, body, request)
 
-    @router.post("/queues/{name}/resume", status_code=202)
+    @router.post("/queues/{name}/resume", status_code=202, dependencies=admin)
     async def resume(name: str, request: Request, body: CommandBody | None = None):
         return await queue_command(name, False, body, request)
 
@@ -138,7 +146,7 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None) -> APIR
             raise HTTPException(404, f"job {job_id!r} unknown")
         return job_json(row)
 
-    @router.post("/jobs/{job_id}/{action}", status_code=202)
+    @router.post("/jobs/{job_id}/{action}", status_code=202, dependencies=admin)
     async def job_command(job_id: str, action: str, request: Request,
                           body: CommandBody | None = None):
         spec = JOB_COMMANDS.get(action)

@@ -22,6 +22,7 @@ from catalogue.db import make_engine, migrate, sessions
 from catalogue.handlers import Policy, journal_size
 from catalogue.settings import CatalogueSettings
 from catalogue.stable import StableEmitter
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                                 on_record=metrics.on_record)
             emitter = StableEmitter(settings, maker, publisher)
             commands = Commands(publisher, bus.topics.job_commands)
-            app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands)
+            verifier = TokenVerifier(settings.auth)
+            verifier.announce("catalogue job and queue commands")
+            app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier)
             server = Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
                                            log_config=None, access_log=False, lifespan="off"))
             tasks = [asyncio.create_task(loop.run(), name="consumer"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings
 
+from dicomvault.auth import AuthSettings
 from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
@@ -58,4 +59,9 @@ class CatalogueSettings(BaseSettings):
     )
     catalogue: CatalogueSection = Field(
         default_factory=CatalogueSection, description="Consumer group and StudyStable emitter."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description="Bearer tokens (JWT) for the administrators' commands (queue pause/resume, "
+        "job retry/cancel/…: the admin scope). Reads serve the archive's own services.",
     )
