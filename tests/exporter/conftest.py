@@ -1,4 +1,4 @@
-"""Fixtures of the exporter tests: cache tier, catalogue stand-in, TLS material, Orthanc."""
+"""Fixtures of the exporter tests: cache tier, the real catalogue, TLS material, Orthanc."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from stow_exporter.handlers import Hosted
 from stow_exporter.service import build_hosted
 from stow_exporter.settings import ExporterSection, ExporterSettings
 from stow_exporter.spec import Exporter
-from tests.exporter.servers import CatalogueStandIn, serve
+from tests.exporter.servers import Catalogue, serve
 from tests.peers.orthanc import Orthanc
 
 
@@ -41,10 +41,15 @@ def cache(tmp_path: Path) -> FileStore:
 
 
 @pytest.fixture
-async def catalogue(cache: FileStore) -> AsyncIterator[tuple[CatalogueStandIn, str]]:
-    standin = CatalogueStandIn(cache)
-    async with serve(standin) as port:
-        yield standin, f"http://127.0.0.1:{port}"
+async def catalogue(cache: FileStore, tmp_path: Path) -> AsyncIterator[tuple[Catalogue, str]]:
+    """The real catalogue on a loopback port: the exporter's HTTP client asks it where a
+    study's instances are."""
+    real = Catalogue(tmp_path / "catalogue", cache)
+    try:
+        async with serve(real) as port:
+            yield real, f"http://127.0.0.1:{port}"
+    finally:
+        await real.real.close()
 
 
 @dataclass

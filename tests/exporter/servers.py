@@ -1,8 +1,7 @@
 """Loopback HTTP servers for the exporter tests.
 
-- ``CatalogueStandIn``: the catalogue's ``GET /api/v1/studies/{uid}/instances`` for studies the
-  test puts in the cache tier (the catalogue service does not exist yet; its contract,
-  ``dicomvault.query.InstanceLocation``, does).
+- ``Catalogue``: the real catalogue (projection, journal, REST API: the exporter reads
+  ``GET /api/v1/studies/{uid}/instances``) for studies the test puts in the cache tier.
 - ``StowServer``: a recording STOW-RS endpoint for what Orthanc cannot show: it keeps each
   request's headers and parts, counts requests in flight, checks credentials and answers
   with scripted statuses, FailedSOPSequence or warnings.
@@ -24,8 +23,9 @@ import pydicom
 import uvicorn
 
 from dicomvault.bus.broker import free_port
-from dicomvault.query import InstanceLocation
-from dicomvault.store import FileStore, instance_key
+from dicomvault.store import FileStore
+from tests.optical.catalogue_inprocess import InProcessCatalogue
+from tests.peers.datasets import Study
 
 
 @contextlib.asynccontextmanager
@@ -68,38 +68,24 @@ async def _respond(send, status: int, body: bytes = b"",
     await send({"type": "http.response.body", "body": body})
 
 
-class CatalogueStandIn:
-    def __init__(self, cache: FileStore) -> None:
-        self.cache = cache
-        self.studies: dict[str, list[InstanceLocation]] = {}
+class Catalogue:
+    """The real catalogue's ASGI app on the test's own catalogue database: before each
+    request it applies, through the catalogue's own Policy, the facts recorded since."""
 
-    def add(self, files: list[Path], tier: str = "cache") -> str:
-        """Put Part 10 files into the cache tier and record their locations; the study UID."""
-        study = ""
-        for path in files:
-            data = path.read_bytes()
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-            key = instance_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-            stored = self.cache.put(key, data)
-            study = ds.StudyInstanceUID
-            self.studies.setdefault(study, []).append(InstanceLocation(
-                study_instance_uid=study, series_instance_uid=ds.SeriesInstanceUID,
-                sop_instance_uid=ds.SOPInstanceUID, sop_class_uid=ds.SOPClassUID,
-                transfer_syntax_uid=ds.file_meta.TransferSyntaxUID, tier=tier,
-                storage_key=key, size_bytes=stored.size, sha256=stored.sha256))
-        return study
+    def __init__(self, folder: Path, cache: FileStore) -> None:
+        self.real = InProcessCatalogue(folder)
+        self.cache = cache
+
+    def add(self, study: Study) -> str:
+        """Put a generated study into the cache tier as the gateway does (files, then
+        InstanceStored facts for the catalogue); the study UID."""
+        self.real.ingest(study, self.cache)
+        return study.study_uid
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        await _read_body(receive)
-        parts = scope["path"].strip("/").split("/")
-        if len(parts) == 5 and parts[:3] == ["api", "v1", "studies"] and parts[4] == "instances":
-            locs = self.studies.get(parts[3])
-            if locs is None:
-                return await _respond(send, 404, b'{"detail": "unknown study"}')
-            return await _respond(send, 200, json.dumps([x.model_dump() for x in locs]).encode())
-        await _respond(send, 404, b"{}")
+        if scope["type"] == "http":
+            await self.real.flush()
+        await self.real.app(scope, receive, send)
 
 
 def _ds_json(referenced: list[tuple[str, str, int | None]],

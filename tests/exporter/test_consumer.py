@@ -67,7 +67,7 @@ async def test_study_stable_to_orthanc_through_the_broker(
     base = f"http://127.0.0.1:{settings.http.port}"
     # A CT study is in the cache and the catalogue.
     study = write_study(tmp_path / "study", series=2, per_series=2, modalities=("CT",))
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
 
     stop = asyncio.Event()
     service = asyncio.create_task(run(settings, stop))

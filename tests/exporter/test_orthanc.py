@@ -28,8 +28,7 @@ def _by_sop(files: list[Path]) -> dict[str, bytes]:
 async def test_study_arrives_intact_in_orthanc(tmp_path, orthanc, catalogue, hosting, chunked):
     # A study of two series is in the cache tier and known to the catalogue.
     study = write_study(tmp_path / "study", series=2, per_series=3)
-    standin, _ = catalogue
-    standin.add(study.files)
+    catalogue[0].add(study)
     # An exporter to Orthanc's DICOMweb root, two requests at a time.
     h = hosting(exporter(url=orthanc.dicomweb_url,
                          properties={"chunked": chunked, "concurrency": 2}))
@@ -43,7 +42,7 @@ async def test_study_arrives_intact_in_orthanc(tmp_path, orthanc, catalogue, hos
 
 async def test_transcodes_to_jpeg_lossless_sv1_pixel_exact(tmp_path, orthanc, catalogue, hosting):
     study = write_study(tmp_path / "study", series=1, per_series=2, size=128)
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
     # The destination takes only JPEG Lossless SV1: the uncompressed study is transcoded.
     h = hosting(exporter(url=orthanc.dicomweb_url,
                          properties={"transfer-syntax": [JPEGLosslessSV1]}))
@@ -67,7 +66,7 @@ async def test_sends_as_stored_when_accepted_and_falls_back_otherwise(
     # One instance is stored as JPEG Lossless SV1, the other uncompressed.
     jpeg = study.files[0]
     jpeg.write_bytes(transcode(jpeg.read_bytes(), JPEGLosslessSV1))
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
     # The web application lists Implicit VR Little Endian, then JPEG Lossless SV1: the JPEG
     # goes as stored; the explicit one is transcoded to the first listed syntax.
     h = hosting(exporter(url=orthanc.dicomweb_url, properties={
@@ -85,7 +84,7 @@ async def test_sends_as_stored_when_accepted_and_falls_back_otherwise(
     # A syntax nobody can produce: fall back to Explicit VR Little Endian (decompressing).
     study2 = write_study(tmp_path / "study2", series=1, per_series=1)
     study2.files[0].write_bytes(transcode(study2.files[0].read_bytes(), JPEGLosslessSV1))
-    catalogue[0].add(study2.files)
+    catalogue[0].add(study2)
     h2 = hosting(exporter("EXP2", url=orthanc.dicomweb_url,
                           properties={"transfer-syntax": ["1.2.3.4.5.6"]}))
     export2 = h2.queue.submit(study2.study_uid, trigger="manual")
@@ -96,7 +95,7 @@ async def test_sends_as_stored_when_accepted_and_falls_back_otherwise(
 
 async def test_dicom_uri_sends_by_c_store(tmp_path, orthanc, catalogue, hosting):
     study = write_study(tmp_path / "study", series=2, per_series=2)
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
     exp = Exporter.model_validate({"exporterID": "CSTORE", "uri": "dicom:ORTHANC",
                                    "aeTitle": "VAULTEXP",
                                    "retry": {"maxRetries": 0}})

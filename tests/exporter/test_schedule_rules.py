@@ -47,7 +47,7 @@ def test_schedule_expressions():
 
 async def test_outside_the_window_the_study_waits_visibly(tmp_path, catalogue, hosting):
     study = write_study(tmp_path / "study", series=1, per_series=2)
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
     clock = Clock(FRIDAY_NOON)
     server = StowServer()
     async with serve(server) as port:

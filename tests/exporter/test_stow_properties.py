@@ -24,7 +24,7 @@ def metric(name: str, **labels: str) -> float:
 @pytest.fixture
 def study(tmp_path, catalogue):
     s = write_study(tmp_path / "study", series=2, per_series=3)
-    catalogue[0].add(s.files)
+    catalogue[0].add(s)
     return s
 
 
@@ -154,7 +154,7 @@ async def test_failed_sop_sequence_and_warnings_per_instance(study, hosting):
 
 async def test_409_conflict_reported_per_instance(tmp_path, catalogue, hosting):
     study = write_study(tmp_path / "one", series=1, per_series=1)
-    catalogue[0].add(study.files)
+    catalogue[0].add(study)
     server = StowServer(fail={study.sop_uids[0]: 0x0110})
     async with serve(server) as port:
         h = hosting(exporter("CONFLICT", url=f"http://127.0.0.1:{port}/dicom-web"))

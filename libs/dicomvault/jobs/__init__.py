@@ -10,6 +10,7 @@ After a restart the queue adopts its unfinished jobs from the catalogue's projec
 
 from dicomvault.jobs.model import (
     ACTIVE,
+    COMMAND_APPLIES,
     TERMINAL,
     Job,
     JobState,
@@ -22,6 +23,7 @@ from dicomvault.jobs.snapshot import adopt_from_catalogue
 
 __all__ = [
     "ACTIVE",
+    "COMMAND_APPLIES",
     "TERMINAL",
     "Job",
     "JobQueue",

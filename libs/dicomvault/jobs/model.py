@@ -24,6 +24,17 @@ class JobState(StrEnum):
 TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 ACTIVE = frozenset(set(JobState) - TERMINAL)
 
+# Which administrator's job command applies to a job in which state: the one table that both
+# the queue's owner (``JobQueue.apply_command``) and the catalogue's REST API (409 otherwise)
+# follow. Keys are the command names of the REST API (``POST /api/v1/jobs/{id}/<name>``).
+COMMAND_APPLIES: dict[str, frozenset[JobState]] = {
+    "retry": frozenset({JobState.FAILED, JobState.CANCELLED, JobState.RETRY, JobState.WAITING}),
+    "cancel": ACTIVE,
+    "suspend": ACTIVE,
+    "resume": frozenset({JobState.SUSPENDED}),
+    "reschedule": frozenset(set(JobState) - {JobState.IN_PROGRESS}),
+}
+
 
 class QueueState(StrEnum):
     RUNNING = "RUNNING"

@@ -18,12 +18,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import jobs_pb2 as pb
-from dicomvault.jobs.model import TERMINAL, Job, JobState, Outcome, QueueState, RetryPolicy
+from dicomvault.jobs.model import (
+    COMMAND_APPLIES,
+    TERMINAL,
+    Job,
+    JobState,
+    Outcome,
+    QueueState,
+    RetryPolicy,
+)
 from dicomvault.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
 Cmd = pb.JobCommandIssued
+# The job commands by their protobuf value, named as in ``COMMAND_APPLIES``.
+JOB_COMMAND_NAMES = {Cmd.RETRY_JOB: "retry", Cmd.CANCEL_JOB: "cancel", Cmd.SUSPEND_JOB: "suspend",
+                     Cmd.RESUME_JOB: "resume", Cmd.RESCHEDULE_JOB: "reschedule"}
 
 
 def _ts(dt: datetime | None) -> Timestamp | None:
@@ -169,27 +180,24 @@ class JobQueue:
             log.warning("command for an unknown job", extra={"job": cmd.job_id, "queue": self.name})
             return True
         nb = cmd.not_before.ToDatetime(tzinfo=UTC) if cmd.HasField("not_before") else None
-        if cmd.command == Cmd.CANCEL_JOB and job.state not in TERMINAL:
-            await self._stop_task(job)
-            await self._change(job, JobState.CANCELLED, "cancel", by, cmd.reason)
-        elif cmd.command == Cmd.SUSPEND_JOB and job.state not in TERMINAL:
-            await self._stop_task(job)
-            await self._change(job, JobState.SUSPENDED, "suspend", by, cmd.reason)
-        elif cmd.command == Cmd.RESUME_JOB and job.state == JobState.SUSPENDED:
-            await self._change(job, JobState.NEW, "resume", by, cmd.reason)
-        elif cmd.command == Cmd.RETRY_JOB and job.state in (
-            JobState.FAILED, JobState.CANCELLED, JobState.RETRY, JobState.WAITING
-        ):
-            job.attempt = 0
-            job.not_before = None
-            await self._change(job, JobState.NEW, "retry", by, cmd.reason)
-        elif cmd.command == Cmd.RESCHEDULE_JOB and job.state != JobState.IN_PROGRESS:
-            job.not_before = nb
-            job.attempt = 0 if job.state in TERMINAL else job.attempt
-            await self._change(job, JobState.NEW, "reschedule", by, cmd.reason, nb)
-        else:
+        name = JOB_COMMAND_NAMES.get(cmd.command, "")
+        if name not in COMMAND_APPLIES or job.state not in COMMAND_APPLIES[name]:
             log.info("command not applicable", extra={"job": job.id, "state": job.state,
                                                       "command": Cmd.Command.Name(cmd.command)})
+        elif name in ("cancel", "suspend"):
+            await self._stop_task(job)
+            state = JobState.CANCELLED if name == "cancel" else JobState.SUSPENDED
+            await self._change(job, state, name, by, cmd.reason)
+        elif name == "resume":
+            await self._change(job, JobState.NEW, name, by, cmd.reason)
+        elif name == "retry":
+            job.attempt = 0
+            job.not_before = None
+            await self._change(job, JobState.NEW, name, by, cmd.reason)
+        else:  # reschedule
+            job.not_before = nb
+            job.attempt = 0 if job.state in TERMINAL else job.attempt
+            await self._change(job, JobState.NEW, name, by, cmd.reason, nb)
         self._wake.set()
         return True
 

@@ -3,7 +3,8 @@
 The catalogue never changes a job itself: it publishes the command on the job-commands topic
 and the queue's owner (``JobQueue.apply_command``) turns it into a fact on the jobs topic,
 which the catalogue then projects. ``refusal`` says why a command cannot apply to a job in
-its current state, with the same rules as ``JobQueue.apply_command``.
+its current state, by the table ``JobQueue.apply_command`` follows too
+(``dicomvault.jobs.COMMAND_APPLIES``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as jb
-from dicomvault.jobs import TERMINAL, JobState, QueueState
+from dicomvault.jobs import COMMAND_APPLIES, JobState, QueueState
 
 Cmd = jb.JobCommandIssued
 SOURCE = "dicomvault/catalogue"
@@ -22,21 +23,21 @@ SOURCE = "dicomvault/catalogue"
 
 @dataclass(frozen=True)
 class JobCommand:
-    """One job command of the REST API: its protobuf value and the states it applies to."""
+    """One job command of the REST API: its protobuf value and the states it applies to
+    (from ``COMMAND_APPLIES``)."""
 
     name: str
     command: int
     applies_to: frozenset[JobState]
 
 
-_NOT_TERMINAL = frozenset(set(JobState) - TERMINAL)
-JOB_COMMANDS: dict[str, JobCommand] = {c.name: c for c in (
-    JobCommand("retry", Cmd.RETRY_JOB, frozenset(
-        {JobState.FAILED, JobState.CANCELLED, JobState.RETRY, JobState.WAITING})),
-    JobCommand("cancel", Cmd.CANCEL_JOB, _NOT_TERMINAL),
-    JobCommand("suspend", Cmd.SUSPEND_JOB, _NOT_TERMINAL),
-    JobCommand("resume", Cmd.RESUME_JOB, frozenset({JobState.SUSPENDED})),
-    JobCommand("reschedule", Cmd.RESCHEDULE_JOB, frozenset(set(JobState) - {JobState.IN_PROGRESS})),
+JOB_COMMANDS: dict[str, JobCommand] = {name: JobCommand(name, command, COMMAND_APPLIES[name])
+                                       for name, command in (
+    ("retry", Cmd.RETRY_JOB),
+    ("cancel", Cmd.CANCEL_JOB),
+    ("suspend", Cmd.SUSPEND_JOB),
+    ("resume", Cmd.RESUME_JOB),
+    ("reschedule", Cmd.RESCHEDULE_JOB),
 )}
 
 

@@ -1,8 +1,10 @@
 """Queue counts in Exporter status, read from the catalogue jobs API.
 
 Every ``queue_poll_interval_s`` the operator lists the Exporters it watches, reads
-``GET {catalogue_url}/api/v1/queues/{queueName}`` for each and patches ``status.queued``,
-``failed``, ``lastExport``/``lastSuccess``/``lastFailure`` (when the API gives them). An absent
+``GET {catalogue_url}/api/v1/queues/{queueName}`` for each and patches ``status.queued``
+(``depth``), ``failed`` (``counts.FAILED``), ``lastExport`` and ``lastSuccess``
+(``last_success``), ``lastFailure`` and ``lastFailureReason`` (``last_failure``,
+``last_failure_reason``), the latter when the catalogue knows them. An absent
 or failing catalogue is tolerated: the counts simply stay as they were. One loop, not a kopf
 timer, so the Exporters need no finalizer.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from dicomvault.exporters import API_VERSION, KIND
+from dicomvault.jobs import ACTIVE, JobState
 from vault_operator import metrics, render
 from vault_operator.kube import Kube, KubeError
 from vault_operator.reconcile import refresh_conditions
@@ -24,22 +28,41 @@ from vault_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("NEW", "IN_PROGRESS", "RETRY", "WAITING", "SUSPENDED")
+# The catalogue's queue fields (snake_case) → the Exporter's status fields (the CRD's names).
+# "Last export" is the queue's latest successful job: when a study last reached the target.
+TIMES = {"last_success": ("lastExport", "lastSuccess"), "last_failure": ("lastFailure",)}
+
+
+def rfc3339(value: Any) -> str | None:
+    """A catalogue timestamp as the CRD's ``date-time`` (UTC, ``Z``); None if unreadable.
+    A time without an offset is UTC (the catalogue stores UTC; SQLite drops the offset)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def counts(doc: dict[str, Any]) -> dict[str, Any]:
-    """Status fields from a queue document: ``counts`` per job state, or flat fields."""
+    """Status fields from the catalogue's queue document (``GET /api/v1/queues/{name}``):
+    ``depth`` (unfinished jobs) or the sum of the unfinished ``counts``, FAILED jobs, and the
+    latest success and failure."""
     out: dict[str, Any] = {}
     by_state = doc.get("counts")
+    if isinstance(doc.get("depth"), int):
+        out["queued"] = doc["depth"]
+    elif isinstance(by_state, dict):
+        out["queued"] = sum(int(by_state.get(s.value) or 0) for s in ACTIVE)
     if isinstance(by_state, dict):
-        out["queued"] = sum(int(by_state.get(s) or 0) for s in ACTIVE)
-        out["failed"] = int(by_state.get("FAILED") or 0)
-    for key in ("queued", "failed"):
-        if isinstance(doc.get(key), int):
-            out[key] = doc[key]
-    for key in ("lastExport", "lastSuccess", "lastFailure", "lastFailureReason"):
-        if doc.get(key):
-            out[key] = doc[key]
+        out["failed"] = int(by_state.get(JobState.FAILED.value) or 0)
+    for source, targets in TIMES.items():
+        if when := rfc3339(doc.get(source)):
+            out.update(dict.fromkeys(targets, when))
+    if "lastFailure" in out:
+        out["lastFailureReason"] = str(doc.get("last_failure_reason") or "")
     return out
 
 
