@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from sqlalchemy import delete, func, select, update
@@ -135,3 +136,46 @@ async def test_rebuild_main_uses_the_environment(cat: Catalogue, monkeypatch,
     assert await asyncio.to_thread(rebuild_main, True) == 1
     assert await asyncio.to_thread(rebuild_main, False) == 0
     assert await asyncio.to_thread(rebuild_main, True) == 0
+
+
+async def test_recall_with_other_bytes_records_only_the_cache_copy(cat: Catalogue) -> None:
+    # Archived on HSM and on a remote PACS, stable, then evicted from the cache.
+    study, series, sop, other = uid(), uid(), uid(), uid()
+    await cat.feed(instance_stored(study, series, sop, body=b"as the modality sent it"),
+                   instance_stored(study, series, other, body=b"second instance"))
+    async with cat.sessions() as s:
+        revision = (await s.get(Study, study)).revision
+    await cat.feed(Event(payload=v1.StudyStable(study_instance_uid=study, revision=revision),
+                         source="dicomvault/catalogue", subject=study),
+                   study_archived(study, "hsm", "HSM1", n=2),
+                   study_archived(study, "pacs", "PACS1", n=2),
+                   study_evicted(study, "cache"))
+    # The remote PACS sends it back with its own file meta group: other Part 10 bytes.
+    recalled = b"same data set, the PACS's own file meta group"
+    await cat.feed(instance_stored(study, series, sop, body=recalled, source="recall",
+                                   calling_ae="ORTHANC"))
+    summary = (await cat.client.get(f"/api/v1/studies/{study}")).json()
+    # Nothing to re-archive: same revision, still stable, both archive copies still there.
+    assert summary["stable"] is True and summary["stable_revision"] == revision
+    assert sorted((x["tier"], x["archive_id"]) for x in summary["study_locations"]) == [
+        ("hsm", "HSM1"), ("pacs", "PACS1")]
+    async with cat.sessions() as s:
+        assert (await s.get(Study, study)).revision == revision
+        inst = await s.get(Instance, sop)
+        assert inst.sha256 == hashlib.sha256(b"as the modality sent it").hexdigest()
+        assert inst.calling_ae == "MODALITY1" and inst.source == "dimse"
+    # The cache copy is recorded with its own size and checksum.
+    cached = (await cat.client.get(f"/api/v1/studies/{study}/instances",
+                                   params={"tier": "cache"})).json()
+    assert [(c["sop_instance_uid"], c["size_bytes"], c["sha256"]) for c in cached] == [
+        (sop, len(recalled), hashlib.sha256(recalled).hexdigest())]
+    # The same again (a redelivery with a new id) changes nothing; a rebuild gives the same.
+    await cat.feed(instance_stored(study, series, sop, body=recalled, source="recall"))
+    report = await rebuild(cat.settings(), check_only=True)
+    assert report.ok, report.differences
+    # A recall of an instance the catalogue never knew is recorded like any new instance.
+    new = uid()
+    await cat.feed(instance_stored(study, series, new, body=b"unknown", source="recall"))
+    async with cat.sessions() as s:
+        assert (await s.get(Instance, new)) is not None
+        assert (await s.get(Study, study)).revision > revision

@@ -20,6 +20,7 @@ from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.events.v1 import jobs_pb2 as jb
 
 DEFAULT_TIER = "cache"
+RECALL = "recall"  # InstanceStored.source of an instance put back into a tier by a recall
 
 
 def ts(value: Timestamp, fallback: datetime) -> datetime:
@@ -76,6 +77,16 @@ async def _instance_stored(session: AsyncSession, p: v1.InstanceStored, time: da
                                  stored_at=received, **loc_values))
             return True
         return _set(location, loc_values)
+    if instance is not None and p.source == RECALL:
+        # Our own instance coming back (a remote PACS C-MOVEs it to the gateway with its own
+        # file meta group, so the Part 10 bytes differ): only this tier's copy is recorded,
+        # with its own size and checksum. The instance, the study's revision and the other
+        # tiers' copies stay: nothing is re-archived, no StudyStable follows.
+        if location is None:
+            session.add(Location(sop_instance_uid=p.sop_instance_uid, tier=tier,
+                                 stored_at=received, **loc_values))
+            return True
+        return _set(location, {**loc_values, "stored_at": received})
 
     # New instance, or new bytes under a known SOP Instance UID (the gateway's "replace").
     patient_key = (p.patient_id, p.issuer_of_patient_id)

@@ -3,7 +3,9 @@ InstanceStored, answer with a named status.
 
 ``handle`` takes a C-STORE (``StoreRequest``), ``handle_part10`` a STOW-RS part
 (``Part10Request``: a whole Part 10 file); both share the validation, the duplicate policy and
-the durable write + publish. Both block: C-STORE runs in pynetdicom's association threads,
+the durable write + publish. A C-STORE from an AE of ``recall_aes`` (a remote PACS sending
+our own study back) is recorded with source ``recall`` and replaces a cache copy whatever the
+duplicate policy. Both block: C-STORE runs in pynetdicom's association threads,
 STOW-RS calls it through ``asyncio.to_thread``; publishing crosses into asyncio through the
 Bridge.
 Nothing is half-recorded: a file written for a request whose InstanceStored the broker did not
@@ -73,8 +75,16 @@ class Outcome:
 
 
 def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "") -> Event:
-    """InstanceStored with an id derived from (key, content): re-emitting it is the same fact."""
+    """InstanceStored with an id derived from (key, content): re-emitting it is the same fact.
+
+    A recall (source ``recall``) is a new fact each time the copy comes back, even with the
+    bytes of the original (the cache copy was evicted in between): its id also names the
+    receipt time, so the catalogue records the cache copy again instead of dropping the event
+    as the original's duplicate.
+    """
     parts = [STORED_TYPE, msg.storage_key, msg.sha256]
+    if msg.source == "recall":
+        parts += ["recall", str(msg.received_time.ToNanoseconds())]
     if replaces_sha256:
         parts += ["replaces", replaces_sha256]
     return Event(payload=msg, source=SOURCE, subject=msg.study_instance_uid,
@@ -96,6 +106,7 @@ class Ingest:
         self.bridge = bridge
         self.topic = settings.bus.topics.instances
         self._locks = _LOCKS
+        self.recall_aes = {ae.strip() for ae in settings.gateway.recall_aes if ae.strip()}
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         try:
@@ -151,7 +162,8 @@ class Ingest:
         except Malformed as exc:
             return Outcome(st.CANNOT_UNDERSTAND, str(exc))
         return self._ingest(part10, None, rq.transfer_syntax_uid, affected_class, affected_sop,
-                            source="dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
+                            source="recall" if rq.calling_ae.strip() in self.recall_aes
+                            else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received)
 
     def _ingest(self, part10: bytes, dataset: bytes | None, transfer_syntax: str,
@@ -209,14 +221,19 @@ class Ingest:
                 except PublishError as exc:
                     return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
                 return Outcome(st.SUCCESS)
-            if self.policy is DuplicatePolicy.REJECT:
+            if source == "recall":
+                # Our own study coming back from a remote PACS: its file meta group is the
+                # sender's, the data set ours. It replaces the cache copy whatever the policy.
+                metrics.DUPLICATES.labels("recalled").inc()
+            elif self.policy is DuplicatePolicy.REJECT:
                 metrics.DUPLICATES.labels("rejected").inc()
                 return Outcome(st.DUPLICATE_SOP_INSTANCE,
                                "SOP Instance UID already stored with other content")
-            if self.policy is DuplicatePolicy.KEEP:
+            elif self.policy is DuplicatePolicy.KEEP:
                 metrics.DUPLICATES.labels("kept").inc()
                 return Outcome(st.SUCCESS)
-            metrics.DUPLICATES.labels("replaced").inc()
+            else:
+                metrics.DUPLICATES.labels("replaced").inc()
             replaces = old_sha
         # 3. Durable file, then the event; only then Success.
         try:

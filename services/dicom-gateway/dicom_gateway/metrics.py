@@ -27,7 +27,7 @@ STORE_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 DUPLICATES = Counter(
     "gateway_duplicates_total", "Stores of an already stored SOP Instance UID, by outcome "
-    "(identical, rejected, replaced, kept).", ["outcome"], registry=REGISTRY)
+    "(identical, rejected, replaced, kept, recalled).", ["outcome"], registry=REGISTRY)
 CFIND_QUERIES = Counter(
     "gateway_cfind_queries_total", "C-FIND queries by final status.", ["status"],
     registry=REGISTRY)
@@ -40,7 +40,7 @@ RECONCILE_SWEEPS = Counter(
     ["outcome"], registry=REGISTRY)
 PUBLISH_FAILURES = Counter(
     "gateway_publish_failures_total", "InstanceStored events the broker did not take, by source "
-    "(dimse, dicomweb, reconcile).", ["source"], registry=REGISTRY)
+    "(dimse, dicomweb, reconcile, recall).", ["source"], registry=REGISTRY)
 RETRIEVE_REQUESTS = Counter(
     "gateway_retrieve_requests_total", "C-MOVE and C-GET requests by operation (move, get) and "
     "final status (0x0000, 0xB000, 0xA702, 0xA801, …).", ["operation", "status"],

@@ -105,6 +105,13 @@ class GatewaySection(BaseModel):
         "allowed_calling_aes (or any AE under accept_any_calling_ae) may store and query, "
         "not retrieve, and is no C-MOVE destination.",
     )
+    recall_aes: list[str] = Field(
+        default_factory=list,
+        description="AE titles of remote PACS that send our own studies back (the hsm-archiver's "
+        "pacs archives C-MOVE them to us). They may associate and C-STORE; what they send is "
+        "recorded as InstanceStored(source='recall') and replaces a cache copy whatever the "
+        "duplicate_policy. Query/retrieve rights come from their modalities entry, if any.",
+    )
     recall_wait_s: float = Field(
         30.0, ge=0, description="How long a C-MOVE/C-GET waits (sending Pending responses) for "
         "instances that are not in the cache after asking for their recall; then they fail.",
