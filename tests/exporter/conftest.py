@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from dicomvault.bus import Publisher, ensure_topics
 from dicomvault.settings import CacheSettings
 from dicomvault.store import FileStore
 from stow_exporter.catalogue import CatalogueClient
@@ -106,17 +107,20 @@ def make_settings(tmp_path: Path, cache: FileStore, secrets_dir: Path, tls: Tls)
 
 
 @pytest.fixture
-async def hosting(make_settings, catalogue):
-    """Build hosted exporters (no broker: publisher None) and run their queues to idle."""
+async def hosting(make_settings, catalogue, bus_settings):
+    """Build hosted exporters on the real broker (their job facts go to the jobs topic)."""
     opened: list[Hosted] = []
     clients: list[CatalogueClient] = []
+    await ensure_topics(bus_settings)
+    publisher = Publisher(bus_settings, client_id="exporter-tests")
+    await publisher.start()
 
     def host(exp: Exporter, clock=None, **section) -> Hosted:
-        settings = make_settings(catalogue[1], **section)
+        settings = make_settings(catalogue[1], **section).model_copy(update={"bus": bus_settings})
         client = CatalogueClient(settings.exporter.catalogue_url, 10)
         clients.append(client)
         kwargs = {"clock": clock} if clock else {"clock": lambda: datetime.now().astimezone()}
-        h = build_hosted(settings, [exp], None, client, **kwargs)[0]
+        h = build_hosted(settings, [exp], publisher, client, **kwargs)[0]
         opened.append(h)
         return h
 
@@ -125,6 +129,7 @@ async def hosting(make_settings, catalogue):
         await h.sender.close()
     for c in clients:
         await c.close()
+    await publisher.stop()
 
 
 async def drain(h: Hosted, timeout_s: float = 60.0) -> None:

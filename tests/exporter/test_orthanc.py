@@ -32,7 +32,7 @@ async def test_study_arrives_intact_in_orthanc(tmp_path, orthanc, catalogue, hos
     # An exporter to Orthanc's DICOMweb root, two requests at a time.
     h = hosting(exporter(url=orthanc.dicomweb_url,
                          properties={"chunked": chunked, "concurrency": 2}))
-    export = h.queue.submit(study.study_uid, trigger="manual")
+    export = await h.queue.submit(study.study_uid, trigger="manual")
     await drain(h)
     assert export.state == "exported", export.reason
     assert len(export.stored) == 6 and not export.failed
@@ -46,7 +46,7 @@ async def test_transcodes_to_jpeg_lossless_sv1_pixel_exact(tmp_path, orthanc, ca
     # The destination takes only JPEG Lossless SV1: the uncompressed study is transcoded.
     h = hosting(exporter(url=orthanc.dicomweb_url,
                          properties={"transfer-syntax": [JPEGLosslessSV1]}))
-    export = h.queue.submit(study.study_uid, trigger="manual")
+    export = await h.queue.submit(study.study_uid, trigger="manual")
     await drain(h)
     assert export.state == "exported", export.reason
     assert set(export.stored.values()) == {JPEGLosslessSV1}
@@ -71,7 +71,7 @@ async def test_sends_as_stored_when_accepted_and_falls_back_otherwise(
     # goes as stored; the explicit one is transcoded to the first listed syntax.
     h = hosting(exporter(url=orthanc.dicomweb_url, properties={
         "transfer-syntax": [ImplicitVRLittleEndian, JPEGLosslessSV1]}))
-    export = h.queue.submit(study.study_uid, trigger="manual")
+    export = await h.queue.submit(study.study_uid, trigger="manual")
     await drain(h)
     assert export.state == "exported", export.reason
     stored = orthanc.files_by_sop_uid_of(study.study_uid)
@@ -87,7 +87,7 @@ async def test_sends_as_stored_when_accepted_and_falls_back_otherwise(
     catalogue[0].add(study2)
     h2 = hosting(exporter("EXP2", url=orthanc.dicomweb_url,
                           properties={"transfer-syntax": ["1.2.3.4.5.6"]}))
-    export2 = h2.queue.submit(study2.study_uid, trigger="manual")
+    export2 = await h2.queue.submit(study2.study_uid, trigger="manual")
     await drain(h2)
     assert export2.state == "exported", export2.reason
     assert set(export2.stored.values()) == {ExplicitVRLittleEndian}
@@ -100,7 +100,7 @@ async def test_dicom_uri_sends_by_c_store(tmp_path, orthanc, catalogue, hosting)
                                    "aeTitle": "VAULTEXP",
                                    "retry": {"maxRetries": 0}})
     h = hosting(exp, modalities={"ORTHANC": {"host": "127.0.0.1", "port": orthanc.dicom_port}})
-    export = h.queue.submit(study.study_uid, trigger="manual")
+    export = await h.queue.submit(study.study_uid, trigger="manual")
     await drain(h)
     assert export.state == "exported", export.reason
     stored = orthanc.files_by_sop_uid_of(study.study_uid)

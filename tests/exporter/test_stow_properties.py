@@ -34,13 +34,13 @@ async def test_bearer_token_required(study, hosting):
         url = f"http://127.0.0.1:{port}/dicom-web"
         # Without a token the server answers 401: the study fails, with the reason.
         h = hosting(exporter("NOAUTH", url=url))
-        refused = h.queue.submit(study.study_uid)
+        refused = await h.queue.submit(study.study_uid)
         await drain(h)
         assert refused.state == "failed" and "401" in refused.reason
         assert not server.requests and len(server.refused) == 1
         # With the token from the Secret file (newline stripped) it goes through.
         h = hosting(exporter("TOKEN", url=url, properties=TOKEN))
-        ok = h.queue.submit(study.study_uid)
+        ok = await h.queue.submit(study.study_uid)
         await drain(h)
         assert ok.state == "exported", ok.reason
         assert server.requests[0].headers["authorization"] == "Bearer s3cr3t-token"
@@ -52,7 +52,7 @@ async def test_basic_auth_from_secret(study, hosting):
     server = StowServer(basic=expected)
     async with serve(server) as port:
         h = hosting(exporter(url=f"http://127.0.0.1:{port}/dicom-web", properties=BASIC))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "exported", export.reason
     assert server.requests[0].headers["authorization"] == f"Basic {expected}"
@@ -64,7 +64,7 @@ async def test_chunked_or_content_length(study, hosting, chunked):
     async with serve(server) as port:
         h = hosting(exporter(url=f"http://127.0.0.1:{port}/dicom-web",
                              properties={"chunked": str(chunked).lower()}))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "exported", export.reason
     (request,) = server.requests  # concurrency 1: the whole study in one request
@@ -85,7 +85,7 @@ async def test_concurrency_limit_never_exceeded(study, hosting):
     async with serve(server) as port:
         h = hosting(exporter("CONC", url=f"http://127.0.0.1:{port}/dicom-web",
                              properties={"concurrency": 3}))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "exported", export.reason
     assert len(server.requests) == 6  # one instance per request when concurrency > 1
@@ -98,7 +98,7 @@ async def test_5xx_retried_then_succeeds(study, hosting):
     async with serve(server) as port:
         h = hosting(exporter("RETRY", url=f"http://127.0.0.1:{port}/dicom-web",
                              retry={"maxRetries": 3, "initialDelaySeconds": 0}))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "exported", export.reason
     assert export.attempts == 3
@@ -112,7 +112,7 @@ async def test_5xx_retried_then_failed_with_reason(study, hosting):
     async with serve(server) as port:
         h = hosting(exporter("GIVEUP", url=f"http://127.0.0.1:{port}/dicom-web",
                              retry={"maxRetries": 2, "initialDelaySeconds": 0}))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "failed"
     assert export.attempts == 3 and len(server.refused) == 3
@@ -127,7 +127,7 @@ async def test_timeout_retried_then_failed(study, hosting):
         h = hosting(exporter("SLOW", url=f"http://127.0.0.1:{port}/dicom-web",
                              retry={"maxRetries": 1, "initialDelaySeconds": 0}),
                     request_timeout_s=0.3)
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "failed"
     assert export.attempts == 2 and "timeout" in export.reason
@@ -140,7 +140,7 @@ async def test_failed_sop_sequence_and_warnings_per_instance(study, hosting):
     async with serve(server) as port:
         h = hosting(exporter("PARTIAL", url=f"http://127.0.0.1:{port}/dicom-web",
                              retry={"maxRetries": 3, "initialDelaySeconds": 0}))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     # 202 Accepted: five stored (one with a warning), one refused — not retried.
     assert export.state == "exported" and export.attempts == 1
@@ -158,7 +158,7 @@ async def test_409_conflict_reported_per_instance(tmp_path, catalogue, hosting):
     server = StowServer(fail={study.sop_uids[0]: 0x0110})
     async with serve(server) as port:
         h = hosting(exporter("CONFLICT", url=f"http://127.0.0.1:{port}/dicom-web"))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "failed"
     assert "every instance refused: 0x0110 Processing failure" in export.reason
@@ -169,13 +169,13 @@ async def test_untrusted_certificate_refused_unless_trust_manager_disabled(study
     async with serve(server, certfile=tls.untrusted) as port:
         url = f"https://127.0.0.1:{port}/dicom-web"
         h = hosting(exporter("TLS1", url=url, retry={"maxRetries": 3}))
-        refused = h.queue.submit(study.study_uid)
+        refused = await h.queue.submit(study.study_uid)
         await drain(h)
         assert refused.state == "failed" and "certificate verify failed" in refused.reason
         assert refused.attempts == 1  # a TLS refusal is not retried
         assert not server.requests
         h = hosting(exporter("TLS2", url=url, properties={"disable-trust-manager": True}))
-        ok = h.queue.submit(study.study_uid)
+        ok = await h.queue.submit(study.study_uid)
         await drain(h)
         assert ok.state == "exported", ok.reason
 
@@ -185,18 +185,18 @@ async def test_wrong_hostname_refused_unless_any_hostname_allowed(study, hosting
     async with serve(server, certfile=tls.wrong_name) as port:
         url = f"https://127.0.0.1:{port}/dicom-web"
         h = hosting(exporter("HOST1", url=url))
-        refused = h.queue.submit(study.study_uid)
+        refused = await h.queue.submit(study.study_uid)
         await drain(h)
         assert refused.state == "failed" and "mismatch" in refused.reason.lower(), refused.reason
         h = hosting(exporter("HOST2", url=url, properties={"allow-any-hostname": "true"}))
-        ok = h.queue.submit(study.study_uid)
+        ok = await h.queue.submit(study.study_uid)
         await drain(h)
         assert ok.state == "exported", ok.reason
         # allow-any-hostname still verifies the chain: an unknown CA stays refused.
     async with serve(StowServer(), certfile=tls.untrusted) as port:
         h = hosting(exporter("HOST3", url=f"https://127.0.0.1:{port}/dicom-web",
                              properties={"allow-any-hostname": True}))
-        still = h.queue.submit(study.study_uid)
+        still = await h.queue.submit(study.study_uid)
         await drain(h)
         assert still.state == "failed" and "certificate verify failed" in still.reason
 
@@ -205,6 +205,6 @@ async def test_trusted_certificate_accepted(study, hosting, tls):
     server = StowServer()
     async with serve(server, certfile=tls.good) as port:
         h = hosting(exporter("TLSOK", url=f"https://127.0.0.1:{port}/dicom-web"))
-        export = h.queue.submit(study.study_uid)
+        export = await h.queue.submit(study.study_uid)
         await drain(h)
     assert export.state == "exported", export.reason

@@ -90,7 +90,7 @@ def build_app(hosted: list[Hosted], ready: Callable[[], str | None]) -> FastAPI:
             validate_uid(req.study_instance_uid, "Study Instance UID")
         except InvalidUID as exc:
             raise HTTPException(422, str(exc)) from exc
-        return h.queue.submit(req.study_instance_uid, trigger="manual",
-                              immediate=req.immediate).view()
+        return (await h.queue.submit(req.study_instance_uid, trigger="manual",
+                                     immediate=req.immediate)).view()
 
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import jobs_pb2
+from dicomvault.jobs import Outcome as JobOutcome
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
 from stow_exporter import metrics
@@ -73,8 +75,8 @@ class Hosted:
         return wa.properties.transfer_syntax if wa and self.exporter.scheme == "stowrs" else []
 
     # -- one attempt ----------------------------------------------------------------------
-    async def run_export(self, export: Export) -> None:
-        export.attempts += 1
+    async def run_export(self, export: Export) -> JobOutcome:
+        """One attempt (the engine counts it); the outcome tells the engine what next."""
         study = export.study_instance_uid
         try:
             locations = await self.catalogue.instances(study)
@@ -118,33 +120,31 @@ class Hosted:
             return await self._retry_or_fail(export, reason, [], retryable=outcome.retryable)
         metrics.INSTANCES.labels(self.id, "failed").inc(len(export.failed))
         if export.stored or not export.failed:
-            await self._exported(export)
-        else:
-            first = next(iter(export.failed.values()))
-            await self._fail(export, f"every instance refused: {first}", None)
+            return await self._exported(export)
+        first = next(iter(export.failed.values()))
+        return await self._fail(export, f"every instance refused: {first}", None)
 
     async def _retry_or_fail(self, export: Export, reason: str, labels: list[str],
-                             retryable: dict[str, str] | None = None) -> None:
+                             retryable: dict[str, str] | None = None) -> JobOutcome:
         for label in labels:
             metrics.FAILURES.labels(self.id, label).inc()
-        retry = self.exporter.retry
-        if export.attempts <= retry.max_retries:
-            delay = retry.delay(export.attempts)
-            export.state, export.reason = "retrying", f"attempt {export.attempts}: {reason}"
-            export.not_before = self.clock() + timedelta(seconds=delay)
+        assert export.job is not None
+        if export.attempts <= export.job.max_retries:  # the engine backs off by the retry spec
             metrics.RETRIES.labels(self.id).inc()
             log.warning("export will be retried", extra={
                 "exporter": self.id, "study": export.study_instance_uid,
-                "attempt": export.attempts, "delay_s": delay, "reason": reason})
-            return
+                "attempt": export.attempts,
+                "delay_s": self.exporter.retry.delay(export.attempts), "reason": reason})
+            return JobOutcome.retry(reason, completed=len(export.stored),
+                                    failed=len(export.failed))
         for uid, why in (retryable or {}).items():
             export.failed[uid] = why
         metrics.INSTANCES.labels(self.id, "failed").inc(len(export.failed))
-        await self._fail(export, f"gave up after {export.attempts} attempt(s): {reason}", None)
+        return await self._fail(export, f"gave up after {export.attempts} attempt(s): {reason}",
+                                None)
 
     # -- verdicts -------------------------------------------------------------------------
-    async def _exported(self, export: Export) -> None:
-        export.state = "exported"
+    async def _exported(self, export: Export) -> JobOutcome:
         export.reason = (f"{len(export.failed)} instance(s) refused" if export.failed else "")
         metrics.STUDIES.labels(self.id, "exported").inc()
         msg = StudyExported(
@@ -160,11 +160,15 @@ class Hosted:
                                           "instances": len(export.stored),
                                           "failed": len(export.failed)})
         await self._publish(msg, export, "exported")
+        return JobOutcome.done(export.reason, completed=len(export.stored),
+                               failed=len(export.failed),
+                               result={"destination": self.sender.destination,
+                                       "size_bytes": str(export.size_bytes)})
 
-    async def _fail(self, export: Export, reason: str, label: str | None) -> None:
+    async def _fail(self, export: Export, reason: str, label: str | None) -> JobOutcome:
         if label:
             metrics.FAILURES.labels(self.id, label).inc()
-        export.state, export.reason = "failed", reason
+        export.reason = reason
         metrics.STUDIES.labels(self.id, "failed").inc()
         msg = ExportFailed(
             study_instance_uid=export.study_instance_uid, exporter_id=self.id,
@@ -176,6 +180,8 @@ class Hosted:
         log.error("export failed", extra={"exporter": self.id,
                                           "study": export.study_instance_uid, "reason": reason})
         await self._publish(msg, export, "failed")
+        return JobOutcome.failed_permanently(reason, completed=len(export.stored),
+                                             failed=len(export.failed))
 
     async def _publish(self, msg, export: Export, verdict: str) -> None:
         if self.publisher is None:
@@ -212,6 +218,21 @@ class Policy:
             metrics.CONSUMED.labels(event.type, "no_rule_matched").inc()
             return
         assert self.hosted.queue is not None
-        self.hosted.queue.submit(payload.study_instance_uid, request_id=event.id,
-                                 delay_s=delay, trigger="rule")
+        await self.hosted.queue.submit(payload.study_instance_uid, request_id=event.id,
+                                       delay_s=delay, trigger="rule")
         metrics.CONSUMED.labels(event.type, "queued").inc()
+
+
+class Commands:
+    """The job-commands consumer: administrators' commands addressed to our queues (every
+    exporter sharing the queue name applies it to its own jobs)."""
+
+    def __init__(self, hosted: list[Hosted]) -> None:
+        self.hosted = hosted
+
+    async def __call__(self, event: Event) -> None:
+        if not isinstance(event.payload, jobs_pb2.JobCommandIssued):
+            return
+        for h in self.hosted:
+            if h.queue is not None and await h.queue.apply_command(event.payload):
+                metrics.CONSUMED.labels(event.type, "applied").inc()

@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import logging
 
+import httpx
 import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.jobs import adopt_from_catalogue
 from dicomvault.store import FileStore
 from stow_exporter import metrics
 from stow_exporter.api import Server, build_app
 from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.dimse import CStoreSender
-from stow_exporter.handlers import Hosted, Policy, Sender
+from stow_exporter.handlers import Commands, Hosted, Policy, Sender
 from stow_exporter.queue import ExportQueue
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.settings import ExporterSettings
@@ -32,6 +34,32 @@ log = logging.getLogger(__name__)
 
 def group_id(exporter: Exporter) -> str:
     return exporter.consumer_group  # dicomvault-exporter-<exporterID>
+
+
+def _host_key(hosted: list[Hosted]) -> str:
+    """Every exporter process reads every job command (its own consumer group)."""
+    return "-".join(sorted(h.id for h in hosted)) or "none"
+
+
+async def adopt_all(hosted: list[Hosted], catalogue_url: str, retry_s: float,
+                    stop: asyncio.Event) -> None:
+    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
+    pending = [h for h in hosted if h.queue is not None]
+    while pending and not stop.is_set():
+        for h in list(pending):
+            assert h.queue is not None
+            try:
+                await adopt_from_catalogue(h.queue.jobs, catalogue_url)
+                n = h.queue.adopted()
+                pending.remove(h)
+                if n:
+                    log.info("exports adopted", extra={"exporter": h.id, "jobs": n})
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("job adoption failed, will retry",
+                            extra={"exporter": h.id, "error": repr(exc)})
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry_s)
 
 
 def make_sender(exporter: Exporter, settings: ExporterSettings) -> Sender:
@@ -48,15 +76,19 @@ def make_sender(exporter: Exporter, settings: ExporterSettings) -> Sender:
 
 
 def build_hosted(settings: ExporterSettings, exporters: list[Exporter],
-                 publisher: Publisher | None, catalogue: CatalogueClient,
+                 publisher: Publisher, catalogue: CatalogueClient,
                  clock: Clock) -> list[Hosted]:
+    """Exporters with their queues on the jobs engine (job facts always go to ``publisher``;
+    StudyExported / ExportFailed only with ``publish_events``)."""
+    es = settings.exporter
     cache = FileStore(settings.cache.root, fsync=settings.cache.fsync)
     hosted = []
     for exp in exporters:
-        h = Hosted(exp, make_sender(exp, settings), catalogue, cache, publisher,
-                   settings.bus.topics, clock=clock)
-        h.queue = ExportQueue(exp, h.run_export, clock=clock, tick_s=settings.exporter.tick_s,
-                              history=settings.exporter.history)
+        h = Hosted(exp, make_sender(exp, settings), catalogue, cache,
+                   publisher if es.publish_events else None, settings.bus.topics, clock=clock)
+        h.queue = ExportQueue(exp, h.run_export, publisher=publisher, topics=settings.bus.topics,
+                              clock=clock, tick_s=es.tick_s, history=es.history,
+                              schedule_recheck_s=es.schedule_recheck_s)
         hosted.append(h)
     return hosted
 
@@ -68,8 +100,12 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
     await ensure_topics(bus)
     catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s)
     async with Publisher(bus, client_id=es.client_id) as publisher:
-        hosted = build_hosted(settings, exporters,
-                              publisher if es.publish_events else None, catalogue, clock)
+        hosted = build_hosted(settings, exporters, publisher, catalogue, clock)
+        # Adopt unfinished jobs before consuming, so a redelivered trigger finds its job.
+        adoption = asyncio.create_task(adopt_all(hosted, es.catalogue_url, es.adopt_retry_s,
+                                                 stop), name="adoption")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
 
         def on_record(type_: str, outcome: str) -> None:
             if outcome != "applied":
@@ -79,9 +115,14 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                               handler=Policy(h), dlq=publisher,
                               client_id=f"{es.client_id}-{h.id}", on_record=on_record)
                  for h in hosted]
+        loops.append(ConsumerLoop(bus, group_id=f"{es.client_id}.commands.{_host_key(hosted)}",
+                                  topics=[bus.topics.job_commands], handler=Commands(hosted),
+                                  dlq=publisher, client_id=f"{es.client_id}-commands"))
 
         def ready() -> str | None:
-            waiting = [h.id for h, lp in zip(hosted, loops, strict=True) if not lp.ready.is_set()]
+            waiting = [h.id for h, lp in zip(hosted, loops, strict=False) if not lp.ready.is_set()]
+            if not loops[-1].ready.is_set():
+                waiting.append("job-commands")
             return f"consumers not assigned yet: {', '.join(waiting)}" if waiting else None
 
         server = Server(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
@@ -89,8 +130,8 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                                        access_log=False, lifespan="off"))
         tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
                  for h in hosted if h.queue is not None]
-        tasks += [asyncio.create_task(lp.run(), name=f"consumer-{h.id}")
-                  for h, lp in zip(hosted, loops, strict=True)]
+        tasks += [asyncio.create_task(lp.run(), name=f"consumer-{i}")
+                  for i, lp in enumerate(loops)]
         http = asyncio.create_task(server.serve(), name="http")
         log.info("stow-exporter started", extra={
             "exporters": [h.id for h in hosted], "port": settings.http.port})
@@ -100,7 +141,8 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
             for lp in loops:
                 lp.stop()
             server.should_exit = True
-            await asyncio.gather(*tasks, http, return_exceptions=True)
+            adoption.cancel()
+            await asyncio.gather(*tasks, http, adoption, return_exceptions=True)
             for h in hosted:
                 with contextlib.suppress(Exception):
                     await h.sender.close()

@@ -53,8 +53,13 @@ class ExporterSection(BaseModel):
     )
     calling_ae_title: str = Field(
         "DICOMVAULT", description="Calling AE title of C-STORE when the Exporter has no aeTitle.")
-    tick_s: float = Field(1.0, gt=0, description="How often queued exports are re-examined.")
+    tick_s: float = Field(
+        1.0, gt=0, description="How often the queue re-checks readiness (suspended exporter).")
     history: int = Field(500, ge=0, description="Finished exports kept for GET /api/v1/exports.")
+    schedule_recheck_s: float = Field(
+        60.0, gt=0, description="How often a job waiting for a schedule window is looked at.")
+    adopt_retry_s: float = Field(
+        5.0, gt=0, description="Retry interval of adopting unfinished jobs from the catalogue.")
     client_id: str = Field("stow-exporter", description="Kafka client id.")
     publish_events: bool = Field(True, description="Publish StudyExported / ExportFailed.")
 
