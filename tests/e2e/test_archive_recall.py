@@ -10,11 +10,9 @@ and dcmtk as modality (storescu), viewer (movescu) and viewing station (storescp
 from __future__ import annotations
 
 import json
-import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,17 +22,15 @@ from pydicom import dcmread
 from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
 from dicomvault.store import instance_key
-from tests.conftest import dcmtk, peer_env
 from tests.e2e.conftest import AE_TITLE, Archive, _reset_postgres, bus_env
 from tests.gateway.retrieve_peers import (
     DESTINATION,
     RETRIEVER,
-    StoreScp,
     dataset_bytes,
     error_comment,
     final_status,
     movescu,
-    wait_port,
+    run_storescp,
 )
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
@@ -274,31 +270,10 @@ def dataset_bytes_of(part10: bytes) -> bytes:
     return part10[144 + meta_len:]
 
 
-@contextmanager
-def storescp_on(folder: Path, port: int) -> Iterator[StoreScp]:
-    """dcmtk storescp (AE STORESCP) on the port the gateway's modalities table names."""
-    out = folder / "received"
-    out.mkdir(parents=True)
-    with open(folder / "storescp.log", "wb") as log:
-        process = subprocess.Popen(
-            [dcmtk("storescp"), "-aet", DESTINATION, "+xa", "-od", str(out), str(port)],
-            env=peer_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            wait_port(port, process)
-            yield StoreScp(port, out)
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def move_study(folder: Path, port: int, archive: Archive, uid: str) -> dict[str, bytes]:
     """movescu of the whole study to a dcmtk storescp on ``port``; what it received."""
     folder.mkdir()
-    with storescp_on(folder, port) as scp:
+    with run_storescp(folder, port=port) as scp:
         code, out = movescu(archive.dimse_port, "QueryRetrieveLevel=STUDY",
                             f"StudyInstanceUID={uid}")
         assert code == 0 and final_status(out) == 0x0000, (

@@ -86,8 +86,9 @@ def storescp(tmp_path: Path) -> Iterator[StoreScp]:
 
 
 @contextmanager
-def run_storescp(tmp_path: Path, *extra: str) -> Iterator[StoreScp]:
-    port = free_port()
+def run_storescp(tmp_path: Path, *extra: str, port: int | None = None) -> Iterator[StoreScp]:
+    """dcmtk storescp (AE STORESCP) on ``port`` (default: a free one), writing under tmp_path."""
+    port = port or free_port()
     folder = tmp_path / "storescp"
     folder.mkdir()
     log = open(tmp_path / "storescp.log", "wb")  # noqa: SIM115 - closed below
