@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
-import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict
@@ -33,14 +31,6 @@ from dicomvault.query import (
 )
 
 MAX_UIDS = 10_000
-
-
-class Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's stop event rules."""
-
-    @contextmanager
-    def capture_signals(self):
-        yield
 
 
 def _uid(uid: str) -> str:

@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalogue import metrics
-from catalogue.api import Server, build_app
+from catalogue.api import build_app
 from catalogue.commands import Commands
 from catalogue.db import make_engine, migrate, sessions
 from catalogue.handlers import Policy, journal_size
@@ -24,6 +24,7 @@ from catalogue.settings import CatalogueSettings
 from catalogue.stable import StableEmitter
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.lifecycle import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
             verifier = TokenVerifier(settings.auth)
             verifier.announce("catalogue job and queue commands")
             app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier)
-            server = Server(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
+            server = HttpServer(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
                                            log_config=None, access_log=False, lifespan="off"))
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
                      asyncio.create_task(emitter.run(stop), name="stable-emitter"),

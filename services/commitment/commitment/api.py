@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from commitment.metrics import REGISTRY
+from dicomvault.health import health_router
 from dicomvault.metrics import metrics_app
 
 if TYPE_CHECKING:
@@ -37,20 +36,7 @@ def build_app(service: Commitment) -> FastAPI:
     app = FastAPI(title="DICOM Vault commitment", docs_url=None, redoc_url=None)
     app.mount("/metrics/", metrics_app(REGISTRY))
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz():
-        reason = service.not_ready()
-        if reason:
-            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-        return {"status": "ready"}
+    app.include_router(health_router(REGISTRY, service.not_ready))
 
     @app.get("/api/v1/commitments")
     async def list_commitments(role: str | None = Query(None, pattern="^(scp|scu)$"),

@@ -28,6 +28,7 @@ from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jpb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue
+from dicomvault.lifecycle import HttpServer
 from dicomvault.store import FileStore, InvalidUID, validate_uid
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,6 @@ class Commitment:
         return ""
 
 
-class _Server(uvicorn.Server):
-    def capture_signals(self):  # the service's own SIGTERM handler stops everything
-        return contextlib.nullcontext()
-
-
 async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
     topics = settings.bus.topics
     async with Publisher(settings.bus, "commitment") as publisher:
@@ -180,7 +176,7 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         service.consumer = ConsumerLoop(
             settings.bus, group_id="commitment", topics=[topics.studies, topics.job_commands],
             handler=service.policy, dlq=publisher, client_id="commitment")
-        server = _Server(uvicorn.Config(build_app(service), host=settings.http.host,
+        server = HttpServer(uvicorn.Config(build_app(service), host=settings.http.host,
                                         port=settings.http.port, log_config=None,
                                         lifespan="off", access_log=False))
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]

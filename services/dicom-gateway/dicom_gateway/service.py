@@ -18,6 +18,7 @@ from dicom_gateway.reconcile import Reconciler
 from dicom_gateway.settings import GatewaySettings
 from dicom_gateway.workers import AggregateCollector, Worker, reserve_port, wait_ready
 from dicomvault.bus import Publisher
+from dicomvault.lifecycle import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,6 @@ class Gateway:
         if dead:
             reasons.append(f"DIMSE workers down: {dead}")
         return reasons
-
-
-class _Server(uvicorn.Server):
-    def capture_signals(self):  # the service's own SIGTERM handler stops everything
-        return contextlib.nullcontext()
 
 
 async def _supervise(workers: list[Worker], stop: asyncio.Event) -> None:
@@ -115,7 +111,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
         web = dicomweb(settings, publisher, catalogue)
-        server = _Server(uvicorn.Config(build_app(gateway, web), host=settings.http.host,
+        server = HttpServer(uvicorn.Config(build_app(gateway, web), host=settings.http.host,
                                         port=settings.http.port, log_config=None,
                                         lifespan="off", access_log=False,
                                         **uvicorn_tls(settings)))

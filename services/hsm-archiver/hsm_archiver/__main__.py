@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
-from dicomvault.logs import configure
+from dicomvault.lifecycle import serve
 from hsm_archiver.service import run
 from hsm_archiver.settings import ArchiverSettings
 
 
 def main() -> None:
-    settings = ArchiverSettings()
-    configure(settings.log, "hsm-archiver")
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(_main())
+    serve("hsm-archiver", ArchiverSettings(), run)
 
 
 if __name__ == "__main__":

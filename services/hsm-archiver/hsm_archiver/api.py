@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import contextmanager
 
-import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dicomvault.health import health_router
 from dicomvault.metrics import metrics_app
 from hsm_archiver.handlers import Hosted
 from hsm_archiver.metrics import REGISTRY
@@ -20,20 +17,7 @@ def build_app(archives: list[Hosted], ready: Callable[[], str | None]) -> FastAP
     app = FastAPI(title="DICOM Vault hsm-archiver", docs_url=None, redoc_url=None)
     app.mount("/metrics/", metrics_app(REGISTRY))
 
-    @app.get("/metrics")
-    async def metrics() -> Response:  # no redirect to /metrics/ for scrapers
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        reason = ready()
-        if reason:
-            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-        return JSONResponse({"status": "ready"})
+    app.include_router(health_router(REGISTRY, ready))
 
     @app.get("/api/v1/archives")
     async def list_archives() -> list[dict]:
@@ -57,11 +41,3 @@ def build_app(archives: list[Hosted], ready: Callable[[], str | None]) -> FastAP
         return list(await asyncio.gather(*(one(h) for h in archives)))
 
     return app
-
-
-class Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's stop event rules."""
-
-    @contextmanager
-    def capture_signals(self):
-        yield

@@ -17,8 +17,9 @@ import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import JobQueue, adopt_from_catalogue
+from dicomvault.lifecycle import HttpServer
 from hsm_archiver import metrics
-from hsm_archiver.api import Server, build_app
+from hsm_archiver.api import build_app
 from hsm_archiver.context import CatalogueClient, Context, make_cache
 from hsm_archiver.eviction import run_evictions
 from hsm_archiver.handlers import Hosted, Policies
@@ -99,7 +100,7 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
             waiting = [lp for lp in loops if not lp.ready.is_set()]
             return "consumers not assigned to partitions yet" if waiting else None
 
-        server = Server(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
+        server = HttpServer(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
                                        port=settings.http.port, log_config=None,
                                        access_log=False, lifespan="off"))
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]

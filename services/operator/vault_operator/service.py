@@ -9,13 +9,13 @@ and the HTTP listener (``GET /metrics``, ``/healthz``, ``/readyz``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import kopf
 import uvicorn
 from fastapi import FastAPI, Response
 
+from dicomvault.lifecycle import HttpServer
 from dicomvault.metrics import metrics_app
 from vault_operator import metrics
 from vault_operator.handlers import HANDLERS
@@ -58,14 +58,6 @@ def build_app(ready: asyncio.Event) -> FastAPI:
     return app
 
 
-class Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's stop event rules."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
-
-
 async def run(settings: OperatorSettings, stop: asyncio.Event,
               ready: asyncio.Event | None = None) -> None:
     ready = ready if ready is not None else asyncio.Event()
@@ -74,7 +66,7 @@ async def run(settings: OperatorSettings, stop: asyncio.Event,
     info = connection_info(cfg.api_server, ksettings)
     kube = Kube(info, cfg.request_timeout_s)
     memo = kopf.Memo(settings=settings, kube=kube, connection=info)
-    server = Server(uvicorn.Config(build_app(ready), host=settings.http.host,
+    server = HttpServer(uvicorn.Config(build_app(ready), host=settings.http.host,
                                    port=settings.http.port, log_config=None, lifespan="off"))
     scope = {"clusterwide": True} if cfg.clusterwide else {"namespaces": [cfg.namespace]}
     tasks = [

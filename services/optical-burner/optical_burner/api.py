@@ -14,13 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 
-import uvicorn
 from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dicomvault.health import health_router
 from dicomvault.store import FileStore
 from optical_burner.archive import Conflict, DeleteRefused, OpticalArchive
 from optical_burner.burning import burn_volume
@@ -37,20 +35,7 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
               cache: FileStore | None = None) -> FastAPI:
     app = FastAPI(title="DICOM Vault optical-burner", docs_url=None, redoc_url=None)
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        reason = ready()
-        if reason:
-            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-        return JSONResponse({"status": "ready"})
+    app.include_router(health_router(REGISTRY, ready))
 
     @app.get("/api/v1/volumes")
     async def volumes() -> list[dict]:
@@ -115,11 +100,3 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
         return JSONResponse(result.__dict__, status_code=status)
 
     return app
-
-
-class Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's stop event rules."""
-
-    @contextmanager
-    def capture_signals(self):
-        yield

@@ -14,8 +14,9 @@ import logging
 import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.lifecycle import HttpServer
 from dicomvault.store import FileStore
-from optical_burner.api import Server, build_app
+from optical_burner.api import build_app
 from optical_burner.archive import OpticalArchive, Topics
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.events import publisher_emit
@@ -54,7 +55,7 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         def ready() -> str | None:
             return None if loop.ready.is_set() else "consumer not assigned to partitions yet"
 
-        server = Server(uvicorn.Config(build_app(arc, ready, cache), host=settings.http.host,
+        server = HttpServer(uvicorn.Config(build_app(arc, ready, cache), host=settings.http.host,
                                        port=settings.http.port, log_config=None,
                                        access_log=False, lifespan="off"))
         tasks = [asyncio.create_task(loop.run(), name="consumer"),

@@ -4,25 +4,14 @@ GET /api/v1/exporters, POST /api/v1/exports (manual export request)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 
-import uvicorn
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from dicomvault.health import health_router
 from dicomvault.store import InvalidUID, validate_uid
 from stow_exporter.handlers import Hosted
 from stow_exporter.metrics import REGISTRY
-
-
-class Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service's stop event rules."""
-
-    @contextmanager
-    def capture_signals(self):
-        yield
 
 
 class ExportRequest(BaseModel):
@@ -35,20 +24,7 @@ def build_app(hosted: list[Hosted], ready: Callable[[], str | None]) -> FastAPI:
     by_id = {h.id: h for h in hosted}
     app = FastAPI(title="DICOM Vault stow-exporter", docs_url=None, redoc_url=None)
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        reason = ready()
-        if reason:
-            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-        return JSONResponse({"status": "ready"})
+    app.include_router(health_router(REGISTRY, ready))
 
     @app.get("/api/v1/exporters")
     async def exporters() -> list[dict]:

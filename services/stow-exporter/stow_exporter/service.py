@@ -17,9 +17,10 @@ import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import adopt_from_catalogue
+from dicomvault.lifecycle import HttpServer
 from dicomvault.store import FileStore
 from stow_exporter import metrics
-from stow_exporter.api import Server, build_app
+from stow_exporter.api import build_app
 from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.dimse import CStoreSender
 from stow_exporter.handlers import Commands, Hosted, Policy, Sender
@@ -125,7 +126,7 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                 waiting.append("job-commands")
             return f"consumers not assigned yet: {', '.join(waiting)}" if waiting else None
 
-        server = Server(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
+        server = HttpServer(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
                                        port=settings.http.port, log_config=None,
                                        access_log=False, lifespan="off"))
         tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
