@@ -152,6 +152,10 @@ class JobQueue:
         if state == QueueState.HALTED:
             self.state, self.reason, self._halted_reason = state, reason, reason
 
+    def wake(self) -> None:
+        """Look at the jobs again now (a condition outside the queue changed)."""
+        self._wake.set()
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in JobState}
         for job in self.jobs.values():

@@ -128,7 +128,6 @@ class Dimse:
         ]
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None
-        self._thread: threading.Thread | None = None
 
     def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
                ) -> ThreadedAssociationServer:
@@ -169,6 +168,3 @@ class Dimse:
     def _acceptors(self) -> list:
         # active_associations lists every Association thread of the process: keep ours.
         return [a for a in self.ae.active_associations if a.is_acceptor and a.ae is self.ae]
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None

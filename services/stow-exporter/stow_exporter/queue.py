@@ -174,7 +174,7 @@ class ExportQueue:
         return out
 
     def wake(self) -> None:
-        self.jobs._wake.set()  # noqa: SLF001 - the engine has no public wake-up
+        self.jobs.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.jobs.run(stop)
