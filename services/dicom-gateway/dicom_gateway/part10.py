@@ -17,6 +17,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from dicomvault.dicom import INSTANCE_STORED_TEXT
 from dicomvault.events.v1 import events_pb2 as v1
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -27,23 +28,7 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
 
-# DICOM keyword -> InstanceStored field (text fields).
-TEXT_FIELDS = {
-    "SOPClassUID": "sop_class_uid", "SOPInstanceUID": "sop_instance_uid",
-    "StudyInstanceUID": "study_instance_uid", "SeriesInstanceUID": "series_instance_uid",
-    "PatientID": "patient_id", "PatientName": "patient_name", "StudyDate": "study_date",
-    "Modality": "modality", "IssuerOfPatientID": "issuer_of_patient_id",
-    "PatientBirthDate": "patient_birth_date", "PatientSex": "patient_sex",
-    "StudyTime": "study_time", "AccessionNumber": "accession_number", "StudyID": "study_id",
-    "StudyDescription": "study_description",
-    "ReferringPhysicianName": "referring_physician_name", "SeriesNumber": "series_number",
-    "SeriesDescription": "series_description", "SeriesDate": "series_date",
-    "SeriesTime": "series_time", "BodyPartExamined": "body_part_examined",
-    "StationName": "station_name", "InstanceNumber": "instance_number",
-    "InstitutionName": "institution_name", "ContentDate": "content_date",
-    "ContentTime": "content_time", "SpecificCharacterSet": "specific_character_set",
-}
-HEADER_TAGS = [*TEXT_FIELDS, "NumberOfFrames"]
+HEADER_TAGS = [*INSTANCE_STORED_TEXT, "NumberOfFrames"]
 
 
 class Malformed(ValueError):
@@ -135,7 +120,7 @@ def read_header(part10: bytes) -> dict[str, str | int]:
     """The InstanceStored-relevant attributes of a Part 10 object (values as text)."""
     try:
         ds = dcmread(BytesIO(part10), stop_before_pixels=True, specific_tags=HEADER_TAGS)
-        out: dict[str, str | int] = {k: _text(ds.get(k)) for k in TEXT_FIELDS}
+        out: dict[str, str | int] = {k: _text(ds.get(k)) for k in INSTANCE_STORED_TEXT}
         frames = ds.get("NumberOfFrames")
         try:
             out["NumberOfFrames"] = int(frames) if frames not in (None, "") else 0
@@ -153,7 +138,7 @@ def instance_stored(header: dict[str, str | int], *, size: int, sha256: str, key
                     tier: str = "cache") -> v1.InstanceStored:
     """The InstanceStored fact for one stored object."""
     msg = v1.InstanceStored(
-        **{field: str(header.get(kw, "")) for kw, field in TEXT_FIELDS.items()},
+        **{field: str(header.get(kw, "")) for kw, field in INSTANCE_STORED_TEXT.items()},
         transfer_syntax_uid=str(header.get("TransferSyntaxUID", "")),
         number_of_frames=int(header.get("NumberOfFrames", 0) or 0),
         size_bytes=size, sha256=sha256, storage_key=key, calling_ae=calling_ae,

@@ -14,6 +14,7 @@ from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2
 from dicomvault.jobs import JobQueue
+from dicomvault.rules import matching_rule
 from hsm_archiver import metrics
 from hsm_archiver.context import Archive, CatalogueClient, CatalogueError
 
@@ -59,16 +60,15 @@ class Policies:
 
     async def on_study_stable(self, event: Event, msg: ev.StudyStable) -> None:
         for hosted in self.archives:
-            for rule in hosted.archive.config.rules:
-                if rule.matches(list(msg.calling_aes), list(msg.station_names),
-                                list(msg.modalities)):
-                    not_before = event.time + timedelta(seconds=rule.delay_s) \
-                        if rule.delay_s else None
-                    await hosted.store.submit(
-                        msg.study_instance_uid, target=hosted.id, dedupe_key=event.id,
-                        params={"revision": str(msg.revision), "rule": rule.name},
-                        not_before=not_before, created_by=f"rule:{rule.name}")
-                    break  # one job per archive, whichever rules match
+            # one job per archive, whichever rules match (the first one names it)
+            rule = matching_rule(hosted.archive.config.rules, msg)
+            if rule is None:
+                continue
+            not_before = event.time + timedelta(seconds=rule.delay_s) if rule.delay_s else None
+            await hosted.store.submit(
+                msg.study_instance_uid, target=hosted.id, dedupe_key=event.id,
+                params={"revision": str(msg.revision), "rule": rule.name},
+                not_before=not_before, created_by=f"rule:{rule.name}")
 
     async def on_recall_requested(self, event: Event, msg: ev.RecallRequested) -> None:
         study = msg.study_instance_uid

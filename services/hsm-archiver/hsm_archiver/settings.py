@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings
 
+from dicomvault import rules
 from dicomvault.jobs import RetryPolicy
 from dicomvault.settings import (
     SETTINGS_CONFIG,
@@ -37,24 +38,11 @@ class ArchiverCacheSettings(CacheSettings):
                            description="Object storage, used when backend is s3.")
 
 
-class Rule(BaseModel):
+class Rule(rules.Rule):
     """Which studies go to an archive. Empty lists match anything; all given lists must match."""
 
     name: str = Field("default", description="Rule name, recorded as the job's created_by.")
-    calling_aes: list[str] = Field(default_factory=list,
-                                   description="Any of the study's calling AE titles.")
-    station_names: list[str] = Field(default_factory=list,
-                                     description="Any of the study's station names.")
-    modalities: list[str] = Field(default_factory=list,
-                                  description="Any of the study's modalities.")
     delay_s: float = Field(0.0, ge=0, description="Store this long after StudyStable.")
-
-    def matches(self, calling_aes: list[str], stations: list[str], modalities: list[str]) -> bool:
-        def hit(wanted: list[str], have: list[str]) -> bool:
-            return not wanted or bool({w.upper() for w in wanted} & {h.upper() for h in have})
-
-        return (hit(self.calling_aes, calling_aes) and hit(self.station_names, stations)
-                and hit(self.modalities, modalities))
 
 
 class HsmTarget(BaseModel):

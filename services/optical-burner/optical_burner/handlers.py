@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.rules import matching_rule
 from optical_burner import metrics
 from optical_burner.archive import ArchiveError, OpticalArchive
 from optical_burner.burning import burn_volume
@@ -48,9 +49,7 @@ class Policies:
         arc = self.archive
         if not self._first_time(event.id):
             return "duplicate"
-        rule = next((r for r in arc.cfg.rules
-                     if r.matches(list(msg.calling_aes), list(msg.station_names),
-                                  list(msg.modalities))), None)
+        rule = matching_rule(arc.cfg.rules, msg)
         if rule is None:
             return "no_rule"
         uid = msg.study_instance_uid

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings
 
+from dicomvault import rules
 from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
@@ -39,25 +40,12 @@ DEFAULT_MEDIA: dict[str, int] = {
 DEFAULT_PREFIX: dict[str, str] = {"CD-R": "CD", "DVD-R": "DVD", "DVD-R-DL": "DVDDL", "BD-R": "BD"}
 
 
-class Rule(BaseModel):
+class Rule(rules.Rule):
     """Which studies go to the optical archive (the StudyStable fields). Empty lists match
     anything; every given list must match one of the study's values (case-insensitive)."""
 
     name: str = Field("default", description="Rule name, recorded in logs.")
-    calling_aes: list[str] = Field(default_factory=list,
-                                   description="Any of the study's calling AE titles.")
-    station_names: list[str] = Field(default_factory=list,
-                                     description="Any of the study's station names.")
-    modalities: list[str] = Field(default_factory=list,
-                                  description="Any of the study's modalities.")
     delay_s: float = Field(0.0, ge=0, description="Write the study this long after StudyStable.")
-
-    def matches(self, calling_aes: list[str], stations: list[str], modalities: list[str]) -> bool:
-        def hit(wanted: list[str], have: list[str]) -> bool:
-            return not wanted or bool({w.upper() for w in wanted} & {h.upper() for h in have})
-
-        return (hit(self.calling_aes, calling_aes) and hit(self.station_names, stations)
-                and hit(self.modalities, modalities))
 
 
 class BurnerSettings(BaseModel):
