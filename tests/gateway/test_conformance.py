@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from dicom_gateway.bridge import Bridge
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
+from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"

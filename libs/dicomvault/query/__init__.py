@@ -5,6 +5,10 @@ QIDO-RS, reconciliation, retrieve). Plain pydantic models; JSON over HTTP.
 matching values exactly as a C-FIND identifier carries them (PS3.4 C.2.2.2): empty means
 universal matching, ``*`` and ``?`` are wildcards, ``a-b`` / ``a-`` / ``-b`` are date/time
 ranges, and a backslash-separated list of UIDs is list-of-UID matching.
+
+``CatalogueClient`` (``dicomvault.query.client``) is the one client of that API, with its
+errors ``CatalogueError`` = ``CatalogueUnavailable`` (unreachable, 5xx) | ``CatalogueRefused``
+(4xx).
 """
 
 from __future__ import annotations
@@ -102,3 +106,18 @@ class InstanceLocation(BaseModel):
     storage_key: str
     size_bytes: int
     sha256: str
+
+
+# The client needs the models above: imported last.
+from dicomvault.query.client import (  # noqa: E402
+    CatalogueClient,
+    CatalogueError,
+    CatalogueRefused,
+    CatalogueUnavailable,
+)
+
+__all__ = [
+    "ATTRIBUTES", "COMPUTED", "UNIQUE_KEY", "CatalogueClient", "CatalogueError",
+    "CatalogueRefused", "CatalogueUnavailable", "FindRequest", "FindResponse",
+    "InstanceLocation", "Level", "UnknownRequest", "UnknownResponse", "Value",
+]

@@ -202,3 +202,4 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
             server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(service.dimse.stop)
+            await service.catalogue.close()

@@ -13,13 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dicom_gateway.bridge import Bridge
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.dicomweb import DicomWeb, build_router
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.node import make_store
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.query import CatalogueClient
 
 if TYPE_CHECKING:
     from dicom_gateway.service import Gateway

@@ -28,12 +28,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway import handlers as h
 from dicom_gateway.bridge import Bridge
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
+from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)
 

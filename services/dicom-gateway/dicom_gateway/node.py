@@ -12,13 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from dicom_gateway.bridge import Bridge
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
+from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore
 
 

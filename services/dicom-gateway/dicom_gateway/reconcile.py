@@ -21,11 +21,11 @@ import logging
 import time
 
 from dicom_gateway import metrics
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.ingest import stored_event
 from dicom_gateway.part10 import Malformed, instance_stored, read_header
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher, PublishError
+from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore, StoreError, is_valid_uid
 
 log = logging.getLogger(__name__)

@@ -27,13 +27,18 @@ from pynetdicom.status import code_to_category
 from dicom_gateway import find, metrics
 from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
-from dicom_gateway.catalogue import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.settings import GatewaySettings, Modality
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.query import FindRequest, Level
+from dicomvault.query import (
+    CatalogueClient,
+    CatalogueRefused,
+    CatalogueUnavailable,
+    FindRequest,
+    Level,
+)
 from dicomvault.store import FileStore, InvalidUID, instance_key
 
 log = logging.getLogger(__name__)
@@ -289,7 +294,8 @@ class Retriever:
         tiers: set[str] = set()
         for study, sops in by_study.items():
             try:
-                tiers |= set(self.bridge.call(self.catalogue.study_tiers(study)))
+                tiers |= {copy["tier"] for copy in
+                          self.bridge.call(self.catalogue.study_copies(study))}
             except (CatalogueUnavailable, CatalogueRefused, BridgeTimeout, RuntimeError):
                 pass
             msg = v1.RecallRequested(

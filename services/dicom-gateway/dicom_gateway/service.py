@@ -11,7 +11,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dicom_gateway.api import build_app, dicomweb, uvicorn_tls
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.node import dimse_node, make_store
 from dicom_gateway.reconcile import Reconciler
@@ -19,6 +18,7 @@ from dicom_gateway.settings import GatewaySettings
 from dicom_gateway.workers import AggregateCollector, Worker, reserve_port, wait_ready
 from dicomvault.bus import Publisher
 from dicomvault.lifecycle import HttpServer
+from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)
 

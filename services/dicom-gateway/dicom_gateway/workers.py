@@ -130,10 +130,10 @@ class AggregateCollector:
 
 # --- the worker process --------------------------------------------------------------------
 def _worker_main() -> None:
-    from dicom_gateway.catalogue import CatalogueClient
     from dicom_gateway.node import dimse_node
     from dicomvault.bus import Publisher
     from dicomvault.logs import configure
+    from dicomvault.query import CatalogueClient
 
     settings = GatewaySettings.model_validate_json(sys.stdin.buffer.readline())
     index = os.environ.get("DICOMVAULT_GATEWAY_WORKER_INDEX", "?")

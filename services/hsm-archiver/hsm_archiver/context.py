@@ -7,16 +7,19 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 from google.protobuf.message import Message
 
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
 from dicomvault.jobs import Job, Outcome, ProgressReporter
-from dicomvault.query import InstanceLocation
+from dicomvault.query import CatalogueClient, CatalogueError
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, S3Store, StoredObject
 from hsm_archiver.settings import ArchiveConfig, ArchiverCacheSettings
+
+# The archives read the catalogue through the shared client: ``instances(study, tier)`` and
+# ``study(uid)``; CatalogueError (unreachable, 5xx, 4xx) means "retry later" here.
+__all__ = ["Archive", "CacheStore", "CatalogueClient", "CatalogueError", "Context", "make_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -36,48 +39,6 @@ def make_cache(settings: ArchiverCacheSettings) -> CacheStore:
     if settings.backend == "s3":
         return S3Store(settings.s3)
     return FileStore(settings.root, fsync=settings.fsync)
-
-
-class CatalogueError(RuntimeError):
-    """The catalogue did not answer (retry later)."""
-
-
-class CatalogueClient:
-    """The few catalogue reads the archives need."""
-
-    def __init__(self, base_url: str, timeout_s: float = 15.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def instances(self, study_uid: str, tier: str = "cache") -> list[InstanceLocation]:
-        """The study's instances on one tier (the cache: where a STORE reads from)."""
-        try:
-            r = await self._client.get(f"/api/v1/studies/{study_uid}/instances")
-        except httpx.HTTPError as exc:
-            raise CatalogueError(f"catalogue unreachable: {exc!r}") from exc
-        if r.status_code == 404:
-            return []
-        if r.status_code != 200:
-            raise CatalogueError(f"catalogue answered {r.status_code}: {r.text[:200]}")
-        body = r.json()
-        items = body.get("instances", []) if isinstance(body, dict) else body
-        out = [InstanceLocation.model_validate(i) for i in items]
-        return [i for i in out if not tier or i.tier == tier]
-
-    async def study(self, study_uid: str) -> dict | None:
-        """The study summary (incl. ``study_locations``), None if the catalogue does not know it."""
-        try:
-            r = await self._client.get(f"/api/v1/studies/{study_uid}")
-        except httpx.HTTPError as exc:
-            raise CatalogueError(f"catalogue unreachable: {exc!r}") from exc
-        if r.status_code == 404:
-            return None
-        if r.status_code != 200:
-            raise CatalogueError(f"catalogue answered {r.status_code}: {r.text[:200]}")
-        return r.json()
 
 
 @dataclass

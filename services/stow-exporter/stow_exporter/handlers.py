@@ -22,10 +22,11 @@ from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.events.v1 import jobs_pb2
 from dicomvault.jobs import Outcome as JobOutcome
+from dicomvault.query import CatalogueError
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
 from stow_exporter import metrics
-from stow_exporter.catalogue import CatalogueClient, CatalogueUnavailable, StudyUnknown
+from stow_exporter.catalogue import CatalogueClient, StudyUnknown, tier_locations
 from stow_exporter.delivery import Item, Outcome
 from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.queue import Export, ExportQueue
@@ -79,10 +80,10 @@ class Hosted:
         """One attempt (the engine counts it); the outcome tells the engine what next."""
         study = export.study_instance_uid
         try:
-            locations = await self.catalogue.instances(study)
+            locations = await tier_locations(self.catalogue, study)
         except StudyUnknown as exc:
             return await self._fail(export, str(exc), "unknown_study")
-        except CatalogueUnavailable as exc:
+        except CatalogueError as exc:  # unreachable, 5xx, 4xx, not yet in the cache tier
             return await self._retry_or_fail(export, str(exc), ["catalogue"])
         export.number_of_instances = len(locations)
         todo = [loc for loc in locations

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 
-from dicom_gateway.catalogue import CatalogueClient
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,16 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from dicom_gateway.catalogue import CatalogueRefused, CatalogueUnavailable
 from dicom_gateway.dicomweb import DicomWeb, dicomjson
 from dicom_gateway.find import SUPPORTED
-from dicomvault.query import ATTRIBUTES, COMPUTED, FindRequest, Level
+from dicomvault.query import (
+    ATTRIBUTES,
+    COMPUTED,
+    CatalogueRefused,
+    CatalogueUnavailable,
+    FindRequest,
+    Level,
+)
 from dicomvault.store import InvalidUID, validate_uid
 
 RESERVED = {"includefield", "limit", "offset", "fuzzymatching", "emptyvaluematching"}

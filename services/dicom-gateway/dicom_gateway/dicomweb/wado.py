@@ -23,7 +23,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from pydicom import dcmread
 
-from dicom_gateway.catalogue import CatalogueRefused, CatalogueUnavailable
 from dicom_gateway.dicomweb import DicomWeb, dicomjson
 from dicom_gateway.dicomweb.multipart import (
     MediaType,
@@ -36,7 +35,7 @@ from dicom_gateway.ingest import SOURCE
 from dicomvault.bus import PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.query import InstanceLocation
+from dicomvault.query import CatalogueRefused, CatalogueUnavailable, InstanceLocation
 from dicomvault.store import InvalidUID, StoreError, validate_uid
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[Insta
     if sop:
         _uid(sop, "SOP Instance UID")
     try:
-        rows = await dw.catalogue.study_locations(study)
+        rows = await dw.catalogue.study_instances(study)
     except CatalogueUnavailable as exc:
         raise HTTPException(503, "the catalogue is unavailable; try again later",
                             headers={"Retry-After": "5"}) from exc
