@@ -17,29 +17,7 @@ import hsm_archiver  # noqa: F401 - registers the archive facts' type names
 from dicomvault.bus.broker import free_port
 from dicomvault.events import TYPES
 from dicomvault.settings import BusSettings
-from tests.peers.services import ServiceProcess
-
-
-def catalogue_env(bus: BusSettings, db_url: str, port: int) -> dict[str, str]:
-    t = bus.topics
-    return {
-        "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers,
-        "DICOMVAULT_BUS__TOPICS__INSTANCES": t.instances,
-        "DICOMVAULT_BUS__TOPICS__STUDIES": t.studies,
-        "DICOMVAULT_BUS__TOPICS__JOBS": t.jobs,
-        "DICOMVAULT_BUS__TOPICS__JOB_COMMANDS": t.job_commands,
-        "DICOMVAULT_BUS__TOPICS__DLQ": t.dlq,
-        "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": str(bus.session_timeout_ms),
-        "DICOMVAULT_DATABASE__URL": db_url,
-        "DICOMVAULT_HTTP__HOST": "127.0.0.1",
-        "DICOMVAULT_HTTP__PORT": str(port),
-        # Commands come through an authenticating proxy here (X-Forwarded-User names the
-        # caller); tests/catalogue/test_job_commands.py covers bearer tokens.
-        "DICOMVAULT_AUTH__ENABLED": "false",
-        # The tests announce StudyStable themselves: the catalogue's own emitter stays quiet.
-        "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": "86400",
-        "DICOMVAULT_LOG__LEVEL": "INFO",
-    }
+from tests.peers.services import ServiceProcess, catalogue_env
 
 
 class CatalogueService:
@@ -50,9 +28,18 @@ class CatalogueService:
         self.db = folder / "catalogue.db"
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.process = ServiceProcess(
-            "catalogue", catalogue_env(bus, f"sqlite+aiosqlite:///{self.db}", port), folder,
-            ready_url=f"{self.url}/readyz")
+        env = catalogue_env(
+            bus, f"sqlite+aiosqlite:///{self.db}", port,
+            DICOMVAULT_BUS__SESSION_TIMEOUT_MS=str(bus.session_timeout_ms),
+            DICOMVAULT_HTTP__HOST="127.0.0.1",
+            # Commands come through an authenticating proxy here (X-Forwarded-User names the
+            # caller); tests/catalogue/test_job_commands.py covers bearer tokens.
+            DICOMVAULT_AUTH__ENABLED="false",
+            # The tests announce StudyStable themselves: the catalogue's own emitter stays
+            # quiet.
+            DICOMVAULT_CATALOGUE__STABLE_AFTER_S="86400",
+            DICOMVAULT_LOG__LEVEL="INFO")
+        self.process = ServiceProcess("catalogue", env, folder, ready_url=f"{self.url}/readyz")
         self._http = httpx.Client(base_url=self.url, timeout=10)
 
     def start(self) -> CatalogueService:

@@ -21,6 +21,7 @@ from hsm_archiver.dicomfields import instance_stored
 from hsm_archiver.service import run
 from hsm_archiver.settings import ArchiverCacheSettings, ArchiverSettings, HsmSection
 from tests.peers.datasets import Study, write_study
+from tests.peers.services import bus_env
 
 from .catalogue_process import CatalogueService
 
@@ -73,14 +74,8 @@ def env_of(settings: ArchiverSettings) -> dict[str, str]:
     """The same settings as DICOMVAULT_* environment variables (for a subprocess)."""
     import json
 
-    t = settings.bus.topics
     return {
-        "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": settings.bus.bootstrap_servers,
-        "DICOMVAULT_BUS__TOPICS__INSTANCES": t.instances,
-        "DICOMVAULT_BUS__TOPICS__STUDIES": t.studies,
-        "DICOMVAULT_BUS__TOPICS__JOBS": t.jobs,
-        "DICOMVAULT_BUS__TOPICS__JOB_COMMANDS": t.job_commands,
-        "DICOMVAULT_BUS__TOPICS__DLQ": t.dlq,
+        **bus_env(settings.bus),
         "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": str(settings.bus.session_timeout_ms),
         "DICOMVAULT_HTTP__PORT": str(settings.http.port),
         "DICOMVAULT_CACHE__ROOT": str(settings.cache.root),

@@ -17,7 +17,7 @@ from commitment.settings import CommitmentSettings
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
 from dicomvault.settings import BusSettings
-from tests.peers.services import ServiceProcess
+from tests.peers.services import ServiceProcess, catalogue_env
 
 AE = "DICOMVAULT"
 
@@ -97,27 +97,12 @@ async def start_vault(tmp_path: Path) -> AsyncIterator[Callable]:
         await asyncio.wait_for(vault.task, 60)
 
 
-def catalogue_env(bus: BusSettings, http_port: int, db_url: str) -> dict[str, str]:
-    t = bus.topics
-    return {
-        "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers,
-        "DICOMVAULT_BUS__TOPICS__INSTANCES": t.instances,
-        "DICOMVAULT_BUS__TOPICS__STUDIES": t.studies,
-        "DICOMVAULT_BUS__TOPICS__JOBS": t.jobs,
-        "DICOMVAULT_BUS__TOPICS__JOB_COMMANDS": t.job_commands,
-        "DICOMVAULT_BUS__TOPICS__DLQ": t.dlq,
-        "DICOMVAULT_HTTP__HOST": "127.0.0.1",
-        "DICOMVAULT_HTTP__PORT": str(http_port),
-        "DICOMVAULT_DATABASE__URL": db_url,
-        "DICOMVAULT_LOG__JSON_FORMAT": "false",
-    }
-
-
 @pytest.fixture
 def catalogue(bus_settings: BusSettings, tmp_path: Path, sqlite_url: str):
     """The real catalogue service (`dicomvault run catalogue`), fed by the bus; yields its URL."""
     port = free_port()
-    env = catalogue_env(bus_settings, port, sqlite_url)
+    env = catalogue_env(bus_settings, sqlite_url, port, DICOMVAULT_HTTP__HOST="127.0.0.1",
+                        DICOMVAULT_LOG__JSON_FORMAT="false")
     ready = f"http://127.0.0.1:{port}/readyz"
     service = ServiceProcess("catalogue", env, tmp_path, ready_url=ready)
     try:

@@ -16,23 +16,10 @@ from pydicom.dataset import Dataset
 from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
 from tests.conftest import dcmtk, peer_env
-from tests.peers.services import ServiceProcess
+from tests.peers.services import FAST_BUS_ENV, ServiceProcess, catalogue_env, gateway_env
 
 AE_TITLE = "DICOMVAULT"
 MODALITY = "MODALITY1"
-
-
-def bus_env(bus: BusSettings) -> dict[str, str]:
-    env = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers,
-           "DICOMVAULT_BUS__HEALTH_CHECK_INTERVAL_S": "1",
-           "DICOMVAULT_BUS__REQUEST_TIMEOUT_S": "3",
-           "DICOMVAULT_BUS__RETRY_BACKOFF_S": "0.05",
-           "DICOMVAULT_BUS__RETRY_BACKOFF_MAX_S": "0.5",
-           "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": "6000",
-           "DICOMVAULT_LOG__JSON_FORMAT": "false"}
-    for name, topic in bus.topics.model_dump().items():
-        env[f"DICOMVAULT_BUS__TOPICS__{name.upper()}"] = topic
-    return env
 
 
 async def _reset_postgres(url: str) -> None:
@@ -69,23 +56,20 @@ class Archive:
         self.dimse_port = free_port()
         self.catalogue_port = free_port()
         self.gateway_port = free_port()
-        common = bus_env(bus)
-        self.catalogue = ServiceProcess("catalogue", {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.catalogue_port),
-            "DICOMVAULT_DATABASE__URL": db_url,
-            "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": "2",
-        }, folder, ready_url=f"http://127.0.0.1:{self.catalogue_port}/readyz")
-        self.gateway = ServiceProcess("gateway", {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.gateway_port),
-            "DICOMVAULT_CACHE__ROOT": str(folder / "cache"),
-            "DICOMVAULT_GATEWAY__AE_TITLE": AE_TITLE,
-            "DICOMVAULT_GATEWAY__DIMSE_PORT": str(self.dimse_port),
-            "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES": json.dumps([MODALITY]),
-            "DICOMVAULT_GATEWAY__CATALOGUE_URL": f"http://127.0.0.1:{self.catalogue_port}",
-            "DICOMVAULT_GATEWAY__RECONCILE_INTERVAL_S": "1",
-            "DICOMVAULT_GATEWAY__STORE_TIMEOUT_S": "5",
-            **{f"DICOMVAULT_GATEWAY__{k.upper()}": v for k, v in gateway.items()},
-        }, folder, ready_url=f"http://127.0.0.1:{self.gateway_port}/readyz")
+        self.catalogue = ServiceProcess("catalogue", catalogue_env(
+            bus, db_url, self.catalogue_port, **FAST_BUS_ENV,
+            DICOMVAULT_CATALOGUE__STABLE_AFTER_S="2",
+        ), folder, ready_url=f"http://127.0.0.1:{self.catalogue_port}/readyz")
+        self.gateway = ServiceProcess("gateway", gateway_env(
+            bus, self.gateway_port, dimse_port=self.dimse_port, cache_root=folder / "cache",
+            catalogue_url=f"http://127.0.0.1:{self.catalogue_port}", **{
+                **FAST_BUS_ENV,
+                "DICOMVAULT_GATEWAY__AE_TITLE": AE_TITLE,
+                "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES": json.dumps([MODALITY]),
+                "DICOMVAULT_GATEWAY__RECONCILE_INTERVAL_S": "1",
+                "DICOMVAULT_GATEWAY__STORE_TIMEOUT_S": "5",
+                **{f"DICOMVAULT_GATEWAY__{k.upper()}": v for k, v in gateway.items()},
+            }), folder, ready_url=f"http://127.0.0.1:{self.gateway_port}/readyz")
 
     @property
     def catalogue_url(self) -> str:

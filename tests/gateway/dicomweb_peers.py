@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings
 from tests.conftest import dcmtk, peer_env
-from tests.peers.services import ServiceProcess
+from tests.peers.services import FAST_BUS_ENV, ServiceProcess, catalogue_env, gateway_env
 from tests.peers.tokens import ADMIN, AUDIENCE, ISSUER, READ, WRITE, Issuer  # noqa: F401
 
 AE_TITLE = "DICOMVAULT"
@@ -33,19 +33,6 @@ def bus_settings_for(broker: EmbeddedBroker) -> BusSettings:
         session_timeout_ms=6000)
 
 
-def bus_env(bus: BusSettings) -> dict[str, str]:
-    env = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers,
-           "DICOMVAULT_BUS__HEALTH_CHECK_INTERVAL_S": "1",
-           "DICOMVAULT_BUS__REQUEST_TIMEOUT_S": "3",
-           "DICOMVAULT_BUS__RETRY_BACKOFF_S": "0.05",
-           "DICOMVAULT_BUS__RETRY_BACKOFF_MAX_S": "0.5",
-           "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": "6000",
-           "DICOMVAULT_LOG__JSON_FORMAT": "false"}
-    for name, topic in bus.topics.model_dump().items():
-        env[f"DICOMVAULT_BUS__TOPICS__{name.upper()}"] = topic
-    return env
-
-
 class WebArchive:
     """A catalogue (SQLite) and a gateway process with DICOMweb and bearer tokens on."""
 
@@ -57,26 +44,24 @@ class WebArchive:
         self.dimse_port = free_port()
         self.catalogue_port = free_port()
         self.http_port = free_port()
-        common = bus_env(bus)
-        self.catalogue = ServiceProcess("catalogue", {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.catalogue_port),
-            "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{folder / 'catalogue.db'}",
-        }, folder, ready_url=f"http://127.0.0.1:{self.catalogue_port}/readyz")
-        self.gateway_env = {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.http_port),
-            "DICOMVAULT_CACHE__ROOT": str(folder / "cache"),
-            "DICOMVAULT_GATEWAY__AE_TITLE": AE_TITLE,
-            "DICOMVAULT_GATEWAY__DIMSE_PORT": str(self.dimse_port),
-            "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES": json.dumps([MODALITY]),
-            "DICOMVAULT_GATEWAY__CATALOGUE_URL": f"http://127.0.0.1:{self.catalogue_port}",
-            "DICOMVAULT_GATEWAY__STORE_TIMEOUT_S": "5",
-            "DICOMVAULT_AUTH__JWKS_FILE": str(issuer.jwks_file),
-            "DICOMVAULT_AUTH__ISSUER": ISSUER,
-            "DICOMVAULT_AUTH__AUDIENCE": AUDIENCE,
-            # dicomweb-client sends a Host header without the port: name the public URL.
-            "DICOMVAULT_DICOMWEB__BASE_URL": f"http://127.0.0.1:{self.http_port}/dicomweb",
-            **extra_env,
-        }
+        self.catalogue = ServiceProcess("catalogue", catalogue_env(
+            bus, f"sqlite+aiosqlite:///{folder / 'catalogue.db'}", self.catalogue_port,
+            **FAST_BUS_ENV,
+        ), folder, ready_url=f"http://127.0.0.1:{self.catalogue_port}/readyz")
+        self.gateway_env = gateway_env(
+            bus, self.http_port, dimse_port=self.dimse_port, cache_root=folder / "cache",
+            catalogue_url=f"http://127.0.0.1:{self.catalogue_port}", **{
+                **FAST_BUS_ENV,
+                "DICOMVAULT_GATEWAY__AE_TITLE": AE_TITLE,
+                "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES": json.dumps([MODALITY]),
+                "DICOMVAULT_GATEWAY__STORE_TIMEOUT_S": "5",
+                "DICOMVAULT_AUTH__JWKS_FILE": str(issuer.jwks_file),
+                "DICOMVAULT_AUTH__ISSUER": ISSUER,
+                "DICOMVAULT_AUTH__AUDIENCE": AUDIENCE,
+                # dicomweb-client sends a Host header without the port: name the public URL.
+                "DICOMVAULT_DICOMWEB__BASE_URL": f"http://127.0.0.1:{self.http_port}/dicomweb",
+                **extra_env,
+            })
         self.gateway = ServiceProcess("gateway", self.gateway_env, folder,
                                       ready_url=f"http://127.0.0.1:{self.http_port}/readyz")
 

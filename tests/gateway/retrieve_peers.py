@@ -22,28 +22,21 @@ from dicomvault.settings import BusSettings
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.conftest import AE_TITLE, MODALITY, RunningGateway, send_files
 from tests.peers.datasets import Study, write_study
-from tests.peers.services import ServiceProcess
+from tests.peers.services import ServiceProcess, catalogue_env
 
 DESTINATION = "STORESCP"
 RETRIEVER = "VIEWER1"
-
-
-def catalogue_env(bus: BusSettings, port: int, db_url: str) -> dict[str, str]:
-    env = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers,
-           "DICOMVAULT_HTTP__HOST": "127.0.0.1", "DICOMVAULT_HTTP__PORT": str(port),
-           "DICOMVAULT_DATABASE__URL": db_url, "DICOMVAULT_LOG__JSON_FORMAT": "false",
-           "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": "6000"}
-    for name, topic in bus.topics.model_dump().items():
-        env[f"DICOMVAULT_BUS__TOPICS__{name.upper()}"] = topic
-    return env
 
 
 @pytest.fixture
 def catalogue(bus_settings: BusSettings, tmp_path: Path, sqlite_url: str) -> Iterator[str]:
     """The real catalogue service fed by the test's topics; yields its URL."""
     port = free_port()
-    service = ServiceProcess("catalogue", catalogue_env(bus_settings, port, sqlite_url),
-                             tmp_path, ready_url=f"http://127.0.0.1:{port}/readyz")
+    env = catalogue_env(bus_settings, sqlite_url, port, DICOMVAULT_HTTP__HOST="127.0.0.1",
+                        DICOMVAULT_LOG__JSON_FORMAT="false",
+                        DICOMVAULT_BUS__SESSION_TIMEOUT_MS="6000")
+    service = ServiceProcess("catalogue", env, tmp_path,
+                             ready_url=f"http://127.0.0.1:{port}/readyz")
     try:
         service.start()
         yield f"http://127.0.0.1:{port}"

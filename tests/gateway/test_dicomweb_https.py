@@ -11,9 +11,9 @@ import pytest
 import trustme
 
 from dicomvault.bus.broker import EmbeddedBroker, free_port
-from tests.gateway.dicomweb_peers import bus_env, bus_settings_for, multipart_dicom
+from tests.gateway.dicomweb_peers import bus_settings_for, multipart_dicom
 from tests.peers.datasets import write_study
-from tests.peers.services import ServiceProcess
+from tests.peers.services import FAST_BUS_ENV, ServiceProcess, gateway_env
 
 
 def wait_https(url: str, verify: ssl.SSLContext, process: ServiceProcess,
@@ -38,16 +38,13 @@ def test_https_and_auth_disabled(broker: EmbeddedBroker, tmp_path: Path) -> None
         pem.write_to_path(cert_file, append=True)
     cert.private_key_pem.write_to_path(key_file)
     port = free_port()
-    gateway = ServiceProcess("gateway", {
-        **bus_env(bus_settings_for(broker)),
-        "DICOMVAULT_HTTP__PORT": str(port),
-        "DICOMVAULT_CACHE__ROOT": str(tmp_path / "cache"),
-        "DICOMVAULT_GATEWAY__DIMSE_PORT": str(free_port()),
-        "DICOMVAULT_GATEWAY__CATALOGUE_URL": f"http://127.0.0.1:{free_port()}",
-        "DICOMVAULT_HTTPS__CERT_FILE": str(cert_file),
-        "DICOMVAULT_HTTPS__KEY_FILE": str(key_file),
-        "DICOMVAULT_AUTH__ENABLED": "false",
-    }, tmp_path)
+    gateway = ServiceProcess("gateway", gateway_env(
+        bus_settings_for(broker), port, dimse_port=free_port(), cache_root=tmp_path / "cache",
+        catalogue_url=f"http://127.0.0.1:{free_port()}", **FAST_BUS_ENV,
+        DICOMVAULT_HTTPS__CERT_FILE=str(cert_file),
+        DICOMVAULT_HTTPS__KEY_FILE=str(key_file),
+        DICOMVAULT_AUTH__ENABLED="false",
+    ), tmp_path)
     verify = ssl.create_default_context()
     ca.configure_trust(verify)
     base = f"https://127.0.0.1:{port}"

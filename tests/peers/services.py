@@ -11,6 +11,44 @@ from pathlib import Path
 
 import httpx
 
+from dicomvault.settings import BusSettings
+
+# Short broker timeouts and back-offs (and plain-text logs) for service processes that must
+# notice a broker restart, or a test's topics appearing, within a test's patience.
+FAST_BUS_ENV = {
+    "DICOMVAULT_BUS__HEALTH_CHECK_INTERVAL_S": "1",
+    "DICOMVAULT_BUS__REQUEST_TIMEOUT_S": "3",
+    "DICOMVAULT_BUS__RETRY_BACKOFF_S": "0.05",
+    "DICOMVAULT_BUS__RETRY_BACKOFF_MAX_S": "0.5",
+    "DICOMVAULT_BUS__SESSION_TIMEOUT_MS": "6000",
+    "DICOMVAULT_LOG__JSON_FORMAT": "false",
+}
+
+
+def bus_env(bus: BusSettings) -> dict[str, str]:
+    """The broker and every topic name of ``bus`` as DICOMVAULT_BUS__* variables."""
+    env = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers}
+    for name, topic in bus.topics.model_dump().items():
+        env[f"DICOMVAULT_BUS__TOPICS__{name.upper()}"] = topic
+    return env
+
+
+def catalogue_env(bus: BusSettings, db_url: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of `dicomvault run catalogue` on ``bus`` with its database at
+    ``db_url`` and its HTTP API on ``port``; ``extra`` variables are added (or override)."""
+    return {**bus_env(bus), "DICOMVAULT_DATABASE__URL": db_url,
+            "DICOMVAULT_HTTP__PORT": str(port), **extra}
+
+
+def gateway_env(bus: BusSettings, port: int, *, dimse_port: int, cache_root: Path,
+                catalogue_url: str, **extra: str) -> dict[str, str]:
+    """The environment of `dicomvault run gateway` on ``bus``: HTTP on ``port``, DIMSE on
+    ``dimse_port``, its cache and its catalogue; ``extra`` variables are added (or override)."""
+    return {**bus_env(bus), "DICOMVAULT_HTTP__PORT": str(port),
+            "DICOMVAULT_CACHE__ROOT": str(cache_root),
+            "DICOMVAULT_GATEWAY__DIMSE_PORT": str(dimse_port),
+            "DICOMVAULT_GATEWAY__CATALOGUE_URL": catalogue_url, **extra}
+
 
 class ServiceProcess:
     """One service process with its own environment; stopped (SIGTERM, then KILL) by stop()."""
