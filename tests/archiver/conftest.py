@@ -15,11 +15,11 @@ from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
-from dicomvault.settings import BusSettings, HttpSettings
+from dicomvault.settings import BusSettings, CacheSettings, HttpSettings
 from dicomvault.store import FileStore, instance_key
 from hsm_archiver.dicomfields import instance_stored
 from hsm_archiver.service import run
-from hsm_archiver.settings import ArchiverCacheSettings, ArchiverSettings, HsmSection
+from hsm_archiver.settings import ArchiverSettings, HsmSection
 from tests.peers.datasets import Study, write_study
 from tests.peers.services import bus_env
 
@@ -66,7 +66,7 @@ def make_settings(bus: BusSettings, cache_root: Path, catalogue_url: str, archiv
                   **hsm) -> ArchiverSettings:
     return ArchiverSettings(
         bus=bus, http=HttpSettings(port=free_port()),
-        cache=ArchiverCacheSettings(root=cache_root, fsync=False),
+        cache=CacheSettings(root=cache_root, fsync=False),
         hsm=HsmSection(catalogue_url=catalogue_url, archives=archives, adopt_retry_s=0.5, **hsm))
 
 

@@ -102,3 +102,25 @@ def test_bad_credentials_or_bucket_fail_loudly(s3_settings: S3Settings) -> None:
         store.put(KEY, b"x")
     with pytest.raises(StoreError):
         store.get(KEY)
+
+
+@pytest.mark.parametrize("backend", ["s3", "fs"])
+def test_generation_changes_with_every_write_and_open_cache_picks_the_back_end(
+        backend: str, s3_settings: S3Settings, tmp_path: Path) -> None:
+    from dicomvault.settings import CacheSettings
+    from dicomvault.store import CacheStore, open_cache
+
+    store = open_cache(CacheSettings(backend=backend, root=tmp_path / "fs", s3=s3_settings))
+    assert isinstance(store, S3Store if backend == "s3" else FileStore)
+    assert isinstance(store, CacheStore)
+    assert store.generation(KEY) is None
+    first = store.put(KEY, b"same bytes")
+    assert first.generation and store.generation(KEY) == first.generation
+    # The same bytes written again (after an eviction, say) are a new generation.
+    store.delete(KEY)
+    second = store.put(KEY, b"same bytes")
+    assert second.generation != first.generation
+    assert store.generation(KEY) == second.generation and second == first
+    # keys() can be narrowed to one study's folder.
+    store.put(instance_key("1.2.9", "1.2.9.1", "1.2.9.1.1"), b"other study")
+    assert [k for k, _ in store.keys(prefix="1.2.3/")] == [KEY]

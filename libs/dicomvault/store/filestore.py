@@ -10,7 +10,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -23,6 +23,9 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+    # Changes with every write of the key (see ``generation``); not part of the comparison:
+    # two reads of the same bytes are the same object.
+    generation: str = field(default="", compare=False)
 
 
 class FileStore:
@@ -66,11 +69,12 @@ class FileStore:
                     os.fsync(dfd)
                 finally:
                     os.close(dfd)
+            generation = _generation(target.stat())
         except StoreError:
             raise
         except OSError as exc:
             raise StoreError(f"cannot write {key}: {exc}") from exc
-        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), generation)
 
     def get(self, key: str) -> bytes:
         try:
@@ -81,6 +85,15 @@ class FileStore:
     def stat(self, key: str) -> StoredObject:
         data = self.get(key)
         return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def generation(self, key: str) -> str | None:
+        """Inode and nanosecond mtime: every ``put`` renames a new file into place."""
+        try:
+            return _generation(self.path(key).stat())
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot look up {key}: {exc}") from exc
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -95,9 +108,11 @@ class FileStore:
                 break
         return True
 
-    def keys(self, modified_after: float = 0.0) -> Iterator[tuple[str, float]]:
-        """(key, mtime) of every stored object, optionally only those changed after a time."""
-        for dirpath, _dirs, files in os.walk(self.root):
+    def keys(self, modified_after: float = 0.0, prefix: str = "") -> Iterator[tuple[str, float]]:
+        """(key, mtime) of every stored object, optionally only those changed after a time
+        and only under a folder prefix such as ``"<study uid>/"``."""
+        top = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        for dirpath, _dirs, files in os.walk(top):
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
@@ -108,3 +123,7 @@ class FileStore:
                     continue
                 if mtime > modified_after:
                     yield full.relative_to(self.root).as_posix(), mtime
+
+
+def _generation(st: os.stat_result) -> str:
+    return f"{st.st_ino:x}-{st.st_mtime_ns}"

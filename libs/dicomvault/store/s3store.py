@@ -2,7 +2,8 @@
 
 - Atomic: one object is one ``PutObject`` (S3 never shows a half-written object). The body's
   MD5 travels as ``Content-MD5`` (the server refuses a corrupted upload) and the returned ETag
-  is compared with it; the SHA-256 is kept as object metadata.
+  is compared with it; the SHA-256 and a random generation token (new on every write) are
+  kept as object metadata.
 - Keys follow the file store's rules (``instance_key`` from validated UIDs; no empty, ``.``
   or ``..`` parts, no leading ``/``), under an optional prefix.
 - Credentials come from a file (``credentials_file``: JSON ``{"access_key_id": …,
@@ -18,6 +19,7 @@ import base64
 import configparser
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,18 +125,20 @@ class S3Store:
         full = self._k(key)
         md5 = hashlib.md5(data, usedforsecurity=False)
         sha = hashlib.sha256(data).hexdigest()
+        generation = uuid.uuid4().hex
         try:
             r = self._client.put_object(
                 Bucket=self.bucket, Key=full, Body=data,
                 ContentMD5=base64.b64encode(md5.digest()).decode(),
-                ContentType="application/dicom", Metadata={"sha256": sha},
+                ContentType="application/dicom",
+                Metadata={"sha256": sha, "generation": generation},
             )
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot write {key}: {_code(exc)}") from exc
         etag = str(r.get("ETag", "")).strip('"')
         if etag != md5.hexdigest():
             raise StoreError(f"cannot write {key}: ETag {etag!r} does not match the MD5 sent")
-        return StoredObject(key, len(data), sha)
+        return StoredObject(key, len(data), sha, generation)
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -145,18 +149,32 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot read {key}: {_code(exc)}") from exc
 
-    def exists(self, key: str) -> bool:
+    def _head(self, key: str) -> dict | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._k(key))
-            return True
+            return self._client.head_object(Bucket=self.bucket, Key=self._k(key))
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise StoreError(f"cannot look up {key}: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"cannot look up {key}: {exc!r}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def generation(self, key: str) -> str | None:
+        """The token ``put`` stored with the object (ETag + Last-Modified for objects written
+        by something else); None when there is no object."""
+        head = self._head(key)
+        if head is None:
+            return None
+        token = (head.get("Metadata") or {}).get("generation")
+        if token:
+            return str(token)
+        etag = str(head.get("ETag", "")).strip('"')
+        return f"{etag}-{head.get('LastModified', '')}"
 
     def stat(self, key: str) -> StoredObject:
         """Size and SHA-256 computed from the stored bytes (a read-back, as FileStore does)."""
@@ -174,10 +192,11 @@ class S3Store:
             raise StoreError(f"cannot delete {key}: {_code(exc)}") from exc
         return True
 
-    def keys(self, modified_after: float = 0.0) -> Iterator[tuple[str, float]]:
-        """(key, last-modified as a POSIX time) of every object, optionally only newer ones."""
+    def keys(self, modified_after: float = 0.0, prefix: str = "") -> Iterator[tuple[str, float]]:
+        """(key, last-modified as a POSIX time) of every object, optionally only newer ones
+        and only those whose key starts with ``prefix`` (e.g. ``"<study uid>/"``)."""
         paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             for obj in page.get("Contents", []):
                 mtime = obj["LastModified"].timestamp()
                 if mtime > modified_after:

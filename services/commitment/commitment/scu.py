@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from pydicom.uid import generate_uid
@@ -29,7 +30,7 @@ from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import events_pb2 as epb
 from dicomvault.jobs import Job, JobQueue, Outcome
 from dicomvault.settings import TopicNames
-from dicomvault.store import FileStore, StoreError, is_valid_uid
+from dicomvault.store import CacheStore, FileStore, StoreError, is_valid_uid
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Progress:
 
 
 class ScuJobs:
-    def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: FileStore,
+    def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: CacheStore,
                  recent: Recent, publisher: Publisher, topics: TopicNames) -> None:
         self.cfg = cfg
         self.catalogue = catalogue
@@ -120,11 +121,19 @@ class ScuJobs:
             return Outcome.retry(f"re-send to {peer.ae_title} failed: {exc}")
         return None
 
-    def _cache_file(self, study_uid: str, sop_uid: str) -> Path | None:
-        """The cache copy, by the instance_key layout <study>/<series>/<sop>.dcm."""
+    def _cache_file(self, study_uid: str, sop_uid: str) -> Path | BytesIO | None:
+        """The cache copy, by the instance_key layout <study>/<series>/<sop>.dcm (on object
+        storage: its bytes, read into memory)."""
         if not (is_valid_uid(study_uid) and is_valid_uid(sop_uid)):
             return None
-        return next(iter((self.store.root / study_uid).glob(f"*/{sop_uid}.dcm")), None)
+        if isinstance(self.store, FileStore):
+            return next(iter((self.store.root / study_uid).glob(f"*/{sop_uid}.dcm")), None)
+        try:
+            key = next((k for k, _ in self.store.keys(prefix=f"{study_uid}/")
+                        if k.endswith(f"/{sop_uid}.dcm")), None)
+            return BytesIO(self.store.get(key)) if key else None
+        except StoreError:
+            return None
 
     async def _ask(self, job: Job, peer: Peer, pending: list[h.SopRef],
                    state: Progress) -> Outcome | None:

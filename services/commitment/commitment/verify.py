@@ -15,7 +15,7 @@ import os
 from commitment import handlers as h
 from commitment.catalogue import Location
 from commitment.settings import VerifyPolicy
-from dicomvault.store import FileStore, StoreError
+from dicomvault.store import CacheStore, FileStore, StoreError
 
 
 def _sha256(path: os.PathLike) -> str:
@@ -26,8 +26,18 @@ def _sha256(path: os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _cache_problem(loc: Location, store: FileStore, policy: VerifyPolicy) -> str:
+def _cache_problem(loc: Location, store: CacheStore, policy: VerifyPolicy) -> str:
     """'' if the cache copy meets the policy, else why not."""
+    if not isinstance(store, FileStore):  # object storage: one read gives size and checksum
+        try:
+            obj = store.stat(loc["storage_key"])
+        except (StoreError, OSError):
+            return "not in cache storage"
+        if policy.size and loc.get("size_bytes") and obj.size != int(loc["size_bytes"]):
+            return f"size {obj.size} differs from catalogued {loc['size_bytes']}"
+        if policy.checksum and loc.get("sha256") and obj.sha256 != loc["sha256"]:
+            return "checksum differs from catalogued"
+        return ""
     try:
         path = store.path(loc["storage_key"])
         size = path.stat().st_size
@@ -54,7 +64,7 @@ def _archived(loc: Location) -> bool:
     return loc.get("tier") != "cache" and loc.get("verified", True) is not False
 
 
-def check(refs: list[h.SopRef], found: dict[str, list[Location]], store: FileStore,
+def check(refs: list[h.SopRef], found: dict[str, list[Location]], store: CacheStore,
           policy: VerifyPolicy, archived_studies: set[str] = frozenset()
           ) -> tuple[list[h.SopRef], list[h.FailedRef]]:
     """Split the referenced instances into committed and failed (blocking: reads files)."""

@@ -9,7 +9,8 @@ duplicate policy. Both block: C-STORE runs in pynetdicom's association threads,
 STOW-RS calls it through ``asyncio.to_thread``; publishing crosses into asyncio through the
 Bridge.
 Nothing is half-recorded: a file written for a request whose InstanceStored the broker did not
-take is removed again (or the copy it replaced is put back).
+take is removed again (or the copy it replaced is put back). The cache tier is any
+``CacheStore`` (file system or S3): only its interface is used.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.store import FileStore, InvalidUID, StoreError, instance_key, validate_uid
+from dicomvault.store import CacheStore, InvalidUID, StoreError, instance_key, validate_uid
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,22 @@ class Outcome:
     comment: str = ""
 
 
-def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "") -> Event:
-    """InstanceStored with an id derived from (key, content): re-emitting it is the same fact.
+def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "", generation: str = "") -> Event:
+    """InstanceStored with an id derived from (key, content, cache copy): re-emitting it is
+    the same fact.
 
-    A recall (source ``recall``) is a new fact each time the copy comes back, even with the
-    bytes of the original (the cache copy was evicted in between): its id also names the
-    receipt time, so the catalogue records the cache copy again instead of dropping the event
-    as the original's duplicate.
+    ``generation`` is the store's token of the cache copy the event records (it changes each
+    time the key is written): an identical resend while that copy is still there republishes
+    the same fact, while a copy written anew (an identical resend after the original copy
+    was evicted) is a new fact the catalogue records, not a duplicate it drops.
+
+    A recall (source ``recall``) is a new fact each time the copy comes back, even onto a copy
+    still present (the catalogue asked for it because it no longer counts that copy): its id
+    also names the receipt time.
     """
     parts = [STORED_TYPE, msg.storage_key, msg.sha256]
+    if generation:
+        parts += ["generation", generation]
     if msg.source == "recall":
         parts += ["recall", str(msg.received_time.ToNanoseconds())]
     if replaces_sha256:
@@ -97,7 +105,7 @@ _LOCKS = [threading.Lock() for _ in range(64)]  # striped by storage key
 
 
 class Ingest:
-    def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
+    def __init__(self, settings: GatewaySettings, store: CacheStore, publisher: Publisher,
                  bridge: Bridge) -> None:
         self.settings = settings
         self.policy = settings.gateway.duplicate_policy
@@ -206,7 +214,8 @@ class Ingest:
         # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
         previous: bytes | None = None
         try:
-            if self.store.exists(key):
+            generation = self.store.generation(key)  # None: no copy in the cache
+            if generation is not None:
                 previous = self.store.get(key)
         except StoreError as exc:
             log.error("cannot read a stored copy", extra={"key": key, "error": str(exc)})
@@ -217,7 +226,7 @@ class Ingest:
             if old_sha == msg.sha256:
                 metrics.DUPLICATES.labels("identical").inc()
                 try:  # publish again: harmless (same event id), and heals a lost event
-                    self._publish(stored_event(msg), source)
+                    self._publish(stored_event(msg, generation=generation or ""), source)
                 except PublishError as exc:
                     return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
                 return Outcome(st.SUCCESS)
@@ -235,14 +244,15 @@ class Ingest:
             else:
                 metrics.DUPLICATES.labels("replaced").inc()
             replaces = old_sha
-        # 3. Durable file, then the event; only then Success.
+        # 3. Durable object (file renamed into place, or S3 PUT verified by its ETag), then
+        # the event; only then Success.
         try:
-            self.store.put(key, part10)
+            written = self.store.put(key, part10)
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
         try:
-            self._publish(stored_event(msg, replaces), source)
+            self._publish(stored_event(msg, replaces, written.generation), source)
         except BaseException as exc:
             self._undo(key, previous)
             if isinstance(exc, PublishError):

@@ -19,11 +19,12 @@ from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
-from dicomvault.store import FileStore
+from dicomvault.store import CacheStore, open_cache
 
 
-def make_store(settings: GatewaySettings) -> FileStore:
-    return FileStore(settings.cache.root, fsync=settings.cache.fsync)
+def make_store(settings: GatewaySettings) -> CacheStore:
+    """The cache tier: a file system (``backend: fs``) or S3-compatible storage (``s3``)."""
+    return open_cache(settings.cache)
 
 
 @contextlib.asynccontextmanager

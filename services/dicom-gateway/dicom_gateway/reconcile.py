@@ -5,8 +5,10 @@ Why: the embedded broker (Tansu, memory storage) acknowledges writes to topics t
 then loses, so an acknowledged InstanceStored can vanish. The sweep is level-triggered: every
 ``reconcile_interval_s`` it looks at files modified in the last ``reconcile_window_s`` (all
 files at start-up), asks the catalogue which SOP Instance UIDs it has never recorded, and
-re-emits their events from the files' headers. Event ids are derived from (key, sha256), so a
-re-emitted event the catalogue did see after all is de-duplicated there.
+re-emits their events from the files' headers. Event ids are derived from (key, sha256, the
+copy's generation) like the gateway's own, so a re-emitted event the catalogue did see after
+all is de-duplicated there. Only the store interface is used (``keys()`` gives each object's
+modification time), so the sweep works on a file system and on S3 alike.
 
 Files younger than ``store_timeout_s`` + 1 s are left alone: their C-STORE may still be
 deciding, and a failed one removes its file.
@@ -26,13 +28,13 @@ from dicom_gateway.part10 import Malformed, instance_stored, read_header
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.query import CatalogueClient
-from dicomvault.store import FileStore, StoreError, is_valid_uid
+from dicomvault.store import CacheStore, StoreError, is_valid_uid
 
 log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
+    def __init__(self, settings: GatewaySettings, store: CacheStore, publisher: Publisher,
                  catalogue: CatalogueClient) -> None:
         self.cfg = settings.gateway
         self.topic = settings.bus.topics.instances
@@ -65,24 +67,25 @@ class Reconciler:
         """One sweep; returns how many events it re-emitted."""
         settled = time.time() - self.cfg.store_timeout_s - 1.0
         keys = await asyncio.to_thread(
-            lambda: [k for k, mtime in self.store.keys(modified_after) if mtime < settled])
-        by_sop: dict[str, str] = {}
-        for key in keys:
+            lambda: [(k, mtime) for k, mtime in self.store.keys(modified_after)
+                     if mtime < settled])
+        by_sop: dict[str, tuple[str, float]] = {}
+        for key, mtime in keys:
             sop = key.rsplit("/", 1)[-1].removesuffix(".dcm")
             if key.endswith(".dcm") and is_valid_uid(sop):
-                by_sop[sop] = key
+                by_sop[sop] = (key, mtime)
         emitted = 0
         sops = list(by_sop)
         for i in range(0, len(sops), self.cfg.reconcile_batch):
             unknown = await self.catalogue.unknown(sops[i:i + self.cfg.reconcile_batch])
             for sop in unknown:
-                if sop in by_sop and await self._reemit(by_sop[sop]):
+                if sop in by_sop and await self._reemit(*by_sop[sop]):
                     emitted += 1
         return emitted
 
-    async def _reemit(self, key: str) -> bool:
+    async def _reemit(self, key: str, mtime: float) -> bool:
         try:
-            data, mtime = await asyncio.to_thread(self._read, key)
+            data, generation = await asyncio.to_thread(self._read, key)
             header = read_header(data)
         except (StoreError, Malformed, FileNotFoundError) as exc:
             log.error("unreadable file in the cache tier", extra={"key": key, "error": str(exc)})
@@ -91,12 +94,16 @@ class Reconciler:
                               key=key, calling_ae="", called_ae=self.cfg.ae_title,
                               source="reconcile", received=mtime)
         try:
-            await self.publisher.publish(self.topic, stored_event(msg), key=msg.study_instance_uid)
+            await self.publisher.publish(self.topic, stored_event(msg, generation=generation),
+                                         key=msg.study_instance_uid)
         except PublishError:
             metrics.PUBLISH_FAILURES.labels("reconcile").inc()
             raise
         metrics.RECONCILE_REEMITTED.inc()
         return True
 
-    def _read(self, key: str) -> tuple[bytes, float]:
-        return self.store.get(key), self.store.path(key).stat().st_mtime
+    def _read(self, key: str) -> tuple[bytes, str]:
+        generation = self.store.generation(key)
+        if generation is None:
+            raise StoreError(f"{key} is gone")
+        return self.store.get(key), generation

@@ -5,12 +5,18 @@ The stored bytes are sent as they are (pynetdicom sends the file's dataset in ch
 decode) on a presentation context of the file's transfer syntax. Only when the peer accepted
 none does an uncompressed file get converted by pynetdicom to an uncompressed syntax the peer
 accepted; a compressed file the peer cannot take fails its sub-operation.
+
+pynetdicom sends a file by path (or a decoded Dataset, which would re-encode it). A file-system
+cache copy is sent from where it is; an S3 copy is fetched into a private temporary folder
+(mode 0700) for the one sub-operation and removed right after, whatever happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from dicom_gateway import find, metrics
 from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.modalities import Modalities
+from dicom_gateway.part10 import Malformed, split_file_meta
 from dicom_gateway.settings import GatewaySettings, Modality
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
@@ -39,7 +46,8 @@ from dicomvault.query import (
     FindRequest,
     Level,
 )
-from dicomvault.store import FileStore, InvalidUID, instance_key
+from dicomvault.store import CacheStore, FileStore, InvalidUID, StoreError, instance_key
+from dicomvault.store.s3store import validate_key
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +94,30 @@ class Target:
     sop_instance_uid: str
     sop_class_uid: str
     transfer_syntax_uid: str
-    path: Path  # the cache copy (where it is, or where a recall puts it)
+    key: str  # the cache copy's key (where it is, or where a recall puts it)
+    store: CacheStore = field(repr=False)
 
     @property
     def cached(self) -> bool:
-        return self.path.is_file()
+        try:
+            return self.store.exists(self.key)
+        except StoreError as exc:  # the cache cannot tell: treated as absent (recall, fail)
+            log.warning("retrieve: cache lookup failed",
+                        extra={"sop_instance_uid": self.sop_instance_uid, "error": str(exc)})
+            return False
+
+    @contextlib.contextmanager
+    def local_file(self) -> Iterator[Path]:
+        """A path holding the stored bytes unchanged: the file itself on a file-system cache,
+        else a private temporary copy that is removed on exit. Raises StoreError."""
+        if isinstance(self.store, FileStore):
+            yield self.store.path(self.key)
+            return
+        data = self.store.get(self.key)
+        with tempfile.TemporaryDirectory(prefix="vault-retrieve-") as folder:
+            path = Path(folder) / f"{self.sop_instance_uid}.dcm"
+            path.write_bytes(data)
+            yield path
 
 
 @dataclass
@@ -166,6 +193,18 @@ def _transfer_syntax(path: Path) -> str:
     return str(meta.TransferSyntaxUID)
 
 
+def stored_transfer_syntax(target: Target) -> str:
+    """The transfer syntax in the cache copy's file meta ('' when unreadable)."""
+    try:
+        if isinstance(target.store, FileStore):
+            return _transfer_syntax(target.store.path(target.key))
+        return split_file_meta(target.store.get(target.key))[0]["TransferSyntaxUID"]
+    except (StoreError, Malformed, OSError, ValueError, AttributeError) as exc:
+        log.warning("retrieve: stored transfer syntax unreadable",
+                    extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
+        return ""
+
+
 def contexts_for(targets: list[Target]) -> list:
     """Presentation contexts for a sub-association: each (SOP class, stored transfer syntax)
     alone, then per SOP class an uncompressed fallback; at most 128."""
@@ -185,14 +224,16 @@ def contexts_for(targets: list[Target]) -> list:
 def send_store(assoc: Association, target: Target, msg_id: int, **originator: object) -> str:
     """One C-STORE sub-operation; its outcome: completed, warning or failed."""
     try:
-        try:
-            rsp = assoc.send_c_store(target.path, msg_id=msg_id, **originator)
-        except ValueError:
-            # No context of the stored transfer syntax: pynetdicom converts an uncompressed
-            # dataset to an uncompressed syntax the peer accepted (the one unavoidable decode).
-            if UID(_transfer_syntax(target.path)).is_compressed:
-                raise
-            rsp = assoc.send_c_store(dcmread(target.path), msg_id=msg_id, **originator)
+        with target.local_file() as path:
+            try:
+                rsp = assoc.send_c_store(path, msg_id=msg_id, **originator)
+            except ValueError:
+                # No context of the stored transfer syntax: pynetdicom converts an
+                # uncompressed dataset to an uncompressed syntax the peer accepted (the one
+                # unavoidable decode).
+                if UID(_transfer_syntax(path)).is_compressed:
+                    raise
+                rsp = assoc.send_c_store(dcmread(path), msg_id=msg_id, **originator)
     except (ValueError, RuntimeError, OSError, AttributeError) as exc:
         log.warning("retrieve: C-STORE sub-operation not sent",
                     extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
@@ -209,7 +250,7 @@ def send_store(assoc: Association, target: Target, msg_id: int, **originator: ob
 class Retriever:
     """What C-MOVE and C-GET need: catalogue, cache, publisher, modalities table."""
 
-    def __init__(self, settings: GatewaySettings, store: FileStore, publisher: Publisher,
+    def __init__(self, settings: GatewaySettings, store: CacheStore, publisher: Publisher,
                  catalogue: CatalogueClient, bridge: Bridge, modalities: Modalities) -> None:
         self.cfg = settings.gateway
         self.studies_topic = settings.bus.topics.studies
@@ -221,7 +262,7 @@ class Retriever:
 
     # --- which instances ---------------------------------------------------------------
     def resolve(self, request: FindRequest) -> list[Target]:
-        """Every instance the query names, with its cache path. Raises CatalogueRefused,
+        """Every instance the query names, with its cache key. Raises CatalogueRefused,
         CatalogueUnavailable/BridgeTimeout/RuntimeError, TooMany."""
         matches: list[dict] = []
         offset = 0
@@ -245,15 +286,14 @@ class Retriever:
             study, series, sop = (str(m.get(k) or "") for k in (
                 "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
             try:
-                key = cache.get(sop) or instance_key(study, series, sop)
-                path = self.store.path(key)
-            except (InvalidUID, ValueError):
+                key = validate_key(cache.get(sop) or instance_key(study, series, sop))
+            except (InvalidUID, ValueError, StoreError):
                 log.warning("retrieve: catalogue row with invalid UIDs skipped",
                             extra={"sop_instance_uid": sop[:64]})
                 continue
             ts = m.get("AvailableTransferSyntaxUID") or ""
             targets.append(Target(study, series, sop, str(m.get("SOPClassUID") or ""),
-                                  str(ts[0] if isinstance(ts, list) else ts), path))
+                                  str(ts[0] if isinstance(ts, list) else ts), key, self.store))
         return targets
 
     # --- C-MOVE destination ------------------------------------------------------------
@@ -324,8 +364,7 @@ class Retriever:
         """Send every target (cached ones first); wait for recalled ones, bounded; yield
         Pending after each, then the final response."""
         counts = Counts(remaining=len(targets))
-        todo = [t for t in targets if t.cached]
-        absent = [t for t in targets if not t.cached]
+        todo, absent = _partition(targets)
         comment = self.request_recall(absent, calling_ae, operation) if absent else ""
         deadline = time.monotonic() + self.cfg.recall_wait_s
         n = 0
@@ -335,8 +374,8 @@ class Retriever:
                     yield counts.cancelled()
                     return
                 n += 1
-                if not t.transfer_syntax_uid and t.cached:
-                    t.transfer_syntax_uid = _transfer_syntax(t.path)
+                if not t.transfer_syntax_uid:
+                    t.transfer_syntax_uid = stored_transfer_syntax(t)
                 outcome = send(t, n)
                 metrics.RETRIEVE_SUBOPERATIONS.labels(operation, outcome).inc()
                 counts.remaining -= 1
@@ -348,8 +387,7 @@ class Retriever:
                     counts.failed += 1
                     counts.failed_uids.append(t.sop_instance_uid)
                 yield counts.pending()
-            todo = [t for t in absent if t.cached]
-            absent = [t for t in absent if not t.cached]
+            todo, absent = _partition(absent)
             if todo:
                 continue
             if not absent or time.monotonic() >= deadline:
@@ -365,3 +403,12 @@ class Retriever:
             counts.failed += 1
             counts.failed_uids.append(t.sop_instance_uid)
         yield counts.final(comment if absent else "")
+
+
+def _partition(targets: list[Target]) -> tuple[list[Target], list[Target]]:
+    """(in the cache, not in the cache): one lookup per target."""
+    cached: list[Target] = []
+    absent: list[Target] = []
+    for t in targets:
+        (cached if t.cached else absent).append(t)
+    return cached, absent

@@ -14,31 +14,16 @@ from dicomvault.events import Event
 from dicomvault.jobs import Job, Outcome, ProgressReporter
 from dicomvault.query import CatalogueClient, CatalogueError
 from dicomvault.settings import TopicNames
-from dicomvault.store import FileStore, S3Store, StoredObject
-from hsm_archiver.settings import ArchiveConfig, ArchiverCacheSettings
+from dicomvault.store import CacheStore
+from hsm_archiver.settings import ArchiveConfig
 
 # The archives read the catalogue through the shared client: ``instances(study, tier)`` and
 # ``study(uid)``; CatalogueError (unreachable, 5xx, 4xx) means "retry later" here.
-__all__ = ["Archive", "CacheStore", "CatalogueClient", "CatalogueError", "Context", "make_cache"]
+__all__ = ["Archive", "CacheStore", "CatalogueClient", "CatalogueError", "Context"]
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/hsm-archiver"
-
-
-class CacheStore(Protocol):
-    def put(self, key: str, data: bytes) -> StoredObject: ...
-    def get(self, key: str) -> bytes: ...
-    def exists(self, key: str) -> bool: ...
-    def delete(self, key: str) -> bool: ...
-    def stat(self, key: str) -> StoredObject: ...
-    def keys(self, modified_after: float = 0.0): ...
-
-
-def make_cache(settings: ArchiverCacheSettings) -> CacheStore:
-    if settings.backend == "s3":
-        return S3Store(settings.s3)
-    return FileStore(settings.root, fsync=settings.fsync)
 
 
 @dataclass

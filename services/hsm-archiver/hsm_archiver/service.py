@@ -13,14 +13,14 @@ import contextlib
 import logging
 
 import httpx
-import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import JobQueue, adopt_from_catalogue
 from dicomvault.lifecycle import HttpServer
+from dicomvault.store import open_cache
 from hsm_archiver import metrics
 from hsm_archiver.api import build_app
-from hsm_archiver.context import CatalogueClient, Context, make_cache
+from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import run_evictions
 from hsm_archiver.handlers import Hosted, Policies
 from hsm_archiver.hsm import HsmArchive
@@ -49,14 +49,14 @@ def build_archives(settings: ArchiverSettings, ctx: Context, publisher: Publishe
     return hosted
 
 
-async def adopt_all(queues: list[JobQueue], catalogue_url: str, retry_s: float,
+async def adopt_all(queues: list[JobQueue], catalogue: CatalogueClient, retry_s: float,
                     stop: asyncio.Event) -> None:
     """Take over unfinished jobs after a restart; retried until the catalogue answers."""
     pending = list(queues)
     while pending and not stop.is_set():
         for q in list(pending):
             try:
-                await adopt_from_catalogue(q, catalogue_url)
+                await adopt_from_catalogue(q, catalogue)
                 pending.remove(q)
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.warning("job adoption failed, will retry",
@@ -77,14 +77,14 @@ async def _depths(queues: list[JobQueue], stop: asyncio.Event) -> None:
 async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
     bus, hs = settings.bus, settings.hsm
     await ensure_topics(bus)
-    cache = make_cache(settings.cache)
-    catalogue = CatalogueClient(hs.catalogue_url)
+    cache = open_cache(settings.cache)
+    catalogue = CatalogueClient(hs.catalogue_url, client=settings.client)
     async with Publisher(bus, client_id=hs.client_id) as publisher:
         ctx = Context(bus.topics, publisher, cache, catalogue)
         hosted = build_archives(settings, ctx, publisher)
         queues = [q for h in hosted for q in (h.store, h.retrieve)]
         # Adopt before consuming, so a redelivered trigger finds its job already there.
-        adoption = asyncio.create_task(adopt_all(queues, hs.catalogue_url, hs.adopt_retry_s, stop))
+        adoption = asyncio.create_task(adopt_all(queues, catalogue, hs.adopt_retry_s, stop))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
         policies = Policies(hosted, catalogue, hs.recall_tier_order)
@@ -100,9 +100,7 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
             waiting = [lp for lp in loops if not lp.ready.is_set()]
             return "consumers not assigned to partitions yet" if waiting else None
 
-        server = HttpServer(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
-                                       port=settings.http.port, log_config=None,
-                                       access_log=False, lifespan="off"))
+        server = HttpServer.for_app(build_app(hosted, ready), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks.append(asyncio.create_task(_depths(queues, stop), name="depths"))

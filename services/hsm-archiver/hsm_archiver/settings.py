@@ -23,19 +23,10 @@ from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
     CacheSettings,
+    ClientSettings,
     HttpSettings,
     LogSettings,
 )
-from dicomvault.store.s3store import S3Settings
-
-
-class ArchiverCacheSettings(CacheSettings):
-    """The cache tier as this service sees it: file system or S3-compatible object storage."""
-
-    backend: Literal["fs", "s3"] = Field(  # type: ignore[assignment]
-        "fs", description="fs (local or shared file system) or s3 (S3-compatible storage).")
-    s3: S3Settings = Field(default_factory=S3Settings,
-                           description="Object storage, used when backend is s3.")
 
 
 class Rule(rules.Rule):
@@ -153,5 +144,6 @@ class ArchiverSettings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8082))
-    cache: ArchiverCacheSettings = Field(default_factory=ArchiverCacheSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     hsm: HsmSection = Field(default_factory=HsmSection)
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

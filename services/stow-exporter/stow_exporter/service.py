@@ -13,12 +13,11 @@ import contextlib
 import logging
 
 import httpx
-import uvicorn
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import adopt_from_catalogue
 from dicomvault.lifecycle import HttpServer
-from dicomvault.store import FileStore
+from dicomvault.store import open_cache
 from stow_exporter import metrics
 from stow_exporter.api import build_app
 from stow_exporter.catalogue import CatalogueClient
@@ -42,7 +41,7 @@ def _host_key(hosted: list[Hosted]) -> str:
     return "-".join(sorted(h.id for h in hosted)) or "none"
 
 
-async def adopt_all(hosted: list[Hosted], catalogue_url: str, retry_s: float,
+async def adopt_all(hosted: list[Hosted], catalogue: CatalogueClient, retry_s: float,
                     stop: asyncio.Event) -> None:
     """Take over unfinished jobs after a restart; retried until the catalogue answers."""
     pending = [h for h in hosted if h.queue is not None]
@@ -50,7 +49,7 @@ async def adopt_all(hosted: list[Hosted], catalogue_url: str, retry_s: float,
         for h in list(pending):
             assert h.queue is not None
             try:
-                await adopt_from_catalogue(h.queue.jobs, catalogue_url)
+                await adopt_from_catalogue(h.queue.jobs, catalogue)
                 n = h.queue.adopted()
                 pending.remove(h)
                 if n:
@@ -82,7 +81,7 @@ def build_hosted(settings: ExporterSettings, exporters: list[Exporter],
     """Exporters with their queues on the jobs engine (job facts always go to ``publisher``;
     StudyExported / ExportFailed only with ``publish_events``)."""
     es = settings.exporter
-    cache = FileStore(settings.cache.root, fsync=settings.cache.fsync)
+    cache = open_cache(settings.cache)
     hosted = []
     for exp in exporters:
         h = Hosted(exp, make_sender(exp, settings), catalogue, cache,
@@ -99,11 +98,11 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
     bus, es = settings.bus, settings.exporter
     exporters = exporters if exporters is not None else load_exporters(es.spec_file)
     await ensure_topics(bus)
-    catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s)
+    catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s, client=settings.client)
     async with Publisher(bus, client_id=es.client_id) as publisher:
         hosted = build_hosted(settings, exporters, publisher, catalogue, clock)
         # Adopt unfinished jobs before consuming, so a redelivered trigger finds its job.
-        adoption = asyncio.create_task(adopt_all(hosted, es.catalogue_url, es.adopt_retry_s,
+        adoption = asyncio.create_task(adopt_all(hosted, catalogue, es.adopt_retry_s,
                                                  stop), name="adoption")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
@@ -126,9 +125,7 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                 waiting.append("job-commands")
             return f"consumers not assigned yet: {', '.join(waiting)}" if waiting else None
 
-        server = HttpServer(uvicorn.Config(build_app(hosted, ready), host=settings.http.host,
-                                       port=settings.http.port, log_config=None,
-                                       access_log=False, lifespan="off"))
+        server = HttpServer.for_app(build_app(hosted, ready), settings.http)
         tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
                  for h in hosted if h.queue is not None]
         tasks += [asyncio.create_task(lp.run(), name=f"consumer-{i}")

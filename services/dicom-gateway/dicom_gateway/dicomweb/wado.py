@@ -90,7 +90,14 @@ async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[Insta
     for uid, locations in by_sop.items():
         cached = next((loc for loc in locations if loc.tier == CACHE), None)
         tiers |= {loc.tier for loc in locations if loc.tier != CACHE}
-        if cached is None or not await asyncio.to_thread(dw.store.exists, cached.storage_key):
+        try:
+            present = cached is not None and await asyncio.to_thread(
+                dw.store.exists, cached.storage_key)
+        except StoreError as exc:  # the cache tier (S3, a share) does not answer: try later
+            log.error("cache tier unavailable", extra={"error": str(exc)})
+            raise HTTPException(503, "the cache tier is unavailable; retry later",
+                                headers={"Retry-After": "10"}) from exc
+        if not present:
             missing.append(uid)
         else:
             found.append(cached)
