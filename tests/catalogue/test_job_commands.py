@@ -19,7 +19,8 @@ from dicomvault.bus import ConsumerLoop, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobQueue, JobState, Outcome, RetryPolicy, adopt_from_catalogue
-from dicomvault.settings import BusSettings
+from dicomvault.query import CatalogueClient
+from dicomvault.settings import BusSettings, ClientSettings
 from tests.catalogue.helpers import uid
 from tests.catalogue.test_service import InProcess, read_topic, settings_for, until
 from tests.peers.tokens import ADMIN, ISSUER, READ, Issuer
@@ -72,7 +73,7 @@ def with_tokens(settings, issuer: Issuer):
 
 
 async def test_pause_resume_retry_cancel_through_the_api(
-        db_url: str, bus_settings: BusSettings, owner: Owner, issuer: Issuer) -> None:
+        db_url: str, bus_settings: BusSettings, owner: Owner, issuer: Issuer, tmp_path) -> None:
     settings = with_tokens(settings_for(bus_settings, db_url, stable_after_s=3600), issuer)
     async with InProcess(settings) as svc:
         api = svc.client
@@ -185,7 +186,15 @@ async def test_pause_resume_retry_cancel_through_the_api(
         async with Publisher(bus_settings, "test-restarted") as pub:
             fresh = JobQueue(name=QUEUE, kind="STORE", owner="test-archiver", publisher=pub,
                              topics=bus_settings.topics, execute=owner.execute)
-            assert await adopt_from_catalogue(fresh, str(api.base_url)) == 1
+            # ... reading with its own service token, through the one catalogue client.
+            token_file = tmp_path / "hsm-archiver.token"
+            token_file.write_text(issuer.token(READ, subject="hsm-archiver"))
+            catalogue = CatalogueClient(str(api.base_url),
+                                        client=ClientSettings(token_file=token_file))
+            try:
+                assert await adopt_from_catalogue(fresh, catalogue) == 1
+            finally:
+                await catalogue.close()
         adopted = fresh.jobs[submitted.id]
         assert (adopted.state, adopted.not_before) == (JobState.NEW, tonight)
 
@@ -201,8 +210,11 @@ async def test_commands_need_an_administrators_token(
     settings = with_tokens(settings_for(bus_settings, db_url, stable_after_s=3600), issuer)
     async with InProcess(settings) as svc:
         api = svc.client
+        # Reads need the read scope (the archive's services have it), commands admin.
+        reader = {"Authorization": f"Bearer {issuer.token(READ, subject='hsm-archiver')}"}
+
         async def queue_known():
-            r = await api.get(f"/api/v1/queues/{QUEUE}")  # reads serve the archive's services
+            r = await api.get(f"/api/v1/queues/{QUEUE}", headers=reader)
             return r.status_code == 200 or None
         await until(queue_known, "queue projected")
         refusals = {
@@ -217,6 +229,6 @@ async def test_commands_need_an_administrators_token(
             assert r.status_code == status, (why, r.text)
             assert "Bearer" in r.headers.get("www-authenticate", ""), why
         # Nothing was commanded: the queue still runs and no command fact exists.
-        assert (await api.get(f"/api/v1/queues/{QUEUE}")).json()["state"] == "RUNNING"
+        assert (await api.get(f"/api/v1/queues/{QUEUE}", headers=reader)).json()["state"] == "RUNNING"
         records = await read_topic(bus_settings, bus_settings.topics.job_commands)
         assert records == []

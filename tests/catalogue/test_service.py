@@ -111,7 +111,7 @@ class InProcess:
 
 def settings_for(bus: BusSettings, url: str, **catalogue) -> CatalogueSettings:
     return CatalogueSettings(bus=bus, database={"url": url}, http={"port": free_port()},
-                             catalogue=catalogue)
+                             catalogue=catalogue, auth={"enabled": False})
 
 
 async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSettings) -> None:
@@ -228,6 +228,7 @@ async def test_restart_mid_stream_loses_and_duplicates_nothing(
         "DICOMVAULT_HTTP__PORT": str(port),
         "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": "3600",
         "DICOMVAULT_LOG__LEVEL": "INFO",
+        "DICOMVAULT_AUTH__ENABLED": "false",
     }
     proc = ServiceProcess("catalogue", env, tmp_path, ready_url=f"http://127.0.0.1:{port}/readyz")
     studies = [uid() for _ in range(3)]

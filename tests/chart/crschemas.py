@@ -30,6 +30,11 @@ def _resource(api_version: str, kind: str, spec: dict, labels_required=()) -> di
     }
 
 
+_SECRET_KEY = {"type": "object", "additionalProperties": False, "required": ["key"],
+               "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                              "optional": {"type": "boolean"}}}
+_SECRET_OR_CONFIGMAP = {"type": "object", "additionalProperties": False, "properties": {
+    "secret": _SECRET_KEY, "configMap": _SECRET_KEY}}
 _ENDPOINT = {
     "type": "object", "additionalProperties": False, "required": ["port"],
     "properties": {
@@ -38,6 +43,12 @@ _ENDPOINT = {
         "scrapeTimeout": {"type": "string", "pattern": _DURATION},
         "relabelings": {"type": "array", "items": {"type": "object"}},
         "metricRelabelings": {"type": "array", "items": {"type": "object"}},
+        "scheme": {"enum": ["http", "https"]},
+        # The Prometheus Operator's SafeTLSConfig (monitoring.coreos.com/v1).
+        "tlsConfig": {"type": "object", "additionalProperties": False, "properties": {
+            "ca": _SECRET_OR_CONFIGMAP, "cert": _SECRET_OR_CONFIGMAP,
+            "keySecret": _SECRET_KEY, "serverName": {"type": "string"},
+            "insecureSkipVerify": {"type": "boolean"}}},
     },
 }
 _SELECTOR = {"type": "object", "additionalProperties": False, "properties": {

@@ -41,8 +41,8 @@ def test_https_and_auth_disabled(broker: EmbeddedBroker, tmp_path: Path) -> None
     gateway = ServiceProcess("gateway", gateway_env(
         bus_settings_for(broker), port, dimse_port=free_port(), cache_root=tmp_path / "cache",
         catalogue_url=f"http://127.0.0.1:{free_port()}", **FAST_BUS_ENV,
-        DICOMVAULT_HTTPS__CERT_FILE=str(cert_file),
-        DICOMVAULT_HTTPS__KEY_FILE=str(key_file),
+        DICOMVAULT_HTTP__CERT_FILE=str(cert_file),
+        DICOMVAULT_HTTP__KEY_FILE=str(key_file),
         DICOMVAULT_AUTH__ENABLED="false",
     ), tmp_path)
     verify = ssl.create_default_context()

@@ -35,9 +35,11 @@ def bus_env(bus: BusSettings) -> dict[str, str]:
 
 def catalogue_env(bus: BusSettings, db_url: str, port: int, **extra: str) -> dict[str, str]:
     """The environment of `dicomvault run catalogue` on ``bus`` with its database at
-    ``db_url`` and its HTTP API on ``port``; ``extra`` variables are added (or override)."""
+    ``db_url`` and its HTTP API on ``port``; ``extra`` variables are added (or override).
+    Bearer tokens are off unless ``extra`` turns them on (``DICOMVAULT_AUTH__ENABLED`` and a
+    key file: tests/catalogue/test_read_tokens.py)."""
     return {**bus_env(bus), "DICOMVAULT_DATABASE__URL": db_url,
-            "DICOMVAULT_HTTP__PORT": str(port), **extra}
+            "DICOMVAULT_HTTP__PORT": str(port), "DICOMVAULT_AUTH__ENABLED": "false", **extra}
 
 
 def gateway_env(bus: BusSettings, port: int, *, dimse_port: int, cache_root: Path,

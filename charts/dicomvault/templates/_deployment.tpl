@@ -12,7 +12,11 @@ serves /metrics, /healthz (liveness) and /readyz (readiness: broker and database
 {{- $ctx := dict "root" $root "component" $component }}
 {{- $settings := include "dicomvault.settings" (dict "root" $root "key" $key) | fromYaml }}
 {{- $secretsDir := include "dicomvault.secretsDir" $root }}
-{{- $cacheClaim := include "dicomvault.cacheClaimEnabled" $root -}}
+{{- $cacheClaim := include "dicomvault.cacheClaimEnabled" $root }}
+{{- $scheme := include "dicomvault.httpScheme" $root }}
+{{- $tlsOn := $root.Values.tls.enabled }}
+{{- $tokenSecret := and (include "dicomvault.callsCatalogue" (dict "key" $key)) $v.tokenSecret }}
+{{- $authKeys := and (include "dicomvault.verifiesTokens" (dict "key" $key)) $root.Values.auth.enabled $root.Values.auth.keySecret -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -95,16 +99,16 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
           startupProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
             periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
             failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
           livenessProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
             periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
             timeoutSeconds: {{ $root.Values.probes.liveness.timeoutSeconds }}
             failureThreshold: {{ $root.Values.probes.liveness.failureThreshold }}
           readinessProbe:
-            httpGet: {path: /readyz, port: http}
+            httpGet: {path: /readyz, port: http, scheme: {{ $scheme }}}
             periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
             timeoutSeconds: {{ $root.Values.probes.readiness.timeoutSeconds }}
             failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
@@ -117,6 +121,21 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $tlsOn }}
+            - name: tls
+              mountPath: {{ $secretsDir }}/tls
+              readOnly: true
+            {{- end }}
+            {{- if $tokenSecret }}
+            - name: token
+              mountPath: {{ $secretsDir }}/token
+              readOnly: true
+            {{- end }}
+            {{- if $authKeys }}
+            - name: auth-keys
+              mountPath: {{ $secretsDir }}/auth
+              readOnly: true
+            {{- end }}
             {{- if $svc.cache }}
             {{- if eq $root.Values.cache.backend "fs" }}
             - name: cache
@@ -156,6 +175,27 @@ spec:
       volumes:
         - name: tmp
           emptyDir: {}
+        {{- if $tlsOn }}
+        - name: tls
+          secret:
+            secretName: {{ required "tls.secretName is required when tls.enabled is true" $root.Values.tls.secretName }}
+        {{- end }}
+        {{- if $tokenSecret }}
+        - name: token
+          secret:
+            secretName: {{ $v.tokenSecret }}
+            items:
+              - key: {{ $v.tokenSecretKey }}
+                path: {{ $v.tokenSecretKey }}
+        {{- end }}
+        {{- if $authKeys }}
+        - name: auth-keys
+          secret:
+            secretName: {{ $root.Values.auth.keySecret }}
+            items:
+              - key: {{ $root.Values.auth.keySecretKey }}
+                path: {{ $root.Values.auth.keySecretKey }}
+        {{- end }}
         {{- if $svc.cache }}
         {{- if eq $root.Values.cache.backend "fs" }}
         - name: cache

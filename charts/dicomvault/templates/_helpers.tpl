@@ -102,7 +102,22 @@ operator: {component: operator, port: 8086}
 
 {{- define "dicomvault.catalogueUrl" -}}
 {{- $port := dig "http" "port" 8081 (.Values.catalogue.settings | default dict) | int }}
-{{- printf "http://%s:%d" (include "dicomvault.componentName" (dict "root" . "component" "catalogue")) $port }}
+{{- printf "%s://%s:%d" (include "dicomvault.httpScheme" . | lower) (include "dicomvault.componentName" (dict "root" . "component" "catalogue")) $port }}
+{{- end }}
+
+{{/* HTTPS or HTTP: the scheme of every service's HTTP port (probes, URLs). */}}
+{{- define "dicomvault.httpScheme" -}}
+{{- if .Values.tls.enabled }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+
+{{/* Does this service call the catalogue (has a `client` section)? (dict "root" $ "key" "gateway") */}}
+{{- define "dicomvault.callsCatalogue" -}}
+{{- if has .key (list "gateway" "hsmArchiver" "opticalBurner" "stowExporter" "commitment" "operator") }}true{{ end }}
+{{- end }}
+
+{{/* Does this service verify bearer tokens (has an `auth` section)? */}}
+{{- define "dicomvault.verifiesTokens" -}}
+{{- if has .key (list "gateway" "catalogue") }}true{{ end }}
 {{- end }}
 
 {{- define "dicomvault.databaseSecretName" -}}
@@ -157,12 +172,37 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- if $svc.database }}
 {{- $_ := set $s "database" (dict "url_file" (printf "%s/database/url" (include "dicomvault.secretsDir" $root))) }}
 {{- end }}
+{{- $secrets := include "dicomvault.secretsDir" $root }}
+{{- if $root.Values.tls.enabled }}
+{{- $tls := $root.Values.tls }}
+{{- $_ := set $s.http "cert_file" (printf "%s/tls/%s" $secrets $tls.certKey) }}
+{{- $_ := set $s.http "key_file" (printf "%s/tls/%s" $secrets $tls.keyKey) }}
+{{- end }}
+{{- if include "dicomvault.callsCatalogue" . }}
+{{- $client := dict }}
+{{- if and $root.Values.tls.enabled $root.Values.tls.caKey }}{{ $_ := set $client "ca_file" (printf "%s/tls/%s" $secrets $root.Values.tls.caKey) }}{{ end }}
+{{- if (index $root.Values .key).tokenSecret }}{{ $_ := set $client "token_file" (printf "%s/token/%s" $secrets (index $root.Values .key).tokenSecretKey) }}{{ end }}
+{{- if $client }}{{ $_ := set $s "client" $client }}{{ end }}
+{{- end }}
+{{- if include "dicomvault.verifiesTokens" . }}
+{{- $auth := $root.Values.auth }}
+{{- if not $auth.enabled }}
+{{- $_ := set $s "auth" (dict "enabled" false) }}
+{{- else if $auth.keySecret }}
+{{- $file := printf "%s/auth/%s" $secrets $auth.keySecretKey }}
+{{- $a := dict "enabled" true "audience" $auth.audience "issuer" $auth.issuer }}
+{{- if eq $auth.keyFormat "pem" }}{{ $_ := set $a "public_key_file" $file }}{{ else }}{{ $_ := set $a "jwks_file" $file }}{{ end }}
+{{- $_ := set $s "auth" $a }}
+{{- end }}
+{{- end }}
 {{- $catalogue := "" }}
 {{- if ne .key "catalogue" }}{{ $catalogue = include "dicomvault.catalogueUrl" $root }}{{ end }}
 {{- if eq .key "gateway" }}
 {{- $_ := set $s "gateway" (dict "dimse_host" "0.0.0.0" "dimse_port" 11112 "catalogue_url" $catalogue) }}
 {{- else if eq .key "hsmArchiver" }}
 {{- $_ := set $s "hsm" (dict "catalogue_url" $catalogue) }}
+{{- else if eq .key "opticalBurner" }}
+{{- $_ := set $s "optical" (dict "catalogue_url" $catalogue) }}
 {{- else if eq .key "commitment" }}
 {{- $_ := set $s "commitment" (dict "dimse_host" "0.0.0.0" "dimse_port" 11113 "catalogue_url" $catalogue) }}
 {{- else if eq .key "stowExporter" }}
@@ -176,6 +216,16 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- $_ := set $op "image_pull_secrets" $pullSecrets }}
 {{- if include "dicomvault.cacheClaimEnabled" $root }}
 {{- $_ := set $op "cache_claim_name" (include "dicomvault.claimName" (dict "root" $root "tier" "cache")) }}
+{{- end }}
+{{- if $root.Values.tls.enabled }}
+{{- $_ := set $op "exporter_tls_secret" $root.Values.tls.secretName }}
+{{- $_ := set $op "exporter_tls_cert_key" $root.Values.tls.certKey }}
+{{- $_ := set $op "exporter_tls_key_key" $root.Values.tls.keyKey }}
+{{- $_ := set $op "exporter_tls_ca_key" $root.Values.tls.caKey }}
+{{- end }}
+{{- if $root.Values.stowExporter.tokenSecret }}
+{{- $_ := set $op "exporter_token_secret" $root.Values.stowExporter.tokenSecret }}
+{{- $_ := set $op "exporter_token_key" $root.Values.stowExporter.tokenSecretKey }}
 {{- end }}
 {{- $_ := set $s "operator" $op }}
 {{- end }}

@@ -8,6 +8,7 @@ Its scopes (``scope``: space-separated, or ``scp``/``scopes``: a list) grant ``r
     verifier = TokenVerifier(settings.auth)
     read = verifier.require("read")            # a FastAPI dependency
     @router.get("/x", dependencies=[Depends(read)]) ...
+    verifier.guard(app, "/api/v1", "read")     # every route under a prefix, present or later
 
 Missing, malformed, expired or wrongly issued tokens: 401 with ``WWW-Authenticate: Bearer``
 (RFC 6750); a valid token without the scope: 403 (``error="insufficient_scope"``).
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Literal
 
 import jwt
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
@@ -164,21 +166,45 @@ class TokenVerifier:
         wanted = {"read": s.read_scope, "write": s.write_scope, "admin": s.admin_scope}[need]
         return wanted in principal.scopes or s.admin_scope in principal.scopes
 
-    def require(self, need: Need):
-        """A FastAPI dependency: the caller's Principal, or 401/403."""
+    def check(self, authorization: str | None, need: Need) -> Principal:
+        """The principal of an ``Authorization`` header value granted ``need``;
+        HTTPException 401 (no or bad token) or 403 (no scope) otherwise."""
         s = self.settings
         scope = {"read": s.read_scope, "write": s.write_scope, "admin": s.admin_scope}[need]
+        principal = self.verify(authorization)
+        if not self.allows(principal, need):
+            raise HTTPException(403, f"the token lacks the scope {scope!r}", headers={
+                "WWW-Authenticate": f'Bearer realm="{s.realm}", error="insufficient_scope",'
+                                    f' scope="{scope}"'})
+        return principal
+
+    def require(self, need: Need):
+        """A FastAPI dependency: the caller's Principal, or 401/403."""
 
         async def dependency(request: Request) -> Principal:
-            principal = self.verify(request.headers.get("authorization"))
-            if not self.allows(principal, need):
-                raise HTTPException(403, f"the token lacks the scope {scope!r}", headers={
-                    "WWW-Authenticate": f'Bearer realm="{s.realm}", error="insufficient_scope",'
-                                        f' scope="{scope}"'})
+            principal = self.check(request.headers.get("authorization"), need)
             request.state.principal = principal
             return principal
 
         return dependency
+
+    def guard(self, app: FastAPI, prefix: str, need: Need) -> None:
+        """Require ``need`` on every request under ``prefix`` (``/api/v1`` covers
+        ``/api/v1/...``), whatever router serves it, including routers added later; the
+        answer to a refused request is the 401/403 of ``check`` as JSON ``{"detail": …}``."""
+        base = prefix.rstrip("/")
+
+        @app.middleware("http")
+        async def bearer_guard(request: Request, call_next):
+            path = request.url.path
+            if path == base or path.startswith(base + "/"):
+                try:
+                    request.state.principal = self.check(
+                        request.headers.get("authorization"), need)
+                except HTTPException as exc:
+                    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                        headers=exc.headers)
+            return await call_next(request)
 
 
 def _scopes(claims: dict) -> frozenset[str]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
 from dicomvault.jobs.model import ACTIVE, Job, JobState, QueueState
 from dicomvault.jobs.runner import JobQueue
+
+if TYPE_CHECKING:
+    from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +29,35 @@ def job_from_json(d: dict) -> Job:
     )
 
 
-async def adopt_from_catalogue(queue: JobQueue, catalogue_url: str, timeout_s: float = 10.0) -> int:
+async def adopt_from_catalogue(queue: JobQueue, catalogue: str | CatalogueClient,
+                               timeout_s: float = 10.0) -> int:
     """Load the queue's active jobs and halted state; returns how many jobs were adopted.
+    ``catalogue``: the service's CatalogueClient (its CA and bearer token), or a base URL.
 
     Raises httpx.HTTPError when the catalogue cannot answer (callers retry later)."""
-    base = catalogue_url.rstrip("/")
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
-        r = await client.get(f"{base}/api/v1/queues/{queue.name}")
-        if r.status_code == 200 and r.json().get("state") == QueueState.HALTED:
-            queue.adopt_state(QueueState.HALTED, r.json().get("reason", ""))
-        adopted = 0
-        offset = 0
-        while True:
-            r = await client.get(f"{base}/api/v1/jobs", params={
-                "queue": queue.name, "state": ",".join(sorted(ACTIVE)), "limit": 500,
-                "offset": offset})
-            r.raise_for_status()
-            items = r.json().get("jobs", [])
-            for item in items:
-                adopted += queue.adopt(job_from_json(item))
-            if len(items) < 500:
-                break
-            offset += len(items)
+    if not isinstance(catalogue, str):
+        return await _adopt(queue, catalogue.http)
+    async with httpx.AsyncClient(base_url=catalogue.rstrip("/"), timeout=timeout_s) as client:
+        return await _adopt(queue, client)
+
+
+async def _adopt(queue: JobQueue, client: httpx.AsyncClient) -> int:
+    r = await client.get(f"/api/v1/queues/{queue.name}")
+    if r.status_code == 200 and r.json().get("state") == QueueState.HALTED:
+        queue.adopt_state(QueueState.HALTED, r.json().get("reason", ""))
+    adopted = 0
+    offset = 0
+    while True:
+        r = await client.get("/api/v1/jobs", params={
+            "queue": queue.name, "state": ",".join(sorted(ACTIVE)), "limit": 500,
+            "offset": offset})
+        r.raise_for_status()
+        items = r.json().get("jobs", [])
+        for item in items:
+            adopted += queue.adopt(job_from_json(item))
+        if len(items) < 500:
+            break
+        offset += len(items)
     if adopted:
         log.info("jobs adopted from the catalogue", extra={"queue": queue.name, "jobs": adopted})
     return adopted

@@ -113,11 +113,12 @@ from dicomvault.query.client import (  # noqa: E402
     CatalogueClient,
     CatalogueError,
     CatalogueRefused,
+    CatalogueUnauthorized,
     CatalogueUnavailable,
 )
 
 __all__ = [
     "ATTRIBUTES", "COMPUTED", "UNIQUE_KEY", "CatalogueClient", "CatalogueError",
-    "CatalogueRefused", "CatalogueUnavailable", "FindRequest", "FindResponse",
+    "CatalogueRefused", "CatalogueUnauthorized", "CatalogueUnavailable", "FindRequest", "FindResponse",
     "InstanceLocation", "Level", "UnknownRequest", "UnknownResponse", "Value",
 ]

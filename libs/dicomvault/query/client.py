@@ -1,13 +1,26 @@
 """The one client of the catalogue REST API, for every service that reads the catalogue.
 
 Errors, in one place: ``CatalogueUnavailable`` when the catalogue cannot be reached or fails
-(5xx: ask again later), ``CatalogueRefused`` when it refuses the request as asked (4xx other
+(5xx: ask again later; ``CatalogueUnauthorized`` when it refuses our bearer token, 401/403),
+``CatalogueRefused`` when it refuses the request as asked (4xx other
 than the documented 404 answers: the request itself is wrong). Both are ``CatalogueError``.
 Where the catalogue answers 404 for an unknown study, the call says what it returns instead
 (``None`` or ``[]``); nothing else is retried or masked here.
+
+With a ``ClientSettings`` (the service's ``client`` section) the client verifies the
+catalogue's HTTPS certificate with ``ca_file`` and sends the bearer token in ``token_file``
+on every request (re-read when the file changes, e.g. a rotated Kubernetes Secret). A missing,
+expired or refused token is the catalogue's 401/403: ``CatalogueUnauthorized``.
 """
 
 from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Generator
+from pathlib import Path
 
 import httpx
 
@@ -18,10 +31,67 @@ from dicomvault.query import (
     UnknownRequest,
     UnknownResponse,
 )
+from dicomvault.settings import ClientSettings
 
 DEFAULT_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 3.0
 LOOKUP_CHUNK = 500  # SOP Instance UIDs per POST /api/v1/instances/lookup
+
+log = logging.getLogger(__name__)
+
+
+class TokenFileAuth(httpx.Auth):
+    """``Authorization: Bearer <the file's content>`` on every request; the file is read
+    again whenever its modification time, size or inode changes. An unreadable or empty
+    file sends no header (the server answers 401); the token itself is never logged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int, int] | None = None
+        self._token = ""
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            try:
+                st = os.stat(self.path)
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if stamp != self._stamp:
+                    self._token = self.path.read_text().strip()
+                    self._stamp = stamp
+            except OSError as exc:
+                if self._stamp is not None or not self._warned:
+                    log.warning("bearer token file unreadable: no token sent",
+                                extra={"token_file": str(self.path), "error": repr(exc)})
+                    self._warned = True
+                self._stamp, self._token = None, ""
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.token()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
+def http_options(client: ClientSettings | None) -> dict:
+    """httpx client options for calls to the archive's own services under the ``client``
+    section: ``verify`` (an SSL context with ca_file and the client certificate, if any) and
+    ``auth`` (the token file); {} without one."""
+    if client is None:
+        return {}
+    options: dict = {}
+    if client.ca_file is not None or client.cert_file is not None:
+        context = ssl.create_default_context(
+            cafile=str(client.ca_file) if client.ca_file is not None else None)
+        if client.cert_file is not None:
+            context.load_cert_chain(str(client.cert_file),
+                                    str(client.key_file) if client.key_file else None)
+        options["verify"] = context
+    if client.token_file is not None:
+        options["auth"] = TokenFileAuth(client.token_file)
+    return options
 
 
 class CatalogueError(RuntimeError):
@@ -33,6 +103,12 @@ class CatalogueUnavailable(CatalogueError):
     """The catalogue could not be reached or failed (5xx): ask again later."""
 
 
+class CatalogueUnauthorized(CatalogueUnavailable):
+    """The catalogue refused this service's bearer token (401: missing, expired, wrong issuer;
+    403: without the read scope). Not the request's fault: ask again once the token file
+    holds a valid token."""
+
+
 class CatalogueRefused(CatalogueError, ValueError):
     """The catalogue refused the request as asked (4xx): the query itself is wrong."""
 
@@ -42,10 +118,18 @@ class CatalogueClient:
     ``GET /api/v1/studies/{uid}[/instances]`` and ``GET /readyz`` of the catalogue."""
 
     def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 client: ClientSettings | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.authenticated = client is not None and client.token_file is not None
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s,
-                                       transport=transport)
+                                       transport=transport, **http_options(client))
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying client (base URL, CA, token) for catalogue reads not wrapped here
+        (the jobs API: ``dicomvault.jobs.adopt_from_catalogue``)."""
+        return self._http
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -60,13 +144,11 @@ class CatalogueClient:
             raise CatalogueUnavailable(f"catalogue unreachable: {exc!r}") from exc
         if r.status_code == 404 and not_found_ok:
             return None
+        if r.status_code in (401, 403):
+            raise CatalogueUnauthorized(
+                f"catalogue refused our token ({r.status_code}): {_detail(r)}")
         if 400 <= r.status_code < 500:
-            try:
-                body = r.json()
-                detail = body.get("detail", r.text) if isinstance(body, dict) else r.text
-            except ValueError:
-                detail = r.text
-            raise CatalogueRefused(str(detail)[:200])
+            raise CatalogueRefused(_detail(r))
         if not 200 <= r.status_code < 300:
             raise CatalogueUnavailable(f"catalogue answered {r.status_code}: {r.text[:200]}")
         return r
@@ -130,12 +212,29 @@ class CatalogueClient:
 
     # -- health -----------------------------------------------------------------------------
     async def ready(self) -> str:
-        """'' when the catalogue answers /readyz with 200, else the reason."""
+        """'' when the catalogue answers /readyz with 200 (and, with a token configured,
+        accepts our token on a read), else the reason."""
         try:
             r = await self._http.get("/readyz", timeout=READY_TIMEOUT_S)
+            if r.status_code != 200:
+                return f"catalogue not ready ({r.status_code})"
+            if self.authenticated:
+                r = await self._http.post("/api/v1/instances/unknown", timeout=READY_TIMEOUT_S,
+                                          json={"sop_instance_uids": []})
+                if r.status_code in (401, 403):
+                    return f"catalogue refuses our token ({r.status_code}): {_detail(r)}"
         except httpx.HTTPError as exc:
             return f"catalogue unreachable: {exc!r}"
-        return "" if r.status_code == 200 else f"catalogue not ready ({r.status_code})"
+        return ""
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+        detail = body.get("detail", r.text) if isinstance(body, dict) else r.text
+    except ValueError:
+        detail = r.text
+    return str(detail)[:200]
 
 
 def _rows(body) -> list:

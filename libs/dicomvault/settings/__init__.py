@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from dicomvault.store.s3store import S3Settings
+
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix="DICOMVAULT_",
     env_nested_delimiter="__",
@@ -30,9 +32,12 @@ class TopicNames(BaseModel):
     jobs: str = Field("dicomvault.jobs.v1", description="Job lifecycle events.")
     job_commands: str = Field("dicomvault.job-commands.v1", description="Commands to job owners.")
     dlq: str = Field("dicomvault.dlq.v1", description="Records that kept failing, with the error.")
+    volumes: str = Field("dicomvault.volumes.v1",
+                         description="Optical volume facts (VolumeClosed, MediaRequested, …).")
 
     def all(self) -> list[str]:
-        return [self.instances, self.studies, self.jobs, self.job_commands, self.dlq]
+        return [self.instances, self.studies, self.jobs, self.job_commands, self.dlq,
+                self.volumes]
 
 
 class BusSettings(BaseModel):
@@ -53,10 +58,41 @@ class BusSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
-    """An HTTP listener (REST API, /metrics, health)."""
+    """An HTTP listener (REST API, /metrics, health); HTTPS with ``cert_file`` + ``key_file``."""
 
     host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 in a container.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with key_file the port speaks HTTPS only.")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
+    key_password_file: Path | None = Field(
+        None, description="File holding the private key's password, if it is encrypted.")
+    client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that verifies client certificates (mutual TLS); "
+        "clients without one are still served unless require_client_cert.")
+    require_client_cert: bool = Field(
+        False, description="Refuse TLS clients without a certificate signed by client_ca_file "
+        "(note: Kubernetes probes present none).")
+
+    @property
+    def tls(self) -> bool:
+        """Whether this listener speaks HTTPS."""
+        return self.cert_file is not None and self.key_file is not None
+
+
+class ClientSettings(BaseModel):
+    """How this service calls the archive's own HTTP services (the catalogue REST API)."""
+
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that verifies the archive's HTTPS services "
+        "(empty: the system trust store).")
+    token_file: Path | None = Field(
+        None, description="Bearer token (a JWT the site's identity provider minted for this "
+        "service, e.g. a mounted Kubernetes Secret) sent on every catalogue request; re-read "
+        "when the file changes; never logged.")
+    cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with key_file).")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
 
 
 class LogSettings(BaseModel):
@@ -85,8 +121,12 @@ class DatabaseSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
-    """The online cache tier, where the gateway writes what it receives."""
+    """The online cache tier, where the gateway writes what it receives
+    (``dicomvault.store.open_cache`` opens it)."""
 
-    backend: Literal["fs"] = Field("fs", description="fs (local or shared file system).")
-    root: Path = Field(Path("./var/cache"), description="Root folder of the cache tier.")
-    fsync: bool = Field(True, description="fsync every object and its folder before acking.")
+    backend: Literal["fs", "s3"] = Field(
+        "fs", description="fs (local or shared file system) or s3 (S3-compatible storage).")
+    root: Path = Field(Path("./var/cache"), description="Root folder of the cache tier (fs).")
+    fsync: bool = Field(True, description="fsync every object and its folder before acking (fs).")
+    s3: S3Settings = Field(default_factory=S3Settings,
+                           description="Object storage, used when backend is s3.")

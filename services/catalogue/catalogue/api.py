@@ -1,5 +1,9 @@
 """The catalogue's REST API (FastAPI): find, study summary, locations, timeline, health;
-queues and jobs (``jobs_api``)."""
+queues and jobs (``jobs_api``).
+
+Every route under ``/api/v1`` needs a bearer token with the read scope (the guard is on the
+app, so routers added later inherit it); the queue and job commands also need admin
+(``jobs_api``). /healthz, /readyz and /metrics stay open."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from catalogue.jobs_api import jobs_router
 from catalogue.models import Instance, Journal, Location, Patient, Series, Study, StudyLocation
 from catalogue.query import QueryError, find, valid_uid
 from catalogue.rebuild import decode
+from catalogue.volumes_api import volumes_router
 from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.metrics import metrics_app
 from dicomvault.query import (
@@ -64,10 +69,12 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
               max_limit: int = 10_000, commands: Commands | None = None,
               verifier: TokenVerifier | None = None) -> FastAPI:
     """The API; without ``commands`` the queue and job commands answer 503; without a
-    ``verifier`` they need no token (tests of the projections only)."""
+    ``verifier`` nothing needs a token (tests of the projections only)."""
     app = FastAPI(title="DICOM Vault catalogue", version="1")
     verifier = verifier or TokenVerifier(AuthSettings(enabled=False))
+    verifier.guard(app, "/api/v1", "read")
     app.include_router(jobs_router(sessions, commands, verifier))
+    app.include_router(volumes_router(sessions))
     app.mount("/metrics", metrics_app(metrics.REGISTRY))
 
     @app.middleware("http")

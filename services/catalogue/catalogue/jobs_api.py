@@ -3,7 +3,8 @@
 A command is checked against the projected state (404 unknown job or queue, 409 not
 applicable now), then published as JobCommandIssued; the answer is 202 with the command's
 id: the queue's owner applies it and the resulting fact shows up in the projection.
-Commands need a bearer token with the admin scope (``dicomvault.auth``); the caller recorded
+Reads need a bearer token with the read scope (the app-wide guard of ``api.build_app``),
+commands one with the admin scope (``dicomvault.auth``); the caller recorded
 with the command is the token's subject. With authentication switched off (the embedded
 laptop default) the caller is the ``X-Forwarded-User`` header an authenticating proxy sets.
 """

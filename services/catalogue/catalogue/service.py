@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 
-import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalogue import metrics
@@ -56,16 +55,17 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
         async with Publisher(bus, client_id=cs.client_id) as publisher:
             loop = ConsumerLoop(bus, group_id=cs.group_id,
                                 topics=[bus.topics.instances, bus.topics.studies,
-                                        bus.topics.jobs, bus.topics.job_commands],
+                                        bus.topics.jobs, bus.topics.job_commands,
+                                        bus.topics.volumes],
                                 handler=Policy(maker), dlq=publisher, client_id=cs.client_id,
                                 on_record=metrics.on_record)
             emitter = StableEmitter(settings, maker, publisher)
             commands = Commands(publisher, bus.topics.job_commands)
             verifier = TokenVerifier(settings.auth)
-            verifier.announce("catalogue job and queue commands")
+            verifier.announce("catalogue REST API (/api/v1 reads: read scope; queue and job "
+                              "commands: admin scope)")
             app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier)
-            server = HttpServer(uvicorn.Config(app, host=settings.http.host, port=settings.http.port,
-                                           log_config=None, access_log=False, lifespan="off"))
+            server = HttpServer.for_app(app, settings.http)
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
                      asyncio.create_task(emitter.run(stop), name="stable-emitter"),
                      asyncio.create_task(server.serve(), name="http")]

@@ -62,6 +62,7 @@ class CatalogueSettings(BaseSettings):
     )
     auth: AuthSettings = Field(
         default_factory=AuthSettings,
-        description="Bearer tokens (JWT) for the administrators' commands (queue pause/resume, "
-        "job retry/cancel/…: the admin scope). Reads serve the archive's own services.",
+        description="Bearer tokens (JWT) on /api/v1: every read needs the read scope (the "
+        "archive's own services send theirs from client.token_file), the administrators' "
+        "commands (queue pause/resume, job retry/cancel/…) the admin scope.",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dicomvault.query import CatalogueClient as _Client
 from dicomvault.query import CatalogueUnavailable
+from dicomvault.settings import ClientSettings
 
 __all__ = ["CatalogueClient", "CatalogueUnavailable", "Location"]
 
@@ -13,8 +14,14 @@ Location = dict  # an InstanceLocation as JSON, plus optional fields such as "ve
 
 
 class CatalogueClient:
-    def __init__(self, base_url: str, timeout_s: float = 15.0) -> None:
-        self._api = _Client(base_url, timeout_s)
+    def __init__(self, base_url: str, timeout_s: float = 15.0,
+                 client: ClientSettings | None = None) -> None:
+        self._api = _Client(base_url, timeout_s, client=client)
+
+    @property
+    def http(self):
+        """The shared client's HTTP client (CA, token): job adoption reads through it."""
+        return self._api.http
 
     async def close(self) -> None:
         await self._api.close()

@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import logging
 
-import uvicorn
-
 from commitment import handlers as h
 from commitment import metrics
 from commitment.api import build_app
@@ -29,7 +27,7 @@ from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jpb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue
 from dicomvault.lifecycle import HttpServer
-from dicomvault.store import FileStore, InvalidUID, validate_uid
+from dicomvault.store import InvalidUID, open_cache, validate_uid
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +40,8 @@ class Commitment:
         cfg = settings.commitment
         self.cfg = cfg
         self.pub = publisher
-        self.store = FileStore(settings.cache.root, fsync=settings.cache.fsync)
-        self.catalogue = CatalogueClient(cfg.catalogue_url)
+        self.store = open_cache(settings.cache)
+        self.catalogue = CatalogueClient(cfg.catalogue_url, client=settings.client)
         self.recent = Recent(cfg.recent)
         self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent)
         self.scu = ScuJobs(cfg, self.catalogue, self.store, self.recent, publisher,
@@ -142,7 +140,7 @@ class Commitment:
         while not stop.is_set():
             try:
                 for queue in self.queues:
-                    await adopt_from_catalogue(queue, self.cfg.catalogue_url)
+                    await adopt_from_catalogue(queue, self.catalogue)
                 self.adopted = True
                 return
             except Exception as exc:  # noqa: BLE001 - httpx errors, catalogue not up yet
@@ -176,9 +174,7 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         service.consumer = ConsumerLoop(
             settings.bus, group_id="commitment", topics=[topics.studies, topics.job_commands],
             handler=service.policy, dlq=publisher, client_id="commitment")
-        server = HttpServer(uvicorn.Config(build_app(service), host=settings.http.host,
-                                        port=settings.http.port, log_config=None,
-                                        lifespan="off", access_log=False))
+        server = HttpServer.for_app(build_app(service), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]
         tasks += [asyncio.create_task(service.consumer.run(), name="consumer"),
                   asyncio.create_task(server.serve(), name="http"),

@@ -10,6 +10,7 @@ from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
     CacheSettings,
+    ClientSettings,
     HttpSettings,
     LogSettings,
 )
@@ -88,3 +89,4 @@ class CommitmentSettings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8085))
     cache: CacheSettings = Field(default_factory=CacheSettings)
     commitment: CommitmentSection = Field(default_factory=CommitmentSection)
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

@@ -1,6 +1,6 @@
 """HTTP on the gateway's port: /metrics, /healthz, /readyz, and DICOMweb under /dicomweb
-(STOW-RS, QIDO-RS, WADO-RS; see dicomweb/). HTTPS when ``https.cert_file``/``key_file`` are
-set (``uvicorn_tls``)."""
+(STOW-RS, QIDO-RS, WADO-RS; see dicomweb/). HTTPS when ``http.cert_file``/``key_file`` are
+set, as on every service (``http_settings`` also honours the deprecated ``https`` section)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dicom_gateway.settings import GatewaySettings
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
+from dicomvault.settings import HttpSettings
 
 if TYPE_CHECKING:
     from dicom_gateway.service import Gateway
@@ -37,18 +38,17 @@ def dicomweb(settings: GatewaySettings, publisher: Publisher,
                     verifier=TokenVerifier(settings.auth))
 
 
-def uvicorn_tls(settings: GatewaySettings) -> dict:
-    """uvicorn's ssl_* options from the ``https`` section ({} for plain HTTP)."""
-    cfg = settings.https
-    if cfg.cert_file is None and cfg.key_file is None:
-        return {}
-    if cfg.cert_file is None or cfg.key_file is None:
-        raise ValueError("https: set both cert_file and key_file (or neither)")
-    options = {"ssl_certfile": str(cfg.cert_file), "ssl_keyfile": str(cfg.key_file)}
-    if cfg.key_password_file is not None:
-        options["ssl_keyfile_password"] = cfg.key_password_file.read_text().strip()
-    log.info("HTTP port speaks HTTPS", extra={"cert_file": str(cfg.cert_file)})
-    return options
+def http_settings(settings: GatewaySettings) -> HttpSettings:
+    """The HTTP listener's settings: ``http``, or with the deprecated ``https`` section's
+    certificate when ``http`` names none (warned)."""
+    old = settings.https
+    if settings.http.tls or (old.cert_file is None and old.key_file is None):
+        return settings.http
+    log.warning("DICOMVAULT_HTTPS__* is deprecated: use DICOMVAULT_HTTP__CERT_FILE, "
+                "DICOMVAULT_HTTP__KEY_FILE and DICOMVAULT_HTTP__KEY_PASSWORD_FILE")
+    return settings.http.model_copy(update={
+        "cert_file": old.cert_file, "key_file": old.key_file,
+        "key_password_file": old.key_password_file or settings.http.key_password_file})
 
 
 def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:

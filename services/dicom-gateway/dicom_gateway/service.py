@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 
-import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dicom_gateway.api import build_app, dicomweb, uvicorn_tls
+from dicom_gateway.api import build_app, dicomweb, http_settings
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.node import dimse_node, make_store
 from dicom_gateway.reconcile import Reconciler
@@ -85,7 +84,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
         log.error("no calling AE title is allowed: every association will be rejected "
                   "(set DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES)")
     make_store(settings)  # create the cache root (and fail early when it cannot be)
-    catalogue = CatalogueClient(cfg.catalogue_url, cfg.catalogue_timeout_s)
+    catalogue = CatalogueClient(cfg.catalogue_url, cfg.catalogue_timeout_s, client=settings.client)
     gateway = Gateway(settings, catalogue)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(catalogue.close)
@@ -111,10 +110,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
         web = dicomweb(settings, publisher, catalogue)
-        server = HttpServer(uvicorn.Config(build_app(gateway, web), host=settings.http.host,
-                                        port=settings.http.port, log_config=None,
-                                        lifespan="off", access_log=False,
-                                        **uvicorn_tls(settings)))
+        server = HttpServer.for_app(build_app(gateway, web), http_settings(settings))
         tasks = [asyncio.create_task(reconciler.run(stop), name="reconcile"),
                  asyncio.create_task(server.serve(), name="http")]
         if gateway.workers:

@@ -13,6 +13,7 @@ from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
     CacheSettings,
+    ClientSettings,
     HttpSettings,
     LogSettings,
 )
@@ -144,13 +145,16 @@ class DicomWebSection(BaseModel):
 
 
 class HttpsSection(BaseModel):
-    """TLS on the gateway's HTTP port (DICOMweb, /metrics, health)."""
+    """Deprecated: TLS on the gateway's HTTP port now lives in ``http`` like every service's
+    (``DICOMVAULT_HTTP__CERT_FILE``…). Still honoured when ``http`` names no certificate,
+    with a warning at start-up."""
 
     cert_file: Path | None = Field(
-        None, description="PEM certificate chain; with key_file, the HTTP port speaks HTTPS.")
-    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
+        None, description="Deprecated: use http.cert_file (DICOMVAULT_HTTP__CERT_FILE).")
+    key_file: Path | None = Field(
+        None, description="Deprecated: use http.key_file (DICOMVAULT_HTTP__KEY_FILE).")
     key_password_file: Path | None = Field(
-        None, description="File holding the private key's password, if it is encrypted.")
+        None, description="Deprecated: use http.key_password_file.")
 
 
 class GatewaySettings(BaseSettings):
@@ -162,7 +166,8 @@ class GatewaySettings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
     http: HttpSettings = Field(
         default_factory=HttpSettings,
-        description="/metrics, /healthz, /readyz (and later /dicomweb); default port 8080.",
+        description="/metrics, /healthz, /readyz and /dicomweb; default port 8080; HTTPS with "
+        "cert_file and key_file.",
     )
     cache: CacheSettings = Field(
         default_factory=CacheSettings, description="The cache tier the gateway writes to."
@@ -177,5 +182,6 @@ class GatewaySettings(BaseSettings):
         default_factory=AuthSettings, description="Bearer tokens (JWT) on /dicomweb."
     )
     https: HttpsSection = Field(
-        default_factory=HttpsSection, description="TLS on the HTTP port."
+        default_factory=HttpsSection, description="Deprecated: TLS settings moved to http."
     )
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

@@ -153,7 +153,7 @@ def _worker_main() -> None:
 
         threading.Thread(target=lifeline, daemon=True, name="lifeline").start()
         catalogue = CatalogueClient(settings.gateway.catalogue_url,
-                                    settings.gateway.catalogue_timeout_s)
+                                    settings.gateway.catalogue_timeout_s, client=settings.client)
         try:
             async with Publisher(settings.bus, f"{settings.gateway.client_id}-{index}") as pub, \
                     dimse_node(settings, pub, catalogue, reuse_port=True):

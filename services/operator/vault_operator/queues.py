@@ -21,6 +21,7 @@ import httpx
 
 from dicomvault.exporters import API_VERSION, KIND
 from dicomvault.jobs import ACTIVE, JobState
+from dicomvault.query.client import http_options
 from vault_operator import metrics, render
 from vault_operator.kube import Kube, KubeError
 from vault_operator.reconcile import refresh_conditions
@@ -93,7 +94,8 @@ async def run_queue_counts(kube: Kube, settings: OperatorSettings, stop: asyncio
     interval = settings.operator.queue_poll_interval_s
     if not interval:
         return
-    async with httpx.AsyncClient(timeout=settings.operator.request_timeout_s) as http:
+    async with httpx.AsyncClient(timeout=settings.operator.request_timeout_s,
+                                 **http_options(settings.client)) as http:
         while not stop.is_set():
             try:
                 await refresh_once(kube, http, settings)

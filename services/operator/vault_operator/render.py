@@ -21,6 +21,9 @@ SPEC_KEY = "exporter.yaml"
 HASH_ANNOTATION = "dicomvault.io/config-hash"
 EXPORTER_LABEL = "dicomvault.io/exporter"
 MANAGED_BY = "dicomvault-operator"
+# Outside secrets_mount_base, where the Exporter's own Secrets go by name (no collision).
+TLS_DIR = "/var/run/secrets/dicomvault.io/tls"
+TOKEN_DIR = "/var/run/secrets/dicomvault.io/token"
 COMPONENT = "stow-exporter"
 
 
@@ -88,8 +91,35 @@ def _env(spec: ExporterSpec, cfg: OperatorSection) -> list[dict[str, str]]:
         "DICOMVAULT_HTTP__HOST": "0.0.0.0",
         "DICOMVAULT_HTTP__PORT": str(cfg.exporter_http_port),
     }
+    if cfg.exporter_tls_secret:
+        env["DICOMVAULT_HTTP__CERT_FILE"] = f"{TLS_DIR}/{cfg.exporter_tls_cert_key}"
+        env["DICOMVAULT_HTTP__KEY_FILE"] = f"{TLS_DIR}/{cfg.exporter_tls_key_key}"
+        if cfg.exporter_tls_ca_key:
+            env["DICOMVAULT_CLIENT__CA_FILE"] = f"{TLS_DIR}/{cfg.exporter_tls_ca_key}"
+    if cfg.exporter_token_secret:
+        env["DICOMVAULT_CLIENT__TOKEN_FILE"] = f"{TOKEN_DIR}/{cfg.exporter_token_key}"
     env.update(cfg.exporter_env)
     return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def _tls_and_token(cfg: OperatorSection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts of the HTTPS Secret and the token Secret (whole Secrets as volumes,
+    so a rotation reaches the running pod; the services re-read the files)."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if cfg.exporter_tls_secret:
+        keys = [k for k in (cfg.exporter_tls_cert_key, cfg.exporter_tls_key_key,
+                            cfg.exporter_tls_ca_key) if k]
+        volumes.append({"name": "dicomvault-tls", "secret": {
+            "secretName": cfg.exporter_tls_secret,
+            "items": [{"key": k, "path": k} for k in keys]}})
+        mounts.append({"name": "dicomvault-tls", "mountPath": TLS_DIR, "readOnly": True})
+    if cfg.exporter_token_secret:
+        volumes.append({"name": "dicomvault-token", "secret": {
+            "secretName": cfg.exporter_token_secret,
+            "items": [{"key": cfg.exporter_token_key, "path": cfg.exporter_token_key}]}})
+        mounts.append({"name": "dicomvault-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    return volumes, mounts
 
 
 def deployment(exporter: str, namespace: str, spec: ExporterSpec, cfg: OperatorSection,
@@ -111,9 +141,14 @@ def deployment(exporter: str, namespace: str, spec: ExporterSpec, cfg: OperatorS
         volumes.append({"name": "cache", "persistentVolumeClaim": {
             "claimName": cfg.cache_claim_name, "readOnly": True}})
         mounts.append({"name": "cache", "mountPath": cfg.cache_mount_path, "readOnly": True})
+    extra_volumes, extra_mounts = _tls_and_token(cfg)
+    volumes += extra_volumes
+    mounts += extra_mounts
     env = [{"name": "DICOMVAULT_BUS__BOOTSTRAP_SERVERS", "value": bootstrap_servers},
            *_env(spec, cfg)]
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    scheme = "HTTPS" if cfg.exporter_tls_secret else "HTTP"
+    probe = {"httpGet": {"path": "/healthz", "port": "http", "scheme": scheme},
+             "periodSeconds": 10}
     pod_spec: dict[str, Any] = {
         "containers": [{
             "name": COMPONENT,
@@ -123,7 +158,8 @@ def deployment(exporter: str, namespace: str, spec: ExporterSpec, cfg: OperatorS
             "env": env,
             "ports": [{"name": "http", "containerPort": cfg.exporter_http_port}],
             "livenessProbe": probe,
-            "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
+            "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http",
+                                                    "scheme": scheme}},
             "resources": cfg.resources,
             "volumeMounts": mounts,
             "securityContext": {"allowPrivilegeEscalation": False,

@@ -12,7 +12,6 @@ import asyncio
 import logging
 
 import kopf
-import uvicorn
 from fastapi import FastAPI, Response
 
 from dicomvault.lifecycle import HttpServer
@@ -66,8 +65,7 @@ async def run(settings: OperatorSettings, stop: asyncio.Event,
     info = connection_info(cfg.api_server, ksettings)
     kube = Kube(info, cfg.request_timeout_s)
     memo = kopf.Memo(settings=settings, kube=kube, connection=info)
-    server = HttpServer(uvicorn.Config(build_app(ready), host=settings.http.host,
-                                   port=settings.http.port, log_config=None, lifespan="off"))
+    server = HttpServer.for_app(build_app(ready), settings.http, access_log=True)
     scope = {"clusterwide": True} if cfg.clusterwide else {"namespaces": [cfg.namespace]}
     tasks = [
         asyncio.create_task(kopf.operator(registry=HANDLERS, settings=ksettings, memo=memo,

@@ -10,7 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings
 
-from dicomvault.settings import SETTINGS_CONFIG, BusSettings, HttpSettings, LogSettings
+from dicomvault.settings import (
+    SETTINGS_CONFIG,
+    BusSettings,
+    ClientSettings,
+    HttpSettings,
+    LogSettings,
+)
 
 
 class OperatorSection(BaseModel):
@@ -40,6 +46,18 @@ class OperatorSection(BaseModel):
                                     description="HTTP port of the stow-exporter (metrics, health).")
     exporter_env: dict[str, str] = Field(default_factory=dict,
                                          description="Extra environment of every exporter pod.")
+    exporter_tls_secret: str = Field(
+        "", description="Secret with the HTTPS certificate, key and CA (the chart's "
+                        "tls.secretName); mounted into every exporter pod: its HTTP port "
+                        "speaks HTTPS and it verifies the catalogue with the CA. Empty: plain HTTP.")
+    exporter_tls_cert_key: str = Field("tls.crt", description="Certificate key in that Secret.")
+    exporter_tls_key_key: str = Field("tls.key", description="Private key key in that Secret.")
+    exporter_tls_ca_key: str = Field("ca.crt", description="CA bundle key in that Secret "
+                                                           "(empty: the system trust store).")
+    exporter_token_secret: str = Field(
+        "", description="Secret with the exporters' bearer token for the catalogue (a JWT with "
+                        "the read scope), mounted as client.token_file. Empty: no token.")
+    exporter_token_key: str = Field("token", description="Key of the token in that Secret.")
     resources: dict[str, Any] = Field(
         default_factory=lambda: {"requests": {"cpu": "50m", "memory": "128Mi"},
                                  "limits": {"memory": "512Mi"}},
@@ -56,3 +74,4 @@ class OperatorSettings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8086))
     operator: OperatorSection = Field(default_factory=OperatorSection)
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

@@ -17,6 +17,7 @@ from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
     CacheSettings,
+    ClientSettings,
     HttpSettings,
     LogSettings,
 )
@@ -72,3 +73,4 @@ class ExporterSettings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8084))
     cache: CacheSettings = Field(default_factory=CacheSettings)
     exporter: ExporterSection = Field(default_factory=ExporterSection)
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
