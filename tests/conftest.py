@@ -54,6 +54,7 @@ def bus_settings(broker: EmbeddedBroker) -> BusSettings:
             "jobs": f"t{suffix}.jobs",
             "job_commands": f"t{suffix}.job-commands",
             "dlq": f"t{suffix}.dlq",
+            "volumes": f"t{suffix}.volumes",
         },
         health_check_interval_s=1.0,
         retry_backoff_s=0.05,

@@ -1,19 +1,22 @@
 """Fixtures of the optical-burner tests: a cache with generated studies, the real catalogue
-(in this process), and an optical archive whose emitted events are collected."""
+(in this process, or as the service on the broker for the service tests), and an optical
+archive whose emitted events are collected."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore
 from optical_burner.archive import OpticalArchive, Topics
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.settings import OpticalSection
 from optical_burner.volumes import VolumeStore
 from tests.optical.catalogue_inprocess import InProcessCatalogue
+from tests.optical.catalogue_process import CatalogueService
 from tests.peers.datasets import Study, write_study
 
 
@@ -32,6 +35,17 @@ async def catalogue(tmp_path: Path) -> AsyncIterator[InProcessCatalogue]:
     c = InProcessCatalogue(tmp_path / "catalogue")
     yield c
     await c.close()
+
+
+@pytest.fixture
+def catalogue_service(bus_settings: BusSettings, tmp_path: Path
+                      ) -> Iterator[CatalogueService]:
+    """The real catalogue service (a subprocess on the test's topics), for the service tests."""
+    c = CatalogueService(bus_settings, tmp_path / "catalogue-service")
+    try:
+        yield c.start()
+    finally:
+        c.stop()
 
 
 @pytest.fixture
@@ -61,7 +75,7 @@ def optical_config(tmp_path: Path) -> Callable[..., OpticalSection]:
             "mount_path": tmp_path / "mnt", "rules": [{"modalities": ["CT"]}],
             "burner": {"backend": "iso-folder", "iso_folder": tmp_path / "iso",
                        "retry_backoff_s": 0.01, "max_attempts": 2, "retry_after_s": 0},
-            "sweep_s": 0.1, "retry_s": 0.1,
+            "sweep_s": 0.1,
         }
         burner = {**base["burner"], **overrides.pop("burner", {})}
         return OpticalSection.model_validate({**base, **overrides, "burner": burner})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from optical_burner.api import build_app
+from optical_burner.retrieve import retrieve_study
 
 
 async def test_volumes_rest_api(tmp_path, optical_config, make_archive, new_study, catalogue,
@@ -40,10 +41,16 @@ async def test_volumes_rest_api(tmp_path, optical_config, make_archive, new_stud
         assert "only verified copy" in refused.json()["error"]
         assert refused.json()["studies"] == [study.study_uid]
 
-        # Offline: a retrieve answers with the media request, listed by the API.
+        # Without the jobs engine's queues (the service sets them) a retrieve cannot be
+        # submitted; a study no volume holds is unknown.
+        assert (await http.post(f"/api/v1/studies/{study.study_uid}/retrieve")
+                ).status_code == 503
+        assert (await http.get("/api/v1/queues")).json() == []
+
+        # Offline: a retrieve asks for the disc, listed by the API.
         assert (await http.post("/api/v1/volumes/DVD-000001/release")).status_code == 200
-        r = await http.post(f"/api/v1/studies/{study.study_uid}/retrieve")
-        assert r.status_code == 409 and r.json()["status"] == "offline"
+        got = await retrieve_study(arc, study.study_uid, cache)
+        assert got.status == "offline"
         requests = (await http.get("/api/v1/media-requests")).json()
         assert [(m["label"], m["message"]) for m in requests] == [
             ("DVD-000001", "insert volume DVD-000001")]

@@ -8,17 +8,21 @@ import asyncio
 import httpx
 
 from dicomvault.bus.broker import free_port
+from dicomvault.jobs import JobQueue
+from dicomvault.settings import TopicNames
 from optical_burner.burning import burn_volume
-from optical_burner.service import run
+from optical_burner.service import migrate_pending, run
 from optical_burner.settings import OpticalSettings
-from optical_burner.volumes import VolumeState
+from optical_burner.volumes import VolumeState, VolumeStore
 from tests.optical.test_consumer import wait_for
 
 
-async def test_service_runs_and_stops(tmp_path, bus_settings, optical_config):
+async def test_service_runs_and_stops(tmp_path, bus_settings, optical_config,
+                                      catalogue_service):
     port = free_port()
     settings = OpticalSettings(bus=bus_settings, http={"port": port},
-                               cache={"root": tmp_path / "cache"}, optical=optical_config())
+                               cache={"root": tmp_path / "cache"},
+                               optical=optical_config(catalogue_url=catalogue_service.url))
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))
     try:
@@ -60,3 +64,29 @@ async def test_robot_hotfolder_backend(tmp_path, optical_config, make_archive, n
     await robot_task
     assert vol.state == VolumeState.VERIFIED, vol.last_error
     assert emitted.of("VolumeBurned")[0].backend == "robot-hotfolder"
+
+
+async def test_pending_studies_of_an_earlier_version_become_store_jobs(tmp_path,
+                                                                       optical_config):
+    # An earlier version queued stable studies in pending.json; at start-up they become STORE
+    # jobs with the same dedupe key (the StudyStable event id), and the file goes.
+
+    class Published(list):
+        async def publish(self, topic, event, key=None) -> None:
+            self.append((topic, event))
+
+    cfg = optical_config()
+    store = VolumeStore(cfg.volume_store, fsync=False)
+    (store.root / "pending.json").write_text(
+        '{"1.2.3": {"event_id": "e1", "rule": "ct", "due": "2030-01-01T00:00:00+00:00",'
+        ' "attempts": 2, "error": "", "revision": 3}}')
+    published = Published()
+    queue = JobQueue(name="OPTICAL1", kind="STORE", owner="optical-burner", publisher=published,
+                     topics=TopicNames(), execute=None)
+    assert await migrate_pending(store, queue, "OPTICAL1") == 1
+    (job,) = queue.jobs.values()
+    assert (job.study_uid, job.created_by, job.params["revision"]) == ("1.2.3", "rule:ct", "3")
+    assert job.not_before.year == 2030
+    assert not (store.root / "pending.json").exists()
+    assert await migrate_pending(store, queue, "OPTICAL1") == 0
+    assert [type(e.payload).__name__ for _t, e in published] == ["JobCreated"]

@@ -220,5 +220,39 @@ class QueueRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class OpticalVolume(Base):
+    """One logical volume of an optical archive, as its facts describe it."""
+
+    __tablename__ = "optical_volumes"
+    __table_args__ = (Index("ix_optical_volumes_state", "state"),)
+
+    archive_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(32), default="")
+    state: Mapped[str] = mapped_column(String(16), default="Closed")
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    image_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    image_sha256: Mapped[str] = mapped_column(String(64), default="")
+    number_of_studies: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    study_instance_uids: Mapped[list] = mapped_column(JSON, default=list)
+    close_reason: Mapped[str] = mapped_column(String(16), default="")
+    copies: Mapped[dict] = mapped_column(JSON, default=dict)   # "n" -> {backend, target, …}
+    copies_verified: Mapped[int] = mapped_column(Integer, default=0)
+    burn_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    media_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    media_request: Mapped[str] = mapped_column(Text, default="")
+    media_request_studies: Mapped[list] = mapped_column(JSON, default=list)
+    media_mount_path: Mapped[str] = mapped_column(Text, default="")
+    media_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    deleted_by: Mapped[str] = mapped_column(String(256), default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 PROJECTIONS: tuple[type[Base], ...] = (Patient, Study, Series, Instance, Location, StudyLocation,
-                                       JobRow, QueueRow)
+                                       JobRow, QueueRow, OpticalVolume)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalogue.jobs_projection import JOB_FACTS, apply_jobs
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
+from catalogue.volumes_projection import VOLUME_FACTS, apply_volumes
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.events.v1 import jobs_pb2 as jb
@@ -43,6 +44,8 @@ async def apply(session: AsyncSession, event: Event, seq: int) -> bool:
         changed = await _study_evicted(session, p)
     elif isinstance(p, (*JOB_FACTS, jb.QueueStateChanged)):
         changed = await apply_jobs(session, event)
+    elif isinstance(p, VOLUME_FACTS):
+        changed = await apply_volumes(session, event)
     else:
         return False  # RecallRequested, JobCommandIssued, …: journal only
     await session.flush()

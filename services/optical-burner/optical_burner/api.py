@@ -6,33 +6,51 @@
 - ``POST /api/v1/volumes/{label}/burn``    burn the missing copies, or ``{"copy": n}`` again
 - ``POST /api/v1/volumes/{label}/release`` drop a Verified volume's files (it goes offline)
 - ``DELETE /api/v1/volumes/{label}``       409 with the reason while it holds an only copy
-- ``GET /api/v1/media-requests``           volumes a retrieve waits for ("insert volume …")
-- ``POST /api/v1/studies/{uid}/retrieve``  read a study back into the cache (until the jobs
-  engine runs RETRIEVE jobs): 200 done, 409 offline with the media request, 404 unknown
+- ``GET /api/v1/media-requests``           volumes a retrieve waits for ("insert volume …"),
+  with the RETRIEVE jobs waiting for each
+- ``GET /api/v1/queues``                   the STORE and RETRIEVE queues: state, depth, counts
+- ``GET /api/v1/jobs``                     the queues' unfinished jobs (``?state=WAITING``)
+- ``POST /api/v1/studies/{uid}/retrieve``  submit a RETRIEVE job (202 with the job), 404 when
+  no volume holds the study
+
+The catalogue's ``/api/v1/jobs`` and ``/api/v1/queues`` list the same jobs (it projects
+their events) and take the administrators' commands (pause, resume, retry, cancel, …).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from dicomvault.health import health_router
-from dicomvault.store import FileStore
+from dicomvault.jobs import TERMINAL
+from dicomvault.store import CacheStore
 from optical_burner.archive import Conflict, DeleteRefused, OpticalArchive
 from optical_burner.burning import burn_volume
 from optical_burner.catalogue import CatalogueError
 from optical_burner.metrics import REGISTRY
-from optical_burner.retrieve import retrieve_study
+
+TERMINAL_NAMES = {s.value for s in TERMINAL}
 
 
 def _error(status: int, reason: str, **extra) -> JSONResponse:
     return JSONResponse({"error": reason, **extra}, status_code=status)
 
 
+def _job(job) -> dict:
+    return {"job_id": job.id, "queue": job.queue, "kind": job.kind,
+            "study_instance_uid": job.study_uid, "state": job.state.value,
+            "attempt": job.attempt, "error": job.error, "waiting_reason": job.waiting_reason,
+            "not_before": job.not_before.isoformat() if job.not_before else None,
+            "created_by": job.created_by}
+
+
 def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
-              cache: FileStore | None = None) -> FastAPI:
+              cache: CacheStore | None = None) -> FastAPI:
+    """``cache``: the cache tier (RETRIEVE jobs write to it; without it none is submitted)."""
     app = FastAPI(title="DICOM Vault optical-burner", docs_url=None, redoc_url=None)
 
     app.include_router(health_router(REGISTRY, ready))
@@ -91,12 +109,28 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
     async def media_requests() -> list[dict]:
         return list(arc.media_requests.values())
 
+    @app.get("/api/v1/queues")
+    async def queues() -> list[dict]:
+        return [{"name": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
+                 "depth": q.depth(), "counts": q.counts()} for q in arc.queues or ()]
+
+    @app.get("/api/v1/jobs")
+    async def jobs(state: str = "") -> list[dict]:
+        wanted = {s.strip().upper() for s in state.split(",") if s.strip()}
+        return [_job(j) for q in arc.queues or () for j in q.jobs.values()
+                if (j.state.value in wanted if wanted else j.state.value not in TERMINAL_NAMES)]
+
     @app.post("/api/v1/studies/{study_uid}/retrieve")
     async def retrieve(study_uid: str):
-        if cache is None:
-            return _error(503, "no cache tier configured")
-        result = await retrieve_study(arc, study_uid, cache)
-        status = {"done": 200, "offline": 409, "not_found": 404}.get(result.status, 500)
-        return JSONResponse(result.__dict__, status_code=status)
+        if arc.queues is None or cache is None:
+            return _error(503, "the RETRIEVE queue is not running")
+        parts = arc.store.parts_of(study_uid)
+        if not parts or len(parts) != parts[0][1].parts:
+            return _error(404, f"no volume of {arc.id} holds study {study_uid}")
+        job = await arc.queues.retrieve.submit(study_uid, target=arc.id,
+                                               dedupe_key=f"api:{uuid.uuid4()}",
+                                               params={"requested_by": "rest", "tier": "optical"},
+                                               created_by="api")
+        return JSONResponse(_job(job), status_code=202)
 
     return app

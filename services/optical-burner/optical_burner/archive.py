@@ -1,7 +1,8 @@
 """The optical archive: writing studies into logical volumes, closing, deleting, releasing.
 
-These are plain async methods; the jobs engine's STORE / RETRIEVE executors call them later
-(``archive_study``, ``retrieve_study``). One lock serialises changes of the volume store.
+These are plain async methods; the jobs engine's STORE / RETRIEVE executors
+(``optical_burner.jobs``) call them (``archive_study``, ``retrieve_study``). One lock
+serialises changes of the volume store.
 
 Packing (documented order):
 - a study goes whole into the open volume when it fits its free space;
@@ -16,6 +17,12 @@ Packing (documented order):
 A study written to a volume is an archive location at once: StudyArchived(tier="optical",
 location=label) — for a spanning study one fact with ``location`` = the labels of its parts
 joined by ``+`` in part order (e.g. ``DVD-000007+DVD-000008``), so it counts as one copy.
+
+Deleting a volume evicts every study on it from this archive *as a whole*: for a spanning
+study the other parts' manifest entries go too (moved to the volume's ``evicted`` list), so
+no volume keeps a part of a study whose optical copy is gone. An Open volume also drops
+those files and frees their space; a Closed (or burned) volume keeps its image and files
+unchanged — they are what its write-once discs hold — but no longer counts or serves them.
 """
 
 from __future__ import annotations
@@ -23,15 +30,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.query import InstanceLocation
-from dicomvault.store import FileStore, StoreError
+from dicomvault.store import CacheStore, StoreError
 from optical_burner import metrics
 from optical_burner.burners import Burner, make_burner
 from optical_burner.catalogue import Catalogue, LocationsProvider
@@ -40,6 +50,7 @@ from optical_burner.image import build_image, volume_id
 from optical_burner.settings import OpticalSection
 from optical_burner.volumes import (
     SECTOR,
+    EvictedEntry,
     InstanceEntry,
     StudyEntry,
     Volume,
@@ -48,6 +59,9 @@ from optical_burner.volumes import (
     now,
 )
 
+if TYPE_CHECKING:
+    from optical_burner.handlers import Queues
+
 log = logging.getLogger(__name__)
 
 TIER = "optical"
@@ -55,6 +69,10 @@ TIER = "optical"
 
 class ArchiveError(RuntimeError):
     """A study cannot be written (not in the cache, changed bytes, instance too large)."""
+
+
+class InstanceTooLarge(ArchiveError):
+    """An instance does not fit an empty medium: retrying cannot help."""
 
 
 class Conflict(RuntimeError):
@@ -88,10 +106,11 @@ class ArchiveResult:
 class Topics:
     studies: str
     volumes: str
+    instances: str = "dicomvault.instances.v1"   # recalled instances (InstanceStored)
 
 
 class OpticalArchive:
-    def __init__(self, cfg: OpticalSection, store: VolumeStore, cache: FileStore,
+    def __init__(self, cfg: OpticalSection, store: VolumeStore, cache: CacheStore,
                  catalogue: Catalogue, emit: Emit, topics: Topics,
                  burner: Burner | None = None, locations: LocationsProvider | None = None
                  ) -> None:
@@ -106,11 +125,29 @@ class OpticalArchive:
         self.lock = asyncio.Lock()
         self.burn_lock = asyncio.Lock()
         self.media_requests: dict[str, dict] = {}
+        # The jobs engine's queues of this archive, set by the service (the API lists them).
+        self.queues: Queues | None = None
         self.update_metrics()
 
     @property
     def id(self) -> str:
         return self.cfg.archive_id
+
+    # --- readiness (the STORE queue stalls, and says why, while this fails) --------------
+    def check(self) -> str | None:
+        root = self.store.root
+        if not root.is_dir():
+            return f"volume store {root} is missing"
+        try:  # really try: permission bits mean nothing to root
+            fd, probe = tempfile.mkstemp(dir=root, prefix=".tmp-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return f"volume store {root} is not writable: {exc.strerror or exc}"
+        return None
+
+    async def readiness(self) -> str | None:
+        return await asyncio.to_thread(self.check)
 
     # --- writing studies --------------------------------------------------------------
     def cost(self, size: int) -> int:
@@ -141,7 +178,8 @@ class OpticalArchive:
         usable = self.cfg.capacity - self.cfg.reserve_bytes
         too_big = [i.sop_instance_uid for i in todo if self.cost(i.size_bytes) > usable]
         if too_big:
-            raise ArchiveError(f"instance {too_big[0]} is larger than a {self.cfg.media_type}")
+            raise InstanceTooLarge(
+                f"instance {too_big[0]} is larger than a {self.cfg.media_type}")
         total = sum(self.cost(i.size_bytes) for i in todo)
         current = self.store.open_volume()
         if current is not None and (total <= current.free_bytes
@@ -310,10 +348,36 @@ class OpticalArchive:
                 archive_id=self.id, label=label, requested_by=requested_by,
                 study_instance_uids=[s.study_instance_uid for s in vol.studies]),
                 label, deterministic_id("optical-deleted", self.id, label))
+            for study in vol.studies:  # the study's optical copy is gone as a whole
+                for other in study.labels:
+                    if other != label:
+                        await asyncio.to_thread(self._drop_part, other, study.study_instance_uid,
+                                                f"volume {label} deleted")
             await asyncio.to_thread(self.store.remove, label)
             self.media_requests.pop(label, None)
             log.warning("volume deleted", extra={"volume": label, "by": requested_by})
             self.update_metrics()
+
+    def _drop_part(self, label: str, study_uid: str, reason: str) -> None:
+        """Remove another part of an evicted spanning study from volume ``label``."""
+        vol = self.store.get(label)
+        entry = vol.study(study_uid) if vol is not None else None
+        if vol is None or entry is None:
+            return
+        vol.studies = [s for s in vol.studies if s.study_instance_uid != study_uid]
+        vol.evicted.append(EvictedEntry(
+            study_instance_uid=study_uid, part=entry.part, parts=entry.parts,
+            labels=entry.labels, number_of_instances=len(entry.instances),
+            size_bytes=entry.size_bytes, reason=reason))
+        if vol.state == VolumeState.OPEN:  # not in an image yet: free the space
+            data = self.store.data(label)
+            for inst in entry.instances:
+                data.delete(inst.storage_key)
+            vol.used_bytes -= sum(self.cost(i.size_bytes) for i in entry.instances)
+            vol.data_bytes -= entry.size_bytes
+        self.store.save(vol)
+        log.warning("part of a spanning study dropped", extra={
+            "volume": label, "study": study_uid, "part": entry.part, "reason": reason})
 
     async def release_volume(self, label: str) -> Volume:
         """Drop a Verified volume's files from the volume store: its discs hold them."""

@@ -7,6 +7,10 @@ States: Closed until every configured copy is burned; Burned once all are writte
 all verified; Verified once all are verified. A burn run that fails leaves the volume
 Closed (or where it was), records the error, and the sweep tries again after
 ``burner.retry_after_s``. Nothing is removed on failure: the volume's files and image stay.
+
+The sweep (``sweep_volumes``, every ``optical.sweep_s``) is per volume, not per study, so it
+stays a service sweep beside the jobs engine: it closes an aged open volume and burns the
+closed volumes that are due (new, or a failed run's ``retry_after_s`` passed).
 """
 
 from __future__ import annotations
@@ -136,3 +140,15 @@ async def _verify(vol: Volume, readback) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - an unreadable medium is a failed verification
         return [f"cannot read {readback}: {exc!r}"]
     return compare(vol.image.files, found)
+
+
+async def sweep_volumes(arc: OpticalArchive) -> None:
+    """One pass: close an aged open volume, burn the volumes that are due."""
+    await arc.close_aged()
+    for vol in arc.store.all():
+        if (vol.state in (VolumeState.CLOSED, VolumeState.BURNED) and not vol.released
+                and vol.next_burn_at is not None and vol.next_burn_at <= now()):
+            try:
+                await burn_volume(arc, vol.label)
+            except Exception:  # noqa: BLE001 - recorded on the volume; the sweep goes on
+                log.exception("burn run failed", extra={"volume": vol.label})

@@ -1,34 +1,44 @@
-"""Event policy: StudyStable → the optical archive rule → the study is queued (durably) for
-writing after the rule's delay; the sweep writes it into the open volume.
-
-Idempotent on ``ce_id`` (the pending entry remembers it; a short in-memory window too) and
-on the study: a study already on a volume is not queued again. The pending list in the
-volume store stands in for the jobs engine's STORE queue until the service moves to it.
-"""
+"""Event policies: StudyStable → a STORE job by the optical archive rules; RecallRequested → a
+RETRIEVE job when this archive holds the study and no better tier does; JobCommandIssued →
+the addressed optical queue. Idempotent on the event id: a job's id derives from its queue
+and the triggering event's id (``JobQueue.submit``)."""
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from dicomvault.bus import TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2
+from dicomvault.jobs import JobQueue
 from dicomvault.rules import matching_rule
 from optical_burner import metrics
-from optical_burner.archive import ArchiveError, OpticalArchive
-from optical_burner.burning import burn_volume
-from optical_burner.volumes import VolumeState, now
+from optical_burner.archive import TIER, OpticalArchive
+from optical_burner.catalogue import CatalogueError
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20  # of a pending study whose write keeps failing (then dropped, logged)
+
+@dataclass
+class Queues:
+    """The optical archive's two queues."""
+
+    store: JobQueue
+    retrieve: JobQueue
+
+    def __iter__(self):
+        return iter((self.store, self.retrieve))
 
 
 @dataclass
 class Policies:
     archive: OpticalArchive
+    queues: Queues
+    tier_order: list[str]
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def _first_time(self, event_id: str) -> bool:
@@ -43,76 +53,67 @@ class Policies:
         """Policy of the studies topic."""
         if isinstance(event.payload, ev.StudyStable):
             outcome = await self.on_study_stable(event, event.payload)
-            metrics.EVENTS.labels(event.type, outcome).inc()
+        elif isinstance(event.payload, ev.RecallRequested):
+            outcome = await self.on_recall_requested(event, event.payload)
+        else:
+            return
+        metrics.EVENTS.labels(event.type, outcome).inc()
 
     async def on_study_stable(self, event: Event, msg: ev.StudyStable) -> str:
-        arc = self.archive
-        if not self._first_time(event.id):
-            return "duplicate"
-        rule = matching_rule(arc.cfg.rules, msg)
+        rule = matching_rule(self.archive.cfg.rules, msg)
         if rule is None:
             return "no_rule"
-        uid = msg.study_instance_uid
-        async with arc.lock:
-            parts = arc.store.parts_of(uid)
-            if parts and len(parts) == parts[0][1].parts:
-                return "already_archived"
-            pending = arc.store.load_pending()
-            if pending.get(uid, {}).get("event_id") == event.id:
-                return "duplicate"
-            due = max(event.time, now()) if not rule.delay_s else \
-                event.time + timedelta(seconds=rule.delay_s)
-            pending[uid] = {"event_id": event.id, "rule": rule.name, "due": due.isoformat(),
-                            "attempts": 0, "error": "", "revision": msg.revision}
-            arc.store.save_pending(pending)  # durable before the offset is committed
-        log.info("study queued for the optical archive",
-                 extra={"study": uid, "rule": rule.name, "due": due.isoformat()})
+        not_before = event.time + timedelta(seconds=rule.delay_s) if rule.delay_s else None
+        await self.queues.store.submit(
+            msg.study_instance_uid, target=self.archive.id, dedupe_key=event.id,
+            params={"revision": str(msg.revision), "rule": rule.name},
+            not_before=not_before, created_by=f"rule:{rule.name}")
         return "queued"
 
+    def better_copy(self, locations: list[dict]) -> dict | None:
+        """A verified copy on a tier ranked ahead of optical (or on another optical archive
+        whose id sorts first: exactly one optical archive recalls a study)."""
+        rank = {t: i for i, t in enumerate(self.tier_order)}
+        mine = rank.get(TIER, len(rank))
+        for loc in locations:
+            tier = loc.get("tier")
+            if not loc.get("verified") or tier in (None, "", "cache"):
+                continue
+            if tier == TIER:
+                if str(loc.get("archive_id", "")) < self.archive.id:
+                    return loc
+            elif rank.get(tier, len(rank)) < mine:
+                return loc
+        return None
 
-async def write_pending(arc: OpticalArchive) -> list[str]:
-    """Write every due pending study; failures are retried after ``retry_s``."""
-    written = []
-    async with arc.lock:
-        pending = arc.store.load_pending()
-    for uid, entry in sorted(pending.items(), key=lambda kv: kv[1]["due"]):
-        if datetime.fromisoformat(entry["due"]) > now():
-            continue
+    async def on_recall_requested(self, event: Event, msg: ev.RecallRequested) -> str:
+        arc = self.archive
+        study = msg.study_instance_uid
+        parts = arc.store.parts_of(study)
+        if not parts or len(parts) != parts[0][1].parts:
+            return "not_held"  # no (complete) copy on our volumes
         try:
-            result = await arc.archive_study(uid)
-            error = "" if result.status in ("archived", "already") else result.message
-        except ArchiveError as exc:
-            error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - catalogue down, disk trouble: retry later
-            log.warning("optical write failed", exc_info=True, extra={"study": uid})
-            error = repr(exc)
-        async with arc.lock:
-            pending = arc.store.load_pending()
-            current = pending.get(uid)
-            if current is None or current["event_id"] != entry["event_id"]:
-                continue  # replaced meanwhile
-            if not error:
-                del pending[uid]
-                written.append(uid)
-            else:
-                current["attempts"] += 1
-                current["error"] = error
-                current["due"] = (now() + timedelta(seconds=arc.cfg.retry_s)).isoformat()
-                if current["attempts"] >= MAX_ATTEMPTS:
-                    log.error("optical write given up", extra={"study": uid, "error": error})
-                    del pending[uid]
-            arc.store.save_pending(pending)
-    return written
+            locations = await arc.locations(study)
+        except CatalogueError as exc:
+            raise TransientError(str(exc)) from exc
+        better = self.better_copy(locations)
+        if better is not None:
+            log.info("recall left to a better tier", extra={
+                "study": study, "tier": better.get("tier"), "archive": better.get("archive_id")})
+            return "better_tier"
+        await self.queues.retrieve.submit(
+            study, target=arc.id, dedupe_key=event.id, sop_uids=list(msg.sop_instance_uids),
+            params={"requested_by": msg.requested_by, "tier": TIER},
+            created_by=f"recall:{msg.requested_by or 'unknown'}")
+        log.info("recall job submitted", extra={"study": study, "archive": arc.id})
+        return "recall_queued"
 
-
-async def sweep(arc: OpticalArchive) -> None:
-    """One pass: write due studies, close an aged volume, burn volumes that are due."""
-    await write_pending(arc)
-    await arc.close_aged()
-    for vol in arc.store.all():
-        if (vol.state in (VolumeState.CLOSED, VolumeState.BURNED) and not vol.released
-                and vol.next_burn_at is not None and vol.next_burn_at <= now()):
-            try:
-                await burn_volume(arc, vol.label)
-            except Exception:  # noqa: BLE001 - recorded on the volume; the sweep goes on
-                log.exception("burn run failed", extra={"volume": vol.label})
+    async def commands(self, event: Event) -> None:
+        """Policy of the job-commands topic: apply commands addressed to our queues."""
+        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._first_time(
+                event.id):
+            return
+        for queue in self.queues:
+            if await queue.apply_command(event.payload):
+                metrics.EVENTS.labels(event.type, "applied").inc()
+                return

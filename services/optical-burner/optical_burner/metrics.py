@@ -1,9 +1,9 @@
-"""Every metric of the optical-burner, declared once (labels: archive, state, outcome; never a
-UID or a volume label)."""
+"""Every metric of the optical-burner, declared once (labels: archive, queue, state, outcome;
+never a UID or a volume label)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -29,8 +29,38 @@ VERIFY_FAILURES = Counter("dicomvault_optical_verify_failures_total",
 MEDIA_REQUESTS = Gauge("dicomvault_optical_media_requests_open",
                        "Offline volumes a retrieve is waiting for.", ["archive"],
                        registry=REGISTRY)
+RECALLED_INSTANCES = Counter("dicomvault_optical_recalled_instances_total",
+                             "Instances brought back to the cache from optical volumes.",
+                             ["archive"], registry=REGISTRY)
 RETRIEVES = Counter("dicomvault_optical_retrieves_total",
                     "Study retrieves by outcome (done, offline, not_found, failed).",
                     ["archive", "outcome"], registry=REGISTRY)
 EVENTS = Counter("dicomvault_optical_events_total", "Consumed events by type and outcome.",
                  ["type", "outcome"], registry=REGISTRY)
+
+# The jobs engine's queues (STORE ``<archive id>``, RETRIEVE ``<archive id>-retrieve``).
+QUEUE_DEPTH = Gauge("dicomvault_optical_queue_depth", "Unfinished jobs per queue.",
+                    ["queue"], registry=REGISTRY)
+QUEUE_STATE = Gauge("dicomvault_optical_queue_running",
+                    "1 if the queue is RUNNING, 0 if HALTED or STALLED.", ["queue"],
+                    registry=REGISTRY)
+JOB_DURATION = Histogram("dicomvault_optical_job_duration_seconds",
+                         "Duration of one job attempt.", ["queue"], registry=REGISTRY,
+                         buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400))
+JOB_OUTCOMES = Counter("dicomvault_optical_job_outcomes_total",
+                       "Job attempts by outcome (done, retry, failed, waiting, cancelled…).",
+                       ["queue", "outcome"], registry=REGISTRY)
+
+
+def observer(queue: str):
+    """A JobQueue observer feeding the metrics of one queue."""
+
+    def observe(what: str, _job) -> None:
+        if what.startswith("duration:"):
+            JOB_DURATION.labels(queue).observe(float(what.split(":", 1)[1]))
+        elif what.startswith("queue:"):
+            QUEUE_STATE.labels(queue).set(1 if what == "queue:running" else 0)
+        elif what not in ("created", "started"):
+            JOB_OUTCOMES.labels(queue, what).inc()
+
+    return observe

@@ -10,15 +10,18 @@ For each volume holding a part of the study, the files are read from:
 3. else the volume is *offline*: the result is ``offline`` with a media request
    "insert volume DVD-000042", listed by ``GET /api/v1/media-requests``, counted in
    ``dicomvault_optical_media_requests_open``, logged and published as MediaRequested.
-   Calling ``retrieve_study`` again once the disc is mounted continues from there.
+   Calling ``retrieve_study`` again once the disc is mounted continues from there (the
+   RETRIEVE job does: it waits, state WAITING, and looks again every ``media_recheck_s``).
 
-Every instance is checked against its checksum before it is written to the destination.
+Every instance is checked against its checksum before it is written to the destination;
+``on_instance`` is awaited after each write (the RETRIEVE job announces it there).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +29,11 @@ from pydicom import dcmread
 
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import optical_pb2 as op
-from dicomvault.store import FileStore
+from dicomvault.store import CacheStore, FileStore
 from optical_burner import metrics
 from optical_burner.archive import OpticalArchive
 from optical_burner.image import volume_id
-from optical_burner.volumes import Volume, now
+from optical_burner.volumes import InstanceEntry, Volume, now
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +100,29 @@ def _sources(arc: OpticalArchive, parts) -> tuple[dict[str, object], list[Volume
     return sources, offline
 
 
-async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: FileStore
-                         ) -> RetrieveResult:
+OnInstance = Callable[[InstanceEntry, bytes], Awaitable[None]]
+
+
+async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: CacheStore, *,
+                         sop_uids: list[str] | None = None, on_instance: OnInstance | None = None,
+                         job_id: str = "") -> RetrieveResult:
+    """Read the study (or only ``sop_uids``) back from its volumes into ``dest``."""
     async with arc.lock:
         parts = arc.store.parts_of(study_uid)
+    if parts and len(parts) != parts[0][1].parts:
+        parts = []  # an incomplete spanning study is no copy
+    if sop_uids:
+        wanted = set(sop_uids)
+        parts = [(v, s.model_copy(update={"instances": [
+                    i for i in s.instances if i.sop_instance_uid in wanted]}))
+                 for v, s in parts]
+        parts = [(v, s) for v, s in parts if s.instances]
     if not parts:
         metrics.RETRIEVES.labels(arc.id, "not_found").inc()
         return RetrieveResult("not_found", study_uid, message="no volume holds the study")
     sources, offline = _sources(arc, parts)
     if offline:
-        requests = [await _request_media(arc, vol, study_uid) for vol in offline]
+        requests = [await _request_media(arc, vol, study_uid, job_id) for vol in offline]
         metrics.RETRIEVES.labels(arc.id, "offline").inc()
         return RetrieveResult("offline", study_uid, media_requests=requests,
                               message="; ".join(r["message"] for r in requests))
@@ -125,6 +141,8 @@ async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: FileStore
                 return _failed(arc, study_uid, f"{inst.sop_instance_uid} on {vol.label} does "
                                                "not match its checksum")
             dest.put(inst.storage_key, blob)
+            if on_instance is not None:
+                await on_instance(inst, blob)
             result.instances += 1
             result.size_bytes += len(blob)
             result.sop_instance_uids.append(inst.sop_instance_uid)
@@ -144,15 +162,19 @@ def _failed(arc: OpticalArchive, study_uid: str, message: str) -> RetrieveResult
     return RetrieveResult("failed", study_uid, message=message)
 
 
-async def _request_media(arc: OpticalArchive, vol: Volume, study_uid: str) -> dict:
+async def _request_media(arc: OpticalArchive, vol: Volume, study_uid: str,
+                         job_id: str = "") -> dict:
     message = f"insert volume {vol.label}"
     request = arc.media_requests.get(vol.label)
     first = request is None
     if first:
         request = {"label": vol.label, "archive_id": arc.id, "message": message,
                    "media_type": vol.media_type, "requested_at": now().isoformat(),
-                   "mount_path": str(arc.cfg.mount_path / vol.label), "studies": []}
+                   "mount_path": str(arc.cfg.mount_path / vol.label), "studies": [],
+                   "jobs": []}
         arc.media_requests[vol.label] = request
+    if job_id and job_id not in request["jobs"]:
+        request["jobs"].append(job_id)
     if study_uid not in request["studies"]:
         request["studies"].append(study_uid)
         log.warning("media request: %s", message,

@@ -1,8 +1,11 @@
 """The optical-burner service.
 
-``run`` wires: the publisher; the volume store and the optical archive; the StudyStable
-consumer (archive rule → pending studies); the sweep (write due studies, close aged
-volumes, burn and verify closed ones); the HTTP API.
+``run`` wires: the publisher; the volume store and the optical archive; its STORE queue
+(``<archive id>``) and RETRIEVE queue (``<archive id>-retrieve``) on the jobs engine, their
+unfinished jobs adopted from the catalogue (and studies an earlier version left in
+``pending.json`` turned into STORE jobs); consumers of the studies topic (StudyStable,
+RecallRequested) and of the job-commands topic; the volume sweep (wake retrieves whose disc
+was mounted, close aged volumes, burn and verify closed ones); the HTTP API.
 """
 
 from __future__ import annotations
@@ -10,64 +13,144 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 
-import uvicorn
+import httpx
 
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.jobs import JobQueue, adopt_from_catalogue
 from dicomvault.lifecycle import HttpServer
-from dicomvault.store import FileStore
+from dicomvault.store import CacheStore, open_cache
+from optical_burner import metrics
 from optical_burner.api import build_app
 from optical_burner.archive import OpticalArchive, Topics
+from optical_burner.burning import sweep_volumes
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.events import publisher_emit
-from optical_burner.handlers import Policies, sweep
+from optical_burner.handlers import Policies, Queues
+from optical_burner.jobs import Executors, wake_for_mounted_media
 from optical_burner.settings import OpticalSettings
 from optical_burner.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
+OWNER = "optical-burner"
 
-async def run_sweeps(arc: OpticalArchive, interval_s: float, stop: asyncio.Event) -> None:
+
+def build_queues(settings: OpticalSettings, arc: OpticalArchive, cache: CacheStore,
+                 publisher: Publisher) -> Queues:
+    oc = settings.optical
+    run = Executors(arc, cache)
+
+    def queue(name: str, kind: str, execute, readiness=None) -> JobQueue:
+        return JobQueue(name=name, kind=kind, owner=OWNER, publisher=publisher,
+                        topics=settings.bus.topics, execute=execute, retry=oc.retry,
+                        readiness=readiness, waiting_recheck_s=oc.media_recheck_s,
+                        observer=metrics.observer(name))
+
+    return Queues(queue(oc.store_queue, "STORE", run.store, arc.readiness),
+                  queue(oc.retrieve_queue, "RETRIEVE", run.retrieve))
+
+
+async def adopt_all(queues: list[JobQueue], catalogue: CatalogueClient, retry_s: float,
+                    stop: asyncio.Event) -> None:
+    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
+    pending = list(queues)
+    while pending and not stop.is_set():
+        for q in list(pending):
+            try:
+                await adopt_from_catalogue(q, catalogue)
+                pending.remove(q)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("job adoption failed, will retry",
+                            extra={"queue": q.name, "error": repr(exc)})
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry_s)
+
+
+async def migrate_pending(store: VolumeStore, queue: JobQueue, archive_id: str) -> int:
+    """Studies an earlier version queued in ``pending.json`` become STORE jobs (same dedupe
+    key: the StudyStable event's id), then the file goes."""
+    pending = store.take_pending()
+    for uid, entry in sorted(pending.items()):
+        due = datetime.fromisoformat(entry["due"]) if entry.get("due") else None
+        await queue.submit(uid, target=archive_id, dedupe_key=entry["event_id"],
+                           params={"revision": str(entry.get("revision", 0)),
+                                   "rule": entry.get("rule", "")},
+                           not_before=due, created_by=f"rule:{entry.get('rule', '')}")
+    store.drop_pending()
+    if pending:
+        log.info("pending studies moved to STORE jobs", extra={"studies": len(pending)})
+    return len(pending)
+
+
+async def run_sweeps(arc: OpticalArchive, queues: Queues, interval_s: float,
+                     stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await sweep(arc)
+            await wake_for_mounted_media(arc, queues.retrieve)
+            await sweep_volumes(arc)
         except Exception:  # noqa: BLE001 - logged; the next pass tries again
             log.exception("optical sweep failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
+async def _depths(queues: Queues, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for q in queues:
+            metrics.QUEUE_DEPTH.labels(q.name).set(q.depth())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+
 async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
     bus, oc = settings.bus, settings.optical
     await ensure_topics(bus)
-    await ensure_topics(bus, [oc.volumes_topic])
-    cache = FileStore(settings.cache.root, fsync=settings.cache.fsync)
-    catalogue = CatalogueClient(oc.catalogue_url)
+    cache = open_cache(settings.cache)
+    catalogue = CatalogueClient(oc.catalogue_url, client=settings.client)
     store = VolumeStore(oc.volume_store)
     async with Publisher(bus, client_id=oc.client_id) as publisher:
         arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(publisher),
-                             Topics(studies=bus.topics.studies, volumes=oc.volumes_topic))
-        policies = Policies(arc)
-        loop = ConsumerLoop(bus, group_id=f"{oc.client_id}.studies",
-                            topics=[bus.topics.studies], handler=policies.studies,
-                            dlq=publisher, client_id=oc.client_id)
+                             Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
+                                    instances=bus.topics.instances))
+        arc.queues = queues = build_queues(settings, arc, cache, publisher)
+        # Adopt before consuming, so a redelivered trigger finds its job already there.
+        adoption = asyncio.create_task(adopt_all(list(queues), catalogue,
+                                                 oc.adopt_retry_s, stop))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
+        await migrate_pending(store, queues.store, oc.archive_id)
+        policies = Policies(arc, queues, oc.recall_tier_order)
+        loops = [
+            ConsumerLoop(bus, group_id=f"{oc.client_id}.studies", topics=[bus.topics.studies],
+                         handler=policies.studies, dlq=publisher, client_id=oc.client_id),
+            ConsumerLoop(bus, group_id=f"{oc.client_id}.commands",
+                         topics=[bus.topics.job_commands], handler=policies.commands,
+                         dlq=publisher, client_id=oc.client_id),
+        ]
 
         def ready() -> str | None:
-            return None if loop.ready.is_set() else "consumer not assigned to partitions yet"
+            waiting = [lp for lp in loops if not lp.ready.is_set()]
+            return "consumers not assigned to partitions yet" if waiting else None
 
-        server = HttpServer(uvicorn.Config(build_app(arc, ready, cache), host=settings.http.host,
-                                       port=settings.http.port, log_config=None,
-                                       access_log=False, lifespan="off"))
-        tasks = [asyncio.create_task(loop.run(), name="consumer"),
-                 asyncio.create_task(run_sweeps(arc, oc.sweep_s, stop), name="sweep"),
-                 asyncio.create_task(server.serve(), name="http")]
+        server = HttpServer.for_app(build_app(arc, ready, cache), settings.http)
+        tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
+        tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
+        tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop), name="sweep"),
+                  asyncio.create_task(_depths(queues, stop), name="depths"),
+                  asyncio.create_task(server.serve(), name="http")]
         log.info("optical-burner started", extra={"archive": oc.archive_id,
                                                   "volume_store": str(oc.volume_store),
+                                                  "queues": [q.name for q in queues],
                                                   "port": settings.http.port})
         try:
             await stop.wait()
         finally:
-            loop.stop()
+            for lp in loops:
+                lp.stop()
             server.should_exit = True
-            await asyncio.gather(*tasks, return_exceptions=True)
+            adoption.cancel()
+            await asyncio.gather(*tasks, adoption, return_exceptions=True)
             await catalogue.close()

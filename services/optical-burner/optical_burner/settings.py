@@ -6,6 +6,7 @@ Lists and maps are given as JSON in environment variables, for example::
     DICOMVAULT_OPTICAL__VOLUME_STORE=/var/lib/dicomvault/volumes
     DICOMVAULT_OPTICAL__MEDIA_TYPE=DVD-R
     DICOMVAULT_OPTICAL__RULES='[{"modalities": ["CT", "MR"], "delay_s": 3600}]'
+    DICOMVAULT_OPTICAL__RETRY='{"max_retries": 10, "initial_delay_s": 30}'
     DICOMVAULT_OPTICAL__BURNER__BACKEND=command
     DICOMVAULT_OPTICAL__BURNER__COMMAND='xorriso -as cdrecord -v dev={device} {iso}'
     DICOMVAULT_OPTICAL__BURNER__DEVICES='["/dev/sr0"]'
@@ -20,10 +21,12 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings
 
 from dicomvault import rules
+from dicomvault.jobs import RetryPolicy
 from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
     CacheSettings,
+    ClientSettings,
     HttpSettings,
     LogSettings,
 )
@@ -44,7 +47,7 @@ class Rule(rules.Rule):
     """Which studies go to the optical archive (the StudyStable fields). Empty lists match
     anything; every given list must match one of the study's values (case-insensitive)."""
 
-    name: str = Field("default", description="Rule name, recorded in logs.")
+    name: str = Field("default", description="Rule name, recorded as the job's created_by.")
     delay_s: float = Field(0.0, ge=0, description="Write the study this long after StudyStable.")
 
 
@@ -118,13 +121,23 @@ class OpticalSection(BaseModel):
     catalogue_url: str = Field("http://127.0.0.1:8081", description="Catalogue REST API.")
     rules: list[Rule] = Field(default_factory=list,
                               description="Studies matching any rule are written (JSON list).")
-    volumes_topic: str = Field("dicomvault.volumes.v1",
-                               description="Topic of the volume facts (VolumeClosed, …).")
     client_id: str = Field("optical-burner", description="Consumer group / client id prefix.")
-    sweep_s: float = Field(5.0, gt=0, description="How often pending studies, volume ages and "
-                                                  "unfinished burns are looked at.")
-    retry_s: float = Field(30.0, gt=0, description="Delay before a failed study write is tried "
-                                                   "again.")
+    sweep_s: float = Field(5.0, gt=0, description="How often volume ages and unfinished "
+                                                  "burns are looked at (the volume sweep).")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy,
+                               description="Retries of the STORE and RETRIEVE jobs.")
+    media_recheck_s: float = Field(300.0, gt=0,
+                                   description="How often a RETRIEVE job waiting for an "
+                                               "offline volume runs again (each run is a job "
+                                               "event); a mounted disc is noticed sooner, by "
+                                               "the sweep.")
+    recall_tier_order: list[str] = Field(
+        ["hsm", "pacs", "optical"],
+        description="Preferred tiers for a recall, best first (the same list as the "
+                    "hsm-archiver's): a RecallRequested is recalled from optical only when no "
+                    "tier ranked ahead of optical holds a verified copy.")
+    adopt_retry_s: float = Field(5.0, gt=0,
+                                 description="Retry delay of job adoption from the catalogue.")
 
     @model_validator(mode="after")
     def _media(self) -> OpticalSection:
@@ -133,6 +146,14 @@ class OpticalSection(BaseModel):
         if self.media[self.media_type] <= self.reserve_bytes:
             raise ValueError("the medium's capacity must exceed reserve_bytes")
         return self
+
+    @property
+    def store_queue(self) -> str:
+        return self.archive_id
+
+    @property
+    def retrieve_queue(self) -> str:
+        return f"{self.archive_id}-retrieve"
 
     @property
     def capacity(self) -> int:
@@ -155,3 +176,4 @@ class OpticalSettings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8083))
     cache: OpticalCacheSettings = Field(default_factory=OpticalCacheSettings)
     optical: OpticalSection = Field(default_factory=OpticalSection)
+    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

@@ -3,7 +3,6 @@
 Layout of the volume store (``optical.volume_store``)::
 
     labels.json                 the last label number handed out (labels are never reused)
-    pending.json                studies waiting to be written (rule delay, retries)
     DVD-000042/manifest.json    the volume: state, studies (part n of m), copies, image
     DVD-000042/data/<key>       the instance files, by their cache storage key
     DVD-000042/image/DVD-000042.iso   the IHE PDI image, once Closed
@@ -64,6 +63,20 @@ class StudyEntry(BaseModel):
     written_at: datetime = Field(default_factory=now)
 
 
+class EvictedEntry(BaseModel):
+    """A study part no longer counted on this volume (its spanning study was evicted when
+    another of its volumes was deleted). A Closed volume's image still holds the files."""
+
+    study_instance_uid: str
+    part: int
+    parts: int
+    labels: list[str] = Field(default_factory=list)
+    number_of_instances: int = 0
+    size_bytes: int = 0
+    reason: str = ""
+    evicted_at: datetime = Field(default_factory=now)
+
+
 class CopyEntry(BaseModel):
     number: int                       # 1-based copy number
     backend: str
@@ -98,6 +111,7 @@ class Volume(BaseModel):
     used_bytes: int = 0               # counted cost: files rounded to sectors + overheads
     data_bytes: int = 0               # sum of instance file sizes
     studies: list[StudyEntry] = Field(default_factory=list)
+    evicted: list[EvictedEntry] = Field(default_factory=list)
     image: ImageInfo | None = None
     copies: list[CopyEntry] = Field(default_factory=list)
     burn_attempts: int = 0
@@ -133,6 +147,7 @@ class Volume(BaseModel):
                          "parts": s.parts, "labels": s.labels,
                          "number_of_instances": len(s.instances), "size_bytes": s.size_bytes}
                         for s in self.studies],
+            "evicted": [e.model_dump(mode="json") for e in self.evicted],
             "copies": [c.model_dump() for c in self.copies],
             "burn_attempts": self.burn_attempts, "last_error": self.last_error,
             "image": ({"size_bytes": self.image.size_bytes, "sha256": self.image.sha256,
@@ -229,10 +244,12 @@ class VolumeStore:
         found = [(v, s) for v in self._volumes.values() if (s := v.study(study_uid))]
         return sorted(found, key=lambda vs: (vs[1].part, vs[0].label))
 
-    # --- pending studies (the rule's delay; replaced by the jobs engine later) ------------
-    def load_pending(self) -> dict[str, dict]:
+    # --- pending studies of an earlier version (before the jobs engine) ------------------
+    def take_pending(self) -> dict[str, dict]:
+        """The studies an earlier version queued in ``pending.json`` (they become STORE jobs
+        at start-up); the file is removed only by ``drop_pending`` once they are jobs."""
         path = self.root / "pending.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def save_pending(self, pending: dict[str, dict]) -> None:
-        write_atomic(self.root / "pending.json", json.dumps(pending, indent=1).encode())
+    def drop_pending(self) -> None:
+        (self.root / "pending.json").unlink(missing_ok=True)

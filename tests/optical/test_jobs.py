@@ -1,0 +1,265 @@
+"""The optical archive on the jobs engine, as ``run`` wires it, with the real broker and the
+real catalogue (a subprocess): STORE jobs by rule, queue commands through the catalogue's
+REST API, recall from an offline volume (WAITING for media, adopted across a restart,
+continued once the disc is mounted) and RecallRequested left to a better tier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+
+from dicomvault.bus import Publisher
+from dicomvault.bus.broker import free_port
+from dicomvault.events import Event
+from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.settings import BusSettings
+from dicomvault.store import FileStore, instance_key
+from optical_burner.dicomfields import instance_stored
+from optical_burner.service import run
+from optical_burner.settings import OpticalSettings
+from tests.optical.catalogue_process import CatalogueService
+from tests.optical.test_pdi_media import extract
+from tests.peers.datasets import Study, write_study
+
+STORE, RETRIEVE = "OPTICAL1", "OPTICAL1-retrieve"
+
+
+async def wait_until(pred: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(pred):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def catalogue(catalogue_service: CatalogueService) -> CatalogueService:
+    """Here the catalogue is the real service (the conftest's in-process one has no broker)."""
+    return catalogue_service
+
+
+@pytest.fixture
+def settings(tmp_path, bus_settings, optical_config, catalogue) -> OpticalSettings:
+    return OpticalSettings(
+        bus=bus_settings, http={"host": "127.0.0.1", "port": free_port()},
+        cache={"root": tmp_path / "cache", "fsync": False},
+        optical=optical_config(
+            catalogue_url=catalogue.url, media_recheck_s=600, adopt_retry_s=0.5,
+            retry={"max_retries": 20, "initial_delay_s": 0.2, "max_delay_s": 1.0}))
+
+
+@contextlib.asynccontextmanager
+async def running(settings: OpticalSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The service in this process (the code the container runs); yields a client of its API."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http.port}",
+                                     timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                if task.done():
+                    task.result()
+                    raise AssertionError("optical-burner stopped")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "optical-burner never became ready"
+                await asyncio.sleep(0.1)
+            yield http
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def publish(bus: BusSettings, payload, subject: str) -> None:
+    topic = bus.topics.instances if isinstance(payload, ev.InstanceStored) else (
+        bus.topics.job_commands if type(payload).__name__ == "JobCommandIssued"
+        else bus.topics.studies)
+    async with Publisher(bus, "test") as pub:
+        await pub.publish(topic, Event(payload=payload, source="dicomvault/test",
+                                       subject=subject), key=subject)
+
+
+async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
+                      catalogue: CatalogueService, **kw) -> tuple[Study, dict[str, bytes]]:
+    """Put a generated study into the cache as the gateway does (file, then InstanceStored)."""
+    study = write_study(folder, **kw)
+    store = FileStore(cache_root, fsync=False)
+    data: dict[str, bytes] = {}
+    async with Publisher(bus, "test-gateway") as pub:
+        for path in study.files:
+            raw = path.read_bytes()
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            key = instance_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            store.put(key, raw)
+            data[key] = raw
+            await pub.publish(bus.topics.instances, Event(
+                payload=instance_stored(raw, key, source="dimse"), source="dicomvault/gateway",
+                subject=study.study_uid), key=study.study_uid)
+    await wait_until(lambda: len(catalogue.cached(study.study_uid)) == len(data),
+                     "the catalogue to list the cached instances")
+    return study, data
+
+
+def stable(study: Study, modality: str = "CT") -> ev.StudyStable:
+    return ev.StudyStable(study_instance_uid=study.study_uid, patient_id=study.patient_id,
+                          number_of_instances=len(study.sop_uids), modalities=[modality],
+                          calling_aes=["MODALITY1"], revision=1)
+
+
+async def command(catalogue: CatalogueService, path: str, **body) -> None:
+    """The administrator's REST call: the catalogue publishes JobCommandIssued."""
+    r = await asyncio.to_thread(catalogue.post, path, **body)
+    assert r.status_code == 202, r.text
+
+
+async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_better_tier(
+        bus_settings, catalogue, settings, tmp_path: Path) -> None:
+    study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
+                                    catalogue)
+    async with running(settings) as http:
+        await wait_until(lambda: catalogue.queue(STORE).get("state") == "RUNNING",
+                         "the catalogue to know the STORE queue")
+        # The administrator pauses the optical queue through the catalogue's REST API.
+        await command(catalogue, f"/api/v1/queues/{STORE}/pause", reason="burner maintenance")
+        await wait_until(lambda: catalogue.queue(STORE).get("state") == "HALTED", "HALTED")
+        assert catalogue.queue(STORE)["reason"] == "burner maintenance"
+        queues = (await http.get("/api/v1/queues")).json()
+        assert [(q["name"], q["kind"], q["state"]) for q in queues] == [
+            (STORE, "STORE", "HALTED"), (RETRIEVE, "RETRIEVE", "RUNNING")]
+
+        # The study becomes stable; the CT rule makes it a STORE job, which waits: paused.
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: catalogue.job_states(STORE) == ["NEW"], "a NEW STORE job")
+        await asyncio.sleep(1.0)
+        assert catalogue.job_states(STORE) == ["NEW"]
+        assert (await http.get("/api/v1/volumes")).json() == []
+        (job,) = catalogue.jobs(STORE)
+        assert (job["kind"], job["target"], job["created_by"]) == ("STORE", "OPTICAL1",
+                                                                   "rule:default")
+
+        # Resumed: the job runs, the study is on DVD-000001, the job is DONE in the catalogue.
+        await command(catalogue, f"/api/v1/queues/{STORE}/resume")
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the job DONE")
+        await wait_until(lambda: catalogue.queue(STORE).get("state") == "RUNNING", "RUNNING")
+        (done,) = catalogue.jobs(STORE)
+        assert done["result"]["location"] == "DVD-000001"
+        await wait_until(lambda: any(loc["tier"] == "optical"
+                                     for loc in catalogue.study_locations(study.study_uid)),
+                         "the optical location")
+        (loc,) = [loc for loc in catalogue.study_locations(study.study_uid)
+                  if loc["tier"] == "optical"]
+        assert (loc["archive_id"], loc["location"], loc["verified"]) == (
+            "OPTICAL1", "DVD-000001", True)
+        volume = (await http.get("/api/v1/volumes/DVD-000001")).json()
+        assert volume["studies"][0]["study_instance_uid"] == study.study_uid
+
+        # An MR study matches no rule: no job.
+        await publish(bus_settings, stable(study, "MR"), study.study_uid)
+
+        # HSM holds a verified copy too, and HSM ranks ahead of optical: a recall request
+        # is the hsm-archiver's, so this service leaves it alone.
+        await publish(bus_settings, ev.StudyArchived(
+            study_instance_uid=study.study_uid, tier="hsm", archive_id="HSM1",
+            location="/mnt/hsm/vault/x", verified=True,
+            number_of_instances=len(data)), study.study_uid)
+        await wait_until(lambda: any(loc["tier"] == "hsm"
+                                     for loc in catalogue.study_locations(study.study_uid)),
+                         "the HSM location")
+        await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
+                                                       requested_by="VIEWER"), study.study_uid)
+
+        async def metrics() -> str:
+            return (await http.get("/metrics")).text
+
+        recall = 'type="dicomvault.study.recall-requested.v1"'
+        deadline = time.monotonic() + 30
+        while f'outcome="better_tier",{recall}' not in await metrics():
+            assert time.monotonic() < deadline, "the recall request was not considered"
+            await asyncio.sleep(0.1)
+        text = await metrics()
+        assert 'outcome="no_rule",type="dicomvault.study.stable.v1"' in text
+        assert 'dicomvault_optical_job_outcomes_total{outcome="done",queue="OPTICAL1"} 1.0' in text
+        assert 'dicomvault_optical_job_duration_seconds_count{queue="OPTICAL1"} 1.0' in text
+        assert "dicomvault_optical_queue_depth" in text
+    assert catalogue.job_states(RETRIEVE) == []
+    assert catalogue.job_states(STORE) == ["DONE"]
+
+
+async def test_recall_from_an_offline_volume_waits_for_the_disc(
+        bus_settings, catalogue, settings, tmp_path: Path) -> None:
+    cache = FileStore(settings.cache.root, fsync=False)
+    study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
+                                    catalogue)
+    async with running(settings) as http:
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the STORE job")
+        # The volume is closed, burned and verified by the sweep, then released: offline.
+        assert (await http.post("/api/v1/volumes/DVD-000001/close")).status_code == 200
+        for _ in range(600):
+            if (await http.get("/api/v1/volumes/DVD-000001")).json()["state"] == "Verified":
+                break
+            await asyncio.sleep(0.1)
+        assert (await http.post("/api/v1/volumes/DVD-000001/release")).status_code == 200
+        disc = tmp_path / "iso" / "DVD-000001-1.iso"
+        assert disc.is_file()
+        # The study leaves the cache (as eviction would); a viewer asks for it.
+        for key in data:
+            cache.delete(key)
+        await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
+                                                       requested_by="VIEWER"), study.study_uid)
+
+        # The RETRIEVE job waits for the medium: WAITING with the media request, in the
+        # catalogue's /api/v1/jobs and in the optical API.
+        def waiting() -> bool:
+            jobs = catalogue.jobs(RETRIEVE)
+            return bool(jobs) and jobs[0]["state"] == "WAITING"
+
+        await wait_until(waiting, "a WAITING retrieve job")
+        (job,) = catalogue.jobs(RETRIEVE)
+        assert job["error"] == "insert volume DVD-000001"
+        assert job["created_by"] == "recall:VIEWER"
+        mine = (await http.get("/api/v1/jobs", params={"state": "WAITING"})).json()
+        assert [(j["job_id"], j["waiting_reason"]) for j in mine] == [
+            (job["job_id"], "insert volume DVD-000001")]
+        requests = (await http.get("/api/v1/media-requests")).json()
+        assert [(r["label"], r["message"], r["jobs"]) for r in requests] == [
+            ("DVD-000001", "insert volume DVD-000001", [job["job_id"]])]
+        assert 'dicomvault_optical_media_requests_open{archive="OPTICAL1"} 1.0' in (
+            await http.get("/metrics")).text
+
+    # A restart while the job waits: it is adopted from the catalogue and keeps waiting.
+    async with running(settings) as http:
+        for _ in range(300):
+            if (await http.get("/api/v1/media-requests")).json():
+                break
+            await asyncio.sleep(0.1)
+        assert [j["job_id"] for j in (await http.get("/api/v1/jobs")).json()] == [
+            job["job_id"]]
+        assert catalogue.job_states(RETRIEVE) == ["WAITING"]
+
+        # The operator mounts the disc (its contents extracted) at the mount path: the job
+        # continues, the cache gets the instances back, announced as a recall.
+        extract(disc, tmp_path / "mnt" / "DVD-000001")
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the recall")
+        assert (await http.get("/api/v1/media-requests")).json() == []
+        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+    for key, raw in data.items():
+        assert cache.get(key) == raw
+    recalled = [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
+    assert sorted(i.storage_key for i in recalled) == sorted(data)
+    assert {(i.tier, i.study_instance_uid) for i in recalled} == {("cache", study.study_uid)}
+    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    assert (fact.tier, fact.archive_id, fact.location, fact.job_id) == (
+        "optical", "OPTICAL1", "DVD-000001", job["job_id"])
+    assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
+    assert fact.number_of_instances == len(data)
