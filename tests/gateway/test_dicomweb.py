@@ -14,8 +14,10 @@ from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 
 from dicom_gateway.part10 import split_file_meta
+from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
+from dicomvault.events.v1 import events_pb2 as v1
 from tests.gateway.conftest import read_events
 from tests.gateway.dicomweb_peers import (
     ADMIN,
@@ -284,6 +286,49 @@ async def test_a_study_not_in_the_cache_asks_for_a_recall(archive: WebArchive,
     assert recall.payload.requested_by == "dicomweb"
     # Two requests within one Retry-After window are one fact (same event id).
     assert len({e.id for e in recalls}) == 1
+
+
+async def test_an_evicted_study_asks_for_a_recall_not_404(archive: WebArchive,
+                                                         tmp_path: Path) -> None:
+    """After a real eviction (StudyEvicted projected: the catalogue keeps the instances but
+    no cache location, the archive copy per study), WADO-RS answers 503 + a recall of every
+    instance, never 404."""
+    study = write_study(tmp_path / "e", series=1, per_series=2, patient_id="EVICT01")
+    client = archive.client()
+    await asyncio.to_thread(client.store_instances, [dcmread(p) for p in study.files])
+    await asyncio.to_thread(archive.wait_indexed, study.study_uid, 2)
+    evicted = Event(payload=v1.StudyEvicted(
+        study_instance_uid=study.study_uid, tier="cache", archive_id="cache",
+        location=study.study_uid, reason="test: archived elsewhere"),
+        source="tests/gateway", subject=study.study_uid)
+    async with Publisher(archive.bus, client_id="test-evict") as publisher:
+        await publisher.publish(archive.bus.topics.studies, evicted, key=study.study_uid)
+    catalogue = f"http://127.0.0.1:{archive.catalogue_port}/api/v1/studies/{study.study_uid}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(300):
+            r = await http.get(f"{catalogue}/instances", params={"tier": "cache"})
+            if r.status_code == 200 and r.json() == []:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the catalogue still lists cache copies: {r.text}")
+    for path in archive.files():
+        if path.stem in study.sop_uids:
+            path.unlink()
+    async with httpx.AsyncClient(base_url=archive.url, headers=archive.headers(READ),
+                                 timeout=30) as http:
+        r = await http.get(f"/studies/{study.study_uid}")
+        assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, r.text
+        assert "2 instance(s)" in r.text and "recall has been requested" in r.text
+        series = f"/studies/{study.study_uid}/series/{next(iter(study.series))}"
+        assert (await http.get(series)).status_code == 503
+        assert (await http.get(f"{series}/instances/{study.sop_uids[0]}")).status_code == 503
+        # What the catalogue never heard of stays 404.
+        assert (await http.get(f"{series}/instances/1.2.3.999")).status_code == 404
+    events = await read_events(archive.bus, archive.bus.topics.studies, 2)
+    recalls = [e.payload for e in events if e.type == "dicomvault.study.recall-requested.v1"
+               and e.subject == study.study_uid]
+    assert sorted(recalls[0].sop_instance_uids) == sorted(study.sop_uids), recalls
 
 
 def test_tokens(archive: WebArchive, tmp_path: Path) -> None:

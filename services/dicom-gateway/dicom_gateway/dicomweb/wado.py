@@ -35,7 +35,13 @@ from dicom_gateway.ingest import SOURCE
 from dicomvault.bus import PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.query import CatalogueRefused, CatalogueUnavailable, InstanceLocation
+from dicomvault.query import (
+    CatalogueRefused,
+    CatalogueUnavailable,
+    FindRequest,
+    InstanceLocation,
+    Level,
+)
 from dicomvault.store import InvalidUID, StoreError, validate_uid
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,28 @@ def _uid(value: str, what: str) -> str:
         raise HTTPException(400, str(exc)) from exc
 
 
+FIND_PAGE = 1000  # instances per catalogue find page when listing what a request names
+
+
+async def _named_instances(dw: DicomWeb, study: str, series: str, sop: str) -> list[str]:
+    """Every SOP Instance UID the catalogue records for the request, whatever tier holds it:
+    after an eviction the study's instances have no cache location (and no per-instance
+    location at all when the archive copy is recorded per study), but they are still there."""
+    filters = {"StudyInstanceUID": study}
+    if series:
+        filters["SeriesInstanceUID"] = series
+    if sop:
+        filters["SOPInstanceUID"] = sop
+    uids: list[str] = []
+    while True:
+        page = await dw.catalogue.find(FindRequest(
+            level=Level.IMAGE, filters=filters, return_keys=["SOPInstanceUID"],
+            limit=FIND_PAGE, offset=len(uids)))
+        uids += [str(m.get("SOPInstanceUID") or "") for m in page.matches]
+        if len(page.matches) < FIND_PAGE:
+            return [u for u in uids if u]
+
+
 async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[InstanceLocation]:
     """The cache-tier locations of the asked instances (ordered as the catalogue lists them);
     404 when unknown; NotInCache when some are only on other tiers or their file is gone."""
@@ -69,6 +97,7 @@ async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[Insta
         _uid(sop, "SOP Instance UID")
     try:
         rows = await dw.catalogue.study_instances(study)
+        named = [] if rows is None else await _named_instances(dw, study, series, sop)
     except CatalogueUnavailable as exc:
         raise HTTPException(503, "the catalogue is unavailable; try again later",
                             headers={"Retry-After": "5"}) from exc
@@ -76,16 +105,16 @@ async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[Insta
         raise HTTPException(400, str(exc)) from exc
     if rows is None:
         raise HTTPException(404, f"study {study} is not in the archive")
-    rows = [r for r in rows if (not series or r.series_instance_uid == series)
-            and (not sop or r.sop_instance_uid == sop)]
-    if not rows:
+    if not named:
         what = f"instance {sop}" if sop else f"series {series}"
         raise HTTPException(404, f"{what} is not in study {study}")
+    wanted = set(named)
     by_sop: dict[str, list[InstanceLocation]] = {}
     for r in rows:
-        by_sop.setdefault(r.sop_instance_uid, []).append(r)
+        if r.sop_instance_uid in wanted:
+            by_sop.setdefault(r.sop_instance_uid, []).append(r)
     found: list[InstanceLocation] = []
-    missing: list[str] = []
+    missing: list[str] = [u for u in named if u not in by_sop]  # no location left
     tiers: set[str] = set()
     for uid, locations in by_sop.items():
         cached = next((loc for loc in locations if loc.tier == CACHE), None)
