@@ -66,13 +66,15 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
         "DICOMVAULT_HTTP__HOST": opts.host,
         "DICOMVAULT_CACHE__ROOT": str(data / "cache"),
         "DICOMVAULT_LOG__JSON_FORMAT": "true" if opts.log_json else "false",
+        # Laptop default: no bearer tokens on any service's HTTP API; each service warns
+        # loudly at start-up (TokenVerifier.announce) and run() repeats it below.
+        "DICOMVAULT_AUTH__ENABLED": "false",
     }
     catalogue_url = f"http://{opts.host}:{opts.http_port + 1}"
     children = [
         Child("catalogue", "catalogue", opts.http_port + 1, {
             "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'catalogue.db'}",
             "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": str(opts.stable_after_s),
-            "DICOMVAULT_AUTH__ENABLED": "false",  # laptop default; the catalogue warns loudly
         }),
         Child("gateway", "dicom_gateway", opts.http_port, {
             "DICOMVAULT_GATEWAY__AE_TITLE": opts.ae_title,
@@ -80,7 +82,6 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
             "DICOMVAULT_GATEWAY__DIMSE_PORT": str(opts.dimse_port),
             "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE": str(opts.accept_any_calling_ae).lower(),
             "DICOMVAULT_GATEWAY__CATALOGUE_URL": catalogue_url,
-            "DICOMVAULT_AUTH__ENABLED": "false",  # laptop default; the gateway warns loudly
         }),
         Child("hsm-archiver", "hsm_archiver", opts.http_port + 2, {
             "DICOMVAULT_HSM__CATALOGUE_URL": catalogue_url,
@@ -163,8 +164,10 @@ class Supervisor:
             "   storage commitment (N-ACTION) SCP")
         say(f"DICOMweb    http://{self.opts.host}:{self.opts.http_port}/dicomweb")
         say(f"catalogue   http://{self.opts.host}:{self.opts.http_port + 1}/api/v1")
-        say("WARNING     DICOMweb and the catalogue's job commands need no token (embedded "
-            "default); set DICOMVAULT_AUTH__* on a real gateway and catalogue")
+        say("WARNING     no HTTP API needs a token (embedded default): DICOMweb, the "
+            "catalogue's job commands and every service's /api/v1 (close, burn, delete "
+            "volumes, exports, commitments) are open to anyone reaching the ports; set "
+            "DICOMVAULT_AUTH__* on every service in production")
         if self.opts.accept_any_calling_ae:
             say("WARNING     any calling AE title is accepted (embedded default); "
                 "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")

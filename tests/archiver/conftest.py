@@ -11,19 +11,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dicomvault.auth import AuthSettings
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
+from dicomvault.dicom import instance_stored
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings, CacheSettings, HttpSettings
 from dicomvault.store import FileStore, instance_key
-from hsm_archiver.dicomfields import instance_stored
 from hsm_archiver.service import run
 from hsm_archiver.settings import ArchiverSettings, HsmSection
+from tests.peers.catalogue import CatalogueService
 from tests.peers.datasets import Study, write_study
-from tests.peers.services import bus_env
-
-from .catalogue_process import CatalogueService
+from tests.peers.services import AUTH_OFF_ENV, bus_env
 
 
 async def wait_until(pred: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
@@ -66,7 +66,7 @@ def make_settings(bus: BusSettings, cache_root: Path, catalogue_url: str, archiv
                   **hsm) -> ArchiverSettings:
     return ArchiverSettings(
         bus=bus, http=HttpSettings(port=free_port()),
-        cache=CacheSettings(root=cache_root, fsync=False),
+        cache=CacheSettings(root=cache_root, fsync=False), auth=AuthSettings(enabled=False),
         hsm=HsmSection(catalogue_url=catalogue_url, archives=archives, adopt_retry_s=0.5, **hsm))
 
 
@@ -85,6 +85,7 @@ def env_of(settings: ArchiverSettings) -> dict[str, str]:
         "DICOMVAULT_HSM__ARCHIVES": json.dumps(
             [a.model_dump(mode="json") for a in settings.hsm.archives]),
         "DICOMVAULT_LOG__LEVEL": "INFO",
+        **({} if settings.auth.enabled else AUTH_OFF_ENV),
     }
 
 

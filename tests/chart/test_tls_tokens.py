@@ -1,7 +1,8 @@
 """The chart with HTTPS and tokens on (ci/tls-values.yaml): every service mounts the TLS
 Secret and serves HTTPS (probes and ServiceMonitor use https), the callers of the catalogue
-trust its CA, call it on https:// and send their own token file, and the gateway and the
-catalogue verify tokens with the issuer's keys. Default values keep plain HTTP."""
+trust its CA, call it on https:// and send their own token file, and every service with a
+REST API (all but the operator; its exporter pods too) verifies tokens with the issuer's keys.
+Default values keep plain HTTP."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ CATALOGUE_URL_ENV = {"gateway": "DICOMVAULT_GATEWAY__CATALOGUE_URL",
                      "commitment": "DICOMVAULT_COMMITMENT__CATALOGUE_URL",
                      "stow-exporter": "DICOMVAULT_EXPORTER__CATALOGUE_URL",
                      "operator": "DICOMVAULT_OPERATOR__CATALOGUE_URL"}
+# The services that verify bearer tokens on their REST API (the operator serves none).
+VERIFIERS = ("gateway", "catalogue", "hsm-archiver", "optical-burner", "stow-exporter",
+             "commitment")
 
 
 def _deployments(rendered) -> dict[str, dict]:
@@ -64,7 +68,7 @@ def test_tls_and_tokens_mount_secrets_set_files_and_probe_https(renders):
         else:
             assert "token" not in mounts and not any(k.startswith("DICOMVAULT_CLIENT__")
                                                      for k in env)
-        if service in ("gateway", "catalogue"):
+        if service in VERIFIERS:
             # The verifiers read the identity provider's keys from their Secret.
             assert env["DICOMVAULT_AUTH__ENABLED"] == "true"
             assert env["DICOMVAULT_AUTH__JWKS_FILE"] == f"{SECRETS}/auth/jwks.json"
@@ -96,14 +100,22 @@ def test_default_values_stay_plain_http_without_token_mounts(renders):
 def test_pem_issuer_key_and_auth_off(chart):
     pem = chart.render({"kafka": {"bootstrapServers": "kafka:9092"},
                         "auth": {"keySecret": "idp", "keySecretKey": "issuer.pem",
-                                 "keyFormat": "pem"}}, name=RELEASE, namespace=NAMESPACE)
+                                 "keyFormat": "pem"}, "stowExporter": {"enabled": True}},
+                       name=RELEASE, namespace=NAMESPACE)
     _, env, _, _ = _pod(_deployments(pem)["catalogue"])
     assert env["DICOMVAULT_AUTH__PUBLIC_KEY_FILE"] == f"{SECRETS}/auth/issuer.pem"
     assert "DICOMVAULT_AUTH__JWKS_FILE" not in env
-    off = chart.render({"auth": {"enabled": False}}, name=RELEASE, namespace=NAMESPACE)
-    for service in ("gateway", "catalogue"):
-        _, env, mounts, _ = _pod(_deployments(off)[service])
-        assert env["DICOMVAULT_AUTH__ENABLED"] == "false" and "auth-keys" not in mounts
+    for service in VERIFIERS:
+        _, env, mounts, _ = _pod(_deployments(pem)[service])
+        assert env["DICOMVAULT_AUTH__PUBLIC_KEY_FILE"] == f"{SECRETS}/auth/issuer.pem", service
+        assert mounts["auth-keys"]["mountPath"] == f"{SECRETS}/auth", service
+    off = chart.render({"auth": {"enabled": False}, "stowExporter": {"enabled": True}},
+                       name=RELEASE, namespace=NAMESPACE)
+    deps = _deployments(off)
+    assert set(VERIFIERS) <= set(deps)
+    for service in VERIFIERS:
+        _, env, mounts, _ = _pod(deps[service])
+        assert env["DICOMVAULT_AUTH__ENABLED"] == "false" and "auth-keys" not in mounts, service
 
 
 def test_tls_without_a_secret_is_refused(chart):
@@ -150,6 +162,13 @@ def test_operator_gives_exporter_pods_https_ca_and_token(renders, monkeypatch):
     assert str(s.http.key_file) == f"{tls_dir}/tls.key"
     assert str(s.client.ca_file) == f"{tls_dir}/ca.crt"
     assert str(s.client.token_file) == f"{token_dir}/token"
+    # Its /api/v1 verifies tokens with the issuer's keys, mounted from the chart's Secret.
+    assert volumes["dicomvault-auth"]["secret"]["secretName"] == "dicomvault-idp-keys"
+    auth_dir = mounts["dicomvault-auth"]["mountPath"]
+    assert s.auth.enabled and str(s.auth.jwks_file) == f"{auth_dir}/jwks.json"
+    assert s.auth.public_key_file is None
+    assert s.auth.issuer == "https://idp.hospital.example/realms/pacs"
+    assert s.auth.audience == "dicomvault"
 
 
 def test_operator_exporter_pods_stay_plain_by_default(renders, monkeypatch):
@@ -157,4 +176,21 @@ def test_operator_exporter_pods_stay_plain_by_default(renders, monkeypatch):
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
     assert not any(k.startswith("DICOMVAULT_CLIENT__") or k.startswith("DICOMVAULT_HTTP__CERT")
                    for k in env)
-    assert not {"dicomvault-tls", "dicomvault-token"} & set(mounts)
+    assert not {"dicomvault-tls", "dicomvault-token", "dicomvault-auth"} & set(mounts)
+    # Tokens stay required (auth.enabled defaults to true), with no keys until keySecret is set.
+    assert not any(k.startswith("DICOMVAULT_AUTH__") for k in env)
+
+
+def test_operator_exporter_pods_follow_auth_off_and_a_pem_key(chart, monkeypatch):
+    off = chart.render({"auth": {"enabled": False, "keySecret": "idp"}}, name=RELEASE,
+                       namespace=NAMESPACE)
+    _, env, mounts, _ = _exporter_pod_env(off, monkeypatch)
+    assert env["DICOMVAULT_AUTH__ENABLED"] == "false" and "dicomvault-auth" not in mounts
+    pem = chart.render({"auth": {"keySecret": "idp", "keySecretKey": "issuer.pem",
+                                 "keyFormat": "pem"}}, name=RELEASE, namespace=NAMESPACE)
+    _, env, mounts, volumes = _exporter_pod_env(pem, monkeypatch)
+    auth_dir = mounts["dicomvault-auth"]["mountPath"]
+    assert env["DICOMVAULT_AUTH__PUBLIC_KEY_FILE"] == f"{auth_dir}/issuer.pem"
+    assert "DICOMVAULT_AUTH__JWKS_FILE" not in env
+    assert volumes["dicomvault-auth"]["secret"]["items"] == [{"key": "issuer.pem",
+                                                              "path": "issuer.pem"}]

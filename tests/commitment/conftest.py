@@ -66,7 +66,7 @@ async def start_vault(tmp_path: Path) -> AsyncIterator[Callable]:
         settings = CommitmentSettings(
             bus=bus, http={"host": "127.0.0.1", "port": free_port()},
             cache={"root": tmp_path / "cache", "fsync": False},
-            log={"level": "INFO", "json_format": False},
+            log={"level": "INFO", "json_format": False}, auth={"enabled": False},
             commitment={"ae_title": AE, "dimse_host": "127.0.0.1",
                         "dimse_port": dimse_port or free_port(), "dimse_timeout_s": 10,
                         "acse_timeout_s": 10, **section})

@@ -34,7 +34,7 @@ from tests.gateway.retrieve_peers import (
 )
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
-from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
+from tests.peers.services import AUTH_OFF_ENV, FAST_BUS_ENV, ServiceProcess, bus_env
 
 ORTHANC_AE = "ORTHANC"
 ARCHIVER_AE = "VAULTARC"
@@ -105,7 +105,7 @@ def archiver_env(bus: BusSettings, cache: Path, catalogue_url: str, hsm: Path,
                   "move_destination": AE_TITLE, "timeout_s": 30}},
     ]
     return {
-        **bus_env(bus), **FAST_BUS_ENV,
+        **bus_env(bus), **FAST_BUS_ENV, **AUTH_OFF_ENV,
         "DICOMVAULT_HTTP__PORT": str(port),
         "DICOMVAULT_CACHE__ROOT": str(cache),
         "DICOMVAULT_CACHE__FSYNC": "false",

@@ -103,6 +103,12 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stdout
         r = httpx.get(f"http://127.0.0.1:{http + 1}/api/v1/studies/{study.study_uid}/timeline")
         assert r.status_code == 200
+        # The laptop default: no service's REST API needs a token, and each says so loudly.
+        assert "no HTTP API needs a token" in printed
+        assert httpx.get(f"http://127.0.0.1:{http + 3}/api/v1/volumes").status_code == 200
+        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment"):
+            assert name in state["services"], name
+            assert "AUTHENTICATION DISABLED" in (data / "logs" / f"{name}.log").read_text(), name
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from dicomvault.auth import AuthSettings
 from dicomvault.bus import Publisher, ensure_topics
 from dicomvault.settings import CacheSettings
 from dicomvault.store import FileStore
@@ -102,6 +103,7 @@ def make_settings(tmp_path: Path, cache: FileStore, secrets_dir: Path, tls: Tls)
         fields = {"secrets_dir": secrets_dir, "catalogue_url": catalogue_url,
                   "ca_file": tls.ca_file, "tick_s": 0.05, "request_timeout_s": 20.0, **section}
         return ExporterSettings(cache=CacheSettings(root=cache.root, fsync=False),
+                                auth=AuthSettings(enabled=False),
                                 exporter=ExporterSection(**fields))
     return make
 

@@ -20,11 +20,11 @@ from tests.archiver.conftest import (
     stable,
     wait_until,
 )
-from tests.gateway import s3_peers
 from tests.gateway.conftest import RunningGateway, gateway_settings, send_files
 from tests.gateway.retrieve_peers import wait_catalogued
-from tests.gateway.s3_peers import Bucket
+from tests.peers import s3 as s3_peers
 from tests.peers.datasets import write_study
+from tests.peers.s3 import Bucket
 
 moto_url = s3_peers.moto_url  # fixtures
 bucket = s3_peers.bucket

@@ -24,7 +24,7 @@ from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import BusSettings, CacheSettings
 from dicomvault.store import instance_key
-from tests.gateway import retrieve_peers, s3_peers
+from tests.gateway import retrieve_peers
 from tests.gateway.conftest import RunningGateway, gateway_settings, read_events, send_files
 from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for
 from tests.gateway.retrieve_peers import (
@@ -35,8 +35,9 @@ from tests.gateway.retrieve_peers import (
     movescu,
     run_storescp,
 )
-from tests.gateway.s3_peers import Bucket
+from tests.peers import s3 as s3_peers
 from tests.peers.datasets import write_study
+from tests.peers.s3 import Bucket
 
 moto_url = s3_peers.moto_url  # fixtures
 bucket = s3_peers.bucket

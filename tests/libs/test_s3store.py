@@ -4,49 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from dicomvault.bus.broker import free_port
 from dicomvault.store import FileStore, S3Settings, S3Store, StoreError, instance_key
+from tests.peers import s3 as s3_peers
 
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One moto_server process on a free loopback port; stopped at the end of the session."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/moto-api/", timeout=1.0)
-            break
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto_server did not start (see {log.name})") from None
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+moto_url = s3_peers.moto_url  # fixture
 
 
 @pytest.fixture
-def s3_settings(moto_server: str, tmp_path: Path) -> S3Settings:
+def s3_settings(moto_url: str, tmp_path: Path) -> S3Settings:
     creds = tmp_path / "s3.json"
     creds.write_text(json.dumps({"access_key_id": "testing", "secret_access_key": "testing"}))
-    return S3Settings(endpoint_url=moto_server, bucket=f"cache-{tmp_path.name[-8:].lower()}",
+    return S3Settings(endpoint_url=moto_url, bucket=f"cache-{tmp_path.name[-8:].lower()}",
                       prefix="cache", credentials_file=creds, create_bucket=True)
 
 

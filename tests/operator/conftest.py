@@ -20,7 +20,7 @@ import pytest
 
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings, HttpSettings, LogSettings
-from tests.archiver.catalogue_process import CatalogueService
+from tests.peers.catalogue import CatalogueService
 from vault_operator.service import run
 from vault_operator.settings import OperatorSection, OperatorSettings
 

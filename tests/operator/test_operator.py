@@ -19,7 +19,7 @@ from dicomvault.bus import Publisher
 from dicomvault.exporters import ExporterSpec, load_exporters_file
 from dicomvault.jobs import Job, JobQueue, Outcome, ProgressReporter, RetryPolicy
 from dicomvault.settings import BusSettings
-from tests.archiver.catalogue_process import CatalogueService
+from tests.peers.catalogue import CatalogueService
 
 from .conftest import ROOT, Kubectl, OperatorThread, eventually
 

@@ -16,7 +16,7 @@ from optical_burner.catalogue import CatalogueClient
 from optical_burner.settings import OpticalSection
 from optical_burner.volumes import VolumeStore
 from tests.optical.catalogue_inprocess import InProcessCatalogue
-from tests.optical.catalogue_process import CatalogueService
+from tests.peers.catalogue import CatalogueService
 from tests.peers.datasets import Study, write_study
 
 

@@ -21,7 +21,7 @@ async def test_service_runs_and_stops(tmp_path, bus_settings, optical_config,
                                       catalogue_service):
     port = free_port()
     settings = OpticalSettings(bus=bus_settings, http={"port": port},
-                               cache={"root": tmp_path / "cache"},
+                               cache={"root": tmp_path / "cache"}, auth={"enabled": False},
                                optical=optical_config(catalogue_url=catalogue_service.url))
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))

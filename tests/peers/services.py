@@ -25,6 +25,12 @@ FAST_BUS_ENV = {
 }
 
 
+# Bearer tokens off (DICOMVAULT_AUTH__ENABLED=false) for a service process whose HTTP API a
+# test uses for other things; the token tests turn them on with a key file instead
+# (tests/peers/tokens.py, tests/libs/test_api_guard.py).
+AUTH_OFF_ENV = {"DICOMVAULT_AUTH__ENABLED": "false"}
+
+
 def bus_env(bus: BusSettings) -> dict[str, str]:
     """The broker and every topic name of ``bus`` as DICOMVAULT_BUS__* variables."""
     env = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bus.bootstrap_servers}
@@ -39,7 +45,7 @@ def catalogue_env(bus: BusSettings, db_url: str, port: int, **extra: str) -> dic
     Bearer tokens are off unless ``extra`` turns them on (``DICOMVAULT_AUTH__ENABLED`` and a
     key file: tests/catalogue/test_read_tokens.py)."""
     return {**bus_env(bus), "DICOMVAULT_DATABASE__URL": db_url,
-            "DICOMVAULT_HTTP__PORT": str(port), "DICOMVAULT_AUTH__ENABLED": "false", **extra}
+            "DICOMVAULT_HTTP__PORT": str(port), **AUTH_OFF_ENV, **extra}
 
 
 def gateway_env(bus: BusSettings, port: int, *, dimse_port: int, cache_root: Path,

@@ -37,3 +37,24 @@ class Issuer:
         signing = key or (self.rsa if alg == "RS256" else self.ec)
         return jwt.encode(claims, signing, algorithm=alg,
                           headers={"kid": "rs-1" if alg == "RS256" else "ec-1"})
+
+    def bearer(self, *scopes: str, **kw) -> dict[str, str]:
+        """An ``Authorization: Bearer …`` header with a fresh token of these scopes."""
+        return {"Authorization": f"Bearer {self.token(*scopes, **kw)}"}
+
+
+def auth_env(issuer: Issuer) -> dict[str, str]:
+    """DICOMVAULT_AUTH__* of a service process that verifies this issuer's tokens."""
+    return {"DICOMVAULT_AUTH__ENABLED": "true",
+            "DICOMVAULT_AUTH__JWKS_FILE": str(issuer.jwks_file),
+            "DICOMVAULT_AUTH__ISSUER": ISSUER, "DICOMVAULT_AUTH__AUDIENCE": AUDIENCE}
+
+
+def assert_refused(response, status: int) -> None:
+    """A refusal of the token guard: 401 (no or bad token) or 403 (scope missing), with the
+    RFC 6750 challenge."""
+    assert response.status_code == status, (response.status_code, response.text)
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="dicomvault"'), challenge
+    if status == 403:
+        assert 'error="insufficient_scope"' in challenge, challenge

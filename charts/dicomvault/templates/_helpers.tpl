@@ -115,9 +115,10 @@ operator: {component: operator, port: 8086}
 {{- if has .key (list "gateway" "hsmArchiver" "opticalBurner" "stowExporter" "commitment" "operator") }}true{{ end }}
 {{- end }}
 
-{{/* Does this service verify bearer tokens (has an `auth` section)? */}}
+{{/* Does this service verify bearer tokens (has an `auth` section)? Every service with a
+REST API: the gateway's /dicomweb, the catalogue's and the others' /api/v1. */}}
 {{- define "dicomvault.verifiesTokens" -}}
-{{- if has .key (list "gateway" "catalogue") }}true{{ end }}
+{{- if has .key (list "gateway" "catalogue" "hsmArchiver" "opticalBurner" "stowExporter" "commitment") }}true{{ end }}
 {{- end }}
 
 {{- define "dicomvault.databaseSecretName" -}}
@@ -226,6 +227,15 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- if $root.Values.stowExporter.tokenSecret }}
 {{- $_ := set $op "exporter_token_secret" $root.Values.stowExporter.tokenSecret }}
 {{- $_ := set $op "exporter_token_key" $root.Values.stowExporter.tokenSecretKey }}
+{{- end }}
+{{- $auth := $root.Values.auth }}
+{{- $_ := set $op "exporter_auth_enabled" $auth.enabled }}
+{{- if and $auth.enabled $auth.keySecret }}
+{{- $_ := set $op "exporter_auth_key_secret" $auth.keySecret }}
+{{- $_ := set $op "exporter_auth_key_key" $auth.keySecretKey }}
+{{- $_ := set $op "exporter_auth_key_format" $auth.keyFormat }}
+{{- $_ := set $op "exporter_auth_issuer" $auth.issuer }}
+{{- $_ := set $op "exporter_auth_audience" $auth.audience }}
 {{- end }}
 {{- $_ := set $s "operator" $op }}
 {{- end }}

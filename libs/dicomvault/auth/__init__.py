@@ -9,6 +9,7 @@ Its scopes (``scope``: space-separated, or ``scp``/``scopes``: a list) grant ``r
     read = verifier.require("read")            # a FastAPI dependency
     @router.get("/x", dependencies=[Depends(read)]) ...
     verifier.guard(app, "/api/v1", "read")     # every route under a prefix, present or later
+    verifier.guard_api(app)                    # /api/v1: GET/HEAD read, other methods admin
 
 Missing, malformed, expired or wrongly issued tokens: 401 with ``WWW-Authenticate: Bearer``
 (RFC 6750); a valid token without the scope: 403 (``error="insufficient_scope"``).
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -192,6 +194,16 @@ class TokenVerifier:
         """Require ``need`` on every request under ``prefix`` (``/api/v1`` covers
         ``/api/v1/...``), whatever router serves it, including routers added later; the
         answer to a refused request is the 401/403 of ``check`` as JSON ``{"detail": …}``."""
+        self._guard(app, prefix, lambda _method: need)
+
+    def guard_api(self, app: FastAPI, prefix: str = "/api/v1") -> None:
+        """Like ``guard``, by method: GET and HEAD under ``prefix`` need the read scope, every
+        other method (POST, PUT, PATCH, DELETE, …) the admin scope. For a service's own
+        REST API, where reading is GET and every change is an administrator's command.
+        Paths outside ``prefix`` (/metrics, /healthz, /readyz) stay open."""
+        self._guard(app, prefix, method_need)
+
+    def _guard(self, app: FastAPI, prefix: str, need_of: Callable[[str], Need]) -> None:
         base = prefix.rstrip("/")
 
         @app.middleware("http")
@@ -200,11 +212,16 @@ class TokenVerifier:
             if path == base or path.startswith(base + "/"):
                 try:
                     request.state.principal = self.check(
-                        request.headers.get("authorization"), need)
+                        request.headers.get("authorization"), need_of(request.method))
                 except HTTPException as exc:
                     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                         headers=exc.headers)
             return await call_next(request)
+
+
+def method_need(method: str) -> Need:
+    """The scope ``guard_api`` asks of an HTTP method: read for GET/HEAD, admin otherwise."""
+    return "read" if method.upper() in ("GET", "HEAD") else "admin"
 
 
 def _scopes(claims: dict) -> frozenset[str]:

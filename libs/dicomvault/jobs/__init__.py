@@ -19,9 +19,10 @@ from dicomvault.jobs.model import (
     RetryPolicy,
 )
 from dicomvault.jobs.runner import JobQueue, ProgressReporter
-from dicomvault.jobs.snapshot import adopt_from_catalogue
+from dicomvault.jobs.snapshot import adopt_all, adopt_from_catalogue
 
 __all__ = [
+    "adopt_all",
     "ACTIVE",
     "COMMAND_APPLIES",
     "TERMINAL",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -61,3 +63,21 @@ async def _adopt(queue: JobQueue, client: httpx.AsyncClient) -> int:
     if adopted:
         log.info("jobs adopted from the catalogue", extra={"queue": queue.name, "jobs": adopted})
     return adopted
+
+
+async def adopt_all(queues: list[JobQueue], catalogue: str | CatalogueClient, retry_s: float,
+                    stop: asyncio.Event) -> None:
+    """Adopt every queue's unfinished jobs after a restart, retrying each queue every
+    ``retry_s`` until the catalogue answers (or ``stop``)."""
+    pending = list(queues)
+    while pending and not stop.is_set():
+        for q in list(pending):
+            try:
+                await adopt_from_catalogue(q, catalogue)
+                pending.remove(q)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("job adoption failed, will retry",
+                            extra={"queue": q.name, "error": repr(exc)})
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry_s)

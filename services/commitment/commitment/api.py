@@ -1,4 +1,8 @@
-"""REST on the http port: /metrics, /healthz, /readyz, /api/v1/commitments."""
+"""REST on the http port: /metrics, /healthz, /readyz, /api/v1/commitments.
+
+Every route under ``/api/v1`` needs a bearer token: GET/HEAD the read scope, POST (and any
+other method) the admin scope (``TokenVerifier.guard_api``, on the app, so routes added later
+inherit it). /metrics, /healthz and /readyz stay open."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from commitment.metrics import REGISTRY
+from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.metrics import metrics_app
 
@@ -32,8 +37,10 @@ class CommitmentRequest(BaseModel):
     requested_by: str = Field("api", description="Who asks; recorded on the job.")
 
 
-def build_app(service: Commitment) -> FastAPI:
+def build_app(service: Commitment, verifier: TokenVerifier | None = None) -> FastAPI:
+    """Without a ``verifier`` nothing needs a token (tests that build the app directly)."""
     app = FastAPI(title="DICOM Vault commitment", docs_url=None, redoc_url=None)
+    (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
     app.mount("/metrics/", metrics_app(REGISTRY))
 
     app.include_router(health_router(REGISTRY, service.not_ready))

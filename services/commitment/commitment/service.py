@@ -21,6 +21,7 @@ from commitment.scp import ScpJobs
 from commitment.scu import QUEUE as SCU_QUEUE
 from commitment.scu import SOURCE, ScuJobs
 from commitment.settings import CommitmentSettings
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
@@ -174,7 +175,10 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         service.consumer = ConsumerLoop(
             settings.bus, group_id="commitment", topics=[topics.studies, topics.job_commands],
             handler=service.policy, dlq=publisher, client_id="commitment")
-        server = HttpServer.for_app(build_app(service), settings.http)
+        verifier = TokenVerifier(settings.auth)
+        verifier.announce("commitment REST API (/api/v1 GET: read scope; POST "
+                          "/api/v1/commitments: admin scope)")
+        server = HttpServer.for_app(build_app(service, verifier), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]
         tasks += [asyncio.create_task(service.consumer.run(), name="consumer"),
                   asyncio.create_task(server.serve(), name="http"),

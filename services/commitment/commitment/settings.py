@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings
 
+from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
 from dicomvault.settings import (
     SETTINGS_CONFIG,
@@ -90,3 +91,10 @@ class CommitmentSettings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     commitment: CommitmentSection = Field(default_factory=CommitmentSection)
     client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description=(
+            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/commitments needs the "
+            "read scope; POST /api/v1/commitments (a commitment request) the admin scope. "
+            "/metrics, /healthz and /readyz stay open."),
+    )

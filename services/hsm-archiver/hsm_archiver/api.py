@@ -1,4 +1,8 @@
-"""HTTP: /metrics, /healthz, /readyz and GET /api/v1/archives (readiness and queue state)."""
+"""HTTP: /metrics, /healthz, /readyz and GET /api/v1/archives (readiness and queue state).
+
+Every route under ``/api/v1`` needs a bearer token: GET/HEAD the read scope, any other method
+the admin scope (``TokenVerifier.guard_api``, on the app, so routes added later inherit it).
+/metrics, /healthz and /readyz stay open."""
 
 from __future__ import annotations
 
@@ -7,14 +11,18 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.metrics import metrics_app
 from hsm_archiver.handlers import Hosted
 from hsm_archiver.metrics import REGISTRY
 
 
-def build_app(archives: list[Hosted], ready: Callable[[], str | None]) -> FastAPI:
+def build_app(archives: list[Hosted], ready: Callable[[], str | None],
+              verifier: TokenVerifier | None = None) -> FastAPI:
+    """Without a ``verifier`` nothing needs a token (tests that build the app directly)."""
     app = FastAPI(title="DICOM Vault hsm-archiver", docs_url=None, redoc_url=None)
+    (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
     app.mount("/metrics/", metrics_app(REGISTRY))
 
     app.include_router(health_router(REGISTRY, ready))

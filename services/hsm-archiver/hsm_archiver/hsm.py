@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicomvault.dicom import instance_stored
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import archive_pb2, events_pb2
 from dicomvault.jobs import Job, Outcome, ProgressReporter
@@ -32,7 +33,6 @@ from dicomvault.query import InstanceLocation
 from dicomvault.store import instance_key, validate_uid
 from hsm_archiver import metrics
 from hsm_archiver.context import CatalogueError, Context
-from hsm_archiver.dicomfields import instance_stored
 from hsm_archiver.settings import ArchiveConfig
 
 log = logging.getLogger(__name__)

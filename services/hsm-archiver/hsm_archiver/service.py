@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
-
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import JobQueue, adopt_from_catalogue
+from dicomvault.jobs import JobQueue, adopt_all
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import open_cache
 from hsm_archiver import metrics
@@ -47,23 +46,6 @@ def build_archives(settings: ArchiverSettings, ctx: Context, publisher: Publishe
         hosted.append(Hosted(archive, queue(cfg.id, "STORE", archive.store),
                              queue(cfg.retrieve_queue, "RETRIEVE", archive.retrieve)))
     return hosted
-
-
-async def adopt_all(queues: list[JobQueue], catalogue: CatalogueClient, retry_s: float,
-                    stop: asyncio.Event) -> None:
-    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
-    pending = list(queues)
-    while pending and not stop.is_set():
-        for q in list(pending):
-            try:
-                await adopt_from_catalogue(q, catalogue)
-                pending.remove(q)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.warning("job adoption failed, will retry",
-                            extra={"queue": q.name, "error": repr(exc)})
-        if pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=retry_s)
 
 
 async def _depths(queues: list[JobQueue], stop: asyncio.Event) -> None:
@@ -100,7 +82,10 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
             waiting = [lp for lp in loops if not lp.ready.is_set()]
             return "consumers not assigned to partitions yet" if waiting else None
 
-        server = HttpServer.for_app(build_app(hosted, ready), settings.http)
+        verifier = TokenVerifier(settings.auth)
+        verifier.announce("hsm-archiver REST API (/api/v1 GET: read scope; other methods: "
+                          "admin scope)")
+        server = HttpServer.for_app(build_app(hosted, ready, verifier), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks.append(asyncio.create_task(_depths(queues, stop), name="depths"))

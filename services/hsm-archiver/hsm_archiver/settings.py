@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings
 
 from dicomvault import rules
+from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
 from dicomvault.settings import (
     SETTINGS_CONFIG,
@@ -147,3 +148,10 @@ class ArchiverSettings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     hsm: HsmSection = Field(default_factory=HsmSection)
     client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description=(
+            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/archives needs the read "
+            "scope; any other method under /api/v1 the admin scope. /metrics, /healthz and "
+            "/readyz stay open."),
+    )

@@ -24,6 +24,7 @@ MANAGED_BY = "dicomvault-operator"
 # Outside secrets_mount_base, where the Exporter's own Secrets go by name (no collision).
 TLS_DIR = "/var/run/secrets/dicomvault.io/tls"
 TOKEN_DIR = "/var/run/secrets/dicomvault.io/token"
+AUTH_DIR = "/var/run/secrets/dicomvault.io/auth"
 COMPONENT = "stow-exporter"
 
 
@@ -98,13 +99,22 @@ def _env(spec: ExporterSpec, cfg: OperatorSection) -> list[dict[str, str]]:
             env["DICOMVAULT_CLIENT__CA_FILE"] = f"{TLS_DIR}/{cfg.exporter_tls_ca_key}"
     if cfg.exporter_token_secret:
         env["DICOMVAULT_CLIENT__TOKEN_FILE"] = f"{TOKEN_DIR}/{cfg.exporter_token_key}"
+    if not cfg.exporter_auth_enabled:
+        env["DICOMVAULT_AUTH__ENABLED"] = "false"
+    elif cfg.exporter_auth_key_secret:
+        key_file = "JWKS_FILE" if cfg.exporter_auth_key_format == "jwks" else "PUBLIC_KEY_FILE"
+        env["DICOMVAULT_AUTH__ENABLED"] = "true"
+        env[f"DICOMVAULT_AUTH__{key_file}"] = f"{AUTH_DIR}/{cfg.exporter_auth_key_key}"
+        env["DICOMVAULT_AUTH__ISSUER"] = cfg.exporter_auth_issuer
+        env["DICOMVAULT_AUTH__AUDIENCE"] = cfg.exporter_auth_audience
     env.update(cfg.exporter_env)
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
 def _tls_and_token(cfg: OperatorSection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Volumes and mounts of the HTTPS Secret and the token Secret (whole Secrets as volumes,
-    so a rotation reaches the running pod; the services re-read the files)."""
+    """Volumes and mounts of the HTTPS Secret, the token Secret and the issuer's keys (whole
+    Secrets as volumes, so a rotation reaches the running pod; the services re-read the
+    files)."""
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     if cfg.exporter_tls_secret:
@@ -119,6 +129,11 @@ def _tls_and_token(cfg: OperatorSection) -> tuple[list[dict[str, Any]], list[dic
             "secretName": cfg.exporter_token_secret,
             "items": [{"key": cfg.exporter_token_key, "path": cfg.exporter_token_key}]}})
         mounts.append({"name": "dicomvault-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    if cfg.exporter_auth_enabled and cfg.exporter_auth_key_secret:
+        volumes.append({"name": "dicomvault-auth", "secret": {
+            "secretName": cfg.exporter_auth_key_secret,
+            "items": [{"key": cfg.exporter_auth_key_key, "path": cfg.exporter_auth_key_key}]}})
+        mounts.append({"name": "dicomvault-auth", "mountPath": AUTH_DIR, "readOnly": True})
     return volumes, mounts
 
 

@@ -58,6 +58,21 @@ class OperatorSection(BaseModel):
         "", description="Secret with the exporters' bearer token for the catalogue (a JWT with "
                         "the read scope), mounted as client.token_file. Empty: no token.")
     exporter_token_key: str = Field("token", description="Key of the token in that Secret.")
+    exporter_auth_enabled: bool = Field(
+        True, description="Bearer tokens on the exporter pods' /api/v1 (GET: read scope, POST "
+                          "/api/v1/exports: admin scope); false renders "
+                          "DICOMVAULT_AUTH__ENABLED=false (the chart's auth.enabled).")
+    exporter_auth_key_secret: str = Field(
+        "", description="Secret with the identity provider's keys (the chart's auth.keySecret), "
+                        "mounted into every exporter pod, which verifies tokens with it. Empty: "
+                        "no keys (with auth on every /api/v1 request is refused).")
+    exporter_auth_key_key: str = Field("jwks.json", description="Key of the keys file in that "
+                                                                "Secret.")
+    exporter_auth_key_format: Literal["jwks", "pem"] = Field(
+        "jwks", description="jwks (a JWKS document) or pem (one public key).")
+    exporter_auth_issuer: str = Field("", description="Required 'iss' claim (empty: not "
+                                                      "checked).")
+    exporter_auth_audience: str = Field("dicomvault", description="Required 'aud' claim.")
     resources: dict[str, Any] = Field(
         default_factory=lambda: {"requests": {"cpu": "50m", "memory": "128Mi"},
                                  "limits": {"memory": "512Mi"}},

@@ -15,6 +15,10 @@
 
 The catalogue's ``/api/v1/jobs`` and ``/api/v1/queues`` list the same jobs (it projects
 their events) and take the administrators' commands (pause, resume, retry, cancel, …).
+
+Every route under ``/api/v1`` needs a bearer token: the GETs the read scope, the POSTs and
+the DELETE the admin scope (``TokenVerifier.guard_api``, on the app, so routes added later
+inherit it). /metrics, /healthz and /readyz stay open.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.jobs import TERMINAL
 from dicomvault.store import CacheStore
@@ -32,6 +37,7 @@ from optical_burner.archive import Conflict, DeleteRefused, OpticalArchive
 from optical_burner.burning import burn_volume
 from optical_burner.catalogue import CatalogueError
 from optical_burner.metrics import REGISTRY
+from optical_burner.volumes import is_complete
 
 TERMINAL_NAMES = {s.value for s in TERMINAL}
 
@@ -49,9 +55,11 @@ def _job(job) -> dict:
 
 
 def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
-              cache: CacheStore | None = None) -> FastAPI:
-    """``cache``: the cache tier (RETRIEVE jobs write to it; without it none is submitted)."""
+              cache: CacheStore | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
+    """``cache``: the cache tier (RETRIEVE jobs write to it; without it none is submitted);
+    without a ``verifier`` nothing needs a token (tests that build the app directly)."""
     app = FastAPI(title="DICOM Vault optical-burner", docs_url=None, redoc_url=None)
+    (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
 
     app.include_router(health_router(REGISTRY, ready))
 
@@ -125,7 +133,7 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
         if arc.queues is None or cache is None:
             return _error(503, "the RETRIEVE queue is not running")
         parts = arc.store.parts_of(study_uid)
-        if not parts or len(parts) != parts[0][1].parts:
+        if not is_complete(parts):
             return _error(404, f"no volume of {arc.id} holds study {study_uid}")
         job = await arc.queues.retrieve.submit(study_uid, target=arc.id,
                                                dedupe_key=f"api:{uuid.uuid4()}",

@@ -15,10 +15,9 @@ import contextlib
 import logging
 from datetime import datetime
 
-import httpx
-
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import JobQueue, adopt_from_catalogue
+from dicomvault.jobs import JobQueue, adopt_all
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import CacheStore, open_cache
 from optical_burner import metrics
@@ -50,23 +49,6 @@ def build_queues(settings: OpticalSettings, arc: OpticalArchive, cache: CacheSto
 
     return Queues(queue(oc.store_queue, "STORE", run.store, arc.readiness),
                   queue(oc.retrieve_queue, "RETRIEVE", run.retrieve))
-
-
-async def adopt_all(queues: list[JobQueue], catalogue: CatalogueClient, retry_s: float,
-                    stop: asyncio.Event) -> None:
-    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
-    pending = list(queues)
-    while pending and not stop.is_set():
-        for q in list(pending):
-            try:
-                await adopt_from_catalogue(q, catalogue)
-                pending.remove(q)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.warning("job adoption failed, will retry",
-                            extra={"queue": q.name, "error": repr(exc)})
-        if pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=retry_s)
 
 
 async def migrate_pending(store: VolumeStore, queue: JobQueue, archive_id: str) -> int:
@@ -135,7 +117,10 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
             waiting = [lp for lp in loops if not lp.ready.is_set()]
             return "consumers not assigned to partitions yet" if waiting else None
 
-        server = HttpServer.for_app(build_app(arc, ready, cache), settings.http)
+        verifier = TokenVerifier(settings.auth)
+        verifier.announce("optical-burner REST API (/api/v1 GET: read scope; close, burn, "
+                          "release, delete volume and retrieve: admin scope)")
+        server = HttpServer.for_app(build_app(arc, ready, cache, verifier), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop), name="sweep"),

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings
 
 from dicomvault import rules
+from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
 from dicomvault.settings import (
     SETTINGS_CONFIG,
@@ -177,3 +178,11 @@ class OpticalSettings(BaseSettings):
     cache: OpticalCacheSettings = Field(default_factory=OpticalCacheSettings)
     optical: OpticalSection = Field(default_factory=OpticalSection)
     client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description=(
+            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/* (volumes, media "
+            "requests, queues, jobs) needs the read scope; the POSTs (close, burn, release, "
+            "retrieve) and DELETE of a volume the admin scope. /metrics, /healthz and /readyz "
+            "stay open."),
+    )

@@ -1,5 +1,9 @@
 """HTTP: /metrics, /healthz, /readyz; GET /api/v1/exports (queued and finished exports),
-GET /api/v1/exporters, POST /api/v1/exports (manual export request)."""
+GET /api/v1/exporters, POST /api/v1/exports (manual export request).
+
+Every route under ``/api/v1`` needs a bearer token: GET/HEAD the read scope, POST (and any
+other method) the admin scope (``TokenVerifier.guard_api``, on the app, so routes added later
+inherit it). /metrics, /healthz and /readyz stay open."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.store import InvalidUID, validate_uid
 from stow_exporter.handlers import Hosted
@@ -20,9 +25,12 @@ class ExportRequest(BaseModel):
     immediate: bool = Field(False, description="Ignore the exporter's schedule windows.")
 
 
-def build_app(hosted: list[Hosted], ready: Callable[[], str | None]) -> FastAPI:
+def build_app(hosted: list[Hosted], ready: Callable[[], str | None],
+              verifier: TokenVerifier | None = None) -> FastAPI:
+    """Without a ``verifier`` nothing needs a token (tests that build the app directly)."""
     by_id = {h.id: h for h in hosted}
     app = FastAPI(title="DICOM Vault stow-exporter", docs_url=None, redoc_url=None)
+    (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
 
     app.include_router(health_router(REGISTRY, ready))
 

@@ -14,6 +14,7 @@ import logging
 
 import httpx
 
+from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import adopt_from_catalogue
 from dicomvault.lifecycle import HttpServer
@@ -125,7 +126,10 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                 waiting.append("job-commands")
             return f"consumers not assigned yet: {', '.join(waiting)}" if waiting else None
 
-        server = HttpServer.for_app(build_app(hosted, ready), settings.http)
+        verifier = TokenVerifier(settings.auth)
+        verifier.announce("stow-exporter REST API (/api/v1 GET: read scope; POST "
+                          "/api/v1/exports: admin scope)")
+        server = HttpServer.for_app(build_app(hosted, ready, verifier), settings.http)
         tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
                  for h in hosted if h.queue is not None]
         tasks += [asyncio.create_task(lp.run(), name=f"consumer-{i}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings
 
+from dicomvault.auth import AuthSettings
 from dicomvault.settings import (
     SETTINGS_CONFIG,
     BusSettings,
@@ -74,3 +75,10 @@ class ExporterSettings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     exporter: ExporterSection = Field(default_factory=ExporterSection)
     client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings,
+        description=(
+            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/exporters and "
+            "/api/v1/exports need the read scope; POST /api/v1/exports (a manual export) the "
+            "admin scope. /metrics, /healthz and /readyz stay open."),
+    )

@@ -1,4 +1,4 @@
-"""The S3 peer of the cache-tier tests: moto's S3 server (``moto_server``) on loopback, a
+"""The S3 peer of the cache-tier tests (libs, gateway, archiver): moto's S3 server (``moto_server``) on loopback, a
 bucket per test, and the gateway settings / environment that put the cache tier there."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dicomvault.bus.broker import free_port
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One moto_server process on a free loopback port; stopped at the end of the session."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("moto-gw") / "moto.log", "wb")  # noqa: SIM115
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
     exe = Path(sys.executable).with_name("moto_server")
     proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -1,4 +1,5 @@
-"""The real catalogue service (``dicomvault run catalogue``) for the archiver's tests.
+"""The real catalogue service (``dicomvault run catalogue``) for the archivers' tests
+(hsm-archiver, optical-burner, operator).
 
 It consumes the test's topics into a SQLite catalogue and serves its REST API; the tests
 read what it projected through that API (studies, locations, jobs, queues) and the facts it
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-import catalogue  # noqa: F401 - registers the contract types the archiver's facts use
-import hsm_archiver  # noqa: F401 - registers the archive facts' type names
+import catalogue  # noqa: F401 - registers the contract types
 from dicomvault.bus.broker import free_port
 from dicomvault.events import TYPES
 from dicomvault.settings import BusSettings
@@ -61,10 +61,14 @@ class CatalogueService:
         r.raise_for_status()
         return {j["job_id"]: j for j in r.json()["jobs"]}
 
-    def job_states(self, queue: str) -> list[str]:
+    def queue_jobs(self, queue: str) -> list[dict]:
+        """The queue's jobs, oldest first."""
         r = self._get("/api/v1/jobs", queue=queue, limit=1000)
         r.raise_for_status()
-        return [j["state"] for j in r.json()["jobs"]]
+        return r.json()["jobs"]
+
+    def job_states(self, queue: str) -> list[str]:
+        return [j["state"] for j in self.queue_jobs(queue)]
 
     @property
     def queues(self) -> dict[str, dict]:
