@@ -17,17 +17,17 @@ import pytest
 
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
+from dicomvault.dicom import instance_stored
 from dicomvault.events import Event
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
-from optical_burner.dicomfields import instance_stored
 from optical_burner.service import run
 from optical_burner.settings import OpticalSettings
-from tests.optical.catalogue_process import CatalogueService
 from tests.optical.test_pdi_media import extract
-from tests.peers.datasets import Study, write_study
+from tests.peers.catalogue import CatalogueService
+from tests.peers.datasets import ROOT, Study, make_instance, write_study
 
 STORE, RETRIEVE = "OPTICAL1", "OPTICAL1-retrieve"
 
@@ -50,7 +50,7 @@ def catalogue(catalogue_service: CatalogueService) -> CatalogueService:
 def settings(tmp_path, bus_settings, optical_config, catalogue) -> OpticalSettings:
     return OpticalSettings(
         bus=bus_settings, http={"host": "127.0.0.1", "port": free_port()},
-        cache={"root": tmp_path / "cache", "fsync": False},
+        cache={"root": tmp_path / "cache", "fsync": False}, auth={"enabled": False},
         optical=optical_config(
             catalogue_url=catalogue.url, media_recheck_s=600, adopt_retry_s=0.5,
             retry={"max_retries": 20, "initial_delay_s": 0.2, "max_delay_s": 1.0}))
@@ -110,10 +110,10 @@ async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
     return study, data
 
 
-def stable(study: Study, modality: str = "CT") -> ev.StudyStable:
+def stable(study: Study, modality: str = "CT", revision: int = 1) -> ev.StudyStable:
     return ev.StudyStable(study_instance_uid=study.study_uid, patient_id=study.patient_id,
                           number_of_instances=len(study.sop_uids), modalities=[modality],
-                          calling_aes=["MODALITY1"], revision=1)
+                          calling_aes=["MODALITY1"], revision=revision)
 
 
 async def command(catalogue: CatalogueService, path: str, **body) -> None:
@@ -127,12 +127,12 @@ async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_bette
     study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
                                     catalogue)
     async with running(settings) as http:
-        await wait_until(lambda: catalogue.queue(STORE).get("state") == "RUNNING",
+        await wait_until(lambda: catalogue.queues.get(STORE, {}).get("state") == "RUNNING",
                          "the catalogue to know the STORE queue")
         # The administrator pauses the optical queue through the catalogue's REST API.
         await command(catalogue, f"/api/v1/queues/{STORE}/pause", reason="burner maintenance")
-        await wait_until(lambda: catalogue.queue(STORE).get("state") == "HALTED", "HALTED")
-        assert catalogue.queue(STORE)["reason"] == "burner maintenance"
+        await wait_until(lambda: catalogue.queues.get(STORE, {}).get("state") == "HALTED", "HALTED")
+        assert catalogue.queues.get(STORE, {})["reason"] == "burner maintenance"
         queues = (await http.get("/api/v1/queues")).json()
         assert [(q["name"], q["kind"], q["state"]) for q in queues] == [
             (STORE, "STORE", "HALTED"), (RETRIEVE, "RETRIEVE", "RUNNING")]
@@ -143,15 +143,15 @@ async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_bette
         await asyncio.sleep(1.0)
         assert catalogue.job_states(STORE) == ["NEW"]
         assert (await http.get("/api/v1/volumes")).json() == []
-        (job,) = catalogue.jobs(STORE)
+        (job,) = catalogue.queue_jobs(STORE)
         assert (job["kind"], job["target"], job["created_by"]) == ("STORE", "OPTICAL1",
                                                                    "rule:default")
 
         # Resumed: the job runs, the study is on DVD-000001, the job is DONE in the catalogue.
         await command(catalogue, f"/api/v1/queues/{STORE}/resume")
         await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the job DONE")
-        await wait_until(lambda: catalogue.queue(STORE).get("state") == "RUNNING", "RUNNING")
-        (done,) = catalogue.jobs(STORE)
+        await wait_until(lambda: catalogue.queues.get(STORE, {}).get("state") == "RUNNING", "RUNNING")
+        (done,) = catalogue.queue_jobs(STORE)
         assert done["result"]["location"] == "DVD-000001"
         await wait_until(lambda: any(loc["tier"] == "optical"
                                      for loc in catalogue.study_locations(study.study_uid)),
@@ -221,11 +221,11 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         # The RETRIEVE job waits for the medium: WAITING with the media request, in the
         # catalogue's /api/v1/jobs and in the optical API.
         def waiting() -> bool:
-            jobs = catalogue.jobs(RETRIEVE)
+            jobs = catalogue.queue_jobs(RETRIEVE)
             return bool(jobs) and jobs[0]["state"] == "WAITING"
 
         await wait_until(waiting, "a WAITING retrieve job")
-        (job,) = catalogue.jobs(RETRIEVE)
+        (job,) = catalogue.queue_jobs(RETRIEVE)
         assert job["error"] == "insert volume DVD-000001"
         assert job["created_by"] == "recall:VIEWER"
         mine = (await http.get("/api/v1/jobs", params={"state": "WAITING"})).json()
@@ -263,3 +263,85 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         "optical", "OPTICAL1", "DVD-000001", job["job_id"])
     assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
     assert fact.number_of_instances == len(data)
+
+
+async def verified(http: httpx.AsyncClient, label: str) -> None:
+    """Close the volume and let the sweep burn and verify it."""
+    assert (await http.post(f"/api/v1/volumes/{label}/close")).status_code == 200
+    for _ in range(600):
+        if (await http.get(f"/api/v1/volumes/{label}")).json()["state"] == "Verified":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{label} was not verified")
+
+
+async def test_a_later_revision_is_appended_by_its_store_job(
+        bus_settings, catalogue, settings, tmp_path: Path) -> None:
+    cache = FileStore(settings.cache.root, fsync=False)
+    study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
+                                    catalogue)
+    uid = study.study_uid
+
+    def optical() -> dict:
+        locs = [x for x in catalogue.study_locations(uid) if x["tier"] == "optical"]
+        return locs[0] if locs else {}
+
+    async with running(settings) as http:
+        await publish(bus_settings, stable(study), uid)
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the first job")
+        await wait_until(lambda: optical().get("number_of_instances") == len(data), "optical")
+        # DVD-000001 is closed, burned, verified and released: its discs are on the shelf.
+        await verified(http, "DVD-000001")
+        assert (await http.post("/api/v1/volumes/DVD-000001/release")).status_code == 200
+
+        # A reconstruction is stored later (as the gateway does: the file, then
+        # InstanceStored); the catalogue's new revision is a new StudyStable.
+        ds = make_instance(study_uid=uid, series_uid=pydicom.uid.generate_uid(ROOT),
+                           patient_id=study.patient_id, series_number=9, seed=900)
+        late = tmp_path / "late.dcm"
+        ds.save_as(late, enforce_file_format=True)
+        raw = late.read_bytes()
+        key = instance_key(uid, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        cache.put(key, raw)
+        data[key] = raw
+        await publish(bus_settings, instance_stored(raw, key, source="dimse"), uid)
+        await wait_until(lambda: len(catalogue.cached(uid)) == len(data), "the new instance")
+        await publish(bus_settings, stable(study, revision=2), uid)
+
+        # The second STORE job writes the new instance to DVD-000002 as part 2 of 2.
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE", "DONE"], "job 2")
+        second = catalogue.queue_jobs(STORE)[1]
+        assert second["result"]["location"] == "DVD-000001+DVD-000002"
+        assert second["message"] == "1 new instances written to DVD-000001+DVD-000002 (7 in all)"
+        volume = (await http.get("/api/v1/volumes/DVD-000002")).json()
+        assert [(s["part"], s["parts"], s["number_of_instances"]) for s in volume["studies"]] == [
+            (2, 2, 1)]
+        assert (await http.get("/api/v1/volumes/DVD-000001")).json()["studies"][0]["parts"] == 1
+        # The catalogue's optical location covers every cache instance now.
+        await wait_until(lambda: optical().get("number_of_instances") == len(data),
+                         "the optical location with 7 instances")
+        loc = optical()
+        assert (loc["location"], loc["verified"]) == ("DVD-000001+DVD-000002", True)
+
+        # The same revision announced again: DONE, nothing written.
+        await publish(bus_settings, stable(study, revision=2), uid)
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"] * 3, "job 3")
+        third = catalogue.queue_jobs(STORE)[2]
+        assert third["message"] == "7 instances already on DVD-000001+DVD-000002"
+        assert [v["label"] for v in (await http.get("/api/v1/volumes")).json()] == [
+            "DVD-000001", "DVD-000002"]
+        assert (await http.get("/api/v1/volumes/DVD-000002")).json()[
+            "number_of_instances"] == 1
+
+        # The study leaves the cache; DVD-000001's disc is mounted; a retrieve reads both
+        # parts back, byte for byte.
+        for k in data:
+            cache.delete(k)
+        extract(tmp_path / "iso" / "DVD-000001-1.iso", tmp_path / "mnt" / "DVD-000001")
+        r = await http.post(f"/api/v1/studies/{uid}/retrieve")
+        assert r.status_code == 202, r.text
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the retrieve")
+    for k, blob in data.items():
+        assert cache.get(k) == blob
+    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    assert (fact.location, fact.number_of_instances) == ("DVD-000001+DVD-000002", 7)

@@ -18,6 +18,15 @@ A study written to a volume is an archive location at once: StudyArchived(tier="
 location=label) — for a spanning study one fact with ``location`` = the labels of its parts
 joined by ``+`` in part order (e.g. ``DVD-000007+DVD-000008``), so it counts as one copy.
 
+New instances of a study already on volumes (a later revision: a late reconstruction, an
+added series) are *appended*: the cache instances no volume holds yet are written as the
+study's further part(s) — into the open volume (its entry grows when the open volume holds
+the study's last part already), spanning as usual — and StudyArchived is announced again with
+every instance and every label. Parts on Closed (burned) volumes are never rewritten: their
+entries keep the part count and labels of their own write, as their images do, so a study
+is complete when every cache instance is on some volume and parts 1..m (m the largest part
+count of its entries) are all there. Nothing new: "already", nothing written.
+
 Deleting a volume evicts every study on it from this archive *as a whole*: for a spanning
 study the other parts' manifest entries go too (moved to the volume's ``evicted`` list), so
 no volume keeps a part of a study whose optical copy is gone. An Open volume also drops
@@ -56,7 +65,9 @@ from optical_burner.volumes import (
     Volume,
     VolumeState,
     VolumeStore,
+    is_complete,
     now,
+    study_labels,
 )
 
 if TYPE_CHECKING:
@@ -93,9 +104,10 @@ class ArchiveResult:
     status: str                       # archived, already, not_found
     study_uid: str
     labels: list[str] = field(default_factory=list)
-    instances: int = 0
+    instances: int = 0                # on the volumes in all
     size_bytes: int = 0
     message: str = ""
+    written: int = 0                  # instances written by this run
 
     @property
     def location(self) -> str:
@@ -154,25 +166,29 @@ class OpticalArchive:
         return -(-size // SECTOR) * SECTOR + self.cfg.per_instance_overhead_bytes
 
     async def archive_study(self, study_uid: str) -> ArchiveResult:
-        """Write a study (from the cache) into the open volume(s); emit StudyArchived."""
+        """Write the study's cache instances that no volume holds yet into the open volume(s)
+        — the whole study the first time, a later revision's new instances as further
+        part(s) — and emit StudyArchived with every instance and label."""
         async with self.lock:
             done = self.store.parts_of(study_uid)
-            if done and len(done) == done[0][1].parts:
-                result = _result("already", study_uid, done)
-                await self._announce(study_uid, done)
-                return result
             instances = await self.catalogue.instances(study_uid, tier="cache")
-            if not instances:
+            if not instances and not done:
                 return ArchiveResult("not_found", study_uid,
                                      message="the study has no instances in the cache tier")
-            have = {i.sop_instance_uid for _v, s in done for i in s.instances}
+            have = self.store.held(study_uid)
             todo = _ordered([i for i in instances if i.sop_instance_uid not in have])
+            if not todo:
+                if not is_complete(done):
+                    raise ArchiveError(f"study {study_uid} misses a part on "
+                                       f"{'+'.join(study_labels(done))}")
+                await self._announce(study_uid, done)
+                return _result("already", study_uid, done)
             chunks = self._plan(todo)
             await self._write(study_uid, done, chunks)
             parts = self.store.parts_of(study_uid)
             await self._announce(study_uid, parts)
             self.update_metrics()
-            return _result("archived", study_uid, parts)
+            return _result("archived", study_uid, parts, written=len(todo))
 
     def _plan(self, todo: list[InstanceLocation]) -> list[tuple[Volume | None, list]]:
         usable = self.cfg.capacity - self.cfg.reserve_bytes
@@ -199,33 +215,47 @@ class OpticalArchive:
         return [(v, items) for v, items in chunks if items]
 
     async def _write(self, study_uid: str, done: list, chunks: list) -> None:
+        """Write ``chunks`` as the study's next parts. ``done`` are the parts on volumes
+        already (an earlier revision, or an interrupted run): the open volume's part grows,
+        the others stay as they are."""
         open_now = self.store.open_volume()
-        if open_now is not None and all(v is not open_now for v, _ in chunks):
-            await self._close_locked(open_now, "full")
         volumes = [v or self._new_volume() for v, _ in chunks]
-        labels = [v.label for v, _s in done] + [v.label for v in volumes]
+        held = {v.label for v, _s in done}
+        labels = [v.label for v, _s in done] + [v.label for v in volumes if v.label not in held]
         parts = len(labels)
-        patient = ""
-        for n, (vol, (_v, items)) in enumerate(zip(volumes, chunks, strict=True),
-                                               start=len(done) + 1):
+        # Entries on open volumes describe the whole study (they go into an image later);
+        # those on Closed volumes keep what their images say.
+        for vol, entry in done:
+            if vol.state == VolumeState.OPEN and (entry.parts, entry.labels) != (parts, labels):
+                entry.parts, entry.labels = parts, labels
+                self.store.save(vol)
+        if open_now is not None and all(v is not open_now for v in volumes):
+            await self._close_locked(open_now, "full")
+        patient = next((s.patient_id for _v, s in done if s.patient_id), "")
+        number = max((s.part for _v, s in done), default=0)
+        for vol, (_v, items) in zip(volumes, chunks, strict=True):
             entries = await asyncio.to_thread(self._copy_in, vol, items)
             patient = patient or await self._patient_of(items[0])
             size = sum(e.size_bytes for e in entries)
-            vol.studies.append(StudyEntry(study_instance_uid=study_uid, patient_id=patient,
-                                          part=n, parts=parts, labels=labels,
-                                          instances=entries, size_bytes=size))
+            entry = vol.study(study_uid)
+            if entry is None:
+                number += 1
+                vol.studies.append(StudyEntry(study_instance_uid=study_uid, patient_id=patient,
+                                              part=number, parts=parts, labels=labels,
+                                              instances=entries, size_bytes=size))
+            else:  # the open volume holds the study's last part: it grows
+                entry.instances.extend(entries)
+                entry.size_bytes += size
             vol.used_bytes += sum(self.cost(e.size_bytes) for e in entries)
             vol.data_bytes += size
             vol.first_write_at = vol.first_write_at or now()
             self.store.save(vol)
             metrics.STUDIES_WRITTEN.labels(self.id).inc()
             metrics.BYTES_WRITTEN.labels(self.id).inc(size)
-        for vol, _s in done:  # an earlier, interrupted run wrote the first parts
-            entry = vol.study(study_uid)
-            entry.parts, entry.labels = parts, labels
-            self.store.save(vol)
         log.info("study written to optical volumes",
-                 extra={"study": study_uid, "volumes": labels, "archive": self.id})
+                 extra={"study": study_uid, "volumes": labels, "archive": self.id,
+                        "instances": sum(len(items) for _v, items in chunks),
+                        "appended": bool(done)})
         for vol in volumes[:-1]:
             await self._close_locked(vol, "full")
         if volumes[-1].fill_ratio >= self.cfg.close_fill_ratio:
@@ -268,15 +298,19 @@ class OpticalArchive:
         return str((summary or {}).get("patient_id") or "")
 
     async def _announce(self, study_uid: str, parts: list[tuple[Volume, StudyEntry]]) -> None:
-        labels = parts[-1][1].labels or [v.label for v, _ in parts]
-        location = "+".join(labels)
+        """StudyArchived for what the volumes hold. Its id derives from the location *and*
+        the instances: re-announcing the same copy is the same fact, a copy that grew (new
+        instances appended, perhaps on the same volume) is a new one."""
+        location = "+".join(study_labels(parts))
         sops = [i.sop_instance_uid for _v, s in parts for i in s.instances]
+        digest = hashlib.sha256("\n".join(sorted(sops)).encode()).hexdigest()
         msg = ev.StudyArchived(
             study_instance_uid=study_uid, tier=TIER, archive_id=self.id, location=location,
             number_of_instances=len(sops), size_bytes=sum(s.size_bytes for _v, s in parts),
             sop_instance_uids=sops, verified=True)
         await self.emit(self.topics.studies, msg, study_uid,
-                        deterministic_id("optical-archived", self.id, study_uid, location))
+                        deterministic_id("optical-archived", self.id, study_uid, location,
+                                         str(len(sops)), digest))
 
     # --- closing ------------------------------------------------------------------------
     async def close_volume(self, label: str, reason: str = "manual") -> Volume:
@@ -325,9 +359,16 @@ class OpticalArchive:
         """Delete a volume, refused while any study on it has no other verified copy."""
         async with self.lock:
             vol = self._get(label)
+            # Every volume of each study: entries on volumes closed before a later revision
+            # was appended keep the shorter label list of their own write.
+            spans: dict[str, list[str]] = {}
+            for study in vol.studies:
+                parts = self.store.parts_of(study.study_instance_uid)
+                spans[study.study_instance_uid] = list(dict.fromkeys(
+                    [*study_labels(parts), *(lb for _v, s in parts for lb in s.labels)]))
             only: list[str] = []
             for study in vol.studies:
-                mine = set(study.labels) | {label}
+                mine = set(spans[study.study_instance_uid]) | {label}
                 others = [
                     loc for loc in await self.locations(study.study_instance_uid)
                     if loc.get("verified") and loc.get("tier") != "cache"
@@ -338,7 +379,7 @@ class OpticalArchive:
             if only:
                 raise DeleteRefused(label, only)
             for study in vol.studies:
-                location = "+".join(study.labels or [label])
+                location = "+".join(study_labels(self.store.parts_of(study.study_instance_uid)))
                 await self.emit(self.topics.studies, ev.StudyEvicted(
                     study_instance_uid=study.study_instance_uid, tier=TIER, archive_id=self.id,
                     location=location, reason=f"volume {label} deleted"),
@@ -349,7 +390,7 @@ class OpticalArchive:
                 study_instance_uids=[s.study_instance_uid for s in vol.studies]),
                 label, deterministic_id("optical-deleted", self.id, label))
             for study in vol.studies:  # the study's optical copy is gone as a whole
-                for other in study.labels:
+                for other in spans[study.study_instance_uid]:
                     if other != label:
                         await asyncio.to_thread(self._drop_part, other, study.study_instance_uid,
                                                 f"volume {label} deleted")
@@ -422,11 +463,10 @@ def _ordered(items: list[InstanceLocation]) -> list[InstanceLocation]:
     return [i for group in series.values() for i in group]
 
 
-def _result(status: str, study_uid: str, parts: list) -> ArchiveResult:
-    labels = parts[-1][1].labels or [v.label for v, _ in parts]
-    return ArchiveResult(status, study_uid, labels=labels,
+def _result(status: str, study_uid: str, parts: list, written: int = 0) -> ArchiveResult:
+    return ArchiveResult(status, study_uid, labels=study_labels(parts),
                          instances=sum(len(s.instances) for _v, s in parts),
-                         size_bytes=sum(s.size_bytes for _v, s in parts))
+                         size_bytes=sum(s.size_bytes for _v, s in parts), written=written)
 
 
 def _locations_from(catalogue: Catalogue) -> LocationsProvider:

@@ -19,6 +19,7 @@ from dicomvault.rules import matching_rule
 from optical_burner import metrics
 from optical_burner.archive import TIER, OpticalArchive
 from optical_burner.catalogue import CatalogueError
+from optical_burner.volumes import is_complete
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Policies:
         arc = self.archive
         study = msg.study_instance_uid
         parts = arc.store.parts_of(study)
-        if not parts or len(parts) != parts[0][1].parts:
+        if not is_complete(parts):
             return "not_held"  # no (complete) copy on our volumes
         try:
             locations = await arc.locations(study)

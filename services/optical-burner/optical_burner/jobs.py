@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from dicomvault.dicom import instance_stored
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome, ProgressReporter
@@ -28,9 +29,8 @@ from dicomvault.store import CacheStore
 from optical_burner import metrics
 from optical_burner.archive import TIER, ArchiveError, InstanceTooLarge, OpticalArchive
 from optical_burner.catalogue import CatalogueError
-from optical_burner.dicomfields import instance_stored
 from optical_burner.retrieve import mounted_root, retrieve_study
-from optical_burner.volumes import InstanceEntry
+from optical_burner.volumes import InstanceEntry, study_labels
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,14 @@ class Executors:
             return Outcome.retry(str(exc))
         if result.status == "not_found":
             return Outcome.retry(result.message)
-        verb = "already on" if result.status == "already" else "written to"
-        return Outcome.done(f"{result.instances} instances {verb} {result.location}",
+        if result.status == "already":
+            message = f"{result.instances} instances already on {result.location}"
+        elif result.written < result.instances:  # a later revision's new instances
+            message = (f"{result.written} new instances written to {result.location} "
+                       f"({result.instances} in all)")
+        else:
+            message = f"{result.instances} instances written to {result.location}"
+        return Outcome.done(message,
                             completed=result.instances,
                             result={"location": result.location,
                                     "volumes": ",".join(result.labels)})
@@ -79,7 +85,7 @@ class Executors:
         if result.status != "done":
             return Outcome.retry(result.message, completed=len(recalled))
         parts = arc.store.parts_of(study)
-        location = "+".join(parts[-1][1].labels or [v.label for v, _s in parts]) if parts else ""
+        location = "+".join(study_labels(parts))
         await arc.emit(arc.topics.studies, archive_pb2.StudyRecalled(
             study_instance_uid=study, tier=TIER, archive_id=arc.id, job_id=job.id,
             number_of_instances=len(recalled), location=location,

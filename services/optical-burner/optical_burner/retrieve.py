@@ -1,6 +1,8 @@
 """Retrieving a study from its volume(s) into a destination store (the cache tier).
 
-For each volume holding a part of the study, the files are read from:
+Every part of the study is read, on whichever volume it is — also the parts a later revision
+appended after the first volumes were closed (their entries keep their own, smaller part
+count). For each volume holding a part of the study, the files are read from:
 1. the volume store, while the volume is online (its data folder is there);
 2. else the disc mounted under ``optical.mount_path``: ``<mount_path>/<label>`` (or the
    ISO 9660 volume id, ``DVD_000042``), or the disc itself at ``<mount_path>`` — in every
@@ -33,7 +35,7 @@ from dicomvault.store import CacheStore, FileStore
 from optical_burner import metrics
 from optical_burner.archive import OpticalArchive
 from optical_burner.image import volume_id
-from optical_burner.volumes import InstanceEntry, Volume, now
+from optical_burner.volumes import InstanceEntry, Volume, is_complete, now
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: CacheStore, 
     """Read the study (or only ``sop_uids``) back from its volumes into ``dest``."""
     async with arc.lock:
         parts = arc.store.parts_of(study_uid)
-    if parts and len(parts) != parts[0][1].parts:
+    if parts and not is_complete(parts):
         parts = []  # an incomplete spanning study is no copy
     if sop_uids:
         wanted = set(sop_uids)

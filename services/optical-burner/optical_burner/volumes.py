@@ -244,6 +244,10 @@ class VolumeStore:
         found = [(v, s) for v in self._volumes.values() if (s := v.study(study_uid))]
         return sorted(found, key=lambda vs: (vs[1].part, vs[0].label))
 
+    def held(self, study_uid: str) -> set[str]:
+        """The SOP Instance UIDs of the study on any volume of this archive."""
+        return {i.sop_instance_uid for _v, s in self.parts_of(study_uid) for i in s.instances}
+
     # --- pending studies of an earlier version (before the jobs engine) ------------------
     def take_pending(self) -> dict[str, dict]:
         """The studies an earlier version queued in ``pending.json`` (they become STORE jobs
@@ -253,3 +257,20 @@ class VolumeStore:
 
     def drop_pending(self) -> None:
         (self.root / "pending.json").unlink(missing_ok=True)
+
+
+# --- a study's parts -----------------------------------------------------------------------
+# A study written again after new instances arrived (a later revision) gets further parts;
+# the entries on volumes closed before keep the part count and labels of their own write
+# (their images, and discs, say so), so the study as a whole is judged on all its entries.
+def study_labels(parts: list[tuple[Volume, StudyEntry]]) -> list[str]:
+    """The volumes holding the study's parts, in part order: its optical location."""
+    return [v.label for v, _s in parts]
+
+
+def is_complete(parts: list[tuple[Volume, StudyEntry]]) -> bool:
+    """Every part 1..m is on a volume, m being the largest part count any entry records."""
+    if not parts:
+        return False
+    total = max(s.parts for _v, s in parts)
+    return sorted(s.part for _v, s in parts) == list(range(1, total + 1))
