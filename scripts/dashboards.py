@@ -67,21 +67,31 @@ def hist(metric: str, by: str, quantile: float, extra: str = "") -> str:
 
 # --- rows, one per service -----------------------------------------------------------------
 
-def archiver_queue_row() -> Row:
-    return Row("hsm-archiver queues", [
+def job_queue_row(title: str, prefix: str) -> Row:
+    """The panels of a service whose queues run on the shared jobs engine (``<prefix>_job_
+    outcomes_total``, ``_job_duration_seconds``, ``_queue_depth``, ``_queue_running``)."""
+    return Row(title, [
         Panel("Job attempts/s by outcome", [(q(
-            "sum by (outcome) (rate(dicomvault_archiver_job_outcomes_total{{NS}}[{R}]))"),
+            f"sum by (outcome) (rate({prefix}_job_outcomes_total{{{{NS}}}}[{{R}}]))"),
             "{{outcome}}")], "ops", stack=True),
         Panel("Failed jobs/s by queue", [(q(
-            'sum by (queue) (rate(dicomvault_archiver_job_outcomes_total{{NS},outcome="failed"}[{R}]))'),
+            f'sum by (queue) (rate({prefix}_job_outcomes_total{{{{NS}},outcome="failed"}}[{{R}}]))'),
             "{{queue}}")], "ops"),
         Panel("Job duration p95 by queue", [
-            (hist("dicomvault_archiver_job_duration_seconds", "queue", 0.95), "{{queue}}")], "s"),
+            (hist(f"{prefix}_job_duration_seconds", "queue", 0.95), "{{queue}}")], "s"),
         Panel("Queue depth (unfinished jobs)", [(q(
-            "max by (queue) (dicomvault_archiver_queue_depth{{NS}})"), "{{queue}}")], "short"),
+            f"max by (queue) ({prefix}_queue_depth{{{{NS}}}})"), "{{queue}}")], "short"),
         Panel("Queue running (1) / halted or stalled (0)", [(q(
-            "max by (queue) (dicomvault_archiver_queue_running{{NS}})"), "{{queue}}")], "short"),
+            f"max by (queue) ({prefix}_queue_running{{{{NS}}}})"), "{{queue}}")], "short"),
     ])
+
+
+def archiver_queue_row() -> Row:
+    return job_queue_row("hsm-archiver queues", "dicomvault_archiver")
+
+
+def optical_queue_row() -> Row:
+    return job_queue_row("optical-burner queues (STORE, RETRIEVE)", "dicomvault_optical")
 
 
 def exporter_queue_row() -> Row:
@@ -308,7 +318,8 @@ DASHBOARDS = [
     Dashboard("dicomvault-queues", "DICOM Vault / Queues and jobs",
               "Job queues of every archive, exporter and commitment: outcomes, failures, "
               "durations, depth.", "dicomvault_archiver_queue_depth",
-              [archiver_queue_row(), exporter_queue_row(), commitment_queue_row()]),
+              [archiver_queue_row(), optical_queue_row(), exporter_queue_row(),
+               commitment_queue_row()]),
     Dashboard("dicomvault-hsm", "DICOM Vault / HSM and PACS tiers",
               "Archive tiers of the hsm-archiver: throughput, readiness, free space, recalls, "
               "cache eviction.", "dicomvault_archiver_archive_ready", [hsm_row()]),

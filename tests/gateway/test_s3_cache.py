@@ -116,6 +116,27 @@ def test_store_move_get_and_wado_from_an_s3_cache(broker: EmbeddedBroker, bucket
             response = client._session.get(f"{archive.url}/studies/{study.study_uid}",
                                            headers=headers, timeout=60)
             assert response.status_code == 503, response.text
+
+            # STOW-RS takes the same path: its objects land in the bucket, byte for byte the
+            # Part 10 the client sent, and come back by WADO-RS.
+            stowed = write_study(tmp_path / "stowed", series=1, per_series=2,
+                                 patient_id="STOWS3")
+            client.store_instances([dcmread(p) for p in stowed.files])
+            archive.wait_indexed(stowed.study_uid, len(stowed.files))
+            stow_keys = keys_of(stowed)
+            objects = bucket.objects()
+            assert set(stow_keys.values()) <= set(objects)
+            by_sop = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+                      for p in stowed.files}
+            for sop, key in stow_keys.items():
+                assert dataset_bytes_of(objects[key]) == dataset_bytes(by_sop[sop]), sop
+            response = client._session.get(f"{archive.url}/studies/{stowed.study_uid}",
+                                           headers=headers, timeout=60)
+            assert response.status_code == 200, response.text
+            parts = list(client._decode_multipart_message(response, stream=False))
+            assert sorted(bytes(p) for p in parts) == sorted(objects[k]
+                                                             for k in stow_keys.values())
+            assert not archive.files()
         finally:
             archive.stop()
 
