@@ -1,7 +1,8 @@
 """The optical archive on the jobs engine, as ``run`` wires it, with the real broker and the
 real catalogue (a subprocess): STORE jobs by rule, queue commands through the catalogue's
 REST API, recall from an offline volume (WAITING for media, adopted across a restart,
-continued once the disc is mounted) and RecallRequested left to a better tier."""
+continued once the disc is mounted; cancelled: its media request withdrawn) and
+RecallRequested left to a better tier."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dicomvault.dicom import instance_stored
 from dicomvault.events import Event
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
 from optical_burner.service import run
@@ -263,6 +265,73 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         "optical", "OPTICAL1", "DVD-000001", job["job_id"])
     assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
     assert fact.number_of_instances == len(data)
+
+
+async def test_a_cancelled_retrieve_withdraws_its_media_request(
+        bus_settings, catalogue, settings, tmp_path: Path) -> None:
+    cache = FileStore(settings.cache.root, fsync=False)
+    study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
+                                    catalogue)
+    uid = study.study_uid
+
+    def catalogue_requests() -> list[tuple[str, list[str]]]:
+        r = httpx.get(f"{catalogue.url}/api/v1/media-requests", timeout=10)
+        r.raise_for_status()
+        return [(m["label"], m["studies"]) for m in r.json()["media_requests"]]
+
+    async with running(settings) as http:
+        await publish(bus_settings, stable(study), uid)
+        await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the STORE job")
+        await verified(http, "DVD-000001")
+        assert (await http.post("/api/v1/volumes/DVD-000001/release")).status_code == 200
+        for key in data:
+            cache.delete(key)
+        # Two viewers ask for the study: two RETRIEVE jobs, both waiting for DVD-000001.
+        for viewer in ("VIEWER1", "VIEWER2"):
+            await publish(bus_settings, ev.RecallRequested(study_instance_uid=uid,
+                                                           requested_by=viewer), uid)
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["WAITING", "WAITING"],
+                         "two WAITING retrieve jobs")
+        first, second = (j["job_id"] for j in catalogue.queue_jobs(RETRIEVE))
+        requests = (await http.get("/api/v1/media-requests")).json()
+        assert [(r["label"], sorted(r["jobs"]), r["studies"]) for r in requests] == [
+            ("DVD-000001", sorted([first, second]), [uid])]
+        await wait_until(lambda: catalogue_requests() == [("DVD-000001", [uid])],
+                         "the catalogue's media request")
+
+        # The administrator cancels one through the catalogue: the other still needs the
+        # disc, so the request stays, in both APIs.
+        await command(catalogue, f"/api/v1/jobs/{first}/cancel", reason="viewer closed")
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["CANCELLED", "WAITING"],
+                         "the first job CANCELLED")
+
+        async def burner_jobs() -> list[list[str]]:
+            return [r["jobs"] for r in (await http.get("/api/v1/media-requests")).json()]
+
+        deadline = time.monotonic() + 30
+        while await burner_jobs() != [[second]]:
+            assert time.monotonic() < deadline, await burner_jobs()
+            await asyncio.sleep(0.1)
+        assert catalogue_requests() == [("DVD-000001", [uid])]
+        assert catalogue.of_type(op.MediaRequestWithdrawn) == []
+
+        # The second is cancelled too: nobody waits for the disc any more.
+        await command(catalogue, f"/api/v1/jobs/{second}/cancel")
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["CANCELLED"] * 2,
+                         "both jobs CANCELLED")
+        deadline = time.monotonic() + 30
+        while (await http.get("/api/v1/media-requests")).json():
+            assert time.monotonic() < deadline, "the burner kept the media request"
+            await asyncio.sleep(0.1)
+        await wait_until(lambda: catalogue_requests() == [], "the catalogue to clear it")
+        assert 'dicomvault_optical_media_requests_open{archive="OPTICAL1"} 0.0' in (
+            await http.get("/metrics")).text
+        vol = await asyncio.to_thread(
+            httpx.get, f"{catalogue.url}/api/v1/volumes/OPTICAL1/DVD-000001", timeout=10)
+        assert vol.json()["media_request"] is None
+    (fact,) = catalogue.of_type(op.MediaRequestWithdrawn)
+    assert (fact.archive_id, fact.label, fact.study_instance_uid, fact.reason) == (
+        "OPTICAL1", "DVD-000001", uid, f"job {second} cancelled")
 
 
 async def verified(http: httpx.AsyncClient, label: str) -> None:

@@ -47,6 +47,7 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.volume.verified.v1": optical_v1.VolumeVerified,
     "dicomvault.volume.deleted.v1": optical_v1.VolumeDeleted,
     "dicomvault.media.requested.v1": optical_v1.MediaRequested,
+    "dicomvault.media.request-withdrawn.v1": optical_v1.MediaRequestWithdrawn,
     "dicomvault.study.exported.v1": exports_v1.StudyExported,
     "dicomvault.study.export-failed.v1": exports_v1.ExportFailed,
     "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,

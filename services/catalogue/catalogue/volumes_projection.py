@@ -2,9 +2,11 @@
 
 One row per (archive, volume label), from the optical-burner's facts: VolumeClosed (the
 volume with its image and studies), VolumeBurned / VolumeBurnFailed (per copy),
-VolumeVerified, VolumeDeleted, MediaRequested ("insert volume DVD-000042"); and a
-StudyRecalled(tier="optical") from the studies topic clears the media request of the
-volumes it was read from (``location`` = their labels joined by ``+``).
+VolumeVerified, VolumeDeleted, MediaRequested ("insert volume DVD-000042"),
+MediaRequestWithdrawn (a study no longer waits for the disc: its RETRIEVE jobs were cancelled
+or failed; the request goes once no study is left); and a StudyRecalled(tier="optical") from
+the studies topic clears the media request of the volumes it was read from (``location`` =
+their labels joined by ``+``).
 
 States here: ``Closed``; ``Burned`` once a copy was burned (the service's own Burned means
 *every configured* copy, which its facts do not carry); ``Verified`` (every copy read
@@ -27,7 +29,8 @@ from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import optical_pb2 as op
 
 VOLUME_FACTS = (op.VolumeClosed, op.VolumeBurned, op.VolumeBurnFailed, op.VolumeVerified,
-                op.VolumeDeleted, op.MediaRequested, archive_pb2.StudyRecalled)
+                op.VolumeDeleted, op.MediaRequested, op.MediaRequestWithdrawn,
+                archive_pb2.StudyRecalled)
 TIER = "optical"
 
 
@@ -48,6 +51,8 @@ async def apply_volumes(session: AsyncSession, event: Event) -> bool:
     p, when = event.payload, event.time
     if isinstance(p, archive_pb2.StudyRecalled):
         return await _recalled(session, p, when)
+    if isinstance(p, op.MediaRequestWithdrawn):
+        return await _withdrawn(session, p, when)
     if not p.archive_id or not p.label:
         return False
     row = await _row(session, p.archive_id, p.label, when)
@@ -88,6 +93,23 @@ async def apply_volumes(session: AsyncSession, event: Event) -> bool:
 def _clear_media_request(row: OpticalVolume) -> None:
     row.media_requested, row.media_request, row.media_request_studies = False, "", []
     row.media_requested_at = None
+
+
+async def _withdrawn(session: AsyncSession, p: op.MediaRequestWithdrawn, when: datetime
+                     ) -> bool:
+    """The study no longer waits for the volume; the request is cleared when none is left.
+    A withdrawal of a study the row does not list (no request projected) changes nothing."""
+    if not p.archive_id or not p.label:
+        return False
+    row = await session.get(OpticalVolume, (p.archive_id, p.label))
+    if row is None or p.study_instance_uid not in (row.media_request_studies or []):
+        return False
+    row.media_request_studies = [s for s in row.media_request_studies
+                                 if s != p.study_instance_uid]
+    if not row.media_request_studies:
+        _clear_media_request(row)
+    row.updated_at = when
+    return True
 
 
 async def _recalled(session: AsyncSession, p: archive_pb2.StudyRecalled, when: datetime

@@ -13,7 +13,8 @@ volumes back into the cache). What an executor returns:
   ``optical.mount_path`` — the volume sweep notices the mount and wakes the waiting jobs
   (``wake_for_mounted_media``); the queue also looks again every ``optical.media_recheck_s``.
   Failed when no volume holds the study; retry on a checksum mismatch (another copy may be
-  mounted).
+  mounted). A RETRIEVE job cancelled or failed for good leaves its media requests
+  (``MediaWithdrawals``, the queue's observer).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dicomvault.store import CacheStore
 from optical_burner import metrics
 from optical_burner.archive import TIER, ArchiveError, InstanceTooLarge, OpticalArchive
 from optical_burner.catalogue import CatalogueError
-from optical_burner.retrieve import mounted_root, retrieve_study
+from optical_burner.retrieve import mounted_root, retrieve_study, withdraw_media_requests
 from optical_burner.volumes import InstanceEntry, study_labels
 
 log = logging.getLogger(__name__)
@@ -115,3 +116,42 @@ async def wake_for_mounted_media(arc: OpticalArchive, queue: JobQueue) -> list[s
         log.info("volume mounted, waiting retrieves continue", extra={"jobs": woken})
         queue.wake()
     return woken
+
+
+class MediaWithdrawals:
+    """The RETRIEVE queue's observer: a job that reaches CANCELLED or FAILED no longer waits
+    for a disc, so it leaves its media requests (``withdraw_media_requests``). The queue calls
+    observers synchronously, so the work is a task on the running loop; the tasks are kept
+    until done (``drain`` awaits what is left at shutdown)."""
+
+    ENDS = {"cancelled": JobState.CANCELLED, "failed": JobState.FAILED}
+
+    def __init__(self, arc: OpticalArchive, queue: JobQueue | None = None) -> None:
+        self.arc = arc
+        self.queue = queue  # the RETRIEVE queue, whose other jobs may still need a request
+        self.tasks: set[asyncio.Task] = set()
+
+    def __call__(self, what: str, job: Job | None) -> None:
+        if job is None or what not in self.ENDS or job.state != self.ENDS[what]:
+            return
+        jobs = self.queue.jobs if self.queue is not None else {}
+        reason = f"job {job.id} {what}" + (f": {job.error}" if what == "failed" and job.error
+                                            else "")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not called from the queue's loop: nothing to schedule on
+            log.error("media requests not withdrawn: no running loop", extra={"job": job.id})
+            return
+        task = loop.create_task(withdraw_media_requests(self.arc, job, jobs, reason),
+                                name=f"withdraw-media-{job.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("media request withdrawal not published", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -14,6 +14,9 @@ count). For each volume holding a part of the study, the files are read from:
    ``dicomvault_optical_media_requests_open``, logged and published as MediaRequested.
    Calling ``retrieve_study`` again once the disc is mounted continues from there (the
    RETRIEVE job does: it waits, state WAITING, and looks again every ``media_recheck_s``).
+   A RETRIEVE job that ends without the disc (cancelled, failed for good) leaves the requests
+   it was in (``withdraw_media_requests``): a study no other active job waits for is
+   withdrawn (MediaRequestWithdrawn), and a request no active job needs any more goes.
 
 Every instance is checked against its checksum before it is written to the destination;
 ``on_instance`` is awaited after each write (the RETRIEVE job announces it there).
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from pydicom import dcmread
 
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import optical_pb2 as op
+from dicomvault.jobs import TERMINAL, Job
 from dicomvault.store import CacheStore, FileStore
 from optical_burner import metrics
 from optical_burner.archive import OpticalArchive
@@ -178,14 +182,56 @@ async def _request_media(arc: OpticalArchive, vol: Volume, study_uid: str,
     if job_id and job_id not in request["jobs"]:
         request["jobs"].append(job_id)
     if study_uid not in request["studies"]:
+        # When the study joined this request: a study withdrawn and asked for again is a
+        # new MediaRequested (the catalogue journals an id once).
+        since = request["requested_at"] if first else now().isoformat()
         request["studies"].append(study_uid)
+        request.setdefault("study_requested_at", {})[study_uid] = since
         log.warning("media request: %s", message,
                     extra={"volume": vol.label, "study": study_uid,
                            "mount_path": request["mount_path"]})
         await arc.emit(arc.topics.volumes, op.MediaRequested(
             archive_id=arc.id, label=vol.label, message=message, study_instance_uid=study_uid,
             mount_path=request["mount_path"]),
-            vol.label, deterministic_id("optical-media", arc.id, vol.label, study_uid,
-                                        request["requested_at"]))
+            vol.label, deterministic_id("optical-media", arc.id, vol.label, study_uid, since))
     arc.update_metrics()
     return dict(request)
+
+
+async def withdraw_media_requests(arc: OpticalArchive, job: Job, jobs: Mapping[str, Job],
+                                  reason: str) -> list[tuple[str, str]]:
+    """``job`` ended without its disc (cancelled, failed for good): take it out of every media
+    request it waits in. The studies no other active (non-terminal) job of ``jobs`` — the
+    RETRIEVE queue's — waits for leave the request, each announced as MediaRequestWithdrawn
+    (id from the volume, the job, the study and when the study was asked for: a re-run is the
+    same fact); a request no active job needs any more is dropped. A request still needed by
+    another waiting (or suspended) job stays. Returns the (label, study) pairs withdrawn."""
+    withdrawn: list[tuple[str, str, str]] = []
+    dropped: list[str] = []
+    # Every change first, without an await in between: the loop sees a consistent state.
+    for label, request in list(arc.media_requests.items()):
+        if job.id not in request["jobs"]:
+            continue
+        active = [jobs[j] for j in request["jobs"]
+                  if j != job.id and j in jobs and jobs[j].state not in TERMINAL]
+        needed = {j.study_uid for j in active}
+        since = request.setdefault("study_requested_at", {})
+        request["jobs"] = [j.id for j in active]
+        for study in [s for s in request["studies"] if s not in needed]:
+            withdrawn.append((label, study, since.pop(study, request["requested_at"])))
+        request["studies"] = [s for s in request["studies"] if s in needed]
+        if not active:
+            arc.media_requests.pop(label, None)
+            dropped.append(label)
+    arc.update_metrics()
+    if withdrawn or dropped:
+        log.info("media request withdrawn",
+                 extra={"job": job.id, "reason": reason, "volumes_dropped": dropped,
+                        "withdrawn": [f"{label}:{study}" for label, study, _ in withdrawn],
+                        "open_requests": len(arc.media_requests)})
+    for label, study, since in withdrawn:
+        await arc.emit(arc.topics.volumes, op.MediaRequestWithdrawn(
+            archive_id=arc.id, label=label, study_instance_uid=study, reason=reason),
+            label, deterministic_id("optical-media-withdrawn", arc.id, label, job.id, study,
+                                    since))
+    return [(label, study) for label, study, _ in withdrawn]

@@ -4,7 +4,8 @@
 (``<archive id>``) and RETRIEVE queue (``<archive id>-retrieve``) on the jobs engine, their
 unfinished jobs adopted from the catalogue (and studies an earlier version left in
 ``pending.json`` turned into STORE jobs); consumers of the studies topic (StudyStable,
-RecallRequested) and of the job-commands topic; the volume sweep (wake retrieves whose disc
+RecallRequested) and of the job-commands topic (a RETRIEVE job cancelled or failed for good
+withdraws its media requests); the volume sweep (wake retrieves whose disc
 was mounted, close aged volumes, burn and verify closed ones); the HTTP API.
 """
 
@@ -27,7 +28,7 @@ from optical_burner.burning import sweep_volumes
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.events import publisher_emit
 from optical_burner.handlers import Policies, Queues
-from optical_burner.jobs import Executors, wake_for_mounted_media
+from optical_burner.jobs import Executors, MediaWithdrawals, wake_for_mounted_media
 from optical_burner.settings import OpticalSettings
 from optical_burner.volumes import VolumeStore
 
@@ -37,18 +38,29 @@ OWNER = "optical-burner"
 
 
 def build_queues(settings: OpticalSettings, arc: OpticalArchive, cache: CacheStore,
-                 publisher: Publisher) -> Queues:
+                 publisher: Publisher, withdrawals: MediaWithdrawals | None = None) -> Queues:
+    """The STORE and RETRIEVE queues; ``withdrawals`` (if given) observes the RETRIEVE queue:
+    a job that ends CANCELLED or FAILED leaves its media requests."""
     oc = settings.optical
     run = Executors(arc, cache)
 
-    def queue(name: str, kind: str, execute, readiness=None) -> JobQueue:
+    def queue(name: str, kind: str, execute, readiness=None, also=None) -> JobQueue:
+        count = metrics.observer(name)
+
+        def observe(what: str, job) -> None:
+            count(what, job)
+            if also is not None:
+                also(what, job)
+
         return JobQueue(name=name, kind=kind, owner=OWNER, publisher=publisher,
                         topics=settings.bus.topics, execute=execute, retry=oc.retry,
                         readiness=readiness, waiting_recheck_s=oc.media_recheck_s,
-                        observer=metrics.observer(name))
+                        observer=observe)
 
-    return Queues(queue(oc.store_queue, "STORE", run.store, arc.readiness),
-                  queue(oc.retrieve_queue, "RETRIEVE", run.retrieve))
+    retrieve = queue(oc.retrieve_queue, "RETRIEVE", run.retrieve, also=withdrawals)
+    if withdrawals is not None:
+        withdrawals.queue = retrieve
+    return Queues(queue(oc.store_queue, "STORE", run.store, arc.readiness), retrieve)
 
 
 async def migrate_pending(store: VolumeStore, queue: JobQueue, archive_id: str) -> int:
@@ -97,7 +109,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(publisher),
                              Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
                                     instances=bus.topics.instances))
-        arc.queues = queues = build_queues(settings, arc, cache, publisher)
+        withdrawals = MediaWithdrawals(arc)
+        arc.queues = queues = build_queues(settings, arc, cache, publisher, withdrawals)
         # Adopt before consuming, so a redelivered trigger finds its job already there.
         adoption = asyncio.create_task(adopt_all(list(queues), catalogue,
                                                  oc.adopt_retry_s, stop))
@@ -138,4 +151,5 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
             server.should_exit = True
             adoption.cancel()
             await asyncio.gather(*tasks, adoption, return_exceptions=True)
+            await withdrawals.drain()
             await catalogue.close()

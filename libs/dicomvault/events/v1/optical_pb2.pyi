@@ -109,3 +109,15 @@ class MediaRequested(_message.Message):
     study_instance_uid: str
     mount_path: str
     def __init__(self, archive_id: _Optional[str] = ..., label: _Optional[str] = ..., message: _Optional[str] = ..., study_instance_uid: _Optional[str] = ..., mount_path: _Optional[str] = ...) -> None: ...
+
+class MediaRequestWithdrawn(_message.Message):
+    __slots__ = ("archive_id", "label", "study_instance_uid", "reason")
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    archive_id: str
+    label: str
+    study_instance_uid: str
+    reason: str
+    def __init__(self, archive_id: _Optional[str] = ..., label: _Optional[str] = ..., study_instance_uid: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
