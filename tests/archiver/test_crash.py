@@ -7,9 +7,10 @@ import asyncio
 from pathlib import Path
 
 from dicomvault.events.v1 import events_pb2 as ev
+from tests.peers.cache import cache_study, publish, wait_until
 from tests.peers.services import ServiceProcess
 
-from .conftest import cache_study, env_of, hsm_archive, make_settings, publish, stable, wait_until
+from .conftest import env_of, hsm_archive, make_settings, stable
 
 
 async def test_killed_mid_study_resumes_without_duplicates(bus_settings, catalogue, hsm_mount,

@@ -13,8 +13,9 @@ from dicomvault.store import FileStore
 from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import sweep
 from hsm_archiver.settings import EvictionSettings
+from tests.peers.cache import cache_study, publish, wait_until
 
-from .conftest import cache_study, hsm_archive, make_settings, publish, running, stable, wait_until
+from .conftest import hsm_archive, make_settings, running, stable
 
 C = jb.JobCommandIssued
 

@@ -13,9 +13,10 @@ from dicomvault.bus.broker import free_port
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
+from tests.peers.cache import cache_study, publish, wait_until
 from tests.peers.orthanc import Orthanc
 
-from .conftest import cache_study, make_settings, publish, running, stable, wait_until
+from .conftest import make_settings, running, stable
 
 SUCCESS = 0x0000
 

@@ -15,14 +15,13 @@ from tests.archiver.conftest import (
     hsm_archive,
     hsm_mount,  # noqa: F401 - fixture
     make_settings,
-    publish,
     running,
     stable,
-    wait_until,
 )
 from tests.gateway.conftest import RunningGateway, gateway_settings, send_files
 from tests.gateway.retrieve_peers import wait_catalogued
 from tests.peers import s3 as s3_peers
+from tests.peers.cache import publish, wait_until
 from tests.peers.datasets import write_study
 from tests.peers.s3 import Bucket
 

@@ -16,20 +16,18 @@ import httpx
 import pydicom
 import pytest
 
-from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.dicom import instance_stored
-from dicomvault.events import Event
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import optical_pb2 as op
-from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
 from optical_burner.service import run
 from optical_burner.settings import OpticalSettings
 from tests.optical.test_pdi_media import extract
+from tests.peers.cache import cache_study, publish
 from tests.peers.catalogue import CatalogueService
-from tests.peers.datasets import ROOT, Study, make_instance, write_study
+from tests.peers.datasets import ROOT, Study, make_instance
 
 STORE, RETRIEVE = "OPTICAL1", "OPTICAL1-retrieve"
 
@@ -80,36 +78,6 @@ async def running(settings: OpticalSettings) -> AsyncIterator[httpx.AsyncClient]
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-
-
-async def publish(bus: BusSettings, payload, subject: str) -> None:
-    topic = bus.topics.instances if isinstance(payload, ev.InstanceStored) else (
-        bus.topics.job_commands if type(payload).__name__ == "JobCommandIssued"
-        else bus.topics.studies)
-    async with Publisher(bus, "test") as pub:
-        await pub.publish(topic, Event(payload=payload, source="dicomvault/test",
-                                       subject=subject), key=subject)
-
-
-async def cache_study(bus: BusSettings, cache_root: Path, folder: Path,
-                      catalogue: CatalogueService, **kw) -> tuple[Study, dict[str, bytes]]:
-    """Put a generated study into the cache as the gateway does (file, then InstanceStored)."""
-    study = write_study(folder, **kw)
-    store = FileStore(cache_root, fsync=False)
-    data: dict[str, bytes] = {}
-    async with Publisher(bus, "test-gateway") as pub:
-        for path in study.files:
-            raw = path.read_bytes()
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            key = instance_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-            store.put(key, raw)
-            data[key] = raw
-            await pub.publish(bus.topics.instances, Event(
-                payload=instance_stored(raw, key, source="dimse"), source="dicomvault/gateway",
-                subject=study.study_uid), key=study.study_uid)
-    await wait_until(lambda: len(catalogue.cached(study.study_uid)) == len(data),
-                     "the catalogue to list the cached instances")
-    return study, data
 
 
 def stable(study: Study, modality: str = "CT", revision: int = 1) -> ev.StudyStable:

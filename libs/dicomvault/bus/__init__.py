@@ -2,6 +2,7 @@
 
 from dicomvault.bus.consumer import ConsumerLoop, Handler, PermanentError, TransientError
 from dicomvault.bus.publisher import Publisher, PublishError
+from dicomvault.bus.recent import RecentIds
 from dicomvault.bus.topics import ensure_topics
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "PermanentError",
     "Publisher",
     "PublishError",
+    "RecentIds",
     "TransientError",
     "ensure_topics",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dicomvault.jobs.metrics import QueueMetrics
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 QUEUE_DEPTH = Gauge("dicomvault_archiver_queue_depth", "Unfinished jobs per queue.",
@@ -39,16 +41,4 @@ EVICTED_BYTES = Counter("dicomvault_archiver_evicted_bytes_total",
 EVENTS = Counter("dicomvault_archiver_events_total", "Consumed events by type and outcome.",
                  ["type", "outcome"], registry=REGISTRY)
 
-
-def observer(queue: str):
-    """A JobQueue observer feeding the metrics of one queue."""
-
-    def observe(what: str, _job) -> None:
-        if what.startswith("duration:"):
-            JOB_DURATION.labels(queue).observe(float(what.split(":", 1)[1]))
-        elif what.startswith("queue:"):
-            QUEUE_STATE.labels(queue).set(1 if what == "queue:running" else 0)
-        elif what not in ("created", "started"):
-            JOB_OUTCOMES.labels(queue, what).inc()
-
-    return observe
+QUEUES = QueueMetrics(QUEUE_DEPTH, QUEUE_STATE, JOB_DURATION, JOB_OUTCOMES)

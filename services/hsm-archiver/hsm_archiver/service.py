@@ -41,19 +41,12 @@ def build_archives(settings: ArchiverSettings, ctx: Context, publisher: Publishe
                             topics=settings.bus.topics, execute=execute, retry=cfg.retry,
                             readiness=archive.readiness, concurrency=cfg.concurrency,
                             readiness_interval_s=cfg.readiness_interval_s,
-                            observer=metrics.observer(name))
+                            observer=metrics.QUEUES.observer(name))
 
         hosted.append(Hosted(archive, queue(cfg.id, "STORE", archive.store),
                              queue(cfg.retrieve_queue, "RETRIEVE", archive.retrieve)))
     return hosted
 
-
-async def _depths(queues: list[JobQueue], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for q in queues:
-            metrics.QUEUE_DEPTH.labels(q.name).set(q.depth())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
 
 
 async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
@@ -88,7 +81,7 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
         server = HttpServer.for_app(build_app(hosted, ready, verifier), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
-        tasks.append(asyncio.create_task(_depths(queues, stop), name="depths"))
+        tasks.append(asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"))
         if hs.eviction.enabled:
             tasks.append(asyncio.create_task(run_evictions(ctx, hs.eviction, stop),
                                              name="eviction"))

@@ -6,11 +6,10 @@ and the triggering event's id (``JobQueue.submit``)."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from dicomvault.bus import TransientError
+from dicomvault.bus import RecentIds, TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2
@@ -40,15 +39,7 @@ class Policies:
     archive: OpticalArchive
     queues: Queues
     tier_order: list[str]
-    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen:
-            return False
-        self._seen[event_id] = None
-        while len(self._seen) > 10_000:
-            self._seen.popitem(last=False)
-        return True
+    _seen: RecentIds = field(default_factory=RecentIds)
 
     async def studies(self, event: Event) -> None:
         """Policy of the studies topic."""
@@ -111,7 +102,7 @@ class Policies:
 
     async def commands(self, event: Event) -> None:
         """Policy of the job-commands topic: apply commands addressed to our queues."""
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._first_time(
+        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._seen.first_time(
                 event.id):
             return
         for queue in self.queues:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dicomvault.jobs.metrics import QueueMetrics
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 VOLUMES = Gauge("dicomvault_optical_volumes", "Logical volumes by state (Open, Closed, Burned, "
@@ -51,16 +53,4 @@ JOB_OUTCOMES = Counter("dicomvault_optical_job_outcomes_total",
                        "Job attempts by outcome (done, retry, failed, waiting, cancelled…).",
                        ["queue", "outcome"], registry=REGISTRY)
 
-
-def observer(queue: str):
-    """A JobQueue observer feeding the metrics of one queue."""
-
-    def observe(what: str, _job) -> None:
-        if what.startswith("duration:"):
-            JOB_DURATION.labels(queue).observe(float(what.split(":", 1)[1]))
-        elif what.startswith("queue:"):
-            QUEUE_STATE.labels(queue).set(1 if what == "queue:running" else 0)
-        elif what not in ("created", "started"):
-            JOB_OUTCOMES.labels(queue, what).inc()
-
-    return observe
+QUEUES = QueueMetrics(QUEUE_DEPTH, QUEUE_STATE, JOB_DURATION, JOB_OUTCOMES)

@@ -45,7 +45,7 @@ def build_queues(settings: OpticalSettings, arc: OpticalArchive, cache: CacheSto
     run = Executors(arc, cache)
 
     def queue(name: str, kind: str, execute, readiness=None, also=None) -> JobQueue:
-        count = metrics.observer(name)
+        count = metrics.QUEUES.observer(name)
 
         def observe(what: str, job) -> None:
             count(what, job)
@@ -91,13 +91,6 @@ async def run_sweeps(arc: OpticalArchive, queues: Queues, interval_s: float,
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
-async def _depths(queues: Queues, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for q in queues:
-            metrics.QUEUE_DEPTH.labels(q.name).set(q.depth())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
-
 
 async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
     bus, oc = settings.bus, settings.optical
@@ -137,7 +130,7 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop), name="sweep"),
-                  asyncio.create_task(_depths(queues, stop), name="depths"),
+                  asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"),
                   asyncio.create_task(server.serve(), name="http")]
         log.info("optical-burner started", extra={"archive": oc.archive_id,
                                                   "volume_store": str(oc.volume_store),
