@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ import jwt
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from dicomvault.files import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,22 @@ class _Keys:
     def __init__(self, settings: AuthSettings) -> None:
         self.path = settings.jwks_file or settings.public_key_file
         self.jwks = settings.jwks_file is not None
-        self._stamp: tuple[float, int] | None = None
+        self._file = WatchedFile(self.path) if self.path is not None else None
+        self._version = -1  # the file version self._keys was parsed from
         self._keys: dict[str, object] = {}
         self._lock = threading.Lock()
 
     def get(self, kid: str | None) -> object:
-        if self.path is None:
+        if self._file is None:
             raise jwt.InvalidKeyError("no issuer key is configured on this server")
         with self._lock:
             try:
-                st = os.stat(self.path)
+                text = self._file.text()
             except OSError as exc:
                 raise jwt.InvalidKeyError(f"issuer key file unreadable: {exc}") from exc
-            if self._stamp != (st.st_mtime, st.st_size):
-                self._keys = self._load()
-                self._stamp = (st.st_mtime, st.st_size)
+            if self._file.version != self._version:
+                self._keys = self._parse(text)
+                self._version = self._file.version
             keys = self._keys
         if kid is not None and kid in keys:
             return keys[kid]
@@ -96,8 +98,7 @@ class _Keys:
             return next(iter(keys.values()))
         raise jwt.InvalidKeyError(f"no key with kid {kid!r}")
 
-    def _load(self) -> dict[str, object]:
-        text = Path(self.path).read_text()
+    def _parse(self, text: str) -> dict[str, object]:
         if not self.jwks:
             return {"": text}
         try:

@@ -16,7 +16,6 @@ expired or refused token is the catalogue's 401/403: ``CatalogueUnauthorized``.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import threading
 from collections.abc import Generator
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from dicomvault.files import WatchedFile
 from dicomvault.query import (
     FindRequest,
     FindResponse,
@@ -47,26 +47,24 @@ class TokenFileAuth(httpx.Auth):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._stamp: tuple[int, int, int] | None = None
-        self._token = ""
+        self._file = WatchedFile(self.path)
+        self._readable = False
         self._warned = False
         self._lock = threading.Lock()
 
     def token(self) -> str:
         with self._lock:
             try:
-                st = os.stat(self.path)
-                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-                if stamp != self._stamp:
-                    self._token = self.path.read_text().strip()
-                    self._stamp = stamp
+                token = self._file.text().strip()
             except OSError as exc:
-                if self._stamp is not None or not self._warned:
+                if self._readable or not self._warned:
                     log.warning("bearer token file unreadable: no token sent",
                                 extra={"token_file": str(self.path), "error": repr(exc)})
                     self._warned = True
-                self._stamp, self._token = None, ""
-            return self._token
+                self._readable = False
+                return ""
+            self._readable = True
+            return token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()
