@@ -147,3 +147,42 @@ async def test_administrator_commands(bus_settings) -> None:
         assert queue.counts()["CANCELLED"] == 1 and queue.counts()["DONE"] == 1
         stop.set()
         await runner
+
+
+async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopted(
+        bus_settings) -> None:
+    """The catalogue was late at start-up: the administrator's cancel (and suspend) reached
+    the queue before the jobs were adopted. They are applied when the jobs arrive, before
+    either runs; the facts say so."""
+    ran: list[str] = []
+
+    async def execute(job: Job, progress) -> Outcome:
+        ran.append(job.id)
+        return Outcome.done()
+
+    C = pb.JobCommandIssued
+    stop = asyncio.Event()
+    async with Publisher(bus_settings, "test") as pub:
+        queue = make_queue(pub, bus_settings, execute)
+        runner = asyncio.create_task(queue.run(stop))
+        for command, job_id in ((C.CANCEL_JOB, "waiting-1"), (C.SUSPEND_JOB, "new-2")):
+            assert await queue.apply_command(C(command=command, queue="HSM1", job_id=job_id,
+                                               issued_by="admin", reason="not needed"))
+        assert queue.jobs == {}
+        waiting = Job(id="waiting-1", queue="HSM1", kind="STORE", study_uid="2.1",
+                      target="HSM1", state=JobState.WAITING)
+        new = Job(id="new-2", queue="HSM1", kind="STORE", study_uid="2.2", target="HSM1")
+        other = Job(id="other-3", queue="HSM1", kind="STORE", study_uid="2.3", target="HSM1")
+        assert [queue.adopt(j) for j in (waiting, new, other)] == [1, 1, 1]
+        await wait_for(lambda: other.state == JobState.DONE)
+        assert (waiting.state, new.state) == (JobState.CANCELLED, JobState.SUSPENDED)
+        assert ran == ["other-3"]
+        stop.set()
+        await runner
+    # The queue's state, the two commands' state changes, other-3 started and completed.
+    got = await facts(bus_settings, 5)
+    changes = sorted((p.job_id, p.state, p.command, p.reason) for _t, p in got
+                     if isinstance(p, pb.JobStateChanged))
+    assert changes == [("new-2", "SUSPENDED", "suspend", "not needed"),
+                       ("waiting-1", "CANCELLED", "cancel", "not needed")]
+    assert not any(isinstance(p, pb.JobStarted) and p.job_id != "other-3" for _t, p in got)

@@ -84,6 +84,7 @@ class InProcessCatalogue:
         return total
 
     def record(self, fact) -> None:
-        """A StudyArchived / StudyEvicted fact (the optical archive's, or another tier's)."""
+        """A StudyArchived / StudyEvicted fact (the optical archive's, or another tier's), or
+        a volume fact (VolumeClosed, MediaRequested…)."""
         self._pending.append(Event(payload=fact, source="dicomvault/optical-burner",
-                                   subject=fact.study_instance_uid))
+                                   subject=getattr(fact, "study_instance_uid", "")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,7 @@ Cmd = pb.JobCommandIssued
 # The job commands by their protobuf value, named as in ``COMMAND_APPLIES``.
 JOB_COMMAND_NAMES = {Cmd.RETRY_JOB: "retry", Cmd.CANCEL_JOB: "cancel", Cmd.SUSPEND_JOB: "suspend",
                      Cmd.RESUME_JOB: "resume", Cmd.RESCHEDULE_JOB: "reschedule"}
+UNMATCHED_COMMANDS = 10_000   # commands kept for jobs not adopted yet
 
 
 def _ts(dt: datetime | None) -> Timestamp | None:
@@ -106,6 +108,11 @@ class JobQueue:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._announced = False
+        # Commands for jobs this queue does not hold (yet): a job adopted late (the catalogue
+        # was unreachable at start-up and the consumers started without it) gets its
+        # commands when it arrives, before it runs. Bounded: the oldest are forgotten.
+        self._unmatched: OrderedDict[str, list[pb.JobCommandIssued]] = OrderedDict()
+        self._matched: list[pb.JobCommandIssued] = []
 
     # --- what services call -------------------------------------------------------------
     async def submit(
@@ -134,6 +141,7 @@ class JobQueue:
             sop_instance_uids=job.sop_uids), job)
         self.jobs[job.id] = job
         self._observer("created", job)
+        self._match(job.id)
         self._wake.set()
         return job
 
@@ -145,8 +153,16 @@ class JobQueue:
             job.state = JobState.RETRY
             job.not_before = None
         self.jobs[job.id] = job
+        self._match(job.id)
         self._wake.set()
         return 1
+
+    def _match(self, job_id: str) -> None:
+        """Commands that came for this job before it was here are applied next (``_tick``)."""
+        if (cmds := self._unmatched.pop(job_id, None)) is not None:
+            log.info("commands that came before the job applied now",
+                     extra={"job": job_id, "queue": self.name, "commands": len(cmds)})
+            self._matched.extend(cmds)
 
     def adopt_state(self, state: QueueState, reason: str) -> None:
         if state == QueueState.HALTED:
@@ -181,7 +197,13 @@ class JobQueue:
             return True
         job = self.jobs.get(cmd.job_id)
         if job is None:
-            log.warning("command for an unknown job", extra={"job": cmd.job_id, "queue": self.name})
+            self._unmatched.setdefault(cmd.job_id, []).append(cmd)
+            self._unmatched.move_to_end(cmd.job_id)
+            while len(self._unmatched) > UNMATCHED_COMMANDS:
+                self._unmatched.popitem(last=False)
+            log.warning("command for a job not here (yet): kept until the job is adopted",
+                        extra={"job": cmd.job_id, "queue": self.name,
+                               "command": Cmd.Command.Name(cmd.command)})
             return True
         nb = cmd.not_before.ToDatetime(tzinfo=UTC) if cmd.HasField("not_before") else None
         name = JOB_COMMAND_NAMES.get(cmd.command, "")
@@ -228,6 +250,8 @@ class JobQueue:
 
     async def _tick(self) -> float:
         """Start what is due; return how long to sleep before the next look."""
+        while self._matched:  # before anything starts: a cancelled job must not run
+            await self.apply_command(self._matched.pop(0))
         if self.state == QueueState.HALTED:
             return 5.0
         now = self._clock()

@@ -208,6 +208,16 @@ class CatalogueClient:
         ``""`` for every tier); [] if the study is unknown (404)."""
         return await self.study_instances(study_uid, tier) or []
 
+    # -- optical media ----------------------------------------------------------------------
+    async def media_requests(self, archive_id: str = "") -> list[dict]:
+        """The optical media requests the catalogue projected (``GET /api/v1/media-requests``:
+        archive_id, label, message, mount_path, studies, requested_at), of one archive if
+        given."""
+        r = await self._request("GET", "/api/v1/media-requests",
+                                params={"archive_id": archive_id} if archive_id else None)
+        assert r is not None
+        return list(r.json().get("media_requests") or [])
+
     # -- health -----------------------------------------------------------------------------
     async def ready(self) -> str:
         """'' when the catalogue answers /readyz with 200 (and, with a token configured,

@@ -6,7 +6,8 @@ unfinished jobs adopted from the catalogue (and studies an earlier version left 
 ``pending.json`` turned into STORE jobs); consumers of the studies topic (StudyStable,
 RecallRequested) and of the job-commands topic (a RETRIEVE job cancelled or failed for good
 withdraws its media requests); the volume sweep (wake retrieves whose disc
-was mounted, close aged volumes, burn and verify closed ones); the HTTP API.
+was mounted, withdraw the catalogue's media requests no job waits for any more, close aged
+volumes, burn and verify closed ones); the HTTP API.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from optical_burner.events import publisher_emit
 from optical_burner.handlers import Policies, Queues
 from optical_burner.jobs import Executors, MediaWithdrawals, wake_for_mounted_media
 from optical_burner.settings import OpticalSettings
+from optical_burner.stale_requests import StaleRequests
 from optical_burner.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,12 @@ async def migrate_pending(store: VolumeStore, queue: JobQueue, archive_id: str) 
 
 
 async def run_sweeps(arc: OpticalArchive, queues: Queues, interval_s: float,
-                     stop: asyncio.Event) -> None:
+                     stop: asyncio.Event, stale: StaleRequests | None = None) -> None:
     while not stop.is_set():
         try:
             await wake_for_mounted_media(arc, queues.retrieve)
+            if stale is not None:
+                await stale.sweep()
             await sweep_volumes(arc)
         except Exception:  # noqa: BLE001 - logged; the next pass tries again
             log.exception("optical sweep failed")
@@ -110,6 +114,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
         await migrate_pending(store, queues.store, oc.archive_id)
+        stale = StaleRequests(arc, queues.retrieve, catalogue, adopted=lambda: (
+            adoption.done() and not adoption.cancelled() and adoption.exception() is None))
         policies = Policies(arc, queues, oc.recall_tier_order)
         loops = [
             ConsumerLoop(bus, group_id=f"{oc.client_id}.studies", topics=[bus.topics.studies],
@@ -129,7 +135,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         server = HttpServer.for_app(build_app(arc, ready, cache, verifier), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
-        tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop), name="sweep"),
+        tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop, stale),
+                                      name="sweep"),
                   asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"),
                   asyncio.create_task(server.serve(), name="http")]
         log.info("optical-burner started", extra={"archive": oc.archive_id,
