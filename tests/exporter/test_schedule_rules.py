@@ -99,6 +99,42 @@ async def test_outside_the_window_the_study_waits_visibly(tmp_path, catalogue, h
         await api.aclose()
 
 
+async def test_a_waiting_export_sleeps_until_its_window_unless_asked_for_now(
+        tmp_path, catalogue, hosting):
+    study = write_study(tmp_path / "study", series=1, per_series=2)
+    catalogue[0].add(study)
+    clock = Clock(FRIDAY_NOON)
+    server = StowServer()
+    async with serve(server) as port:
+        h = hosting(exporter("NIGHT", url=f"http://127.0.0.1:{port}/dicom-web",
+                             schedules=["hour=18-6 dayOfWeek=*"]), clock=clock)
+        await h.queue.submit(study.study_uid, trigger="rule")
+        stop = asyncio.Event()
+        task = asyncio.create_task(h.queue.run(stop))
+        try:
+            for _ in range(100):
+                (job,) = h.queue.jobs.jobs.values()
+                if job.state.value == "WAITING":
+                    break
+                await asyncio.sleep(0.05)
+            # Looked at again when the window opens, not every minute (one fact per wait).
+            assert (job.state.value, job.not_before) == ("WAITING", FRIDAY_NOON.replace(hour=18))
+            clock.advance(minutes=30)
+            h.queue.wake()
+            await asyncio.sleep(0.3)
+            assert (job.attempt, server.requests) == (0, [])
+            # The radiologist asks for it now: the waiting export goes at once.
+            again = await h.queue.submit(study.study_uid, trigger="manual", immediate=True)
+            assert again.job is job
+            await asyncio.wait_for(h.queue.idle.wait(), 30)
+        finally:
+            stop.set()
+            h.queue.wake()
+            await task
+    assert job.state.value == "DONE"
+    assert sorted(server.stored_uids()) == sorted(study.sop_uids)
+
+
 def _stable(study_uid: str, *, modalities=("CT",), aes=("CT01",), stations=("ST1",)) -> Event:
     return Event(payload=v1.StudyStable(study_instance_uid=study_uid, modalities=modalities,
                                         calling_aes=aes, station_names=stations),

@@ -82,6 +82,7 @@ class Outcome:
     failed: int = 0
     result: dict[str, str] = field(default_factory=dict)
     waiting_for: str = ""
+    until: datetime | None = None     # waiting: look again then (else the queue's re-check)
 
     @classmethod
     def done(cls, message: str = "", completed: int = 0, failed: int = 0,
@@ -97,5 +98,8 @@ class Outcome:
         return cls("failed", message, completed, failed)
 
     @classmethod
-    def waiting(cls, reason: str, waiting_for: str = "media") -> Outcome:
-        return cls("waiting", reason, waiting_for=waiting_for)
+    def waiting(cls, reason: str, waiting_for: str = "media",
+                until: datetime | None = None) -> Outcome:
+        """Not runnable now: WAITING, looked at again at ``until`` (e.g. the next schedule
+        window) or, without one, after the queue's ``waiting_recheck_s``."""
+        return cls("waiting", reason, waiting_for=waiting_for, until=until)

@@ -152,6 +152,8 @@ class JobQueue:
         if job.state == JobState.IN_PROGRESS:  # it was running when the service stopped
             job.state = JobState.RETRY
             job.not_before = None
+        elif job.state == JobState.WAITING:  # what it waits for may have changed meanwhile
+            job.not_before = None
         self.jobs[job.id] = job
         self._match(job.id)
         self._wake.set()
@@ -303,10 +305,12 @@ class JobQueue:
                 job.attempt -= 1  # waiting for media or a window is not a failed try
                 job.state = JobState.WAITING
                 job.waiting_reason = outcome.message
-                job.not_before = self._clock() + timedelta(seconds=self._waiting_recheck)
+                job.not_before = outcome.until or (
+                    self._clock() + timedelta(seconds=self._waiting_recheck))
                 await self._emit(pb.JobWaiting(job_id=job.id, queue=self.name,
                                                reason=outcome.message,
-                                               waiting_for=outcome.waiting_for), job)
+                                               waiting_for=outcome.waiting_for,
+                                               until=_ts(job.not_before)), job)
             elif outcome.status == "failed" or job.attempt > job.max_retries:
                 job.state = JobState.FAILED
                 await self._emit(pb.JobFailed(job_id=job.id, queue=self.name,

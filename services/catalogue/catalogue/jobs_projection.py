@@ -52,6 +52,7 @@ async def apply_jobs(session: AsyncSession, event: Event) -> bool:
         job.state, job.attempts, job.error = JobState.FAILED.value, p.attempts, p.error
     elif isinstance(p, jb.JobWaiting):
         job.state, job.error, job.message = JobState.WAITING.value, p.reason, p.reason
+        job.not_before = _when(p.until, p.HasField("until"))
     elif isinstance(p, jb.JobStateChanged):
         _state_changed(job, p)
     return True

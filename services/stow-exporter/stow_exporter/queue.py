@@ -115,7 +115,11 @@ class ExportQueue:
         for e in self._exports.values():
             if (e.study_instance_uid == study_uid and e.job is not None
                     and e.job.state in (JobState.NEW, JobState.RETRY, JobState.WAITING)):
-                e.immediate = e.immediate or immediate
+                if immediate and not e.immediate:
+                    e.immediate = True
+                    if e.job.state == JobState.WAITING:  # do not wait for the window
+                        e.job.not_before = None
+                        self.jobs.wake()
                 return e  # it will read the study's instances as they are when it runs
         now = self._clock()
         # Several exporters may share a queue name: the exporter id keeps their jobs apart.
@@ -197,7 +201,7 @@ class ExportQueue:
         if not export.immediate and not in_window(self.schedules, now):
             export.next_window = next_window(self.schedules, now)
             return Outcome.waiting(f"outside schedule {' | '.join(self.exporter.schedules)}",
-                                   waiting_for="schedule")
+                                   waiting_for="schedule", until=export.next_window)
         export.next_window = None
         self._refresh()
         try:

@@ -59,7 +59,9 @@ class ExporterSection(BaseModel):
         1.0, gt=0, description="How often the queue re-checks readiness (suspended exporter).")
     history: int = Field(500, ge=0, description="Finished exports kept for GET /api/v1/exports.")
     schedule_recheck_s: float = Field(
-        60.0, gt=0, description="How often a job waiting for a schedule window is looked at.")
+        60.0, gt=0, description="How often a job waiting for a schedule window is looked at "
+                                "when no window opens within eight days (otherwise it waits "
+                                "until the next window opens).")
     adopt_retry_s: float = Field(
         5.0, gt=0, description="Retry interval of adopting unfinished jobs from the catalogue.")
     client_id: str = Field("stow-exporter", description="Kafka client id.")

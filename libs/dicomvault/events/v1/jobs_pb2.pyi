@@ -134,16 +134,18 @@ class JobFailed(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., queue: _Optional[str] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class JobWaiting(_message.Message):
-    __slots__ = ("job_id", "queue", "reason", "waiting_for")
+    __slots__ = ("job_id", "queue", "reason", "waiting_for", "until")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     queue: str
     reason: str
     waiting_for: str
-    def __init__(self, job_id: _Optional[str] = ..., queue: _Optional[str] = ..., reason: _Optional[str] = ..., waiting_for: _Optional[str] = ...) -> None: ...
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., queue: _Optional[str] = ..., reason: _Optional[str] = ..., waiting_for: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobStateChanged(_message.Message):
     __slots__ = ("job_id", "queue", "state", "command", "issued_by", "not_before", "reason")
