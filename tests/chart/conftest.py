@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import helm_python as helm
@@ -16,9 +17,29 @@ VARIANTS = ["default"] + sorted(p.name.removesuffix("-values.yaml")
                                 for p in (CHART / "ci").glob("*-values.yaml"))
 
 
+# What README.md's install command adds to the default values: bearer tokens are on by
+# default, so the issuer's keys and every catalogue caller's own token are required (the render
+# fails without them, tests/chart/test_required_auth.py). The "default" variant is these.
+INSTALL_VALUES = {
+    "auth": {"keySecret": "dicomvault-idp-keys"},
+    **{key: {"tokenSecret": f"dicomvault-token-{component}"} for key, component in (
+        ("gateway", "gateway"), ("hsmArchiver", "hsm-archiver"),
+        ("opticalBurner", "optical-burner"), ("stowExporter", "stow-exporter"),
+        ("commitment", "commitment"), ("operator", "operator"))},
+}
+
+
+def install_values(**overrides: dict) -> dict:
+    """INSTALL_VALUES with some top-level keys' maps merged over (one level deep)."""
+    values = copy.deepcopy(INSTALL_VALUES)
+    for key, value in overrides.items():
+        values[key] = {**values.get(key, {}), **value}
+    return values
+
+
 def variant_values(variant: str) -> dict:
     if variant == "default":
-        return {}
+        return install_values()
     return yaml.safe_load((CHART / "ci" / f"{variant}-values.yaml").read_text()) or {}
 
 
@@ -55,5 +76,5 @@ def crd_files() -> list[Path]:
     return files
 
 
-__all__ = ["CHART", "ROOT", "NAMESPACE", "RELEASE", "VARIANTS", "manifests", "crd_files",
-           "variant_values"]
+__all__ = ["CHART", "ROOT", "NAMESPACE", "RELEASE", "VARIANTS", "INSTALL_VALUES", "manifests",
+           "crd_files", "install_values", "variant_values"]

@@ -12,7 +12,6 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 from pydantic_settings import BaseSettings
 from yamllint import linter
 from yamllint.config import YamlLintConfig
@@ -77,9 +76,10 @@ def test_one_resource_per_template_file(renders, variant):
 
 
 def test_helm_lint_is_clean():
+    from tests.chart.conftest import variant_values
+
     for variant in VARIANTS:
-        values = {} if variant == "default" else yaml.safe_load(
-            (CHART / "ci" / f"{variant}-values.yaml").read_text())
+        values = variant_values(variant)
         report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE,
                            kube_version="v1.30.0")
         errors = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
@@ -249,6 +249,6 @@ def test_rendered_env_is_what_the_services_settings_read(renders, variant, monke
             assert settings.operator.catalogue_url == "http://dicomvault-catalogue:8081"
             assert settings.operator.exporter_env["DICOMVAULT_LOG__LEVEL"]
         if service == "catalogue":
-            assert str(settings.database.url_file) == "/var/run/secrets/dicomvault/database/url"
+            assert str(settings.database.url_file) == "/var/run/secrets/dicomvault.io/database/url"
         checked += 1
     assert checked >= 4, sys.modules.get("hsm_archiver")

@@ -2,16 +2,17 @@
 Secret and serves HTTPS (probes and ServiceMonitor use https), the callers of the catalogue
 trust its CA, call it on https:// and send their own token file, and every service with a
 REST API (all but the operator; its exporter pods too) verifies tokens with the issuer's keys.
-Default values keep plain HTTP."""
+Default values keep plain HTTP. The chart's own Secrets sit under /var/run/secrets/dicomvault.io,
+apart from the Exporters' Secrets (/var/run/secrets/dicomvault/<name>, test_secret_mounts.py)."""
 
 from __future__ import annotations
 
 import helm_python as helm
 import pytest
 
-from tests.chart.conftest import NAMESPACE, RELEASE, manifests
+from tests.chart.conftest import NAMESPACE, RELEASE, install_values, manifests
 
-SECRETS = "/var/run/secrets/dicomvault"
+SECRETS = "/var/run/secrets/dicomvault.io"
 CALLERS = {"gateway": "gateway", "hsm-archiver": "hsm-archiver",
            "optical-burner": "optical-burner", "stow-exporter": "stow-exporter",
            "commitment": "commitment", "operator": "operator"}
@@ -86,21 +87,24 @@ def test_tls_and_tokens_mount_secrets_set_files_and_probe_https(renders):
                                                        "key": "ca.crt"}}}
 
 
-def test_default_values_stay_plain_http_without_token_mounts(renders):
+def test_default_values_stay_plain_http(renders):
+    # The default install: plain HTTP, and the keys and tokens README's command supplies.
     for service, dep in _deployments(renders["default"]).items():
         c, env, mounts, _ = _pod(dep)
         assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP", service
-        assert "DICOMVAULT_HTTP__CERT_FILE" not in env
-        assert not {"tls", "token", "auth-keys"} & set(mounts), service
+        assert "DICOMVAULT_HTTP__CERT_FILE" not in env and "tls" not in mounts, service
+        assert ("token" in mounts) == (service in CALLERS), service
+        assert ("auth-keys" in mounts) == (service in VERIFIERS), service
         for name, value in env.items():
             if name.endswith("__CATALOGUE_URL"):
                 assert value.startswith("http://"), (service, value)
 
 
 def test_pem_issuer_key_and_auth_off(chart):
-    pem = chart.render({"kafka": {"bootstrapServers": "kafka:9092"},
-                        "auth": {"keySecret": "idp", "keySecretKey": "issuer.pem",
-                                 "keyFormat": "pem"}, "stowExporter": {"enabled": True}},
+    pem = chart.render(install_values(kafka={"bootstrapServers": "kafka:9092"},
+                                      auth={"keySecret": "idp", "keySecretKey": "issuer.pem",
+                                            "keyFormat": "pem"},
+                                      stowExporter={"enabled": True}),
                        name=RELEASE, namespace=NAMESPACE)
     _, env, _, _ = _pod(_deployments(pem)["catalogue"])
     assert env["DICOMVAULT_AUTH__PUBLIC_KEY_FILE"] == f"{SECRETS}/auth/issuer.pem"
@@ -119,8 +123,8 @@ def test_pem_issuer_key_and_auth_off(chart):
 
 
 def test_tls_without_a_secret_is_refused(chart):
-    with pytest.raises(helm.HelmError):
-        chart.render({"tls": {"enabled": True}}, name=RELEASE, namespace=NAMESPACE)
+    with pytest.raises(helm.HelmError, match="secretName"):
+        chart.render(install_values(tls={"enabled": True}), name=RELEASE, namespace=NAMESPACE)
 
 
 def _exporter_pod_env(rendered, monkeypatch) -> tuple[dict, dict, dict, dict]:
@@ -174,11 +178,15 @@ def test_operator_gives_exporter_pods_https_ca_and_token(renders, monkeypatch):
 def test_operator_exporter_pods_stay_plain_by_default(renders, monkeypatch):
     c, env, mounts, _ = _exporter_pod_env(renders["default"], monkeypatch)
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
-    assert not any(k.startswith("DICOMVAULT_CLIENT__") or k.startswith("DICOMVAULT_HTTP__CERT")
+    assert not any(k.startswith("DICOMVAULT_CLIENT__CA") or k.startswith("DICOMVAULT_HTTP__CERT")
                    for k in env)
-    assert not {"dicomvault-tls", "dicomvault-token", "dicomvault-auth"} & set(mounts)
-    # Tokens stay required (auth.enabled defaults to true), with no keys until keySecret is set.
-    assert not any(k.startswith("DICOMVAULT_AUTH__") for k in env)
+    assert "dicomvault-tls" not in mounts
+    # Tokens are required (auth.enabled defaults to true): the keys and the exporters' token
+    # that the default install supplies reach the pods.
+    assert env["DICOMVAULT_AUTH__ENABLED"] == "true"
+    assert env["DICOMVAULT_AUTH__JWKS_FILE"].startswith(mounts["dicomvault-auth"]["mountPath"])
+    assert env["DICOMVAULT_CLIENT__TOKEN_FILE"].startswith(
+        mounts["dicomvault-token"]["mountPath"])
 
 
 def test_operator_exporter_pods_follow_auth_off_and_a_pem_key(chart, monkeypatch):
@@ -186,8 +194,9 @@ def test_operator_exporter_pods_follow_auth_off_and_a_pem_key(chart, monkeypatch
                        namespace=NAMESPACE)
     _, env, mounts, _ = _exporter_pod_env(off, monkeypatch)
     assert env["DICOMVAULT_AUTH__ENABLED"] == "false" and "dicomvault-auth" not in mounts
-    pem = chart.render({"auth": {"keySecret": "idp", "keySecretKey": "issuer.pem",
-                                 "keyFormat": "pem"}}, name=RELEASE, namespace=NAMESPACE)
+    pem = chart.render(install_values(auth={"keySecret": "idp", "keySecretKey": "issuer.pem",
+                                            "keyFormat": "pem"}),
+                       name=RELEASE, namespace=NAMESPACE)
     _, env, mounts, volumes = _exporter_pod_env(pem, monkeypatch)
     auth_dir = mounts["dicomvault-auth"]["mountPath"]
     assert env["DICOMVAULT_AUTH__PUBLIC_KEY_FILE"] == f"{auth_dir}/issuer.pem"

@@ -163,9 +163,9 @@ spec:
             - name: exporters
               mountPath: {{ include "dicomvault.exporterSpecDir" $root }}
               readOnly: true
-            {{- range $v.secrets }}
-            - name: secret-{{ . }}
-              mountPath: {{ $secretsDir }}/{{ . }}
+            {{- range include "dicomvault.exporterSecretVolumes" $root | fromYamlArray }}
+            - name: {{ .name }}
+              mountPath: {{ .mountPath }}
               readOnly: true
             {{- end }}
             {{- end }}
@@ -241,10 +241,10 @@ spec:
         - name: exporters
           configMap:
             name: {{ include "dicomvault.componentName" $ctx }}
-        {{- range $v.secrets }}
-        - name: secret-{{ . }}
+        {{- range include "dicomvault.exporterSecretVolumes" $root | fromYamlArray }}
+        - name: {{ .name }}
           secret:
-            secretName: {{ . }}
+            secretName: {{ .secret }}
         {{- end }}
         {{- end }}
         {{- with $v.extraVolumes }}

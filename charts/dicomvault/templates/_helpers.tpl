@@ -148,8 +148,39 @@ REST API: the gateway's /dicomweb, the catalogue's and the others' /api/v1. */}}
 {{- if and (eq .Values.cache.backend "fs") .Values.persistence.cache.enabled }}true{{ end }}
 {{- end }}
 
-{{- define "dicomvault.secretsDir" -}}/var/run/secrets/dicomvault{{- end }}
+{{/*
+Two Secret directories that cannot collide. The chart's own Secrets (tls, token, auth, s3,
+database) go under secretsDir/<purpose>; the Secrets the static stow-exporter's Exporters name
+(stowExporter.secrets) go under exporterSecretsDir/<secret name>, as in the exporter pods the
+operator creates (its TLS/token/auth mounts use the same dicomvault.io directory).
+*/}}
+{{- define "dicomvault.secretsDir" -}}/var/run/secrets/dicomvault.io{{- end }}
+{{- define "dicomvault.exporterSecretsDir" -}}/var/run/secrets/dicomvault{{- end }}
 {{- define "dicomvault.exporterSpecDir" -}}/etc/dicomvault/exporter{{- end }}
+
+{{/*
+The volumes of stowExporter.secrets, a YAML list of {name, secret, mountPath}: each Secret once,
+at <exporterSecretsDir>/<secret name>. The volume name is "secret-<name>", or, when that is no
+DNS label (a name with dots, longer than 56 characters), its sanitized start and a hash of the
+name; never one of the chart's own volume names (none starts with "secret-").
+*/}}
+{{- define "dicomvault.exporterSecretVolumes" -}}
+{{- $out := list }}
+{{- $seen := dict }}
+{{- range $secret := uniq .Values.stowExporter.secrets }}
+{{- $name := printf "secret-%s" $secret }}
+{{- $label := regexReplaceAll "[^a-z0-9-]" $name "-" }}
+{{- if or (ne $label $name) (gt (len $name) 63) }}
+{{- $name = printf "%s-%s" (regexReplaceAll "-+$" (trunc 54 $label) "") (sha256sum $secret | trunc 8) }}
+{{- end }}
+{{- if hasKey $seen $name }}
+{{- fail (printf "stowExporter.secrets: %q and %q would share the pod volume name %q; rename one of the Secrets" (get $seen $name) $secret $name) }}
+{{- end }}
+{{- $_ := set $seen $name $secret }}
+{{- $out = append $out (dict "name" $name "secret" $secret "mountPath" (printf "%s/%s" (include "dicomvault.exporterSecretsDir" $) $secret)) }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
 
 {{/*
 The settings of one service as a YAML map, lowest precedence first: what the chart knows
@@ -207,7 +238,7 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- else if eq .key "commitment" }}
 {{- $_ := set $s "commitment" (dict "dimse_host" "0.0.0.0" "dimse_port" 11113 "catalogue_url" $catalogue) }}
 {{- else if eq .key "stowExporter" }}
-{{- $_ := set $s "exporter" (dict "catalogue_url" $catalogue "spec_file" (printf "%s/exporters.yaml" (include "dicomvault.exporterSpecDir" $root)) "secrets_dir" (include "dicomvault.secretsDir" $root)) }}
+{{- $_ := set $s "exporter" (dict "catalogue_url" $catalogue "spec_file" (printf "%s/exporters.yaml" (include "dicomvault.exporterSpecDir" $root)) "secrets_dir" (include "dicomvault.exporterSecretsDir" $root)) }}
 {{- else if eq .key "operator" }}
 {{- $env := dict "DICOMVAULT_LOG__LEVEL" (dig "log" "level" "INFO" $root.Values.settings | toString) }}
 {{- $env = mergeOverwrite $env (deepCopy $root.Values.operator.exporterEnv) }}
@@ -275,4 +306,88 @@ A map is flattened into DICOMVAULT_A__B only when every key is a settings field 
 {{- define "dicomvault.httpPort" -}}
 {{- $s := include "dicomvault.settings" . | fromYaml }}
 {{- $s.http.port | int }}
+{{- end }}
+
+{{/* Names of the extra env vars of one service (global and its own extraEnv), a YAML list:
+(dict "root" $ "key" "gateway") */}}
+{{- define "dicomvault.extraEnvNames" -}}
+{{- $names := list }}
+{{- range concat (.root.Values.extraEnv | default list) ((index .root.Values .key).extraEnv | default list) }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- toYaml $names }}
+{{- end }}
+
+{{/* Is a pydantic boolean value false ("false", "0", "off", ...)? */}}
+{{- define "dicomvault.isFalse" -}}
+{{- if has (lower (toString .)) (list "false" "0" "no" "off" "f" "n") }}true{{ end }}
+{{- end }}
+
+{{/* Does this service require bearer tokens after its settings and extraEnv (auth.enabled,
+else the services' default: true)? (dict "root" $ "key" "catalogue") */}}
+{{- define "dicomvault.authOn" -}}
+{{- $s := include "dicomvault.settings" . | fromYaml }}
+{{- $off := include "dicomvault.isFalse" (dig "auth" "enabled" true $s) }}
+{{- range concat (.root.Values.extraEnv | default list) ((index .root.Values .key).extraEnv | default list) }}
+{{- if and (eq .name "DICOMVAULT_AUTH__ENABLED") (hasKey . "value") }}{{ $off = include "dicomvault.isFalse" .value }}{{ end }}
+{{- end }}
+{{- if not $off }}true{{ end }}
+{{- end }}
+
+{{/*
+Render-time check of auth (included by validate.yaml). With tokens required, a service that
+verifies tokens and has no issuer key refuses every request to its API, and a caller of the
+catalogue without its own token has every catalogue call refused; both run, pass their
+readiness checks and do nothing useful. So the missing values fail the render, all named at
+once. A key or token file given another way (the service's settings, e.g. auth.jwks_file or
+client.token_file with extraVolumes, or extraEnv) counts. The exporter pods the operator
+creates get the keys from auth.keySecret and their token from stowExporter.tokenSecret.
+*/}}
+{{- define "dicomvault.validateAuth" -}}
+{{- $root := . }}
+{{- $noKeys := list }}
+{{- $noToken := list }}
+{{- $podsNoKeys := false }}
+{{- $catalogueVerifies := include "dicomvault.authOn" (dict "root" $root "key" "catalogue") }}
+{{- range $key, $svc := include "dicomvault.services" $root | fromYaml }}
+{{- if (index $root.Values $key).enabled }}
+{{- $ctx := dict "root" $root "key" $key }}
+{{- $s := include "dicomvault.settings" $ctx | fromYaml }}
+{{- $env := include "dicomvault.extraEnvNames" $ctx | fromYamlArray }}
+{{- if and (include "dicomvault.verifiesTokens" $ctx) (include "dicomvault.authOn" $ctx) }}
+{{- if not (or (dig "auth" "jwks_file" "" $s) (dig "auth" "public_key_file" "" $s) (has "DICOMVAULT_AUTH__JWKS_FILE" $env) (has "DICOMVAULT_AUTH__PUBLIC_KEY_FILE" $env)) }}
+{{- $noKeys = append $noKeys $svc.component }}
+{{- end }}
+{{- end }}
+{{- if and $catalogueVerifies (include "dicomvault.callsCatalogue" $ctx) (not (dig "client" "token_file" "" $s)) (not (has "DICOMVAULT_CLIENT__TOKEN_FILE" $env)) }}
+{{- $noToken = append $noToken (printf "%s.tokenSecret" $key) }}
+{{- end }}
+{{- if eq $key "operator" }}
+{{- $op := $s.operator }}
+{{- $podEnv := $op.exporter_env | default dict }}
+{{- if kindIs "string" $podEnv }}{{ $podEnv = fromJson $podEnv }}{{ end }}
+{{- $podAuthOff := include "dicomvault.isFalse" (get $podEnv "DICOMVAULT_AUTH__ENABLED" | default $op.exporter_auth_enabled) }}
+{{- if not (or $podAuthOff $op.exporter_auth_key_secret (hasKey $podEnv "DICOMVAULT_AUTH__JWKS_FILE") (hasKey $podEnv "DICOMVAULT_AUTH__PUBLIC_KEY_FILE")) }}
+{{- $podsNoKeys = true }}
+{{- end }}
+{{- if and $catalogueVerifies (not $op.exporter_token_secret) (not (hasKey $podEnv "DICOMVAULT_CLIENT__TOKEN_FILE")) }}
+{{- $noToken = append $noToken "stowExporter.tokenSecret" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $noKeys = sortAlpha $noKeys }}
+{{- if $podsNoKeys }}{{ $noKeys = append $noKeys "the exporter pods the operator creates" }}{{ end }}
+{{- $noToken = uniq $noToken | sortAlpha }}
+{{- if or $noKeys $noToken }}
+{{- $lines := list "Bearer tokens are required (auth.enabled, true by default), and these values are missing:" }}
+{{- if $noKeys }}
+{{- $lines = append $lines (printf "- auth.keySecret: an existing Secret with the identity provider's keys (a JWKS file; a PEM public key with auth.keyFormat=pem). Without it every API request to %s is refused (401)." (join ", " $noKeys)) }}
+{{- end }}
+{{- if $noToken }}
+{{- $lines = append $lines (printf "- %s: each service's own bearer token for the catalogue, an existing Secret holding a JWT with the read scope (key token, or <service>.tokenSecretKey)%s. Without it the catalogue refuses every call of that service (401)." (join ", " $noToken) (ternary "; stowExporter.tokenSecret is also the token of the exporter pods the operator creates" "" (and (has "stowExporter.tokenSecret" $noToken) $root.Values.operator.enabled))) }}
+{{- end }}
+{{- $lines = append $lines "Set them (docs/security.md), or set auth.enabled=false to run without authentication (anyone who reaches the ports may read and store images)." }}
+{{- fail (join "\n" $lines) }}
+{{- end }}
 {{- end }}

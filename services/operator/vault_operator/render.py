@@ -38,10 +38,14 @@ def child_name(exporter: str) -> str:
 
 
 def _volume_name(secret: str) -> str:
-    base = "secret-" + re.sub(r"[^a-z0-9-]", "-", secret)
-    if len(base) <= 63:
-        return base
-    return f"{base[:54].rstrip('-')}-{hashlib.sha256(secret.encode()).hexdigest()[:8]}"
+    """``secret-<name>``; when that is no DNS label (a Secret name with dots, or too long),
+    its sanitized start and a hash of the name, so ``a.b`` and ``a-b`` get distinct volumes
+    (the chart names the stow-exporter's Secret volumes the same way)."""
+    name = f"secret-{secret}"
+    label = re.sub(r"[^a-z0-9-]", "-", name)
+    if label == name and len(name) <= 63:
+        return name
+    return f"{label[:54].rstrip('-')}-{hashlib.sha256(secret.encode()).hexdigest()[:8]}"
 
 
 def label_value(value: str) -> str:
