@@ -40,7 +40,13 @@ async def test_a_stable_study_lands_on_hsm_verified(bus_settings, catalogue, hsm
         fact = archived(catalogue, study.study_uid)[0]
         async with httpx.AsyncClient() as client:
             api = (await client.get(url + "/api/v1/archives")).json()
-            metrics = (await client.get(url + "/metrics")).text
+            # The job's outcome is counted once its JobCompleted is out, after StudyArchived.
+            done = 'dicomvault_archiver_job_outcomes_total{outcome="done",queue="HSM1"}'
+            for _ in range(300):
+                metrics = (await client.get(url + "/metrics")).text
+                if done in metrics:
+                    break
+                await asyncio.sleep(0.1)
     # Every instance is under mount/subdirectory/<study>/<series>/<sop>.dcm, byte-identical.
     folder = hsm_mount / "vault"
     for key, raw in data.items():
@@ -56,7 +62,7 @@ async def test_a_stable_study_lands_on_hsm_verified(bus_settings, catalogue, hsm
     assert [q["name"] for q in api[0]["queues"]] == ["HSM1", "HSM1-retrieve"]
     assert 'dicomvault_archiver_archive_ready{archive="HSM1"} 1.0' in metrics
     assert "dicomvault_archiver_hsm_free_bytes" in metrics
-    assert 'dicomvault_archiver_job_outcomes_total{outcome="done",queue="HSM1"}' in metrics
+    assert done in metrics
     await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE"], what="job DONE")
 
 
@@ -103,10 +109,18 @@ async def test_tar_layout_round_trip_back_into_the_cache(bus_settings, catalogue
         # ... and a retrieve asks for it: it comes back byte-identical, announced as a recall.
         await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
                                                        requested_by="VIEWER"), study.study_uid)
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled))
+
+        def recalled_instances() -> list[ev.InstanceStored]:
+            return [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
+
+        # StudyRecalled (studies topic) follows the recalled InstanceStored (instances topic):
+        # the catalogue may journal it first, so wait for both.
+        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled)
+                         and len(recalled_instances()) >= len(data),
+                         what="StudyRecalled and the recalled instances")
     for key, raw in data.items():
         assert store.get(key) == raw
-    recalled = [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
+    recalled = recalled_instances()
     assert sorted(i.storage_key for i in recalled) == sorted(data)
     one = recalled[0]
     assert one.tier == "cache" and one.patient_id == "PAT001" and one.modality in ("CT", "OT")

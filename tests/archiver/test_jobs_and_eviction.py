@@ -76,7 +76,9 @@ async def test_eviction_respects_the_copies_rule(bus_settings, catalogue, tmp_pa
         await publish(bus_settings, ev.StudyArchived(
             study_instance_uid=study.study_uid, tier=tier, archive_id=archive, verified=verified,
             number_of_instances=n, location="x"), study.study_uid)
-    await wait_until(lambda: len(catalogue.study_locations(two.study_uid)) == 2)
+    # Study one's facts and study two's travel on different partitions: wait for both.
+    await wait_until(lambda: [len(catalogue.study_locations(s.study_uid))
+                              for s in (one, two)] == [2, 2])
 
     async with Publisher(bus_settings, "test-evict") as pub:
         ctx = Context(bus_settings.topics, pub, store, CatalogueClient(catalogue.url))

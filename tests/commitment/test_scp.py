@@ -118,6 +118,13 @@ async def test_a_reporting_peer_that_is_down_fails_the_job_visibly(
     failed = next(e.payload for e in jobs if isinstance(e.payload, jpb.JobFailed))
     assert len(retries) == 2 and all("not delivered" in r.error for r in retries)
     assert failed.attempts == 3 and "CT2" in failed.error and "not delivered" in failed.error
-    [t] = await vault.commitments("scp")
+
+    async def failed_transaction() -> list[dict]:
+        ts = await vault.commitments("scp")
+        return ts if [t["state"] for t in ts] == ["failed"] else []
+
+    # The transaction is marked failed once JobFailed is out (the queue's observer), which
+    # may be just after the fact reached the topic.
+    [t] = await until(failed_transaction, 30, "the transaction failed")
     assert t["transaction_uid"] == txn and t["state"] == "failed"
     assert "not delivered" in t["message"]

@@ -195,8 +195,12 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     assert {sop: dataset_bytes_of(raw) for sop, raw in cached.items()} == original
 
     # 2. StudyStable → one STORE job per archive (rules) → verified on HSM and on Orthanc.
-    wait_for(lambda: cat.archived(uid) == {("hsm", "HSM1"), ("pacs", "PACS1")},
-             "StudyArchived on hsm and pacs", 120, every)
+    #    StudyArchived (studies topic) comes before its job's JobCompleted (jobs topic): the
+    #    catalogue may project them in either order, so wait for both.
+    wait_for(lambda: cat.archived(uid) == {("hsm", "HSM1"), ("pacs", "PACS1")} and sorted(
+        (j["queue"], j["state"]) for j in cat.jobs(kind="STORE")) == [
+            ("HSM1", "DONE"), ("PACS1", "DONE")],
+             "StudyArchived on hsm and pacs, both STORE jobs DONE", 120, every)
     store_jobs = cat.jobs(kind="STORE")
     assert sorted((j["queue"], j["state"]) for j in store_jobs) == [
         ("HSM1", "DONE"), ("PACS1", "DONE")]
@@ -217,6 +221,11 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     # 4. A viewer asks for the study: recalled from HSM (tier order hsm first), then sent.
     received = move_study(tmp_path / "scp-1", stack["scp_port"], archive, uid)
     assert received == original
+    # The gateway sends the files as soon as they are back in the cache: StudyRecalled and
+    # the retrieve job's JobCompleted may still be on their way to the catalogue.
+    wait_for(lambda: cat.facts(uid, "dicomvault.study.recalled.v1") and [
+        j["state"] for j in cat.jobs(queue="HSM1-retrieve")] == ["DONE"],
+             "the HSM recall recorded", 30, every)
     recalled = cat.facts(uid, "dicomvault.study.recalled.v1")
     assert [(r["tier"], r["archive_id"]) for r in recalled] == [("hsm", "HSM1")]
     assert [j["state"] for j in cat.jobs(queue="HSM1-retrieve")] == ["DONE"]
@@ -234,11 +243,15 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     #    viewing station; the same data sets, byte for byte.
     received = move_study(tmp_path / "scp-2", stack["scp_port"], archive, uid)
     assert received == original
+    # As in 4., and the recalled instances' InstanceStored (instances topic) too: wait until
+    # the catalogue has StudyRecalled, the job DONE and every instance back in the cache.
+    wait_for(lambda: len(cat.facts(uid, "dicomvault.study.recalled.v1")) == 2 and [
+        j["state"] for j in cat.jobs(queue="PACS1-retrieve")] == ["DONE"] and sorted(
+        c["sop_instance_uid"] for c in cat.cached(uid)) == sorted(original),
+             "the PACS recall recorded", 30, every)
     recalled = cat.facts(uid, "dicomvault.study.recalled.v1")
     assert [(r["tier"], r["archive_id"]) for r in recalled] == [
         ("hsm", "HSM1"), ("pacs", "PACS1")]
-    wait_for(lambda: [j["state"] for j in cat.jobs(queue="PACS1-retrieve")] == ["DONE"],
-             "the PACS retrieve job DONE", 30, every)
     from_pacs = [s for s in cat.facts(uid, "dicomvault.instance.stored.v1")
                  if s.get("calling_ae") == ORTHANC_AE]
     assert sorted(s["sop_instance_uid"] for s in from_pacs) == sorted(original)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 
-from dicomvault.bus.broker import free_port
 from tests.conftest import dcmtk, peer_env
 from tests.peers.datasets import write_study
 
@@ -49,8 +48,10 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
     data = tmp_path / "var"
     # The services take consecutive ports after the gateway's (HTTP: +1..+6, commitment's
     # DIMSE: +1). Pick them below the ephemeral range, where client sockets of other
-    # processes cannot take them between our check and the services' bind.
-    dimse, http, kafka = _free_block(2), _free_block(7), free_port()
+    # processes cannot take them between our check and the services' bind; the broker's
+    # too, and all in one block so that they cannot overlap.
+    base = _free_block(10)
+    dimse, http, kafka = base, base + 2, base + 9
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicomvault_cli", "up", "--data-dir", str(data),
          "--dimse-port", str(dimse), "--http-port", str(http), "--broker-port", str(kafka),
@@ -124,7 +125,7 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
 def _free_block(size: int) -> int:
     rng = random.Random()
     while True:
-        base = rng.randrange(20000, 32000 - size)
+        base = rng.randrange(12000, 20000 - size)  # below free_port()'s range
         if not any(_busy(base + i) or not _bindable(base + i) for i in range(size)):
             return base
 

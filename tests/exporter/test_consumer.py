@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import httpx
 import yaml
@@ -100,10 +101,16 @@ async def test_study_stable_to_orthanc_through_the_broker(
             assert event.payload.number_of_instances == 4
             assert event.payload.destination == f"{orthanc.dicomweb_url}/studies"
             assert sorted(orthanc.files_by_sop_uid_of(study.study_uid)) == sorted(study.sop_uids)
-            # The MR-only exporter ignored it.
-            listing = (await api.get("/api/v1/exports")).json()
-            assert [(e["exporter_id"], e["state"]) for e in listing] == [
-                ("ORTHANC-WEB", "exported")]
+            # The MR-only exporter ignored it. (The export reads "exported" once its job's
+            # JobCompleted is out, which follows StudyExported.)
+            deadline = time.monotonic() + 30
+            while True:
+                listing = [(e["exporter_id"], e["state"])
+                           for e in (await api.get("/api/v1/exports")).json()]
+                if listing == [("ORTHANC-WEB", "exported")] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            assert listing == [("ORTHANC-WEB", "exported")]
             metrics = (await api.get("/metrics")).text
             assert 'dicomvault_exporter_studies_total{exporter="ORTHANC-WEB",outcome="exported"}' \
                 in metrics

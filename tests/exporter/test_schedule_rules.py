@@ -62,7 +62,13 @@ async def test_outside_the_window_the_study_waits_visibly(tmp_path, catalogue, h
         stop = asyncio.Event()
         task = asyncio.create_task(h.queue.run(stop))
         try:
-            await asyncio.sleep(0.3)  # several ticks of the queue: nothing may be sent
+            # The queue looks at the job and leaves it waiting for the window (it shows
+            # in_progress meanwhile); nothing may be sent.
+            export = h.queue.get(r.json()["id"])
+            async with asyncio.timeout(30):
+                while not (export.job.state.value == "WAITING"
+                           and export.state == "waiting_schedule"):
+                    await asyncio.sleep(0.05)
             listing = (await api.get("/api/v1/exports", params={"exporter_id": "NIGHT"})).json()
             assert [e["state"] for e in listing] == ["waiting_schedule"]
             assert listing[0]["next_window"] == "2024-01-05T18:00:00+00:00"

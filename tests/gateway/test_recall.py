@@ -109,8 +109,12 @@ async def test_an_instance_recalled_during_the_wait_is_sent(
     saved = path.read_bytes()
     path.unlink()
 
-    # The recall puts the file back into the cache a moment after the move started.
+    # The recall puts the file back into the cache a moment after the gateway sent what it
+    # had and began to wait (timed from there, not from the start of movescu).
     def recall() -> None:
+        deadline = time.monotonic() + 60
+        while not any(storescp.folder.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(2.0)
         path.write_bytes(saved)
 

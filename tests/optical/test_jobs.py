@@ -215,7 +215,9 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
             await asyncio.sleep(0.1)
         assert [j["job_id"] for j in (await http.get("/api/v1/jobs")).json()] == [
             job["job_id"]]
-        assert catalogue.job_states(RETRIEVE) == ["WAITING"]
+        # The adopted job asks for the disc again (IN_PROGRESS, then WAITING once more).
+        await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["WAITING"],
+                         "the adopted job waiting again")
 
         # The operator mounts the disc (its contents extracted) at the mount path: the job
         # continues, the cache gets the instances back, announced as a recall.
@@ -223,6 +225,10 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the recall")
         assert (await http.get("/api/v1/media-requests")).json() == []
         await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        # The recalled copies are on the instances topic: applied in their own time.
+        await wait_until(lambda: len([i for i in catalogue.of_type(ev.InstanceStored)
+                                      if i.source == "recall"]) >= len(data),
+                         "the recalled instances")
     for key, raw in data.items():
         assert cache.get(key) == raw
     recalled = [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
@@ -378,6 +384,7 @@ async def test_a_later_revision_is_appended_by_its_store_job(
         r = await http.post(f"/api/v1/studies/{uid}/retrieve")
         assert r.status_code == 202, r.text
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the retrieve")
+        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
     for k, blob in data.items():
         assert cache.get(k) == blob
     (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,10 +21,46 @@ def tansu_binary() -> Path:
     return path
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` now, for a listener that binds it a moment later.
+
+    Picked below the kernel's ephemeral range: outgoing connections take their local ports
+    from that range, so one of them could take a port the kernel handed out for ``bind(0)``
+    before our listener binds it (EADDRINUSE). Never the same port twice in this process.
+    Falls back to the kernel's pick when the range is unknown or nothing below it is free."""
+    low = _ephemeral_low()
+    if low > 11024:
+        rng = random.Random()
+        for _ in range(200):
+            port = rng.randrange(low - 10000, low)
+            if port not in _handed_out and _bindable(host, port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _handed_out.add(port)
+    return port
 
 
 class EmbeddedBroker:
