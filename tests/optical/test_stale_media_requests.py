@@ -57,15 +57,22 @@ async def test_requests_no_job_waits_for_are_withdrawn(
     arc.media_requests.clear()
     j2.state = JobState.CANCELLED
     queue = SimpleNamespace(jobs={j.id: j for j in (j1, j2)})
-    adopted = False
-    stale = StaleRequests(arc, queue, arc.catalogue, adopted=lambda: adopted)
+    adopted, t = False, [1000.0]
+    stale = StaleRequests(arc, queue, arc.catalogue, adopted=lambda: adopted, grace_s=30,
+                          clock=lambda: t[0])
 
     # Before adoption every request would look unneeded: nothing is touched.
     before = len(emitted)
     assert await stale.sweep() == []
+    adopted = True
+    # Unneeded, but perhaps only because the catalogue has not applied a withdrawal yet:
+    # nothing during the grace period.
+    assert await stale.sweep() == []
+    t[0] += 29
+    assert await stale.sweep() == []
     assert len(emitted) == before
 
-    adopted = True
+    t[0] += 2
     assert await stale.sweep() == [(LABEL, b.study_uid)]
     (topic, fact, key, _id) = emitted[-1]
     assert isinstance(fact, op.MediaRequestWithdrawn)
@@ -73,6 +80,7 @@ async def test_requests_no_job_waits_for_are_withdrawn(
     assert (fact.archive_id, fact.label, fact.study_instance_uid, fact.reason) == (
         "OPTICAL1", LABEL, b.study_uid, REASON)
     # The projection has not caught up yet: the same withdrawal is not published again.
+    t[0] += 60
     assert await stale.sweep() == []
     assert len(emitted) == before + 1
 
@@ -81,16 +89,22 @@ async def test_requests_no_job_waits_for_are_withdrawn(
             ] == [(LABEL, [a.study_uid])]
     assert await arc.catalogue.media_requests("OTHER") == []
 
-    # A study the burner itself holds a request for again is left alone, even without a job.
+    # A study the burner itself holds a request for is left alone, even without a job.
     arc.media_requests[LABEL] = {"label": LABEL, "studies": [a.study_uid], "jobs": []}
     j1.state = JobState.CANCELLED
     assert await stale.sweep() == []
-    # Once nothing needs it, the last study goes and the catalogue's request with it.
+    # Then the burner withdraws it itself (its job's observer); the catalogue applies that
+    # within the grace period: no second withdrawal.
     arc.media_requests.clear()
-    assert await stale.sweep() == [(LABEL, a.study_uid)]
-    project_emitted()
-    assert await arc.catalogue.media_requests() == []
     assert await stale.sweep() == []
+    t[0] += 5
+    catalogue.record(op.MediaRequestWithdrawn(archive_id="OPTICAL1", label=LABEL,
+                                              study_instance_uid=a.study_uid,
+                                              reason="job j1 cancelled"))
+    assert await arc.catalogue.media_requests() == []
+    t[0] += 60
+    assert await stale.sweep() == []
+    assert len(emitted) == before + 1
 
 
 async def test_an_unreachable_catalogue_is_tried_again_later(optical_config, make_archive
@@ -98,7 +112,8 @@ async def test_an_unreachable_catalogue_is_tried_again_later(optical_config, mak
     arc, emitted = make_archive(optical_config())
     down = CatalogueClient("http://127.0.0.1:9", timeout_s=1)
     try:
-        stale = StaleRequests(arc, SimpleNamespace(jobs={}), down, adopted=lambda: True)
+        stale = StaleRequests(arc, SimpleNamespace(jobs={}), down, adopted=lambda: True,
+                              grace_s=0)
         assert await stale.sweep() == []
         assert emitted == []
     finally:

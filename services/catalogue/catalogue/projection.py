@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalogue.jobs_projection import JOB_FACTS, apply_jobs
@@ -148,6 +148,12 @@ async def _instance_stored(session: AsyncSession, p: v1.InstanceStored, time: da
         # Other tiers hold the old bytes: their copies are no longer this instance.
         await session.execute(delete(Location).where(
             Location.sop_instance_uid == p.sop_instance_uid, Location.tier != tier))
+        # Nor are their copies of the study the current study any more: the cache eviction
+        # counts verified study locations, and one holding the old bytes must not let the
+        # new (acknowledged) ones go. A re-archive's StudyArchived verifies it again.
+        await session.execute(update(StudyLocation).where(
+            StudyLocation.study_instance_uid == p.study_instance_uid,
+            StudyLocation.tier != tier).values(verified=False))
     if location is None:
         session.add(Location(sop_instance_uid=p.sop_instance_uid, tier=tier, stored_at=received,
                              **loc_values))

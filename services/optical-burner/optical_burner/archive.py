@@ -27,6 +27,13 @@ entries keep the part count and labels of their own write, as their images do, s
 is complete when every cache instance is on some volume and parts 1..m (m the largest part
 count of its entries) are all there. Nothing new: "already", nothing written.
 
+New bytes under a UID a volume holds (the gateway's duplicate policy ``replace``: the cache
+sha256 differs from the latest copy's) are written again: in place while that copy is on the
+open volume and the volume has room for the difference, else into the study's next part like
+new instances — a Closed volume is never rewritten. The highest part holding a UID has its
+latest write (``volumes.latest`` / ``volumes.effective``): what StudyArchived counts (each
+UID once) and what a retrieve reads.
+
 Deleting a volume evicts every study on it from this archive *as a whole*: for a spanning
 study the other parts' manifest entries go too (moved to the volume's ``evicted`` list), so
 no volume keeps a part of a study whose optical copy is gone. An Open volume also drops
@@ -61,11 +68,14 @@ from optical_burner.volumes import (
     SECTOR,
     EvictedEntry,
     InstanceEntry,
+    Latest,
     StudyEntry,
     Volume,
     VolumeState,
     VolumeStore,
+    effective,
     is_complete,
+    latest,
     now,
     study_labels,
 )
@@ -168,27 +178,78 @@ class OpticalArchive:
     async def archive_study(self, study_uid: str) -> ArchiveResult:
         """Write the study's cache instances that no volume holds yet into the open volume(s)
         — the whole study the first time, a later revision's new instances as further
-        part(s) — and emit StudyArchived with every instance and label."""
+        part(s) — and emit StudyArchived with every instance and label.
+
+        An instance whose cache bytes (sha256) differ from the latest copy on the volumes (the
+        gateway's duplicate policy ``replace``) is written again: in place when that copy is
+        on the open volume and the volume has room for the difference, else like a new
+        instance, into the study's next part — a Closed volume's disc is never rewritten."""
         async with self.lock:
             done = self.store.parts_of(study_uid)
             instances = await self.catalogue.instances(study_uid, tier="cache")
             if not instances and not done:
                 return ArchiveResult("not_found", study_uid,
                                      message="the study has no instances in the cache tier")
-            have = self.store.held(study_uid)
-            todo = _ordered([i for i in instances if i.sop_instance_uid not in have])
-            if not todo:
+            have = latest(done)
+            changed = [i for i in instances if i.sop_instance_uid in have
+                       and have[i.sop_instance_uid][2].sha256 != i.sha256]
+            rewritten = await self._rewrite_open(changed, have)
+            again = {i.sop_instance_uid for i in changed} - rewritten
+            todo = _ordered([i for i in instances if i.sop_instance_uid not in have
+                             or i.sop_instance_uid in again])
+            if not todo and not rewritten:
                 if not is_complete(done):
                     raise ArchiveError(f"study {study_uid} misses a part on "
                                        f"{'+'.join(study_labels(done))}")
                 await self._announce(study_uid, done)
                 return _result("already", study_uid, done)
-            chunks = self._plan(todo)
-            await self._write(study_uid, done, chunks)
+            if todo:
+                await self._write(study_uid, self.store.parts_of(study_uid), self._plan(todo))
+            else:  # only rewritten in place: the open volume may be full now
+                vol = self.store.open_volume()
+                if vol is not None and vol.fill_ratio >= self.cfg.close_fill_ratio:
+                    await self._close_locked(vol, "full")
             parts = self.store.parts_of(study_uid)
             await self._announce(study_uid, parts)
             self.update_metrics()
-            return _result("archived", study_uid, parts, written=len(todo))
+            return _result("archived", study_uid, parts, written=len(todo) + len(rewritten))
+
+    async def _rewrite_open(self, changed: list[InstanceLocation], have: dict[str, Latest]
+                            ) -> set[str]:
+        """Rewrite in place the ``changed`` instances whose latest copy is on the open volume
+        (not in an image yet) while it has room for the difference; return their UIDs.
+
+        Smallest growth first: once one does not fit, no later one does, and the free space
+        stays below each one's whole cost — so ``_plan`` never puts one of them into the open
+        volume next to its old entry (a UID is in a volume once, as in its DICOMDIR)."""
+        done: set[str] = set()
+        on_open = [i for i in changed if have[i.sop_instance_uid][0].state == VolumeState.OPEN]
+        for inst in sorted(on_open, key=lambda i: self.cost(i.size_bytes)
+                           - self.cost(have[i.sop_instance_uid][2].size_bytes)):
+            vol, entry, old = have[inst.sop_instance_uid]
+            if self.cost(inst.size_bytes) - self.cost(old.size_bytes) > vol.free_bytes:
+                break
+            await asyncio.to_thread(self._rewrite, vol, entry, old, inst)
+            done.add(inst.sop_instance_uid)
+        return done
+
+    def _rewrite(self, vol: Volume, entry: StudyEntry, old: InstanceEntry,
+                 inst: InstanceLocation) -> None:
+        """New bytes of ``old`` on the open volume: the file first (read back), then the
+        manifest. A crash in between leaves the manifest's old checksum, so the next STORE
+        run still sees the instance as changed and writes it again."""
+        (new,) = self._copy_in(vol, [inst])
+        if old.storage_key != inst.storage_key:
+            self.store.data(vol.label).delete(old.storage_key)
+        entry.instances = [new if i is old else i for i in entry.instances]
+        entry.size_bytes += new.size_bytes - old.size_bytes
+        vol.used_bytes += self.cost(new.size_bytes) - self.cost(old.size_bytes)
+        vol.data_bytes += new.size_bytes - old.size_bytes
+        self.store.save(vol)
+        metrics.BYTES_WRITTEN.labels(self.id).inc(new.size_bytes)
+        log.info("replaced instance rewritten on the open volume",
+                 extra={"study": entry.study_instance_uid, "volume": vol.label,
+                        "archive": self.id})
 
     def _plan(self, todo: list[InstanceLocation]) -> list[tuple[Volume | None, list]]:
         usable = self.cfg.capacity - self.cfg.reserve_bytes
@@ -298,15 +359,20 @@ class OpticalArchive:
         return str((summary or {}).get("patient_id") or "")
 
     async def _announce(self, study_uid: str, parts: list[tuple[Volume, StudyEntry]]) -> None:
-        """StudyArchived for what the volumes hold. Its id derives from the location *and*
-        the instances: re-announcing the same copy is the same fact, a copy that grew (new
-        instances appended, perhaps on the same volume) is a new one."""
+        """StudyArchived for what the volumes hold: each SOP Instance UID once, its latest
+        copy (a replaced instance's superseded entries do not count). Its id derives from the
+        location *and* the instances with their checksums: re-announcing the same copy is the
+        same fact, a copy that grew (new instances appended, perhaps on the same volume) or
+        holds new bytes of an instance is a new one — which the catalogue records (verified
+        again after a replace had unverified the location)."""
         location = "+".join(study_labels(parts))
-        sops = [i.sop_instance_uid for _v, s in parts for i in s.instances]
-        digest = hashlib.sha256("\n".join(sorted(sops)).encode()).hexdigest()
+        current = [i for _v, s in effective(parts) for i in s.instances]
+        sops = [i.sop_instance_uid for i in current]
+        digest = hashlib.sha256("\n".join(
+            sorted(f"{i.sop_instance_uid}:{i.sha256}" for i in current)).encode()).hexdigest()
         msg = ev.StudyArchived(
             study_instance_uid=study_uid, tier=TIER, archive_id=self.id, location=location,
-            number_of_instances=len(sops), size_bytes=sum(s.size_bytes for _v, s in parts),
+            number_of_instances=len(sops), size_bytes=sum(i.size_bytes for i in current),
             sop_instance_uids=sops, verified=True)
         await self.emit(self.topics.studies, msg, study_uid,
                         deterministic_id("optical-archived", self.id, study_uid, location,
@@ -464,9 +530,10 @@ def _ordered(items: list[InstanceLocation]) -> list[InstanceLocation]:
 
 
 def _result(status: str, study_uid: str, parts: list, written: int = 0) -> ArchiveResult:
+    current = [i for _v, s in effective(parts) for i in s.instances]
     return ArchiveResult(status, study_uid, labels=study_labels(parts),
-                         instances=sum(len(s.instances) for _v, s in parts),
-                         size_bytes=sum(s.size_bytes for _v, s in parts), written=written)
+                         instances=len(current), size_bytes=sum(i.size_bytes for i in current),
+                         written=written)
 
 
 def _locations_from(catalogue: Catalogue) -> LocationsProvider:

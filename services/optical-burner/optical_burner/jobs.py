@@ -31,7 +31,7 @@ from optical_burner import metrics
 from optical_burner.archive import TIER, ArchiveError, InstanceTooLarge, OpticalArchive
 from optical_burner.catalogue import CatalogueError
 from optical_burner.retrieve import mounted_root, retrieve_study, withdraw_media_requests
-from optical_burner.volumes import InstanceEntry, study_labels
+from optical_burner.volumes import InstanceEntry, latest, study_labels
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Executors:
     async def retrieve(self, job: Job, progress: ProgressReporter) -> Outcome:
         arc = self.archive
         study = job.study_uid
-        total = len(job.sop_uids) or sum(len(s.instances) for _v, s in arc.store.parts_of(study))
+        total = len(job.sop_uids) or len(latest(arc.store.parts_of(study)))  # each UID once
         recalled: list[str] = []
 
         async def announce(inst: InstanceEntry, blob: bytes) -> None:

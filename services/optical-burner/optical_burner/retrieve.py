@@ -39,7 +39,7 @@ from dicomvault.store import CacheStore, FileStore
 from optical_burner import metrics
 from optical_burner.archive import OpticalArchive
 from optical_burner.image import volume_id
-from optical_burner.volumes import InstanceEntry, Volume, is_complete, now
+from optical_burner.volumes import InstanceEntry, Volume, effective, is_complete, now
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,17 @@ OnInstance = Callable[[InstanceEntry, bytes], Awaitable[None]]
 async def retrieve_study(arc: OpticalArchive, study_uid: str, dest: CacheStore, *,
                          sop_uids: list[str] | None = None, on_instance: OnInstance | None = None,
                          job_id: str = "") -> RetrieveResult:
-    """Read the study (or only ``sop_uids``) back from its volumes into ``dest``."""
+    """Read the study (or only ``sop_uids``) back from its volumes into ``dest``.
+
+    Each SOP Instance UID is read from the highest part holding it, the latest write (new
+    bytes of a replaced instance go into a later part: discs are never rewritten); a part
+    holding only superseded copies is not read and its volume is not asked for. Whether the
+    study is complete is judged on all its parts."""
     async with arc.lock:
         parts = arc.store.parts_of(study_uid)
     if parts and not is_complete(parts):
         parts = []  # an incomplete spanning study is no copy
+    parts = effective(parts)  # each UID from its latest write; superseded-only parts go
     if sop_uids:
         wanted = set(sop_uids)
         parts = [(v, s.model_copy(update={"instances": [

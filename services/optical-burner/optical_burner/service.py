@@ -115,7 +115,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
             await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
         await migrate_pending(store, queues.store, oc.archive_id)
         stale = StaleRequests(arc, queues.retrieve, catalogue, adopted=lambda: (
-            adoption.done() and not adoption.cancelled() and adoption.exception() is None))
+            adoption.done() and not adoption.cancelled() and adoption.exception() is None),
+            grace_s=oc.stale_request_grace_s)
         policies = Policies(arc, queues, oc.recall_tier_order)
         loops = [
             ConsumerLoop(bus, group_id=f"{oc.client_id}.studies", topics=[bus.topics.studies],

@@ -139,6 +139,10 @@ class OpticalSection(BaseModel):
                     "tier ranked ahead of optical holds a verified copy.")
     adopt_retry_s: float = Field(5.0, gt=0,
                                  description="Retry delay of job adoption from the catalogue.")
+    stale_request_grace_s: float = Field(
+        30.0, ge=0, description="How long a media request the catalogue shows may have no "
+                                "RETRIEVE job waiting for it before the sweep withdraws it "
+                                "(longer than the catalogue takes to apply a withdrawal).")
 
     @model_validator(mode="after")
     def _media(self) -> OpticalSection:

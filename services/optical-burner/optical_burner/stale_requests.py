@@ -9,16 +9,18 @@ says "insert volume DVD-000042" for that study: an operator would fetch a disc f
 
 ``StaleRequests.sweep`` compares the catalogue's requests of this archive with the RETRIEVE
 queue, once the queue's unfinished jobs were adopted (before that every request would look
-unneeded): a study that no active (non-terminal) job of the queue is for, and that the burner
+unneeded). A study that no active (non-terminal) job of the queue is for, and that the burner
 does not itself hold a request for, is withdrawn (MediaRequestWithdrawn, reason "no RETRIEVE
-job waits for it"). Each withdrawal is published once per noticed request (its id derives from
-the volume, the study and when this burner first saw it unneeded), so a projection that lags
-by a sweep or two does not journal the same withdrawal again.
+job waits for it") once it has stayed so for ``grace_s``: the catalogue applies the burner's
+own withdrawals a moment after they are published, and a request it is about to clear must
+not be withdrawn twice. Each is published once (its id derives from the volume, the study and
+when this burner first saw it unneeded).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from dicomvault.events import deterministic_id
@@ -35,9 +37,13 @@ REASON = "no RETRIEVE job waits for it"
 
 class StaleRequests:
     def __init__(self, arc: OpticalArchive, queue: JobQueue, catalogue: CatalogueClient,
-                 adopted: Callable[[], bool]) -> None:
+                 adopted: Callable[[], bool], grace_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.arc, self.queue, self.catalogue, self.adopted = arc, queue, catalogue, adopted
-        self.noticed: dict[tuple[str, str], str] = {}   # (label, study) -> first seen stale
+        self.grace_s, self.clock = grace_s, clock
+        # (label, study) -> (monotonic, wall-clock ISO) when first seen with nobody waiting
+        self.noticed: dict[tuple[str, str], tuple[float, str]] = {}
+        self.published: set[tuple[str, str]] = set()
 
     def _needed(self, label: str, study: str) -> bool:
         if study in (self.arc.media_requests.get(label) or {}).get("studies", []):
@@ -46,7 +52,8 @@ class StaleRequests:
                    for j in self.queue.jobs.values())
 
     async def sweep(self) -> list[tuple[str, str]]:
-        """Withdraw the catalogue's requests nobody waits for; the (label, study) pairs."""
+        """Withdraw the catalogue's requests nobody has waited for during ``grace_s``; the
+        (label, study) pairs withdrawn by this pass."""
         if not self.adopted():
             return []
         try:
@@ -58,19 +65,25 @@ class StaleRequests:
         listed = {(r["label"], s) for r in projected if r.get("archive_id") == self.arc.id
                   for s in r.get("studies") or []}
         self.noticed = {k: v for k, v in self.noticed.items() if k in listed}
+        self.published &= listed
         withdrawn = []
         for label, study in sorted(listed):
+            key = (label, study)
             # Looked at right before publishing: a job submitted meanwhile keeps its request.
             if self._needed(label, study):
-                self.noticed.pop((label, study), None)
+                self.noticed.pop(key, None)
+                self.published.discard(key)
                 continue
-            if (label, study) in self.noticed:
+            if key in self.published:
                 continue  # published already; the projection has not caught up yet
-            since = self.noticed[(label, study)] = now().isoformat()
+            first, since = self.noticed.setdefault(key, (self.clock(), now().isoformat()))
+            if self.clock() - first < self.grace_s:
+                continue
             await self.arc.emit(self.arc.topics.volumes, op.MediaRequestWithdrawn(
                 archive_id=self.arc.id, label=label, study_instance_uid=study, reason=REASON),
                 label, deterministic_id("optical-media-stale", self.arc.id, label, study, since))
-            withdrawn.append((label, study))
+            self.published.add(key)
+            withdrawn.append(key)
         if withdrawn:
             log.info("stale media requests withdrawn",
                      extra={"archive": self.arc.id, "reason": REASON,

@@ -245,8 +245,9 @@ class VolumeStore:
         return sorted(found, key=lambda vs: (vs[1].part, vs[0].label))
 
     def held(self, study_uid: str) -> set[str]:
-        """The SOP Instance UIDs of the study on any volume of this archive."""
-        return {i.sop_instance_uid for _v, s in self.parts_of(study_uid) for i in s.instances}
+        """The SOP Instance UIDs of the study on any volume of this archive (each once, also
+        when a later part holds new bytes of it)."""
+        return set(latest(self.parts_of(study_uid)))
 
     # --- pending studies of an earlier version (before the jobs engine) ------------------
     def take_pending(self) -> dict[str, dict]:
@@ -266,6 +267,37 @@ class VolumeStore:
 def study_labels(parts: list[tuple[Volume, StudyEntry]]) -> list[str]:
     """The volumes holding the study's parts, in part order: its optical location."""
     return [v.label for v, _s in parts]
+
+
+# New bytes under a UID a volume holds (the gateway's "replace") are written again: in place on
+# the open volume, else into a later part (discs are never rewritten). So one UID may have an
+# entry in several parts; the highest part's is the latest write and the current bytes.
+Latest = tuple[Volume, StudyEntry, InstanceEntry]
+
+
+def latest(parts: list[tuple[Volume, StudyEntry]]) -> dict[str, Latest]:
+    """For each SOP Instance UID of the study, the entry of the highest part holding it (with
+    its volume and part). ``parts`` in part order, as ``VolumeStore.parts_of`` gives them."""
+    out: dict[str, Latest] = {}
+    for vol, study in parts:
+        for inst in study.instances:
+            out[inst.sop_instance_uid] = (vol, study, inst)
+    return out
+
+
+def effective(parts: list[tuple[Volume, StudyEntry]]) -> list[tuple[Volume, StudyEntry]]:
+    """The parts with only the instances whose latest copy they hold (copies of the entries:
+    the stored ones keep what their images say); a part whose instances are all superseded is
+    left out. For a study without replaced instances these are the parts as they are."""
+    current = latest(parts)
+    out = []
+    for vol, study in parts:
+        mine = [i for i in study.instances if current[i.sop_instance_uid][1] is study]
+        if len(mine) == len(study.instances):
+            out.append((vol, study))
+        elif mine:
+            out.append((vol, study.model_copy(update={"instances": mine})))
+    return out
 
 
 def is_complete(parts: list[tuple[Volume, StudyEntry]]) -> bool:
