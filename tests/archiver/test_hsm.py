@@ -53,6 +53,9 @@ async def test_a_stable_study_lands_on_hsm_verified(bus_settings, catalogue, hsm
         assert (folder / key).read_bytes() == raw
     assert fact.verified and fact.archive_id == "HSM1" and fact.number_of_instances == len(data)
     assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
+    # Which bytes the copy holds, for the catalogue to check against the current ones.
+    assert dict(zip(fact.sop_instance_uids, fact.sha256s, strict=True)) == {
+        k.split("/")[-1][:-4]: hashlib.sha256(v).hexdigest() for k, v in data.items()}
     assert fact.location == str(folder / study.study_uid)
     index = json.loads((folder / f"{study.study_uid}.index.json").read_text())
     assert {i["sop"]: i["sha256"] for i in index["instances"]} == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,8 @@ async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, o
                                   if a.tier == "pacs"], what="StudyArchived(pacs)")
         fact = catalogue.of_type(ev.StudyArchived)[0]
         assert (fact.archive_id, fact.location, fact.verified) == ("PACS1", orthanc.aet, True)
+        assert dict(zip(fact.sop_instance_uids, fact.sha256s, strict=True)) == {
+            k.split("/")[-1][:-4]: hashlib.sha256(v).hexdigest() for k, v in data.items()}
         # Orthanc's REST API: every instance arrived, its data set byte for byte.
         at_orthanc = orthanc.files_by_sop_uid()
         assert sorted(at_orthanc) == sorted(study.sop_uids)

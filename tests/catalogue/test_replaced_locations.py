@@ -6,6 +6,7 @@ instance change nothing there. A pure function of the journal: a rebuild gives t
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydicom import dcmread
@@ -60,6 +61,44 @@ async def test_a_replace_unverifies_the_other_tiers_copies_until_archived_again(
     assert _copies(s, cached_instances=2) == [("hsm", "HSM1")]
 
     # A replay of the journal gives the same rows.
+    report = await rebuild(cat.settings(), check_only=True)
+    assert report.ok, report.differences
+
+
+def archived_with(study: str, tier: str, archive_id: str, copies: dict[str, bytes]) -> object:
+    """A StudyArchived that says which bytes the copy holds (its ``sha256s``)."""
+    event = study_archived(study, tier, archive_id, n=len(copies))
+    uids = sorted(copies)
+    event.payload.sop_instance_uids.extend(uids)
+    event.payload.sha256s.extend(hashlib.sha256(copies[u]).hexdigest() for u in uids)
+    return event
+
+
+async def test_a_copy_of_the_old_bytes_archived_after_the_replace_is_not_verified(
+        cat: Catalogue) -> None:
+    """The archiver read the cache before the replace and reports after it: its copy holds
+    the old bytes, which its checksums say, so it does not count as a verified copy."""
+    study, series, sop, other = uid(), uid(), uid(), uid()
+    await cat.feed(instance_stored(study, series, sop, body=b"as first sent"),
+                   instance_stored(study, series, other, body=b"second instance"),
+                   instance_stored(study, series, sop, body=b"corrected, acknowledged"))
+    old = {sop: b"as first sent", other: b"second instance"}
+    await cat.feed(archived_with(study, "hsm", "HSM1", old))
+    s = await summary(cat, study)
+    assert verified(s) == [("hsm", "HSM1", False, 2)]
+    assert _copies(s, cached_instances=2) == []
+    # The new revision's job reports the current bytes: verified.
+    await cat.feed(archived_with(study, "hsm", "HSM1", {**old, sop: b"corrected, acknowledged"}))
+    assert verified(await summary(cat, study)) == [("hsm", "HSM1", True, 2)]
+    # A copy of the bytes a PACS sent back in a recall (recorded as the cache's copy) is
+    # those bytes, current too; a fact without checksums is taken as it says.
+    await cat.feed(instance_stored(study, series, other, body=b"the PACS's encoding",
+                                   source="recall"),
+                   archived_with(study, "optical", "OPTICAL1", {
+                       sop: b"corrected, acknowledged", other: b"the PACS's encoding"}),
+                   study_archived(study, "pacs", "PACS1", n=2))
+    assert verified(await summary(cat, study)) == [
+        ("hsm", "HSM1", True, 2), ("optical", "OPTICAL1", True, 2), ("pacs", "PACS1", True, 2)]
     report = await rebuild(cat.settings(), check_only=True)
     assert report.ok, report.differences
 

@@ -42,6 +42,9 @@ async def test_study_larger_than_a_medium_spans_two_volumes(
     # One location for the whole spanning study: the labels of its parts, in order.
     assert [a.location for a in emitted.of("StudyArchived")] == [
         "TST-000001", "TST-000001+TST-000002"]
+    last = emitted.of("StudyArchived")[-1]
+    assert dict(zip(last.sop_instance_uids, last.sha256s, strict=True)) == {
+        i.sop_instance_uid: i.sha256 for i in p1.instances + p2.instances}
     assert emitted.of("VolumeClosed")[0].label == "TST-000001"
 
     # Archiving again is idempotent: same parts, the same fact re-emitted (same id).

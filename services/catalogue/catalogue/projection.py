@@ -170,9 +170,37 @@ async def _study_stable(session: AsyncSession, p: v1.StudyStable) -> bool:
     return True
 
 
+CHECKSUM_CHUNK = 500
+
+
+async def _holds_current_bytes(session: AsyncSession, p: v1.StudyArchived) -> bool:
+    """Whether every instance the copy lists (with its checksum) holds the bytes the catalogue
+    knows now: the instance's checksum, or that of a copy recorded for it (a recall's own
+    bytes). A copy written from old bytes that reaches the catalogue after the new ones (the
+    archiver read the cache before the replace) is stale. Instances not known yet count as
+    current; a fact without checksums is taken as it says."""
+    if not p.sha256s or len(p.sha256s) != len(p.sop_instance_uids):
+        return True
+    given = dict(zip(p.sop_instance_uids, p.sha256s, strict=True))
+    uids = list(given)
+    known: dict[str, set[str]] = {}
+    for start in range(0, len(uids), CHECKSUM_CHUNK):
+        chunk = uids[start:start + CHECKSUM_CHUNK]
+        for uid, sha in (await session.execute(select(
+                Instance.sop_instance_uid, Instance.sha256).where(
+                Instance.sop_instance_uid.in_(chunk)))).all():
+            known.setdefault(uid, set()).add(sha)
+        for uid, sha in (await session.execute(select(
+                Location.sop_instance_uid, Location.sha256).where(
+                Location.sop_instance_uid.in_(chunk)))).all():
+            known.setdefault(uid, set()).add(sha)
+    return all(given[uid] in shas for uid, shas in known.items())
+
+
 async def _study_archived(session: AsyncSession, p: v1.StudyArchived, time: datetime) -> bool:
     key = (p.study_instance_uid, p.tier, p.archive_id)
-    values = {"location": p.location, "verified": p.verified,
+    verified = p.verified and await _holds_current_bytes(session, p)
+    values = {"location": p.location, "verified": verified,
               "number_of_instances": p.number_of_instances, "size_bytes": p.size_bytes,
               "archived_at": time, "job_id": p.job_id}
     row = await session.get(StudyLocation, key)

@@ -188,11 +188,13 @@ class HsmArchive:
         # Every instance is on the archive and was read back with the catalogue's checksum.
         metrics.ARCHIVED_BYTES.labels(self.config.id).inc(written)
         metrics.ARCHIVED_INSTANCES.labels(self.config.id).inc(len(entries))
+        held = sorted(entries, key=lambda e: e.sop)
         fact = events_pb2.StudyArchived(
             study_instance_uid=study, tier="hsm", archive_id=self.config.id,
             location=self.location(study), number_of_instances=len(entries),
             size_bytes=sum(e.size for e in entries),
-            sop_instance_uids=sorted(e.sop for e in entries), verified=True, job_id=job.id)
+            sop_instance_uids=[e.sop for e in held], sha256s=[e.sha256 for e in held],
+            verified=True, job_id=job.id)
         await self.ctx.publish(self.ctx.topics.studies, fact, study,
                                deterministic_id("archived", self.config.id, job.id))
         return Outcome.done(f"{len(entries)} instances archived and verified",

@@ -108,12 +108,14 @@ class PacsArchive:
             return Outcome.retry(f"{tally.failed} of {len(cached)} C-STORE(s) failed: "
                                  f"{'; '.join(tally.errors[:3])}", tally.completed, tally.failed)
         size = sum(i.size_bytes for i in cached)
+        sent = sorted(cached, key=lambda i: i.sop_instance_uid)
         metrics.ARCHIVED_BYTES.labels(self.config.id).inc(size)
         metrics.ARCHIVED_INSTANCES.labels(self.config.id).inc(len(cached))
         fact = events_pb2.StudyArchived(
             study_instance_uid=study, tier="pacs", archive_id=self.config.id,
             location=self.p.ae_title, number_of_instances=len(cached), size_bytes=size,
-            sop_instance_uids=sorted(i.sop_instance_uid for i in cached),
+            sop_instance_uids=[i.sop_instance_uid for i in sent],
+            sha256s=[i.sha256 for i in sent],  # what we sent; the AE may keep an older copy
             verified=True, job_id=job.id)  # the remote AE acknowledged every C-STORE
         await self.ctx.publish(self.ctx.topics.studies, fact, study,
                                deterministic_id("archived", self.config.id, job.id))

@@ -373,7 +373,7 @@ class OpticalArchive:
         msg = ev.StudyArchived(
             study_instance_uid=study_uid, tier=TIER, archive_id=self.id, location=location,
             number_of_instances=len(sops), size_bytes=sum(i.size_bytes for i in current),
-            sop_instance_uids=sops, verified=True)
+            sop_instance_uids=sops, sha256s=[i.sha256 for i in current], verified=True)
         await self.emit(self.topics.studies, msg, study_uid,
                         deterministic_id("optical-archived", self.id, study_uid, location,
                                          str(len(sops)), digest))

@@ -124,7 +124,7 @@ class RecallRequested(_message.Message):
     def __init__(self, study_instance_uid: _Optional[str] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StudyArchived(_message.Message):
-    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "number_of_instances", "size_bytes", "sop_instance_uids", "verified", "job_id")
+    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "number_of_instances", "size_bytes", "sop_instance_uids", "verified", "job_id", "sha256s")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class StudyArchived(_message.Message):
     SOP_INSTANCE_UIDS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256S_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     tier: str
     archive_id: str
@@ -143,7 +144,8 @@ class StudyArchived(_message.Message):
     sop_instance_uids: _containers.RepeatedScalarFieldContainer[str]
     verified: bool
     job_id: str
-    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., number_of_instances: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ..., verified: _Optional[bool] = ..., job_id: _Optional[str] = ...) -> None: ...
+    sha256s: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., number_of_instances: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ..., verified: _Optional[bool] = ..., job_id: _Optional[str] = ..., sha256s: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StudyEvicted(_message.Message):
     __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "reason")
