@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -66,15 +67,19 @@ async def _adopt(queue: JobQueue, client: httpx.AsyncClient) -> int:
 
 
 async def adopt_all(queues: list[JobQueue], catalogue: str | CatalogueClient, retry_s: float,
-                    stop: asyncio.Event) -> None:
+                    stop: asyncio.Event,
+                    adopted: Callable[[JobQueue, int], None] | None = None) -> None:
     """Adopt every queue's unfinished jobs after a restart, retrying each queue every
-    ``retry_s`` until the catalogue answers (or ``stop``)."""
+    ``retry_s`` until the catalogue answers (or ``stop``); ``adopted(queue, n)`` is called
+    once each queue is done."""
     pending = list(queues)
     while pending and not stop.is_set():
         for q in list(pending):
             try:
-                await adopt_from_catalogue(q, catalogue)
+                n = await adopt_from_catalogue(q, catalogue)
                 pending.remove(q)
+                if adopted is not None:
+                    adopted(q, n)
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.warning("job adoption failed, will retry",
                             extra={"queue": q.name, "error": repr(exc)})

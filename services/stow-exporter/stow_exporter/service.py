@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
-
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import adopt_from_catalogue
+from dicomvault.jobs import JobQueue
+from dicomvault.jobs import adopt_all as adopt_jobs
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import open_cache
 from stow_exporter import metrics
@@ -44,23 +43,18 @@ def _host_key(hosted: list[Hosted]) -> str:
 
 async def adopt_all(hosted: list[Hosted], catalogue: CatalogueClient, retry_s: float,
                     stop: asyncio.Event) -> None:
-    """Take over unfinished jobs after a restart; retried until the catalogue answers."""
-    pending = [h for h in hosted if h.queue is not None]
-    while pending and not stop.is_set():
-        for h in list(pending):
-            assert h.queue is not None
-            try:
-                await adopt_from_catalogue(h.queue.jobs, catalogue)
-                n = h.queue.adopted()
-                pending.remove(h)
-                if n:
-                    log.info("exports adopted", extra={"exporter": h.id, "jobs": n})
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.warning("job adoption failed, will retry",
-                            extra={"exporter": h.id, "error": repr(exc)})
-        if pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=retry_s)
+    """Take over unfinished jobs after a restart (the shared ``dicomvault.jobs.adopt_all``,
+    retried until the catalogue answers); each exporter then builds its views of them."""
+    owners = {id(h.queue.jobs): h for h in hosted if h.queue is not None}
+
+    def views(queue: JobQueue, _n: int) -> None:
+        h = owners[id(queue)]
+        n = h.queue.adopted()
+        if n:
+            log.info("exports adopted", extra={"exporter": h.id, "jobs": n})
+
+    await adopt_jobs([h.queue.jobs for h in owners.values()], catalogue, retry_s, stop,
+                     adopted=views)
 
 
 def make_sender(exporter: Exporter, settings: ExporterSettings) -> Sender:
