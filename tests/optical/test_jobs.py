@@ -248,11 +248,6 @@ async def test_a_cancelled_retrieve_withdraws_its_media_request(
                                     catalogue)
     uid = study.study_uid
 
-    def catalogue_requests() -> list[tuple[str, list[str]]]:
-        r = httpx.get(f"{catalogue.url}/api/v1/media-requests", timeout=10)
-        r.raise_for_status()
-        return [(m["label"], m["studies"]) for m in r.json()["media_requests"]]
-
     async with running(settings) as http:
         await publish(bus_settings, stable(study), uid)
         await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the STORE job")
@@ -270,7 +265,7 @@ async def test_a_cancelled_retrieve_withdraws_its_media_request(
         requests = (await http.get("/api/v1/media-requests")).json()
         assert [(r["label"], sorted(r["jobs"]), r["studies"]) for r in requests] == [
             ("DVD-000001", sorted([first, second]), [uid])]
-        await wait_until(lambda: catalogue_requests() == [("DVD-000001", [uid])],
+        await wait_until(lambda: catalogue.media_requests() == [("DVD-000001", [uid])],
                          "the catalogue's media request")
 
         # The administrator cancels one through the catalogue: the other still needs the
@@ -286,7 +281,7 @@ async def test_a_cancelled_retrieve_withdraws_its_media_request(
         while await burner_jobs() != [[second]]:
             assert time.monotonic() < deadline, await burner_jobs()
             await asyncio.sleep(0.1)
-        assert catalogue_requests() == [("DVD-000001", [uid])]
+        assert catalogue.media_requests() == [("DVD-000001", [uid])]
         assert catalogue.of_type(op.MediaRequestWithdrawn) == []
 
         # The second is cancelled too: nobody waits for the disc any more.
@@ -297,7 +292,7 @@ async def test_a_cancelled_retrieve_withdraws_its_media_request(
         while (await http.get("/api/v1/media-requests")).json():
             assert time.monotonic() < deadline, "the burner kept the media request"
             await asyncio.sleep(0.1)
-        await wait_until(lambda: catalogue_requests() == [], "the catalogue to clear it")
+        await wait_until(lambda: catalogue.media_requests() == [], "the catalogue to clear it")
         assert 'dicomvault_optical_media_requests_open{archive="OPTICAL1"} 0.0' in (
             await http.get("/metrics")).text
         vol = await asyncio.to_thread(

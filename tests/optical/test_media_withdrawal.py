@@ -25,6 +25,16 @@ async def _progress(*_a, **_k) -> None:
     return None
 
 
+async def offline_volume(arc, label: str, *studies) -> None:
+    """The studies written onto ``label``, which is closed, burned, verified and released:
+    the disc is offline."""
+    for study in studies:
+        await arc.archive_study(study.study_uid)
+    await arc.close_volume(label)
+    await burn_volume(arc, label)
+    await arc.release_volume(label)
+
+
 def test_the_fact_is_registered() -> None:
     assert TYPES["dicomvault.media.request-withdrawn.v1"] is op.MediaRequestWithdrawn
 
@@ -41,11 +51,7 @@ async def test_ended_jobs_withdraw_what_no_active_job_needs(
         # Two studies on DVD-000001, closed, burned, verified, released: the disc is offline.
         arc, emitted = make_archive(optical_config())
         a, b = new_study(), new_study()
-        await arc.archive_study(a.study_uid)
-        await arc.archive_study(b.study_uid)
-        await arc.close_volume(LABEL)
-        await burn_volume(arc, LABEL)
-        await arc.release_volume(LABEL)
+        await offline_volume(arc, LABEL, a, b)
 
         # Three RETRIEVE jobs wait for it: j1 and j2 for study A, j3 for study B.
         jobs = {j.id: j for j in (

@@ -36,11 +36,6 @@ async def test_a_retrieve_cancelled_while_the_burner_is_down_leaves_no_request(
                                     catalogue)
     uid = study.study_uid
 
-    def catalogue_requests() -> list[tuple[str, list[str]]]:
-        r = httpx.get(f"{catalogue.url}/api/v1/media-requests", timeout=10)
-        r.raise_for_status()
-        return [(m["label"], m["studies"]) for m in r.json()["media_requests"]]
-
     async with running(settings) as http:
         await publish(bus_settings, stable(study), uid)
         await wait_until(lambda: catalogue.job_states(STORE) == ["DONE"], "the STORE job")
@@ -52,19 +47,19 @@ async def test_a_retrieve_cancelled_while_the_burner_is_down_leaves_no_request(
                                                        requested_by="VIEWER"), uid)
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["WAITING"],
                          "a WAITING retrieve job")
-        await wait_until(lambda: catalogue_requests() == [(LABEL, [uid])],
+        await wait_until(lambda: catalogue.media_requests() == [(LABEL, [uid])],
                          "the catalogue's media request")
 
     # The burner is down when the administrator cancels the job: the command waits on the
     # job-commands topic and the catalogue still shows "insert volume DVD-000001".
     (job,) = catalogue.queue_jobs(RETRIEVE)
     await command(catalogue, f"/api/v1/jobs/{job['job_id']}/cancel", reason="viewer closed")
-    assert catalogue_requests() == [(LABEL, [uid])]
+    assert catalogue.media_requests() == [(LABEL, [uid])]
 
     async with running(settings) as http:
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["CANCELLED"],
                          "the job CANCELLED")
-        await wait_until(lambda: catalogue_requests() == [], "the request withdrawn")
+        await wait_until(lambda: catalogue.media_requests() == [], "the request withdrawn")
         await wait_until(lambda: httpx.get(f"http://127.0.0.1:{settings.http.port}"
                                            "/api/v1/media-requests", timeout=10).json() == [],
                          "the burner's own view empty")

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.jobs import Job, JobState
-from optical_burner.burning import burn_volume
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.jobs import Executors
 from optical_burner.stale_requests import REASON, StaleRequests
+from tests.optical.test_media_withdrawal import offline_volume
 
 LABEL = "DVD-000001"
 
@@ -28,11 +28,7 @@ async def test_requests_no_job_waits_for_are_withdrawn(
     # Two studies on DVD-000001, verified and released: the disc is offline.
     arc, emitted = make_archive(optical_config())
     a, b = new_study(), new_study()
-    await arc.archive_study(a.study_uid)
-    await arc.archive_study(b.study_uid)
-    await arc.close_volume(LABEL)
-    await burn_volume(arc, LABEL)
-    await arc.release_volume(LABEL)
+    await offline_volume(arc, LABEL, a, b)
 
     # Two RETRIEVE jobs asked for the disc; the catalogue projected both requests.
     j1, j2 = (Job(id=f"j{n}", queue="OPTICAL1-retrieve", kind="RETRIEVE",

@@ -85,6 +85,12 @@ class CatalogueService:
         r = self._get(f"/api/v1/studies/{study_uid}")
         return [] if r.status_code == 404 else r.raise_for_status().json()["study_locations"]
 
+    def media_requests(self) -> list[tuple[str, list[str]]]:
+        """The optical media requests: (volume label, studies waiting for it)."""
+        r = self._get("/api/v1/media-requests")
+        r.raise_for_status()
+        return [(m["label"], m["studies"]) for m in r.json()["media_requests"]]
+
     def post(self, path: str, user: str = "admin", **body) -> httpx.Response:
         return self._http.post(path, json=body or None, headers={"X-Forwarded-User": user})
 
