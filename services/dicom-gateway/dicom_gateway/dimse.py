@@ -6,6 +6,7 @@ the sockets get SO_REUSEPORT before bind, so several worker processes can share 
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
@@ -28,8 +29,10 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway import handlers as h
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.fast_path import FastPath
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
+from dicom_gateway.negotiation import Negotiator
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
@@ -57,7 +60,24 @@ QUERY_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2
 NOBODY = "-NO-AE-ALLOWED-"
 
 
-class ReusePortServer(ThreadedAssociationServer):
+class FastPathServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, offering each connection to the storage fast path first
+    (``fast_path`` is set by ``Dimse``; None: pynetdicom serves every association)."""
+
+    fast_path: FastPath | None = None
+
+    def process_request_thread(self, request, client_address) -> None:
+        fast = self.fast_path
+        if fast is not None:
+            try:
+                if fast.take(request, client_address):
+                    return
+            except Exception:  # noqa: BLE001 - pynetdicom still serves it
+                log.exception("storage fast path failed to take a connection")
+        super().process_request_thread(request, client_address)
+
+
+class ReusePortServer(FastPathServer):
     """An association server whose socket has SO_REUSEPORT set before bind."""
 
     def server_bind(self) -> None:
@@ -126,16 +146,25 @@ class Dimse:
             (evt.EVT_ACCEPTED, h.handle_accepted),
             (evt.EVT_REJECTED, h.handle_rejected, [allowed]),
         ]
+        self.fast_path = FastPath(
+            bridge.loop,
+            Negotiator(ae.supported_contexts, None if allowed is None else (allowed or [NOBODY]),
+                       cfg.max_pdu, ae.implementation_class_uid,
+                       ae.implementation_version_name or ""),
+            functools.partial(h.store_async, ingest=ingest, modalities=modalities),
+            cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
+            cfg.acse_timeout_s, cfg.network_timeout_s) if cfg.fast_storage else None
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None
 
     def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
                ) -> ThreadedAssociationServer:
-        server_class = ReusePortServer if self.reuse_port else ThreadedAssociationServer
+        server_class = ReusePortServer if self.reuse_port else FastPathServer
         server = self.ae.make_server((self.cfg.dimse_host, port), evt_handlers=self.handlers,
                                      server_class=server_class, ssl_context=ssl_context,
                                      request_handler=RetrieveRequestHandler)
         server.retrieve_handlers = self.retrieve_handlers  # read by RetrieveAssociation
+        server.fast_path = None if ssl_context is not None else self.fast_path
         self.ae._servers.append(server)  # so that ae.shutdown() also stops it
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
         return server
@@ -159,11 +188,15 @@ class Dimse:
                 server.shutdown()
         self.server = self.tls_server = None
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(
-                a.is_established for a in self._acceptors()):
+        while time.monotonic() < deadline and (
+                any(a.is_established for a in self._acceptors())
+                or (self.fast_path is not None and self.fast_path.established())):
             time.sleep(0.05)
         for assoc in self._acceptors():
             assoc.abort()
+        if self.fast_path is not None:
+            self.fast_path.abort_all()
+            self.fast_path.close()
 
     def _acceptors(self) -> list:
         # active_associations lists every Association thread of the process: keep ours.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor
 
 from pydicom.dataset import Dataset
 
@@ -40,7 +41,11 @@ def handle_echo(event) -> int:
 
 def _refused(assoc, operation: Operation, modalities: Modalities) -> Outcome | None:
     """NOT_PERMITTED when the modalities table does not allow the calling AE this."""
-    calling = assoc.requestor.ae_title.strip()
+    return refusal(assoc.requestor.ae_title.strip(), operation, modalities)
+
+
+def refusal(calling: str, operation: Operation, modalities: Modalities) -> Outcome | None:
+    """NOT_PERMITTED when the modalities table does not allow ``calling`` this."""
     if modalities.permitted(calling, operation):
         return None
     metrics.OPERATIONS_REFUSED.labels(operation.value).inc()
@@ -50,14 +55,9 @@ def _refused(assoc, operation: Operation, modalities: Modalities) -> Outcome | N
 
 
 def handle_store(event, ingest: Ingest, modalities: Modalities) -> Dataset:
-    """C-STORE: durable file, InstanceStored on the broker, then Success."""
-    started = time.monotonic()
+    """C-STORE (pynetdicom listener): durable file, InstanceStored on the broker, Success."""
     rq = event.request
     assoc = event.assoc
-    refused = _refused(assoc, Operation.STORE, modalities)
-    if refused is not None:
-        metrics.CSTORE_REQUESTS.labels(st.label(refused.status)).inc()
-        return _status(refused)
     request = StoreRequest(
         affected_sop_class_uid=str(rq.AffectedSOPClassUID or ""),
         affected_sop_instance_uid=str(rq.AffectedSOPInstanceUID or ""),
@@ -68,14 +68,35 @@ def handle_store(event, ingest: Ingest, modalities: Modalities) -> Dataset:
         called_ae=assoc.acceptor.ae_title.strip(),
         received=time.time(),
     )
-    outcome = ingest.handle(request)
-    metrics.STORE_DURATION.observe(time.monotonic() - started)
+    return _status(store(request, ingest, modalities))
+
+
+def store(request: StoreRequest, ingest: Ingest, modalities: Modalities) -> Outcome:
+    """C-STORE from a pynetdicom thread: permission, then ``Ingest.handle``."""
+    started = time.monotonic()
+    outcome = refusal(request.calling_ae, Operation.STORE, modalities) or ingest.handle(request)
+    return _store_counted(request, outcome, started)
+
+
+async def store_async(request: StoreRequest, ingest: Ingest, modalities: Modalities,
+                      executor: Executor) -> Outcome:
+    """C-STORE on the node's loop (storage fast path): permission, then
+    ``Ingest.handle_async`` (the write on ``executor``, the publish on the loop)."""
+    started = time.monotonic()
+    outcome = refusal(request.calling_ae, Operation.STORE, modalities) \
+        or await ingest.handle_async(request, executor)
+    return _store_counted(request, outcome, started)
+
+
+def _store_counted(request: StoreRequest, outcome: Outcome, started: float) -> Outcome:
+    if outcome.status != st.NOT_PERMITTED:
+        metrics.STORE_DURATION.observe(time.monotonic() - started)
     metrics.CSTORE_REQUESTS.labels(st.label(outcome.status)).inc()
-    if outcome.status != st.SUCCESS:
+    if outcome.status not in (st.SUCCESS, st.NOT_PERMITTED):
         log.warning("C-STORE refused", extra={"status": st.label(outcome.status),
-                                              "reason": outcome.comment,
+                                              "reason": outcome.comment[:200],
                                               "calling_ae": request.calling_ae})
-    return _status(outcome)
+    return outcome
 
 
 def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str,

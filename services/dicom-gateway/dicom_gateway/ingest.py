@@ -15,10 +15,12 @@ take is removed again (or the copy it replaced is put back). The cache tier is a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from dicom_gateway import metrics
@@ -75,6 +77,24 @@ class Outcome:
     comment: str = ""
 
 
+@dataclass
+class Pending:
+    """A durable write (or an identical resend) whose InstanceStored is still to be published.
+
+    Holds the storage key's lock until ``release``: stores of one key stay serialised from the
+    write to the broker's acknowledgement, whichever thread or loop finishes them."""
+
+    key: str
+    event: Event
+    source: str
+    lock: threading.Lock
+    written: bool  # False: an identical copy was already there (nothing to undo)
+    previous: bytes | None = None  # the copy a replace overwrote (put back on failure)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
 def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "", generation: str = "") -> Event:
     """InstanceStored with an id derived from (key, content, cache copy): re-emitting it is
     the same fact.
@@ -117,13 +137,15 @@ class Ingest:
         self.recall_aes = {ae.strip() for ae in settings.gateway.recall_aes if ae.strip()}
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
+        """A STOW-RS part (from a worker thread): durable write, then the event."""
         try:
-            return self._handle_part10(rq)
+            prepared = self._handle_part10(rq)
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("storing a Part 10 object failed unexpectedly")
             return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
+        return self._finish_bridged(prepared)
 
-    def _handle_part10(self, rq: Part10Request) -> Outcome:
+    def _handle_part10(self, rq: Part10Request) -> Outcome | Pending:
         try:
             meta, offset = split_file_meta(rq.part10)
         except Malformed as exc:
@@ -140,24 +162,54 @@ class Ingest:
                             calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received, study=rq.study_instance_uid)
 
-    def _publish(self, event: Event, source: str) -> None:
-        """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
-        try:
-            self.bridge.call(
-                self.publisher.publish(self.topic, event, key=event.subject),
-                timeout_s=self.settings.gateway.store_timeout_s)
-        except (PublishError, BridgeTimeout, RuntimeError) as exc:
-            metrics.PUBLISH_FAILURES.labels(source).inc()
-            raise PublishError(str(exc)) from exc
-
     def handle(self, rq: StoreRequest) -> Outcome:
+        """C-STORE from a pynetdicom thread: durable write, then the event through the Bridge."""
+        return self._finish_bridged(self.prepare(rq))
+
+    async def handle_async(self, rq: StoreRequest, executor: Executor | None = None) -> Outcome:
+        """C-STORE on the node's loop (the storage fast path): the durable write on a thread of
+        ``executor``, then the event published from the loop itself."""
+        loop = asyncio.get_running_loop()
+        writing = loop.run_in_executor(executor, self.prepare, rq)
         try:
-            return self._handle(rq)
+            prepared = await asyncio.shield(writing)
+        except asyncio.CancelledError:  # stopping: the write finishes, then is undone
+            writing.add_done_callback(self._abandon)
+            raise
+        if isinstance(prepared, Outcome):
+            return prepared
+        try:
+            await asyncio.wait_for(
+                self.publisher.publish(self.topic, prepared.event, key=prepared.event.subject),
+                timeout=self.settings.gateway.store_timeout_s)
+        except (PublishError, TimeoutError) as exc:
+            metrics.PUBLISH_FAILURES.labels(prepared.source).inc()
+            return await loop.run_in_executor(executor, self._not_taken, prepared,
+                                              PublishError(str(exc) or "publish timed out"))
+        except Exception:  # noqa: BLE001 - every exit is a named status
+            log.exception("publishing InstanceStored failed unexpectedly")
+            return await loop.run_in_executor(executor, self._not_taken, prepared, None,
+                                              st.PROCESSING_FAILURE)
+        except BaseException:  # cancelled (stopping): undo, never leave the key locked
+            self._not_taken(prepared, None)
+            raise
+        prepared.release()
+        return Outcome(st.SUCCESS)
+
+    def _abandon(self, writing: asyncio.Future) -> None:
+        if not writing.cancelled() and isinstance(writing.result(), Pending):
+            self._not_taken(writing.result(), None)
+
+    def prepare(self, rq: StoreRequest) -> Outcome | Pending:
+        """Validate and write durably: an Outcome when nothing is left to publish, else the
+        Pending event (the storage key's lock is held until it is finished)."""
+        try:
+            return self._prepare(rq)
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("C-STORE failed unexpectedly")
             return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
 
-    def _handle(self, rq: StoreRequest) -> Outcome:
+    def _prepare(self, rq: StoreRequest) -> Outcome | Pending:
         # 1. The request's own UIDs, then the dataset's framing and header.
         try:
             affected_class = validate_uid(rq.affected_sop_class_uid, "Affected SOP Class UID")
@@ -173,6 +225,50 @@ class Ingest:
                             source="recall" if rq.calling_ae.strip() in self.recall_aes
                             else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received)
+
+    def _publish_bridged(self, pending: Pending) -> None:
+        """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
+        try:
+            self.bridge.call(
+                self.publisher.publish(self.topic, pending.event, key=pending.event.subject),
+                timeout_s=self.settings.gateway.store_timeout_s)
+        except (PublishError, BridgeTimeout, RuntimeError) as exc:
+            metrics.PUBLISH_FAILURES.labels(pending.source).inc()
+            raise PublishError(str(exc)) from exc
+
+    def _finish_bridged(self, prepared: Outcome | Pending) -> Outcome:
+        if isinstance(prepared, Outcome):
+            return prepared
+        try:
+            self._publish_bridged(prepared)
+        except PublishError as exc:
+            return self._not_taken(prepared, exc)
+        except Exception:  # noqa: BLE001 - every exit is a named status
+            log.exception("publishing InstanceStored failed unexpectedly")
+            return self._not_taken(prepared, None, st.PROCESSING_FAILURE)
+        except BaseException:
+            self._not_taken(prepared, None)
+            raise
+        prepared.release()
+        return Outcome(st.SUCCESS)
+
+    def _not_taken(self, pending: Pending, exc: PublishError | None,
+                   status: int = st.BUS_UNAVAILABLE) -> Outcome:
+        """The broker did not take the event: undo a new write, release the key."""
+        try:
+            if status != st.BUS_UNAVAILABLE:
+                if pending.written:
+                    self._undo(pending.key, pending.previous)
+                return Outcome(status, "unexpected gateway error")
+            if pending.written:
+                self._undo(pending.key, pending.previous)
+                if exc is not None:
+                    log.warning("InstanceStored not taken; file removed",
+                                extra={"key": pending.key, "error": str(exc)})
+                return Outcome(st.BUS_UNAVAILABLE, "event bus unavailable; send again later")
+            return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
+        finally:
+            pending.release()
 
     def _ingest(self, part10: bytes, dataset: bytes | None, transfer_syntax: str,
                 affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
@@ -206,11 +302,19 @@ class Ingest:
         msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
                               calling_ae=calling_ae, called_ae=called_ae, source=source,
                               received=received)
-        with self._locks[hash(key) % len(self._locks)]:
-            return self._write_and_publish(key, part10, msg, source)
+        lock = self._locks[hash(key) % len(self._locks)]
+        lock.acquire()
+        try:
+            outcome = self._write(key, part10, msg, source, lock)
+        except BaseException:
+            lock.release()
+            raise
+        if isinstance(outcome, Outcome):
+            lock.release()
+        return outcome
 
-    def _write_and_publish(self, key: str, part10: bytes, msg: v1.InstanceStored,
-                           source: str = "dimse") -> Outcome:
+    def _write(self, key: str, part10: bytes, msg: v1.InstanceStored, source: str,
+               lock: threading.Lock) -> Outcome | Pending:
         # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
         previous: bytes | None = None
         try:
@@ -225,11 +329,9 @@ class Ingest:
             old_sha = hashlib.sha256(previous).hexdigest()
             if old_sha == msg.sha256:
                 metrics.DUPLICATES.labels("identical").inc()
-                try:  # publish again: harmless (same event id), and heals a lost event
-                    self._publish(stored_event(msg, generation=generation or ""), source)
-                except PublishError as exc:
-                    return Outcome(st.BUS_UNAVAILABLE, f"event bus unavailable: {exc}"[:64])
-                return Outcome(st.SUCCESS)
+                # Publish again: harmless (same event id), and heals a lost event.
+                return Pending(key, stored_event(msg, generation=generation or ""), source,
+                               lock, written=False)
             if source == "recall":
                 # Our own study coming back from a remote PACS: its file meta group is the
                 # sender's, the data set ours. It replaces the cache copy whatever the policy.
@@ -251,16 +353,8 @@ class Ingest:
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
-        try:
-            self._publish(stored_event(msg, replaces, written.generation), source)
-        except BaseException as exc:
-            self._undo(key, previous)
-            if isinstance(exc, PublishError):
-                log.warning("InstanceStored not taken; file removed",
-                            extra={"key": key, "error": str(exc)})
-                return Outcome(st.BUS_UNAVAILABLE, "event bus unavailable; send again later")
-            raise
-        return Outcome(st.SUCCESS)
+        return Pending(key, stored_event(msg, replaces, written.generation), source, lock,
+                       written=True, previous=previous)
 
     def _undo(self, key: str, previous: bytes | None) -> None:
         try:

@@ -80,6 +80,11 @@ class GatewaySection(BaseModel):
         "inside the service process; N>1 starts N worker processes (pynetdicom is GIL-bound "
         "near 240 small instances/s per process).",
     )
+    fast_storage: bool = Field(
+        True, description="Serve associations that only store (and echo) on the node's asyncio "
+        "loop instead of pynetdicom's threads (same checks, statuses and durability; about "
+        "twice the rate). Other associations and the TLS port always use pynetdicom.",
+    )
     reconcile_interval_s: float = Field(
         60.0, gt=0, description="How often the sweep looks for stored files the catalogue lacks."
     )

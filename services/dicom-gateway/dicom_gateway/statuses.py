@@ -65,6 +65,10 @@ UNABLE_TO_PROCESS = 0xC000
 
 # Any service: the calling AE may not do this (modalities table)
 NOT_PERMITTED = 0xC124
+# Any service (PS3.7 C.5): the command names a SOP class its presentation context is not for;
+# a command field the association's service does not know
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+UNRECOGNIZED_OPERATION = 0x0211
 
 # C-MOVE / C-GET
 SUBOPS_WARNING = 0xB000

@@ -1,0 +1,288 @@
+"""The storage fast path: storage associations served on the node's asyncio loop.
+
+pynetdicom runs every association in two threads that pass each PDU through queues and poll
+with a fixed sleep; measured here, a bare pynetdicom storage SCP tops out near half of
+Orthanc's rate with small instances, before any durable write. Modalities mostly open
+associations that only store, so those are served here instead: the PDUs are parsed as they
+arrive on the loop, and each complete C-STORE goes to ``handlers.store_async``: the same
+permission check and ``Ingest`` steps as the pynetdicom listener (validation and durable write
+on a thread of the node's store pool, then InstanceStored published from the loop and
+acknowledged by the broker). The response is written
+only after that returns: no Success before the file is durable and the event acknowledged.
+
+What an association may hold here is decided before the first byte is consumed (``Listener``
+in ``dimse.py`` peeks at the A-ASSOCIATE-RQ): storage SOP classes and Verification only, no
+role selection or user identity. Every other association (C-FIND, C-MOVE, C-GET, TLS, …) is
+pynetdicom's, unchanged. Protocol errors abort the association (A-ABORT); every C-STORE and
+C-ECHO request gets a response with a named status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+from dicom_gateway import file_meta, metrics, pdu
+from dicom_gateway import statuses as st
+from dicom_gateway.ingest import Outcome, StoreRequest
+from dicom_gateway.negotiation import Negotiator
+
+log = logging.getLogger(__name__)
+
+MAX_PDU_BYTES = 256 * 1024 * 1024  # with max_pdu 0 ("unlimited"): still no 4 GiB buffers
+PAUSE_AT = 2  # complete messages waiting before we stop reading (no async operations)
+
+
+@dataclass
+class Message:
+    context_id: int
+    command: dict[int, bytes]
+    dataset: bytes | None
+
+
+class StorageNode:
+    """What every fast-path association of one DIMSE node shares."""
+
+    def __init__(self, negotiator: Negotiator,
+                 store: Callable[[StoreRequest], Awaitable[Outcome]], ae_title: str,
+                 max_associations: int,
+                 others_active: Callable[[], int], network_timeout_s: float) -> None:
+        self.negotiator = negotiator
+        self.store = store
+        self.ae_title = ae_title
+        self.max_associations = max_associations
+        self.others_active = others_active  # pynetdicom's acceptors of the same node
+        self.network_timeout_s = network_timeout_s
+        self.associations: set[StorageAssociation] = set()
+
+    def over_limit(self) -> bool:
+        return len(self.associations) + self.others_active() >= self.max_associations
+
+    def established(self) -> int:
+        return len(self.associations)  # len() is safe from another thread
+
+    def abort_all(self) -> None:
+        for assoc in list(self.associations):
+            assoc.abort()
+
+
+class StorageAssociation(asyncio.Protocol):
+    """One storage association, from the A-ASSOCIATE-AC to the release or abort."""
+
+    def __init__(self, node: StorageNode, request: A_ASSOCIATE, peer: str) -> None:
+        self.node = node
+        self.request = request
+        self.peer = peer
+        self.calling_ae = (request.calling_ae_title or "").strip()
+        self.transport: asyncio.Transport | None = None
+        self.established = False
+        self.contexts: dict = {}
+        self._buf = bytearray()
+        self._command: list[bytes] = []
+        self._dataset: list[bytes] = []
+        self._pending_cmd: tuple[int, dict[int, bytes]] | None = None
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        self._busy = False
+        self._last_read = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._released = False
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        over = self.node.over_limit()
+        answer = self.node.negotiator.answer(self.request, over_limit=over)
+        transport.write(answer.pdu)  # type: ignore[attr-defined]
+        if answer.reject_reason:
+            metrics.ASSOCIATIONS.labels("rejected", answer.reject_reason).inc()
+            log.warning("association rejected", extra={"calling_ae": self.calling_ae,
+                                                       "reason": answer.reject_reason,
+                                                       "peer": self.peer})
+            transport.close()
+            return
+        metrics.ASSOCIATIONS.labels("accepted", "").inc()
+        self.contexts = answer.accepted
+        self.established = True
+        self.node.associations.add(self)
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = time.monotonic()
+        buf = self._buf
+        buf += data
+        pos = 0
+        try:
+            while len(buf) - pos >= 6:
+                kind, length = pdu.HEADER.unpack_from(buf, pos)
+                if length > self._max_pdu_bytes():
+                    raise pdu.ProtocolError(f"PDU of {length} bytes over the maximum")
+                if len(buf) - pos - 6 < length:
+                    break
+                body = memoryview(buf)[pos + 6:pos + 6 + length]
+                try:
+                    self._pdu(kind, body)
+                finally:
+                    body.release()
+                pos += 6 + length
+                if self.transport is None or self.transport.is_closing():
+                    return
+        except pdu.ProtocolError as exc:
+            log.warning("DIMSE protocol error: aborting", extra={"calling_ae": self.calling_ae,
+                                                                 "error": str(exc)[:200]})
+            self.abort()
+            return
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.established = False
+        self.node.associations.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._queue.put_nowait(None)  # the worker finishes what it holds, then ends
+
+    # --- PDUs ------------------------------------------------------------------------------
+    def _max_pdu_bytes(self) -> int:
+        ours = self.node.negotiator.max_pdu
+        return min(ours, MAX_PDU_BYTES) if ours else MAX_PDU_BYTES
+
+    def _pdu(self, kind: int, body: memoryview) -> None:
+        if kind == pdu.P_DATA_TF:
+            if self._released:
+                raise pdu.ProtocolError("P-DATA-TF after A-RELEASE-RQ")
+            for cx, control, fragment in pdu.pdvs(body):
+                self._fragment(cx, control, fragment)
+        elif kind == pdu.RELEASE_RQ:
+            self._released = True
+            self._queue.put_nowait(None)  # answered after every message before it
+        elif kind == pdu.ABORT:
+            log.info("association aborted by the peer", extra={"calling_ae": self.calling_ae})
+            self.established = False
+            if self.transport is not None:
+                self.transport.close()
+        elif kind in (pdu.ASSOCIATE_RQ, pdu.ASSOCIATE_AC, pdu.ASSOCIATE_RJ, pdu.RELEASE_RP):
+            raise pdu.ProtocolError(f"unexpected PDU type 0x{kind:02X}")
+        else:
+            raise pdu.ProtocolError(f"unrecognised PDU type 0x{kind:02X}")
+
+    def _fragment(self, cx: int, control: int, fragment: memoryview) -> None:
+        if cx not in self.contexts:
+            raise pdu.ProtocolError(f"presentation context {cx} was not accepted")
+        is_command, last = bool(control & 0x01), bool(control & 0x02)
+        if is_command:
+            if self._pending_cmd is not None:
+                raise pdu.ProtocolError("a command arrived before the previous dataset")
+            self._command.append(bytes(fragment))
+            if not last:
+                return
+            command = pdu.parse_command(b"".join(self._command))
+            self._command = []
+            if pdu.us(command.get(pdu.DATASET_TYPE)) == pdu.NO_DATASET:
+                self._enqueue(Message(cx, command, None))
+            else:
+                self._pending_cmd = (cx, command)
+            return
+        if self._pending_cmd is None or self._pending_cmd[0] != cx:
+            raise pdu.ProtocolError("a dataset fragment without its command")
+        self._dataset.append(bytes(fragment))
+        if last:
+            cmd_cx, command = self._pending_cmd
+            self._enqueue(Message(cmd_cx, command, b"".join(self._dataset)))
+            self._pending_cmd, self._dataset = None, []
+
+    def _enqueue(self, message: Message) -> None:
+        self._queue.put_nowait(message)
+        if self._queue.qsize() >= PAUSE_AT and self.transport is not None:
+            self.transport.pause_reading()
+
+    # --- messages --------------------------------------------------------------------------
+    async def _work(self) -> None:
+        while True:
+            message = await self._queue.get()
+            if message is None:
+                break
+            self._busy = True
+            try:
+                reply = await self._answer(message)
+            except Exception:  # noqa: BLE001 - the association must not hang on a bug
+                log.exception("DIMSE message failed unexpectedly")
+                reply = self._reply(message, st.PROCESSING_FAILURE, "unexpected gateway error")
+            finally:
+                self._busy = False
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                continue  # aborted meanwhile: the effect stands, nobody to tell
+            transport.write(pdu.p_data(message.context_id, reply))
+            if self._queue.qsize() < PAUSE_AT:
+                transport.resume_reading()
+        if self._released and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(pdu.release_rp())
+            self.transport.close()
+
+    async def _answer(self, message: Message) -> bytes:
+        command = message.command
+        field = pdu.us(command.get(pdu.COMMAND_FIELD))
+        context = self.contexts[message.context_id]
+        sop_class = pdu.text(command.get(pdu.AFFECTED_SOP_CLASS))
+        if field == pdu.C_ECHO_RQ:
+            return self._reply(message, st.SUCCESS, sop_class=sop_class or str(
+                context.abstract_syntax), response_field=pdu.C_ECHO_RSP)
+        if field != pdu.C_STORE_RQ or message.dataset is None:
+            return self._reply(message, st.UNRECOGNIZED_OPERATION,
+                               "only C-STORE and C-ECHO on this association",
+                               response_field=(field or 0) | 0x8000)
+        if sop_class != str(context.abstract_syntax):
+            metrics.CSTORE_REQUESTS.labels(st.label(st.SOP_CLASS_NOT_SUPPORTED)).inc()
+            return self._reply(message, st.SOP_CLASS_NOT_SUPPORTED,
+                               "Affected SOP Class UID is not the presentation context's")
+        sop_instance = pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE))
+        transfer_syntax = str(context.transfer_syntax[0])
+        dataset = message.dataset
+        request = StoreRequest(
+            affected_sop_class_uid=sop_class, affected_sop_instance_uid=sop_instance,
+            transfer_syntax_uid=transfer_syntax, dataset=dataset,
+            part10=lambda: file_meta.encode(sop_class, sop_instance, transfer_syntax,
+                                            self.node.negotiator.implementation_uid,
+                                            self.node.negotiator.implementation_version)
+            + dataset,
+            calling_ae=self.calling_ae, called_ae=self.node.ae_title, received=time.time())
+        outcome = await self.node.store(request)
+        return self._reply(message, outcome.status, outcome.comment)
+
+    def _reply(self, message: Message, status: int, comment: str = "", sop_class: str = "",
+               response_field: int = pdu.C_STORE_RSP) -> bytes:
+        command = message.command
+        return pdu.response(
+            response_field, pdu.us(command.get(pdu.MESSAGE_ID)) or 0, status,
+            sop_class or pdu.text(command.get(pdu.AFFECTED_SOP_CLASS)),
+            pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE)), comment)
+
+    # --- timeouts and aborts ---------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.node.network_timeout_s, self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        idle = time.monotonic() - self._last_read
+        if not self._busy and self._queue.empty() and idle >= self.node.network_timeout_s:
+            log.warning("association idle for too long: aborting",
+                        extra={"calling_ae": self.calling_ae, "idle_s": round(idle, 1)})
+            self.abort()
+            return
+        self._arm_timer()
+
+    def abort(self) -> None:
+        """A-ABORT (service provider) and close."""
+        self.established = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(pdu.abort())
+            self.transport.close()

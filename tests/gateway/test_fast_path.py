@@ -1,0 +1,171 @@
+"""The storage fast path: storage-only associations served on the node's loop answer like the
+pynetdicom listener did, answer every request, and abort what breaks the protocol."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom.dsutils import encode
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    SecondaryCaptureImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+
+from dicom_gateway import statuses as st
+from tests.conftest import dcmtk, peer_env
+from tests.gateway.conftest import AE_TITLE, MODALITY, association, sample, send_files
+from tests.gateway.raw_dul import EXPLICIT_LE, RawAssociation
+from tests.peers.datasets import ROOT, make_instance
+
+ASSOCIATE_AC, ASSOCIATE_RJ, RELEASE_RP, ABORT = 0x02, 0x03, 0x06, 0x07
+
+
+def ct_file(tmp_path: Path, name: str = "ct.dcm") -> Path:
+    ds = make_instance(study_uid=generate_uid(ROOT), series_uid=generate_uid(ROOT), size=16,
+                       modality="CT")
+    path = tmp_path / name
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def dataset_bytes(path: Path) -> tuple[str, bytes]:
+    """(SOP Instance UID, the dataset as Explicit VR Little Endian without file meta)."""
+    ds = dcmread(path)
+    return str(ds.SOPInstanceUID), encode(ds, False, True)
+
+
+def store_raw(assoc: RawAssociation, sop_class: str, sop_instance: str, dataset: bytes,
+              message_id: int = 1) -> int:
+    assoc.send_command(1, AffectedSOPClassUID=sop_class, CommandField=0x0001,
+                       MessageID=message_id, Priority=0, CommandDataSetType=0x0000,
+                       AffectedSOPInstanceUID=sop_instance)
+    assoc.send_pdv(1, 0x02, dataset)
+    rsp = assoc.response()
+    assert rsp.CommandField == 0x8001 and rsp.MessageIDBeingRespondedTo == message_id
+    return int(rsp.Status)
+
+
+def test_both_listeners_store_the_same_file(start_gateway, tmp_path: Path) -> None:
+    # The same instance through the fast path and through pynetdicom: identical Part 10 files.
+    path = ct_file(tmp_path)
+    fast = start_gateway(folder=tmp_path / "fast")
+    slow = start_gateway(folder=tmp_path / "slow", fast_storage=False)
+    assert send_files(fast.port, [path]) == [st.SUCCESS]
+    assert send_files(slow.port, [path]) == [st.SUCCESS]
+    [a], [b] = fast.files(), slow.files()
+    assert a.relative_to(fast.cache) == b.relative_to(slow.cache)
+    assert a.read_bytes() == b.read_bytes()
+    assert dcmread(a).file_meta.MediaStorageSOPInstanceUID == dcmread(path).SOPInstanceUID
+
+
+def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> None:
+    gw = start_gateway()
+    sop, dataset = dataset_bytes(ct_file(tmp_path))
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assert assoc.answer_type == ASSOCIATE_AC
+        # An empty and an over-long Affected SOP Instance UID: refused, not left unanswered.
+        assert store_raw(assoc, CTImageStorage, "", dataset, 1) == st.DATASET_DOES_NOT_MATCH
+        assert store_raw(assoc, CTImageStorage, "1." * 40, dataset, 2) == \
+            st.DATASET_DOES_NOT_MATCH
+        # A SOP class that is not the presentation context's.
+        assert store_raw(assoc, SecondaryCaptureImageStorage, sop, dataset, 3) == \
+            st.SOP_CLASS_NOT_SUPPORTED
+        # A C-FIND request on a storage context: an unrecognised operation.
+        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0020,
+                           MessageID=4, Priority=0, CommandDataSetType=0x0101)
+        rsp = assoc.response()
+        assert (rsp.CommandField, int(rsp.Status)) == (0x8020, st.UNRECOGNIZED_OPERATION)
+        assert gw.files() == []
+        # The association still works: the real instance is stored.
+        assert store_raw(assoc, CTImageStorage, sop, dataset, 5) == st.SUCCESS
+        assert len(gw.files()) == 1
+        assert assoc.release() == RELEASE_RP
+    finally:
+        assoc.close()
+    assert sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122") == 1
+
+
+def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path) -> None:
+    gw = start_gateway()
+    _sop, dataset = dataset_bytes(ct_file(tmp_path))
+    # A PDV on a presentation context that was never proposed.
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assoc.send_pdv(99, 0x03, b"\x00" * 12)
+        assert assoc.read_pdu()[0] == ABORT
+    finally:
+        assoc.close()
+    # A dataset with no command before it.
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assoc.send_pdv(1, 0x02, dataset)
+        assert assoc.read_pdu()[0] == ABORT
+    finally:
+        assoc.close()
+    assert gw.files() == []
+    # The listener is unharmed.
+    assert send_files(gw.port, [ct_file(tmp_path, "after.dcm")]) == [st.SUCCESS]
+
+
+def test_unknown_calling_ae_and_the_association_limit(start_gateway) -> None:
+    gw = start_gateway(max_associations=2)
+    intruder = RawAssociation(gw.port, "INTRUDER", AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    assert intruder.answer_type == ASSOCIATE_RJ
+    assert intruder.answer[1:4] == bytes((0x01, 0x01, 0x03))  # calling AE not recognised
+    intruder.close()
+    held = [RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+            for _ in range(2)]
+    try:
+        assert [a.answer_type for a in held] == [ASSOCIATE_AC, ASSOCIATE_AC]
+        third = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+        assert third.answer_type == ASSOCIATE_RJ
+        assert third.answer[1:4] == bytes((0x02, 0x03, 0x02))  # local limit exceeded
+        third.close()
+    finally:
+        for a in held:
+            assert a.release() == RELEASE_RP
+            a.close()
+    text = gw.metrics()
+    assert sample(text, "gateway_associations_total", result="rejected",
+                  reason="calling_ae_not_recognised") == 1
+    assert sample(text, "gateway_associations_total", result="rejected",
+                  reason="local_limit_exceeded") == 1
+
+
+def test_idle_association_is_aborted(start_gateway) -> None:
+    gw = start_gateway(network_timeout_s=1.0)
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assert assoc.answer_type == ASSOCIATE_AC
+        assert assoc.read_pdu()[0] == ABORT  # within the socket's 10 s timeout
+    finally:
+        assoc.close()
+
+
+def test_echo_and_mixed_associations(start_gateway, tmp_path: Path) -> None:
+    gw = start_gateway()
+    # dcmtk echoscu: a Verification-only association.
+    echo = subprocess.run([dcmtk("echoscu"), "-aet", MODALITY, "-aec", AE_TITLE, "127.0.0.1",
+                           str(gw.port)], env=peer_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert echo.returncode == 0, echo.stderr
+    # Storage and C-FIND on one association: pynetdicom serves it, both answer.
+    contexts = [(CTImageStorage, [EXPLICIT_LE]),
+                (StudyRootQueryRetrieveInformationModelFind, [EXPLICIT_LE]),
+                (Verification, [EXPLICIT_LE])]
+    with association(gw.port, contexts=contexts) as assoc:
+        assert int(assoc.send_c_store(ct_file(tmp_path)).Status) == st.SUCCESS
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        statuses = [int(s.Status) for s, _ in assoc.send_c_find(
+            query, StudyRootQueryRetrieveInformationModelFind) if s]
+        assert statuses == [st.OUT_OF_RESOURCES]  # no catalogue in this test: a real answer
+    assert len(gw.files()) == 1
