@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # dicomvault.settings imports S3Settings from this package
 class CacheStore(Protocol):
     """What FileStore and S3Store both offer."""
 
-    def put(self, key: str, data: bytes) -> StoredObject:
-        """Write atomically; durable (and verified) when this returns. Raises StoreError."""
+    def put(self, key: str, data: bytes, sha256: str | None = None) -> StoredObject:
+        """Write atomically; durable (and verified) when this returns. Raises StoreError.
+        ``sha256``: the caller's digest of ``data``, when it has one."""
 
     def get(self, key: str) -> bytes:
         """The stored bytes. Raises StoreError (also when the object is absent)."""

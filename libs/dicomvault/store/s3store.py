@@ -118,13 +118,13 @@ class S3Store:
         return self.prefix + validate_key(key)
 
     # --- the FileStore interface ----------------------------------------------------------
-    def put(self, key: str, data: bytes) -> StoredObject:
+    def put(self, key: str, data: bytes, sha256: str | None = None) -> StoredObject:
         """Upload ``data`` in one PUT; durable and verified (ETag = MD5) when this returns."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         full = self._k(key)
         md5 = hashlib.md5(data, usedforsecurity=False)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256 or hashlib.sha256(data).hexdigest()
         generation = uuid.uuid4().hex
         try:
             r = self._client.put_object(

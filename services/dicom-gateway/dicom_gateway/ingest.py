@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from dicom_gateway import metrics
 from dicom_gateway import statuses as st
@@ -75,6 +76,8 @@ class Part10Request:
 class Outcome:
     status: int
     comment: str = ""
+    study_instance_uid: str = ""  # of the stored object, on Success
+    series_instance_uid: str = ""
 
 
 @dataclass
@@ -93,6 +96,13 @@ class Pending:
 
     def release(self) -> None:
         self.lock.release()
+
+    @property
+    def outcome(self) -> Outcome:
+        """Success, once the event is acknowledged."""
+        msg = self.event.payload
+        return Outcome(st.SUCCESS, study_instance_uid=msg.study_instance_uid,
+                       series_instance_uid=msg.series_instance_uid)
 
 
 def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "", generation: str = "") -> Event:
@@ -138,12 +148,19 @@ class Ingest:
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         """A STOW-RS part (from a worker thread): durable write, then the event."""
+        return self._finish_bridged(self.prepare_part10(rq))
+
+    async def handle_part10_async(self, rq: Part10Request,
+                                  executor: Executor | None = None) -> Outcome:
+        """A STOW-RS part on the loop: the durable write on ``executor``, then the event."""
+        return await self._handle_async(self.prepare_part10, rq, executor)
+
+    def prepare_part10(self, rq: Part10Request) -> Outcome | Pending:
         try:
-            prepared = self._handle_part10(rq)
+            return self._handle_part10(rq)
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("storing a Part 10 object failed unexpectedly")
             return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
-        return self._finish_bridged(prepared)
 
     def _handle_part10(self, rq: Part10Request) -> Outcome | Pending:
         try:
@@ -169,8 +186,14 @@ class Ingest:
     async def handle_async(self, rq: StoreRequest, executor: Executor | None = None) -> Outcome:
         """C-STORE on the node's loop (the storage fast path): the durable write on a thread of
         ``executor``, then the event published from the loop itself."""
+        return await self._handle_async(self.prepare, rq, executor)
+
+    async def _handle_async(self, prepare: Callable[[Any], Outcome | Pending], rq: Any,
+                            executor: Executor | None) -> Outcome:
+        # Undoing runs on the loop (rare, small): never waiting for a thread of ``executor``
+        # that may itself be waiting for this key's lock.
         loop = asyncio.get_running_loop()
-        writing = loop.run_in_executor(executor, self.prepare, rq)
+        writing = loop.run_in_executor(executor, prepare, rq)
         try:
             prepared = await asyncio.shield(writing)
         except asyncio.CancelledError:  # stopping: the write finishes, then is undone
@@ -184,17 +207,15 @@ class Ingest:
                 timeout=self.settings.gateway.store_timeout_s)
         except (PublishError, TimeoutError) as exc:
             metrics.PUBLISH_FAILURES.labels(prepared.source).inc()
-            return await loop.run_in_executor(executor, self._not_taken, prepared,
-                                              PublishError(str(exc) or "publish timed out"))
+            return self._not_taken(prepared, PublishError(str(exc) or "publish timed out"))
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("publishing InstanceStored failed unexpectedly")
-            return await loop.run_in_executor(executor, self._not_taken, prepared, None,
-                                              st.PROCESSING_FAILURE)
+            return self._not_taken(prepared, None, st.PROCESSING_FAILURE)
         except BaseException:  # cancelled (stopping): undo, never leave the key locked
             self._not_taken(prepared, None)
             raise
         prepared.release()
-        return Outcome(st.SUCCESS)
+        return prepared.outcome
 
     def _abandon(self, writing: asyncio.Future) -> None:
         if not writing.cancelled() and isinstance(writing.result(), Pending):
@@ -250,7 +271,7 @@ class Ingest:
             self._not_taken(prepared, None)
             raise
         prepared.release()
-        return Outcome(st.SUCCESS)
+        return prepared.outcome
 
     def _not_taken(self, pending: Pending, exc: PublishError | None,
                    status: int = st.BUS_UNAVAILABLE) -> Outcome:
@@ -342,14 +363,15 @@ class Ingest:
                                "SOP Instance UID already stored with other content")
             elif self.policy is DuplicatePolicy.KEEP:
                 metrics.DUPLICATES.labels("kept").inc()
-                return Outcome(st.SUCCESS)
+                return Outcome(st.SUCCESS, study_instance_uid=msg.study_instance_uid,
+                               series_instance_uid=msg.series_instance_uid)
             else:
                 metrics.DUPLICATES.labels("replaced").inc()
             replaces = old_sha
         # 3. Durable object (file renamed into place, or S3 PUT verified by its ETag), then
         # the event; only then Success.
         try:
-            written = self.store.put(key, part10)
+            written = self.store.put(key, part10, msg.sha256)
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")

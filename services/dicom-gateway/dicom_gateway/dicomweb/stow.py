@@ -25,7 +25,7 @@ from dicom_gateway.dicomweb import DicomWeb, dicomjson
 from dicom_gateway.dicomweb.multipart import BadMultipart, media_type, split
 from dicom_gateway.dimse import TRANSFER_SYNTAXES
 from dicom_gateway.ingest import Outcome, Part10Request
-from dicom_gateway.part10 import Malformed, read_header, split_file_meta
+from dicom_gateway.part10 import Malformed, split_file_meta
 from dicomvault.store import InvalidUID, validate_uid
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ STORAGE_CLASSES = frozenset(cx.abstract_syntax for cx in AllStoragePresentationC
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # Referenced SOP Class not supported
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # Referenced Transfer Syntax not supported
 RESOURCE_FAILURES = {st.OUT_OF_RESOURCES, st.BUS_UNAVAILABLE}
+PARALLEL_PARTS = 8  # parts of one request written at once
 
 
 @dataclass
@@ -110,8 +111,16 @@ async def stow(dw: DicomWeb, request: Request, study: str) -> Response:
         if ptype is not None and ptype.type != DICOM:
             raise HTTPException(415, f"part {n} is {ptype.type}; only {DICOM} is supported")
     received = time.time()
-    results = [await _store_one(dw, part.content, study, received) for part in parts]
-    return _answer(dw, request, study, results)
+    # Parts are written and announced concurrently (their events pipelined to the broker),
+    # a few at a time; the answer lists them in request order.
+    slots = asyncio.Semaphore(PARALLEL_PARTS)
+
+    async def one(part) -> Result:
+        async with slots:
+            return await _store_one(dw, part.content, study, received)
+
+    results = await asyncio.gather(*(one(part) for part in parts))
+    return _answer(dw, request, study, list(results))
 
 
 async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -> Result:
@@ -131,12 +140,9 @@ async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -
     rq = Part10Request(part10=part10, source="dicomweb", calling_ae="",
                        called_ae=dw.settings.gateway.ae_title, received=received,
                        study_instance_uid=study)
-    outcome = await asyncio.to_thread(dw.ingest.handle_part10, rq)
-    study_uid = series_uid = ""
-    if outcome.status == st.SUCCESS:  # the header was valid: read its UIDs for RetrieveURL
-        header = await asyncio.to_thread(read_header, part10)
-        study_uid, series_uid = str(header["StudyInstanceUID"]), str(header["SeriesInstanceUID"])
-    return Result(sop_class, sop, study_uid, series_uid, outcome)
+    outcome = await dw.ingest.handle_part10_async(rq)
+    return Result(sop_class, sop, outcome.study_instance_uid, outcome.series_instance_uid,
+                  outcome)
 
 
 def _answer(dw: DicomWeb, request: Request, study: str, results: list[Result]) -> Response:
