@@ -1,9 +1,13 @@
-"""Ingest benchmark: dcmtk storescu into the DICOM Vault gateway and into Orthanc.
+"""Ingest benchmark: the DICOM Vault gateway against Orthanc, same data, same machine, one run.
 
-Same generated data for both (small 64×64 images and 512×512 CT slices), same machine, one
-run, durable writes on both sides (the gateway fsyncs every file and waits for the broker;
-Orthanc runs with SyncStorageArea). Prints instances/s, MB/s, the gateway/Orthanc ratio and
-the C-STORE-response-to-catalogued latency (p50/p95) of the gateway.
+Each data set (small 64×64 images, 512×512 CT slices) is sent to Orthanc and to the archive
+three ways: dcmtk storescu over 1 association, over 4 in parallel, and STOW-RS in requests of
+50 instances. Writes are durable on both sides (the gateway fsyncs every file and waits for
+the broker's acknowledgement before Success; Orthanc runs with SyncStorageArea). Printed:
+instances/s, MB/s, CPU milliseconds per instance (Orthanc's process; the archive's broker +
+catalogue + gateway with its workers, until the catalogue holds every instance), the
+gateway/Orthanc ratio, the C-STORE-response-to-catalogued latency (p50/p95) and where a
+store's time goes in the gateway (receive, checks, write, publish: means per instance).
 
     make bench                       # or: .venv/bin/python -m benchmarks.ingest --help
 """
@@ -13,34 +17,38 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.uid import generate_uid
 
+from benchmarks.ingest import stow
+from benchmarks.ingest.cpu import cpu_seconds
 from benchmarks.ingest.orthanc import Orthanc
-from dicomvault.bus.broker import EmbeddedBroker, free_port
+from benchmarks.ingest.vault import PHASES, Vault
 from tests.peers.datasets import ROOT, make_instance
-from tests.peers.services import ServiceProcess
 
 STORESCU = "/usr/bin/storescu"
+STOW_BATCH = 50
+MODES = ("dimse x1", "dimse x4", f"stow x{STOW_BATCH}")
 
 
 @dataclass
 class Result:
     target: str
     dataset: str
-    associations: int
+    mode: str
     instances: int
     seconds: float
     megabytes: float
+    cpu_seconds: float
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    cpu_split: dict[str, float] = field(default_factory=dict)  # seconds per process
 
     @property
     def rate(self) -> float:
@@ -49,6 +57,10 @@ class Result:
     @property
     def mbps(self) -> float:
         return self.megabytes / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_seconds / self.instances * 1000
 
 
 def generate(folder: Path, count: int, size: int, parts: int = 4) -> tuple[list[Path], float]:
@@ -83,68 +95,13 @@ def send(aec: str, port: int, folders: list[Path], associations: int) -> float:
     return time.perf_counter() - start
 
 
-class Vault:
-    """Broker + catalogue (SQLite) + gateway, fresh data folder per run."""
-
-    def __init__(self, workdir: Path, workers: int) -> None:
-        self.workdir = workdir
-        self.workers = workers
-        self.broker = EmbeddedBroker(log_path=workdir / "tansu.log")
-        self.dimse = free_port()
-        self.http = free_port()
-        self.cat_port = free_port()
-        self.db = workdir / "catalogue.db"
-        self.procs: list[ServiceProcess] = []
-
-    def start(self) -> Vault:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.broker.start()
-        common = {"DICOMVAULT_BUS__BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-                  "DICOMVAULT_CACHE__ROOT": str(self.workdir / "cache"),
-                  "DICOMVAULT_LOG__LEVEL": "WARNING"}
-        cat = ServiceProcess("catalogue", {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.cat_port),
-            "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{self.db}",
-            "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": "3600",
-        }, self.workdir, ready_url=f"http://127.0.0.1:{self.cat_port}/readyz")
-        gw = ServiceProcess("gateway", {
-            **common, "DICOMVAULT_HTTP__PORT": str(self.http),
-            "DICOMVAULT_GATEWAY__DIMSE_PORT": str(self.dimse),
-            "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE": "true",
-            "DICOMVAULT_GATEWAY__CATALOGUE_URL": f"http://127.0.0.1:{self.cat_port}",
-            "DICOMVAULT_GATEWAY__WORKERS": str(self.workers),
-            "DICOMVAULT_GATEWAY__RECONCILE_INTERVAL_S": "3600",
-        }, self.workdir, ready_url=f"http://127.0.0.1:{self.http}/readyz")
-        self.procs = [cat.start(), gw.start()]
-        return self
-
-    def catalogued(self) -> int:
-        with sqlite3.connect(self.db) as db:
-            return db.execute("select count(*) from instances").fetchone()[0]
-
-    def latencies_ms(self) -> list[float]:
-        """recorded_at (catalogue commit) − ce_time (the gateway's event, just before its ack)."""
-        with sqlite3.connect(self.db) as db:
-            rows = db.execute("select ce_time, recorded_at from journal "
-                              "where ce_type = 'dicomvault.instance.stored.v1'").fetchall()
-        out = []
-        for ce_time, recorded in rows:
-            a, b = _dt(ce_time), _dt(recorded)
-            out.append((b - a).total_seconds() * 1000)
-        return out
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            p.stop()
-        self.broker.stop()
-
-
-def _dt(value) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    text = str(value).replace("Z", "+00:00")
-    dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
+def deliver(mode: str, aet: str, port: int, stow_url: str, folders: list[Path],
+            requests: list[tuple[str, bytes]]) -> float:
+    if mode == "dimse x1":
+        return send(aet, port, folders, 1)
+    if mode == "dimse x4":
+        return send(aet, port, folders, 4)
+    return stow.send(stow_url, requests)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -152,51 +109,77 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def run_orthanc(work: Path, name: str, mode: str, folders: list[Path], count: int, mb: float,
+                requests: list) -> Result:
+    orth = Orthanc(work).start()
+    try:
+        pid = orth.process.pid
+        before = cpu_seconds(pid)
+        secs = deliver(mode, orth.aet, orth.dicom_port, orth.stow_url, folders, requests)
+        cpu = cpu_seconds(pid) - before
+        assert orth.count() == count, "Orthanc lost instances"
+    finally:
+        orth.stop()
+    return Result("orthanc", name, mode, count, secs, mb, cpu)
+
+
+def run_vault(work: Path, workers: int, name: str, mode: str, folders: list[Path], count: int,
+              mb: float, requests: list) -> Result:
+    vault = Vault(work, workers).start()
+    try:
+        pids = vault.pids()
+        before = [cpu_seconds(pid) for pid in pids]
+        secs = deliver(mode, "DICOMVAULT", vault.dimse, vault.stow_url, folders, requests)
+        deadline = time.monotonic() + 120
+        while vault.catalogued() < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        split = [cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+        cpu = sum(split)
+        lat = vault.latencies_ms()
+        phases = vault.phases_ms()
+        assert vault.catalogued() == count, "catalogue is missing instances"
+    finally:
+        vault.stop()
+    return Result(f"gateway (workers={workers})", name, mode, count, secs, mb, cpu,
+                  pct(lat, 0.5), pct(lat, 0.95), phases,
+                  dict(zip(("broker", "catalogue", "gateway"), split, strict=True)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--small", type=int, default=2000, help="64×64 instances")
     ap.add_argument("--large", type=int, default=300, help="512×512 CT instances")
     ap.add_argument("--workers", type=int, default=2, help="gateway DIMSE worker processes")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"comma-separated subset of: {', '.join(MODES)}")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
     work = Path(tempfile.mkdtemp(prefix="dicomvault-bench-"))
     graveyard: list[Path] = []
     results: list[Result] = []
     try:
         print(f"generating data in {work} …", flush=True)
-        sets = {"small 64x64": generate(work / "small", args.small, 64),
-                "CT 512x512": generate(work / "large", args.large, 512)}
-        counts = {"small 64x64": args.small, "CT 512x512": args.large}
+        sets = {"small 64x64": (generate(work / "small", args.small, 64), args.small),
+                "CT 512x512": (generate(work / "large", args.large, 512), args.large)}
+        print(_header(), flush=True)
         run = 0
-        for name, (folders, mb) in sets.items():
-            for assoc in (1, 4):
+        for name, ((folders, mb), count) in sets.items():
+            files = sorted(p for f in folders for p in f.iterdir())
+            requests = stow.bodies(files, STOW_BATCH) if any(m.startswith("stow") for m in modes) \
+                else []
+            for mode in modes:
                 run += 1
-                orth = Orthanc(work / f"orthanc{run}").start()
-                try:
-                    secs = send(orth.aet, orth.dicom_port, folders, assoc)
-                    assert orth.count() == counts[name], "Orthanc lost instances"
-                finally:
-                    orth.stop()
+                results.append(run_orthanc(work / f"orthanc{run}", name, mode, folders, count,
+                                           mb, requests))
+                print(_row(results[-1]), flush=True)
                 graveyard.append(work / f"orthanc{run}")
-                results.append(Result("orthanc", name, assoc, counts[name], secs, mb))
+                results.append(run_vault(work / f"vault{run}", args.workers, name, mode,
+                                         folders, count, mb, requests))
                 print(_row(results[-1]), flush=True)
-
-                vault = Vault(work / f"vault{run}", args.workers).start()
-                try:
-                    secs = send("DICOMVAULT", vault.dimse, folders, assoc)
-                    deadline = time.monotonic() + 120
-                    while vault.catalogued() < counts[name] and time.monotonic() < deadline:
-                        time.sleep(0.2)
-                    lat = vault.latencies_ms()
-                    assert vault.catalogued() == counts[name], "catalogue is missing instances"
-                finally:
-                    vault.stop()
                 graveyard.append(work / f"vault{run}")
-                results.append(Result(f"gateway (workers={args.workers})", name, assoc,
-                                      counts[name], secs, mb, pct(lat, 0.5), pct(lat, 0.95)))
-                print(_row(results[-1]), flush=True)
-        report(results)
+        report(results, modes)
     finally:
         if not args.keep:
             # Delete after measuring: deleting big folders just before a timed run slows this disk.
@@ -205,30 +188,46 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _header() -> str:
+    return (f"{'target':<20} {'data':<12} {'mode':<9} {'inst':>5} {'seconds':>7} {'inst/s':>7} "
+            f"{'MB/s':>6} {'CPU ms':>6} {'p50 ms':>7} {'p95 ms':>7}")
+
+
 def _row(r: Result) -> str:
-    lat = (f"{r.latency_p50_ms:8.1f} {r.latency_p95_ms:8.1f}" if r.latency_p50_ms is not None
-           else f"{'-':>8} {'-':>8}")
-    return (f"{r.target:<22} {r.dataset:<12} {r.associations:>5} {r.instances:>6} "
-            f"{r.seconds:8.2f} {r.rate:9.1f} {r.mbps:8.1f} {lat}")
+    lat = (f"{r.latency_p50_ms:7.1f} {r.latency_p95_ms:7.1f}" if r.latency_p50_ms is not None
+           else f"{'-':>7} {'-':>7}")
+    return (f"{r.target:<20} {r.dataset:<12} {r.mode:<9} {r.instances:>5} {r.seconds:7.2f} "
+            f"{r.rate:7.1f} {r.mbps:6.1f} {r.cpu_ms:6.2f} {lat}")
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], modes: list[str]) -> None:
     print()
-    print(f"{'target':<22} {'data':<12} {'assoc':>5} {'inst':>6} {'seconds':>8} {'inst/s':>9} "
-          f"{'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    print(_header())
     for r in results:
         print(_row(r))
-    print()
-    print("gateway / Orthanc (instances/s):")
+    print("\ngateway / Orthanc, instances/s (and CPU ms per instance, gateway : Orthanc):")
     for name in dict.fromkeys(r.dataset for r in results):
-        for assoc in (1, 4):
+        for mode in modes:
             o = next(r for r in results if r.target == "orthanc" and r.dataset == name
-                     and r.associations == assoc)
+                     and r.mode == mode)
             g = next(r for r in results if r.target != "orthanc" and r.dataset == name
-                     and r.associations == assoc)
-            print(f"  {name:<12} {assoc} assoc: {g.rate / o.rate:5.2f}")
+                     and r.mode == mode)
+            print(f"  {name:<12} {mode:<9} {g.rate / o.rate:5.2f}   "
+                  f"({g.cpu_ms:.2f} : {o.cpu_ms:.2f})")
+    print("\nwhere a gateway store's time goes (mean ms per instance), and the archive's CPU ms "
+          "per instance by process:")
+    names = ("broker", "catalogue", "gateway")
+    print(f"  {'data':<12} {'mode':<9} " + " ".join(f"{p:>8}" for p in PHASES) + "   |"
+          + " ".join(f"{n:>9}" for n in names))
+    for r in results:
+        if r.target != "orthanc":
+            print(f"  {r.dataset:<12} {r.mode:<9} " + " ".join(
+                f"{r.phases[p]:8.2f}" if p in r.phases else f"{'-':>8}" for p in PHASES)
+                + "   |" + " ".join(f"{r.cpu_split.get(n, 0) / r.instances * 1000:9.2f}"
+                                    for n in names))
     print("\nlatency = catalogue commit time − the gateway's InstanceStored time (just before its "
-          "C-STORE response)")
+          "C-STORE response); CPU = user+system seconds of Orthanc, or of the archive's broker, "
+          "catalogue and gateway (with workers) until every instance is catalogued")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from dicomvault.bus.broker import free_port
+from tests.peers.orthanc import dicomweb_plugin
 
 ORTHANC = "/usr/sbin/Orthanc"
 
@@ -35,7 +36,8 @@ class Orthanc:
             "HttpPort": self.http_port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
             "StorageDirectory": str(storage), "IndexDirectory": str(storage),
             "SyncStorageArea": True, "DicomCheckCalledAet": False, "DicomAlwaysAllowStore": True,
-            "DicomAlwaysAllowEcho": True, "StorageCompression": False, "Plugins": [],
+            "DicomAlwaysAllowEcho": True, "StorageCompression": False, "Plugins": [str(dicomweb_plugin())],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "LimitFindResults": 0, "ConcurrentJobs": 2, "HttpServerEnabled": True,
             "DicomScpTimeout": 30, "StableAge": 3600, "SaveJobs": False,
         }
@@ -53,6 +55,10 @@ class Orthanc:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError("Orthanc did not start")
+
+    @property
+    def stow_url(self) -> str:
+        return f"{self.url}/dicom-web/studies"
 
     def count(self) -> int:
         return int(httpx.get(self.url + "/statistics", timeout=10).json()["CountInstances"])

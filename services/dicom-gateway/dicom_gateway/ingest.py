@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -202,9 +203,11 @@ class Ingest:
         if isinstance(prepared, Outcome):
             return prepared
         try:
+            started = time.perf_counter()
             await asyncio.wait_for(
                 self.publisher.publish(self.topic, prepared.event, key=prepared.event.subject),
                 timeout=self.settings.gateway.store_timeout_s)
+            metrics.STORE_PHASE.labels("publish").observe(time.perf_counter() - started)
         except (PublishError, TimeoutError) as exc:
             metrics.PUBLISH_FAILURES.labels(prepared.source).inc()
             return self._not_taken(prepared, PublishError(str(exc) or "publish timed out"))
@@ -250,9 +253,11 @@ class Ingest:
     def _publish_bridged(self, pending: Pending) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
         try:
+            started = time.perf_counter()
             self.bridge.call(
                 self.publisher.publish(self.topic, pending.event, key=pending.event.subject),
                 timeout_s=self.settings.gateway.store_timeout_s)
+            metrics.STORE_PHASE.labels("publish").observe(time.perf_counter() - started)
         except (PublishError, BridgeTimeout, RuntimeError) as exc:
             metrics.PUBLISH_FAILURES.labels(pending.source).inc()
             raise PublishError(str(exc)) from exc
@@ -296,6 +301,7 @@ class Ingest:
                 called_ae: str, received: float, study: str = "") -> Outcome:
         """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
         then write it durably and publish InstanceStored under the duplicate policy."""
+        started = time.perf_counter()
         try:
             if dataset is not None:
                 check_framing(dataset, transfer_syntax)
@@ -323,6 +329,7 @@ class Ingest:
         msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
                               calling_ae=calling_ae, called_ae=called_ae, source=source,
                               received=received)
+        metrics.STORE_PHASE.labels("checks").observe(time.perf_counter() - started)
         lock = self._locks[hash(key) % len(self._locks)]
         lock.acquire()
         try:
@@ -370,8 +377,10 @@ class Ingest:
             replaces = old_sha
         # 3. Durable object (file renamed into place, or S3 PUT verified by its ETag), then
         # the event; only then Success.
+        started = time.perf_counter()
         try:
             written = self.store.put(key, part10, msg.sha256)
+            metrics.STORE_PHASE.labels("write").observe(time.perf_counter() - started)
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")

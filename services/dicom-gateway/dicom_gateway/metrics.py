@@ -25,6 +25,13 @@ STORE_DURATION = Histogram(
     "C-STORE dataset fully received to response status decided (write, fsync, publish).",
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+STORE_PHASE = Histogram(
+    "gateway_store_phase_seconds",
+    "Where a C-STORE's or STOW-RS part's time goes, by phase: receive (first PDU of the request "
+    "to its last, storage fast path only), checks (framing, header, UIDs, SHA-256), write (the "
+    "durable write: temp file, fsync, rename, folder fsync), publish (InstanceStored until the "
+    "broker's acknowledgement).", ["phase"], registry=REGISTRY,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 DUPLICATES = Counter(
     "gateway_duplicates_total", "Stores of an already stored SOP Instance UID, by outcome "
     "(identical, rejected, replaced, kept, recalled).", ["outcome"], registry=REGISTRY)

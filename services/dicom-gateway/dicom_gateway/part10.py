@@ -16,7 +16,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.valuerep import IS
 
+from dicom_gateway import header
 from dicomvault.dicom import INSTANCE_STORED_TEXT
 from dicomvault.events.v1 import events_pb2 as v1
 
@@ -29,6 +31,7 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
 
 HEADER_TAGS = [*INSTANCE_STORED_TEXT, "NumberOfFrames"]
+_HEADER = header.wanted(HEADER_TAGS)
 
 
 class Malformed(ValueError):
@@ -117,7 +120,29 @@ def _text(value: object) -> str:
 
 
 def read_header(part10: bytes) -> dict[str, str | int]:
-    """The InstanceStored-relevant attributes of a Part 10 object (values as text)."""
+    """The InstanceStored-relevant attributes of a Part 10 object (values as text): read
+    directly (``header.read``) where it can, else with pydicom; the results are the same."""
+    try:
+        meta, offset = split_file_meta(part10)
+        fast = header.read(part10, offset, meta["TransferSyntaxUID"], _HEADER)
+    except Malformed:
+        fast = None  # pydicom's reader names what is wrong
+    except ValueError as exc:  # a value pydicom cannot convert either
+        raise Malformed(f"cannot read the header: {exc}") from exc
+    if fast is None:
+        return read_header_pydicom(part10)
+    out: dict[str, str | int] = {k: fast.get(k, "") for k in INSTANCE_STORED_TEXT}
+    try:
+        frames = fast.get("NumberOfFrames", "")
+        out["NumberOfFrames"] = int(IS(frames)) if frames else 0
+    except (TypeError, ValueError):
+        out["NumberOfFrames"] = 0
+    out["TransferSyntaxUID"] = meta["TransferSyntaxUID"]
+    return out
+
+
+def read_header_pydicom(part10: bytes) -> dict[str, str | int]:
+    """``read_header`` with pydicom's ``dcmread`` (objects ``header.read`` leaves to it)."""
     try:
         ds = dcmread(BytesIO(part10), stop_before_pixels=True, specific_tags=HEADER_TAGS)
         out: dict[str, str | int] = {k: _text(ds.get(k)) for k in INSTANCE_STORED_TEXT}

@@ -84,6 +84,7 @@ class StorageAssociation(asyncio.Protocol):
         self.contexts: dict = {}
         self._buf = bytearray()
         self._command: list[bytes] = []
+        self._first_fragment = 0.0
         self._dataset: list[bytes] = []
         self._pending_cmd: tuple[int, dict[int, bytes]] | None = None
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
@@ -179,6 +180,8 @@ class StorageAssociation(asyncio.Protocol):
         if is_command:
             if self._pending_cmd is not None:
                 raise pdu.ProtocolError("a command arrived before the previous dataset")
+            if not self._command:
+                self._first_fragment = time.perf_counter()
             self._command.append(bytes(fragment))
             if not last:
                 return
@@ -193,6 +196,8 @@ class StorageAssociation(asyncio.Protocol):
             raise pdu.ProtocolError("a dataset fragment without its command")
         self._dataset.append(bytes(fragment))
         if last:
+            metrics.STORE_PHASE.labels("receive").observe(
+                time.perf_counter() - self._first_fragment)
             cmd_cx, command = self._pending_cmd
             self._enqueue(Message(cmd_cx, command, b"".join(self._dataset)))
             self._pending_cmd, self._dataset = None, []
