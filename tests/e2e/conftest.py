@@ -50,7 +50,8 @@ async def db_url(any_db_url: str) -> str:
 class Archive:
     """A catalogue and a gateway process on one bus; started and stopped by the fixture."""
 
-    def __init__(self, folder: Path, bus: BusSettings, db_url: str, **gateway: str) -> None:
+    def __init__(self, folder: Path, bus: BusSettings, db_url: str,
+                 env: dict[str, str] | None = None, **gateway: str) -> None:
         self.folder = folder
         self.bus = bus
         self.dimse_port = free_port()
@@ -69,6 +70,7 @@ class Archive:
                 "DICOMVAULT_GATEWAY__RECONCILE_INTERVAL_S": "1",
                 "DICOMVAULT_GATEWAY__STORE_TIMEOUT_S": "5",
                 **{f"DICOMVAULT_GATEWAY__{k.upper()}": v for k, v in gateway.items()},
+                **(env or {}),
             }), folder, ready_url=f"http://127.0.0.1:{self.gateway_port}/readyz")
 
     @property
@@ -109,8 +111,9 @@ def archive(tmp_path: Path, bus_settings: BusSettings, db_url: str
             ) -> Iterator[Callable[..., Archive]]:
     started: list[Archive] = []
 
-    def start(bus: BusSettings | None = None, **gateway: str) -> Archive:
-        a = Archive(tmp_path, bus or bus_settings, db_url, **gateway)
+    def start(bus: BusSettings | None = None, env: dict[str, str] | None = None,
+              **gateway: str) -> Archive:
+        a = Archive(tmp_path, bus or bus_settings, db_url, env, **gateway)
         started.append(a)
         return a.start()
 

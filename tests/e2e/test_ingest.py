@@ -219,3 +219,86 @@ def test_broker_restarted_during_a_send(archive, own_broker, tmp_path: Path) -> 
     reemitted = [line for line in metrics.splitlines()
                  if line.startswith("gateway_reconcile_reemitted_total ")]
     assert reemitted and float(reemitted[0].split()[1]) >= 10, metrics
+
+
+def _send_dimse(port: int, files: list[Path], statuses: dict[str, int]) -> None:
+    """C-STORE each file on one association (storage only: the fast path); statuses by SOP."""
+    ae = AE(ae_title=MODALITY)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.1.2.1")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    assoc = ae.associate("127.0.0.1", port, ae_title=AE_TITLE)
+    assert assoc.is_established
+    try:
+        for path in files:
+            rsp = assoc.send_c_store(path)
+            if not assoc.is_established:
+                return
+            statuses[path.stem] = int(rsp.Status) if "Status" in rsp else -1
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        ae.shutdown()
+
+
+def _send_stow(url: str, files: list[Path], statuses: dict[str, int]) -> None:
+    """STOW-RS in requests of 10; an instance counts as acknowledged when a 200 lists it."""
+    boundary = "KILLTEST"
+    for start in range(0, len(files), 10):
+        batch = files[start:start + 10]
+        body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+                        + p.read_bytes() + b"\r\n" for p in batch) + f"--{boundary}--".encode()
+        try:
+            r = httpx.post(url, content=body, timeout=30, headers={
+                "Content-Type": f'multipart/related; type="application/dicom"; '
+                                f"boundary={boundary}",
+                "Accept": "application/dicom+json"})
+        except httpx.HTTPError:
+            return  # the gateway died under us
+        stored = {item["00081155"]["Value"][0]
+                  for item in r.json().get("00081199", {}).get("Value", [])} \
+            if r.status_code in (200, 202) else set()
+        for p in batch:
+            statuses[p.stem] = 0 if p.stem in stored else r.status_code
+
+
+@pytest.mark.parametrize("door", ["dimse", "stow"])
+def test_gateway_killed_mid_stream_loses_no_acknowledged_instance(
+        archive, tmp_path: Path, door: str) -> None:
+    from pydicom import dcmread
+
+    vault = archive(env={"DICOMVAULT_AUTH__ENABLED": "false"})
+    study = write_study(tmp_path / "s", series=1, per_series=150, size=32)
+    for path, sop in zip(study.files, study.sop_uids, strict=True):
+        path.rename(path.with_name(f"{sop}.dcm"))  # name each file by its SOP Instance UID
+    files = sorted(path.parent / f"{sop}.dcm" for path, sop in
+                   zip(study.files, study.sop_uids, strict=True))
+    statuses: dict[str, int] = {}
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    sender = threading.Thread(
+        target=_send_dimse if door == "dimse" else _send_stow, name="modality",
+        args=(vault.dimse_port if door == "dimse" else
+              f"http://127.0.0.1:{vault.gateway_port}/dicomweb/studies", files, statuses))
+    try:
+        sender.start()
+        # The gateway process is killed (kill -9) while the modality is sending.
+        deadline = time.monotonic() + 60
+        while len(statuses) < 20 and sender.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        vault.gateway.kill()
+        sender.join(60)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    assert not sender.is_alive()
+    acknowledged = [sop for sop, status in statuses.items() if status == 0]
+    assert 20 <= len(acknowledged) < 150, f"{len(acknowledged)} acknowledged before the kill"
+
+    # Every acknowledged instance is on disk, whole and byte-identical to what was sent …
+    cache = {p.stem: p for p in (tmp_path / "cache").rglob("*.dcm")}
+    for sop in acknowledged:
+        stored = dcmread(cache[sop])
+        sent = dcmread(files[0].parent / f"{sop}.dcm")
+        assert stored.PixelData == sent.PixelData and stored.SOPInstanceUID == sop
+    # … and catalogued once the gateway is back (its event, or the reconciliation sweep).
+    vault.gateway.start()
+    wait_catalogued(vault, acknowledged, timeout_s=90)
