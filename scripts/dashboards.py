@@ -237,6 +237,10 @@ def gateway_row() -> Row:
             (q("histogram_quantile(0.95, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p95"),
             (q("histogram_quantile(0.99, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p99")],
             "s"),
+        Panel("Where a store's time goes (mean per phase)", [(q(
+            "sum by (phase) (rate(gateway_store_phase_seconds_sum{{NS}}[{R}])) / "
+            "sum by (phase) (rate(gateway_store_phase_seconds_count{{NS}}[{R}]))"),
+            "{{phase}}")], "s"),
         Panel("Associations/s by result and reason", [(q(
             "sum by (result, reason) (rate(gateway_associations_total{{NS}}[{R}]))"),
             "{{result}} {{reason}}")], "ops"),
