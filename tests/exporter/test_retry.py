@@ -8,10 +8,12 @@ from collections import deque
 import pytest
 
 from dicomvault.events import Event
+from dicomvault.events.v1 import exports_pb2
 from dicomvault.events.v1 import jobs_pb2 as jobs
 from stow_exporter.handlers import Commands, Hosted
 from stow_exporter.queue import Export
 from stow_exporter.spec import Exporter
+from tests.commitment.conftest import read_facts
 from tests.exporter.conftest import drain, exporter
 from tests.exporter.servers import StowServer, serve
 from tests.exporter.test_jobs import _job_facts
@@ -133,3 +135,34 @@ async def test_retry_of_a_failed_export_the_restarted_exporter_no_longer_holds(
         again = second.queue.get(export.id)
         assert again is not None and again.state == "exported", again and again.reason
         assert sorted(server.stored_uids()) == sorted(study.sop_uids)
+
+
+async def test_a_done_export_with_refusals_is_rescheduled_to_send_them(
+        tmp_path, catalogue, hosting, bus_settings):
+    study = write_study(tmp_path / "study", series=1, per_series=2)
+    catalogue[0].add(study)
+    refused = study.sop_uids[0]
+    # The remote takes one instance and refuses the other (STOW-RS 202 with a failure).
+    server = StowServer(fail={refused: A900})
+    async with serve(server) as port:
+        h = hosting(exporter("PARTIAL", url=f"http://127.0.0.1:{port}/dicom-web"))
+        export = await h.queue.submit(study.study_uid, trigger="manual")
+        await drain(h)
+        assert export.state == "exported" and list(export.failed) == [refused]
+        assert f"{refused}: " in export.reason
+        # Fixed remote; the administrator reschedules the DONE job with include_refused.
+        server.fail.clear()
+        await Commands([h])(Event(payload=jobs.JobCommandIssued(
+            command=jobs.JobCommandIssued.RESCHEDULE_JOB, queue=h.queue.name,
+            job_id=export.id, issued_by="api:ops", include_refused=True),
+            source="test", subject=""))
+        await drain(h)
+        assert export.state == "exported" and not export.failed, export.reason
+        # Only the refused instance went again; both are at the remote now.
+        assert sorted(server.stored_uids()) == sorted(study.sop_uids)
+        assert len(server.requests) == 2
+    # Each outcome is its own StudyExported fact: first with the refusal, then complete.
+    facts = await read_facts(bus_settings, bus_settings.topics.studies, lambda evs: sum(
+        isinstance(e.payload, exports_pb2.StudyExported) for e in evs) >= 2)
+    exported = [e.payload for e in facts if isinstance(e.payload, exports_pb2.StudyExported)]
+    assert [list(x.failed_sop_instance_uids) for x in exported] == [[refused], []]

@@ -10,6 +10,7 @@ StudyExported / ExportFailed on the studies topic, or a retry by the spec's poli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,8 +221,13 @@ class Hosted:
     async def _publish(self, msg, export: Export, verdict: str) -> None:
         if self.publisher is None:
             return
+        # The same verdict about the same instances is the same fact (a crash replays it);
+        # a retry that ends differently (more delivered, fewer refused) is a new one.
+        outcome = "\n".join(sorted(export.stored) + ["!"] + sorted(export.failed)
+                            + ["?"] + sorted(export.unsent))
+        digest = hashlib.sha256(outcome.encode()).hexdigest()[:16]
         event = Event(payload=msg, source=SOURCE, subject=export.study_instance_uid,
-                      id=deterministic_id("export", self.id, export.id, verdict))
+                      id=deterministic_id("export", self.id, export.id, verdict, digest))
         await self._send(event, export.study_instance_uid, self.publisher)
 
     async def _send(self, event: Event, study_uid: str, publisher: Publisher | None = None) -> None:
