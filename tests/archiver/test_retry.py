@@ -1,13 +1,16 @@
-"""A retried STORE job really stores again: on the HSM folder (even after the archiver
-restarted and no longer holds the FAILED job) and on a remote PACS (Orthanc)."""
+"""A retried job really does its work again: STORE on the HSM folder (even after the
+archiver restarted and no longer holds the FAILED job) and on a remote PACS (Orthanc);
+RETRIEVE from the HSM once the file it gave up on is back."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
+from dicomvault.store import FileStore
 from tests.peers.cache import cache_study, publish, wait_until
 from tests.peers.orthanc import Orthanc
 
@@ -77,3 +80,35 @@ async def test_pacs_store_retried_after_a_failure_sends_to_orthanc(
         assert sorted(orthanc.files_by_sop_uid()) == sorted(study.sop_uids)
     finally:
         orthanc.stop()
+
+
+async def test_hsm_retrieve_retried_after_it_gave_up_recalls_the_study(
+        bus_settings, catalogue, hsm_mount, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    study, data = await cache_study(bus_settings, cache, tmp_path / "in", catalogue)
+    archive = {**hsm_archive(hsm_mount, hsm={"recall_timeout_s": 1}), "retry": {"max_retries": 0}}
+    settings = make_settings(bus_settings, cache, catalogue.url, [archive])
+    async with running(settings):
+        await publish(bus_settings, stable(study), study.study_uid)
+        await wait_until(lambda: catalogue.job_states("HSM1") == ["DONE"], what="STORE DONE")
+        for key in data:
+            FileStore(cache).delete(key)
+        # One file is "on tape" and does not come back in time: the RETRIEVE gives up.
+        late = sorted(data)[0]
+        parked = tmp_path / "tape"
+        (hsm_mount / "vault" / late).rename(parked)
+        await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
+                                                       requested_by="VIEWER"), study.study_uid)
+        await wait_until(lambda: catalogue.job_states("HSM1-retrieve") == ["FAILED"],
+                         what="RETRIEVE FAILED")
+        assert not (cache / late).exists()
+        # The tape robot delivers; the administrator retries: the whole study is back.
+        parked.rename(hsm_mount / "vault" / late)
+        (job,) = catalogue.queue_jobs("HSM1-retrieve")
+        await retry_through_the_api(catalogue, job["job_id"])
+        await wait_until(lambda: catalogue.job_states("HSM1-retrieve") == ["DONE"],
+                         what="RETRIEVE DONE")
+        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled),
+                         what="StudyRecalled")
+    for key, raw in data.items():
+        assert FileStore(cache).get(key) == raw
