@@ -1,12 +1,14 @@
 """A retried job really does its work again: STORE on the HSM folder (even after the
 archiver restarted and no longer holds the FAILED job) and on a remote PACS (Orthanc);
-RETRIEVE from the HSM once the file it gave up on is back."""
+RETRIEVE from the HSM once the file it gave up on is back, and from Orthanc (C-MOVE) once our
+gateway listens."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from dicomvault.bus.broker import free_port
 from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
@@ -15,6 +17,7 @@ from tests.peers.cache import cache_study, publish, wait_until
 from tests.peers.orthanc import Orthanc
 
 from .conftest import hsm_archive, make_settings, running, stable
+from .test_pacs import GatewayStandIn
 
 
 async def retry_through_the_api(catalogue, job_id: str) -> None:
@@ -112,3 +115,45 @@ async def test_hsm_retrieve_retried_after_it_gave_up_recalls_the_study(
                          what="StudyRecalled")
     for key, raw in data.items():
         assert FileStore(cache).get(key) == raw
+
+
+async def test_pacs_retrieve_retried_once_our_gateway_listens_moves_the_study(
+        bus_settings, catalogue, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    study, data = await cache_study(bus_settings, cache, tmp_path / "in", catalogue,
+                                    series=1, per_series=2)
+    gateway = GatewayStandIn()  # our gateway's AE: not listening yet
+    orthanc = Orthanc(tmp_path / "orthanc", aet="ORTHANC",
+                      modalities={"vault": (gateway.aet, "127.0.0.1", gateway.port),
+                                  "vault-archiver": ("VAULTARC", "127.0.0.1", free_port())}
+                      ).start()
+    try:
+        archive = {"id": "PACS1", "kind": "pacs", "rules": [{}], "retry": {"max_retries": 0},
+                   "readiness_interval_s": 0.2,
+                   "pacs": {"ae_title": orthanc.aet, "host": "127.0.0.1",
+                            "port": orthanc.dicom_port, "calling_ae": "VAULTARC",
+                            "move_destination": gateway.aet, "timeout_s": 30}}
+        settings = make_settings(bus_settings, cache, catalogue.url, [archive])
+        async with running(settings):
+            await publish(bus_settings, stable(study), study.study_uid)
+            await wait_until(lambda: catalogue.job_states("PACS1") == ["DONE"],
+                             what="STORE DONE")
+            for key in data:
+                FileStore(cache).delete(key)
+            # The C-MOVE cannot reach our gateway: the RETRIEVE fails (no retries).
+            await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
+                                                           requested_by="VIEWER"),
+                          study.study_uid)
+            await wait_until(lambda: catalogue.job_states("PACS1-retrieve") == ["FAILED"],
+                             what="RETRIEVE FAILED")
+            assert gateway.received == {}
+            # The gateway is up; the administrator retries: Orthanc moves the whole study.
+            gateway.start()
+            (job,) = catalogue.queue_jobs("PACS1-retrieve")
+            await retry_through_the_api(catalogue, job["job_id"])
+            await wait_until(lambda: catalogue.job_states("PACS1-retrieve") == ["DONE"],
+                             what="RETRIEVE DONE")
+        assert sorted(gateway.received) == sorted(study.sop_uids)
+    finally:
+        gateway.stop()
+        orthanc.stop()
