@@ -136,11 +136,14 @@ async def test_pause_resume_retry_cancel_through_the_api(
         # partition, so it may be applied after the job's FAILED.
         await queue_is("RUNNING")
 
-        # Retried after the administrator made room: done.
+        # Retried after the administrator made room, asking to send again what the target
+        # refused too (the owner's executor sees the option on the job): done.
         r = await api.post(f"/api/v1/jobs/{submitted.id}/retry",
-                           json={"reason": "space freed"})
+                           json={"reason": "space freed", "include_refused": True})
         assert r.status_code == 202 and r.json()["command"] == "RETRY_JOB"
+        assert r.json()["include_refused"] is True
         j = await job_is(submitted.id, "DONE")
+        assert owner.queue.jobs[submitted.id].include_refused
         assert j["progress"]["completed"] == 3 and owner.runs == [submitted.id] * 2
 
         # Commands that cannot apply now are refused with the reason, and nothing is sent.
@@ -161,6 +164,8 @@ async def test_pause_resume_retry_cancel_through_the_api(
         r = await api.post(f"/api/v1/jobs/{submitted.id}/retry",
                            json={"not_before": "2030-01-01T10:00:00Z"})
         assert r.status_code == 422
+        r = await api.post(f"/api/v1/jobs/{submitted.id}/cancel", json={"include_refused": True})
+        assert r.status_code == 422 and "include_refused" in r.json()["detail"]
 
         # Rescheduled for tonight: NEW again, not before that time.
         tonight = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0)

@@ -117,7 +117,8 @@ async def test_5xx_retried_then_failed_with_reason(study, hosting):
     assert export.state == "failed"
     assert export.attempts == 3 and len(server.refused) == 3
     assert "gave up after 3 attempt(s)" in export.reason and "HTTP 502" in export.reason
-    assert set(export.failed) == set(study.sop_uids)
+    # Not refused: unconfirmed, so a retry of the FAILED export sends them again.
+    assert set(export.unsent) == set(study.sop_uids) and not export.failed
     assert metric("dicomvault_exporter_studies_total", exporter="GIVEUP", outcome="failed") == 1
 
 

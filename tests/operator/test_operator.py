@@ -167,7 +167,8 @@ def test_exporter_lifecycle(operator: OperatorThread, kubectl: Kubectl,
     # `kubectl get exporters` (and the short name) shows health at a glance.
     table = kubectl("get", "exp")
     header, row = table.splitlines()
-    assert header.split() == ["NAME", "URI", "READY", "QUEUED", "FAILED", "LAST", "EXPORT", "AGE"]
+    assert header.split() == ["NAME", "URI", "READY", "QUEUED", "FAILED", "LAST", "EXPORT",
+                              "COMMITMENT", "AGE"]
     assert row.split()[:5] == ["orthanc-stow", "stowrs:orthanc", "True", "3", "1"]
     assert re.fullmatch(r"\d+s|\d+m\d*s?", row.split()[5]), row  # "12s" ago, not <none>
     wide = kubectl("get", "exporters", "-o", "wide").splitlines()[0].split()
@@ -201,6 +202,63 @@ def test_exporter_lifecycle(operator: OperatorThread, kubectl: Kubectl,
     eventually(lambda: kubectl.json("exporter", "orthanc-stow") is None, what="exporter gone")
     eventually(lambda: kubectl.json("deployment", DEPLOYMENT) is None, what="deployment gone")
     assert kubectl.json("configmap", DEPLOYMENT) is None
+
+
+DICOM_EXAMPLE = ROOT / "examples/exporter-dicom.yaml"
+
+
+async def run_commitment_jobs(bus: BusSettings, outcome: Outcome) -> None:
+    """One COMMIT_SCU job of the commitment service's queue, asked for by the example dicom:
+    exporter after an export, ending with ``outcome`` (facts on the jobs topic)."""
+    async def execute(_job: Job, _report: ProgressReporter) -> Outcome:
+        return outcome
+
+    async with Publisher(bus, client_id="test-commitment") as publisher:
+        queue = JobQueue(name="commitment-scu", kind="COMMIT_SCU", owner="commitment",
+                         publisher=publisher, topics=bus.topics, execute=execute,
+                         retry=RetryPolicy(max_retries=0))
+        job = await queue.submit(generate_uid(), target="ERPACS", dedupe_key=generate_uid(),
+                                 created_by="exporter:ER_PACS")
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.run(stop))
+        try:
+            async with asyncio.timeout(60):
+                while job.state.value not in ("DONE", "FAILED"):
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+
+
+def test_exporter_status_shows_the_commitment_outcome(
+        operator: OperatorThread, kubectl: Kubectl, bus: BusSettings) -> None:
+    # The dicom: example asks for storage commitment after each export.
+    kubectl("apply", "--validate=false", "-f", str(DICOM_EXAMPLE))
+    eventually(lambda: condition(kubectl.json("exporter", "er-pacs"), "Ready"), what="status")
+    # Orthanc (the remote AE) committed every instance of the first export.
+    asyncio.run(run_commitment_jobs(bus, Outcome.done(
+        "2 instance(s) committed by ERPACS; eviction: not requested", completed=2)))
+    st = eventually(lambda: (e := kubectl.json("exporter", "er-pacs"))
+                    and e["status"].get("commitment") == "Committed" and e["status"],
+                    what="commitment Committed")
+    assert st["commitmentMessage"].startswith("2 instance(s) committed by ERPACS")
+    assert st["lastCommitment"].endswith("Z")
+    header, row = kubectl("get", "exporter", "er-pacs").splitlines()
+    assert "COMMITMENT" in header.split()
+    at = header.index("COMMITMENT")  # columns are aligned; empty cells are blank
+    assert row[at:].split()[0] == "Committed"
+
+    # The next one: the remote refused an instance and the retries ran out.
+    asyncio.run(run_commitment_jobs(bus, Outcome.failed_permanently(
+        "1 instance(s) not committed by ERPACS (0x0112); re-sending and asking again")))
+    exporter = eventually(lambda: (e := kubectl.json("exporter", "er-pacs"))
+                          and e["status"].get("commitment") == "Failed" and e,
+                          what="commitment Failed")
+    assert "0x0112" in exporter["status"]["commitmentMessage"]
+    degraded = condition(exporter, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "CommitmentFailed")
+    assert "0x0112" in degraded["message"]
+    kubectl("delete", "exporter", "er-pacs", "--wait=false")
 
 
 def test_invalid_specs_are_reported(operator: OperatorThread, kubectl: Kubectl) -> None:

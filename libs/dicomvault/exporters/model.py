@@ -174,10 +174,18 @@ class ExportRetry(_Model):
 
 
 class StorageCommitment(_Model):
-    """Storage commitment requested after a ``dicom:`` export."""
+    """Storage commitment requested after an export (``dicom:``, or ``stowrs:`` naming the
+    commitment SCP's AE), through the commitment service."""
 
-    enabled: bool = Field(False, description="Request commitment after the C-STOREs.")
+    enabled: bool = Field(False, description="Request commitment after a completed export.")
     timeout_seconds: int = Field(300, ge=1, description="How long to wait for N-EVENT-REPORT.")
+    remote_ae: str = Field("", alias="remoteAE", max_length=16, pattern=r"^[^\\\x00-\x1f]*$",
+                           description="The commitment SCP's AE title (a key of the commitment "
+                           "service's modalities table); empty: the AE of a dicom: URI. "
+                           "Required for stowrs:.")
+    delete_after_commit: bool = Field(
+        False, description="Evict the study from the cache after a full commitment, only if "
+        "another verified copy exists (never the last copy).")
 
 
 class ExporterSpec(_Model):
@@ -216,6 +224,10 @@ class ExporterSpec(_Model):
                                  f"the part after 'stowrs:' ({self.target!r})")
         if self.scheme == "dicom" and len(self.target) > 16:
             raise ValueError(f"uri {self.uri!r}: an AE title has at most 16 characters")
+        sc = self.storage_commitment
+        if self.scheme == "stowrs" and sc.enabled and not sc.remote_ae:
+            raise ValueError("storageCommitment on a stowrs: exporter needs remoteAE (the "
+                             "commitment SCP's AE title)")
         return self
 
     # Derived values -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dicomvault.jobs.model import (
     RetryPolicy,
 )
 from dicomvault.jobs.runner import JobQueue, ProgressReporter
-from dicomvault.jobs.snapshot import adopt_all, adopt_from_catalogue
+from dicomvault.jobs.snapshot import adopt_all, adopt_from_catalogue, catalogue_lookup
 
 __all__ = [
     "adopt_all",
@@ -34,4 +34,5 @@ __all__ = [
     "QueueState",
     "RetryPolicy",
     "adopt_from_catalogue",
+    "catalogue_lookup",
 ]

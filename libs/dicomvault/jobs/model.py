@@ -70,6 +70,9 @@ class Job:
     error: str = ""
     created_by: str = ""
     waiting_reason: str = ""
+    # Set by a retry/reschedule command with ``include_refused``: the next attempt also sends
+    # again what the remote refused permanently (the executor reads and clears it).
+    include_refused: bool = False
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class ProgressReporter:
 Executor = Callable[[Job, ProgressReporter], Awaitable[Outcome]]
 Readiness = Callable[[], Awaitable[str | None]]
 Observer = Callable[[str, Job | None], None]
+# Finds a job this queue does not hold (finished and forgotten, or not adopted after a
+# restart) in the catalogue's projection; None when unknown or not this queue's.
+Lookup = Callable[[str], Awaitable[Job | None]]
 
 
 class JobQueue:
@@ -87,6 +90,7 @@ class JobQueue:
         waiting_recheck_s: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: Observer | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -105,6 +109,7 @@ class JobQueue:
         self._waiting_recheck = waiting_recheck_s
         self._clock = clock
         self._observer = observer or (lambda _what, _job: None)
+        self.lookup = lookup
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._announced = False
@@ -198,6 +203,8 @@ class JobQueue:
             self._wake.set()
             return True
         job = self.jobs.get(cmd.job_id)
+        if job is None and cmd.command in (Cmd.RETRY_JOB, Cmd.RESCHEDULE_JOB):
+            job = await self._look_up(cmd.job_id)
         if job is None:
             self._unmatched.setdefault(cmd.job_id, []).append(cmd)
             self._unmatched.move_to_end(cmd.job_id)
@@ -221,13 +228,33 @@ class JobQueue:
         elif name == "retry":
             job.attempt = 0
             job.not_before = None
+            job.include_refused = cmd.include_refused
             await self._change(job, JobState.NEW, name, by, cmd.reason)
         else:  # reschedule
             job.not_before = nb
+            job.include_refused = cmd.include_refused
             job.attempt = 0 if job.state in TERMINAL else job.attempt
             await self._change(job, JobState.NEW, name, by, cmd.reason, nb)
         self._wake.set()
         return True
+
+    async def _look_up(self, job_id: str) -> Job | None:
+        """A retried job this queue no longer holds (a finished job is not adopted after a
+        restart, and old finished jobs are forgotten): fetch it, so the retry runs it."""
+        if self.lookup is None:
+            return None
+        try:
+            job = await self.lookup(job_id)
+        except Exception as exc:  # noqa: BLE001 - catalogue down: kept as unmatched instead
+            log.warning("job lookup failed", extra={"job": job_id, "queue": self.name,
+                                                    "error": repr(exc)})
+            return None
+        if job is None or job.queue != self.name:
+            return None
+        self.jobs[job.id] = job
+        log.info("retried job fetched from the catalogue",
+                 extra={"job": job.id, "queue": self.name, "state": job.state})
+        return job
 
     # --- the scheduler ------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -66,6 +66,25 @@ async def _adopt(queue: JobQueue, client: httpx.AsyncClient) -> int:
     return adopted
 
 
+def catalogue_lookup(catalogue: CatalogueClient, kind: str | None = None,
+                     target: str | None = None):
+    """A ``JobQueue`` lookup: ``GET /api/v1/jobs/{id}`` through the service's catalogue
+    client (None when unknown, or of another kind or target, e.g. another exporter sharing
+    the queue name)."""
+
+    async def lookup(job_id: str) -> Job | None:
+        r = await catalogue.http.get(f"/api/v1/jobs/{job_id}")
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        job = job_from_json(r.json())
+        if (kind and job.kind != kind) or (target is not None and job.target != target):
+            return None
+        return job
+
+    return lookup
+
+
 async def adopt_all(queues: list[JobQueue], catalogue: str | CatalogueClient, retry_s: float,
                     stop: asyncio.Event,
                     adopted: Callable[[JobQueue, int], None] | None = None) -> None:

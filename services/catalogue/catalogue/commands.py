@@ -66,9 +66,9 @@ class Commands:
 
     async def issue(self, command: int, *, queue: str, issued_by: str, job_id: str = "",
                     study_uid: str = "", not_before: datetime | None = None,
-                    reason: str = "") -> Event:
+                    reason: str = "", include_refused: bool = False) -> Event:
         msg = Cmd(command=command, queue=queue, job_id=job_id, issued_by=issued_by,
-                  reason=reason)
+                  reason=reason, include_refused=include_refused)
         if not_before is not None:
             msg.not_before.FromDatetime(not_before.astimezone(UTC))
         event = Event(payload=msg, source=SOURCE, subject=study_uid)

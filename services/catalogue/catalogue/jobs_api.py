@@ -39,6 +39,9 @@ class CommandBody(BaseModel):
     reason: str = Field("", max_length=1024, description="Why; recorded with the command.")
     not_before: AwareDatetime | None = Field(
         None, description="Reschedule: earliest start, ISO 8601 with a time zone.")
+    include_refused: bool = Field(
+        False, description="Retry / reschedule: also send again the instances the remote "
+        "refused permanently (without it only those not yet confirmed are sent again).")
 
 
 def _caller(request: Request) -> str:
@@ -66,6 +69,7 @@ def _accepted(command: int, event, queue: str, job_id: str = "") -> JSONResponse
     return JSONResponse(status_code=202, content={
         "command_id": event.id, "command": Cmd.Command.Name(command), "queue": queue,
         "job_id": job_id, "issued_by": p.issued_by, "reason": p.reason,
+        "include_refused": p.include_refused,
         "not_before": iso(p.not_before.ToDatetime(tzinfo=UTC))
         if p.HasField("not_before") else None})
 
@@ -159,6 +163,8 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None,
             raise refuse(spec.command, 422, "reschedule needs not_before (ISO 8601 with a zone)")
         if spec.command != Cmd.RESCHEDULE_JOB and body.not_before is not None:
             raise refuse(spec.command, 422, "not_before applies to reschedule only")
+        if body.include_refused and spec.command not in (Cmd.RETRY_JOB, Cmd.RESCHEDULE_JOB):
+            raise refuse(spec.command, 422, "include_refused applies to retry and reschedule only")
         async with sessions() as session:
             row = await session.get(JobRow, job_id)
         if row is None:
@@ -168,7 +174,8 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None,
             raise refuse(spec.command, 409, f"job {job_id}: {why}")
         event = await issue(spec.command, queue=row.queue, job_id=job_id,
                             study_uid=row.study_instance_uid, issued_by=_caller(request),
-                            not_before=body.not_before, reason=body.reason)
+                            not_before=body.not_before, reason=body.reason,
+                            include_refused=body.include_refused)
         metrics.JOB_COMMANDS.labels(Cmd.Command.Name(spec.command), "202").inc()
         return _accepted(spec.command, event, row.queue, job_id)
 

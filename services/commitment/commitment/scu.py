@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -28,13 +29,14 @@ from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import events_pb2 as epb
-from dicomvault.jobs import Job, JobQueue, Outcome
+from dicomvault.jobs import Job, JobQueue, JobState, Outcome
 from dicomvault.settings import TopicNames
 from dicomvault.store import CacheStore, FileStore, StoreError, is_valid_uid
 
 log = logging.getLogger(__name__)
 
 QUEUE = "commitment-scu"
+KEPT_FAILED = 10_000  # failed jobs whose refusals are kept for a retry
 SOURCE = "dicomvault/commitment"
 
 
@@ -56,7 +58,9 @@ class ScuJobs:
         self.dimse: Dimse | None = None
         self.queue: JobQueue | None = None
         self.waiters: dict[str, asyncio.Future[h.CommitReport]] = {}
-        self.progress: dict[str, Progress] = {}
+        # What each job's remote committed and refused so far; a FAILED job keeps it (bounded)
+        # so that a retry re-sends what was refused before asking again.
+        self.progress: OrderedDict[str, Progress] = OrderedDict()
 
     # --- requests in ----------------------------------------------------------------------
     async def requested(self, event: Event) -> Job:
@@ -65,7 +69,9 @@ class ScuJobs:
             p.study_instance_uid, target=p.remote_ae, dedupe_key=event.id,
             params={"sop_classes": "\\".join(r.sop_class_uid for r in p.instances),
                     "delete_after_commit": "true" if p.delete_after_commit else "false",
-                    "requested_by": p.requested_by, "source_job_id": p.job_id},
+                    "requested_by": p.requested_by, "source_job_id": p.job_id,
+                    **({"report_timeout_s": str(p.report_timeout_seconds)}
+                       if p.report_timeout_seconds > 0 else {})},
             sop_uids=[r.sop_instance_uid for r in p.instances],
             created_by=p.requested_by or "event")
 
@@ -151,11 +157,12 @@ class ScuJobs:
                 metrics.REQUESTS.labels("scu", "failed").inc()
                 self.recent.update(txn, state="failed", message=str(exc))
                 return Outcome.retry(f"N-ACTION to {peer.ae_title} failed: {exc}")
+            timeout_s = float(job.params.get("report_timeout_s") or self.cfg.report_timeout_s)
             try:
-                report = await asyncio.wait_for(asyncio.shield(fut), self.cfg.report_timeout_s)
+                report = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
             except TimeoutError:
                 metrics.REQUESTS.labels("scu", "timeout").inc()
-                msg = f"no N-EVENT-REPORT from {peer.ae_title} within {self.cfg.report_timeout_s:g}s"
+                msg = f"no N-EVENT-REPORT from {peer.ae_title} within {timeout_s:g}s"
                 self.recent.update(txn, state="timeout", message=msg)
                 return Outcome.retry(msg)
             metrics.REPORT_LATENCY.labels("scu").observe(time.monotonic() - sent)
@@ -233,4 +240,10 @@ class ScuJobs:
                 delay = min(delay * 2, 10.0)
 
     def on_ended(self, job: Job) -> None:
-        self.progress.pop(job.id, None)
+        if job.state != JobState.FAILED:
+            self.progress.pop(job.id, None)
+            return
+        if job.id in self.progress:
+            self.progress.move_to_end(job.id)
+        while len(self.progress) > KEPT_FAILED:
+            self.progress.popitem(last=False)

@@ -26,7 +26,7 @@ from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jpb
-from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue
+from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import InvalidUID, open_cache, validate_uid
 
@@ -50,9 +50,11 @@ class Commitment:
         common = {"owner": "commitment", "publisher": publisher, "topics": settings.bus.topics,
                   "concurrency": cfg.concurrency, "observer": self._observe}
         self.scp.queue = JobQueue(name=SCP_QUEUE, kind="COMMIT_SCP", execute=self.scp.execute,
-                                  retry=cfg.report_retry, **common)
+                                  retry=cfg.report_retry,
+                                  lookup=catalogue_lookup(self.catalogue, "COMMIT_SCP"), **common)
         self.scu.queue = JobQueue(name=SCU_QUEUE, kind="COMMIT_SCU", execute=self.scu.execute,
-                                  retry=cfg.request_retry, **common)
+                                  retry=cfg.request_retry,
+                                  lookup=catalogue_lookup(self.catalogue, "COMMIT_SCU"), **common)
         self.queues = [self.scp.queue, self.scu.queue]
         self.dimse: Dimse | None = None
         self.consumer: ConsumerLoop | None = None

@@ -14,7 +14,7 @@ import logging
 
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import JobQueue, adopt_all
+from dicomvault.jobs import JobQueue, adopt_all, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import open_cache
 from hsm_archiver import metrics
@@ -41,7 +41,9 @@ def build_archives(settings: ArchiverSettings, ctx: Context, publisher: Publishe
                             topics=settings.bus.topics, execute=execute, retry=cfg.retry,
                             readiness=archive.readiness, concurrency=cfg.concurrency,
                             readiness_interval_s=cfg.readiness_interval_s,
-                            observer=metrics.QUEUES.observer(name))
+                            observer=metrics.QUEUES.observer(name),
+                            # a retried job this process no longer holds runs again
+                            lookup=catalogue_lookup(ctx.catalogue, kind))
 
         hosted.append(Hosted(archive, queue(cfg.id, "STORE", archive.store),
                              queue(cfg.retrieve_queue, "RETRIEVE", archive.retrieve)))

@@ -4,7 +4,10 @@ Every ``queue_poll_interval_s`` the operator lists the Exporters it watches, rea
 ``GET {catalogue_url}/api/v1/queues/{queueName}`` for each and patches ``status.queued``
 (``depth``), ``failed`` (``counts.FAILED``), ``lastExport`` and ``lastSuccess``
 (``last_success``), ``lastFailure`` and ``lastFailureReason`` (``last_failure``,
-``last_failure_reason``), the latter when the catalogue knows them. An absent
+``last_failure_reason``), the latter when the catalogue knows them. For an Exporter with
+``storageCommitment.enabled`` it also reads the latest COMMIT_SCU job the exporter asked for
+(``GET /api/v1/jobs?queue=commitment-scu``) into ``commitment``, ``commitmentMessage``,
+``commitmentJob`` and ``lastCommitment`` (a failed one makes it Degraded). An absent
 or failing catalogue is tolerated: the counts simply stay as they were. One loop, not a kopf
 timer, so the Exporters need no finalizer.
 """
@@ -22,7 +25,7 @@ import httpx
 from dicomvault.exporters import API_VERSION, KIND
 from dicomvault.jobs import ACTIVE, JobState
 from dicomvault.query.client import http_options
-from vault_operator import metrics, render
+from vault_operator import metrics, render, status
 from vault_operator.kube import Kube, KubeError
 from vault_operator.reconcile import refresh_conditions
 from vault_operator.settings import OperatorSettings
@@ -67,6 +70,35 @@ def counts(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+COMMIT_QUEUE = "commitment-scu"  # the commitment service's COMMIT_SCU queue
+RECENT = 500  # the newest commitment jobs searched for an exporter's latest
+
+
+async def latest_commitment(http: httpx.AsyncClient, base: str,
+                            exporter_id: str) -> dict[str, Any] | None:
+    """Status fields of the exporter's latest COMMIT_SCU job (created by
+    ``exporter:<exporterID>``) among the newest ``RECENT``; None when there is none."""
+    url = f"{base}/api/v1/jobs"
+    params = {"queue": COMMIT_QUEUE, "kind": "COMMIT_SCU", "limit": 1}
+    r = await http.get(url, params=params)
+    if r.status_code != 200:
+        return None
+    total = int(r.json().get("total") or 0)
+    r = await http.get(url, params={**params, "limit": RECENT,
+                                    "offset": max(0, total - RECENT)})
+    if r.status_code != 200:
+        return None
+    mine = [j for j in r.json().get("jobs", [])
+            if j.get("created_by") == f"exporter:{exporter_id}"]
+    if not mine:
+        return None
+    job = max(mine, key=lambda j: (j.get("updated_at") or "", j.get("created_at") or ""))
+    out = status.commitment(job)
+    if when := rfc3339(job.get("updated_at")):
+        out["lastCommitment"] = when
+    return out
+
+
 async def refresh_once(kube: Kube, http: httpx.AsyncClient, settings: OperatorSettings) -> int:
     cfg = settings.operator
     namespace = "" if cfg.clusterwide else cfg.namespace
@@ -81,12 +113,20 @@ async def refresh_once(kube: Kube, http: httpx.AsyncClient, settings: OperatorSe
         except (httpx.HTTPError, ValueError):
             doc = None
         metrics.QUEUE_POLLS.labels("ok" if isinstance(doc, dict) else "unavailable").inc()
-        if not isinstance(doc, dict):
+        fields = counts(doc) if isinstance(doc, dict) else {}
+        spec = exporter.get("spec") or {}
+        if (spec.get("storageCommitment") or {}).get("enabled"):
+            try:
+                fields.update(await latest_commitment(
+                    http, cfg.catalogue_url.rstrip("/"), spec.get("exporterID", "")) or {})
+            except (httpx.HTTPError, ValueError):
+                pass  # the commitment fields stay as they were
+        if not fields:
             continue
         meta = exporter["metadata"]
         deployment = await kube.get("apps/v1", "Deployment", meta["namespace"],
                                     render.child_name(meta["name"]))
-        await refresh_conditions(kube, exporter, deployment, counts(doc))
+        await refresh_conditions(kube, exporter, deployment, fields)
     return len(exporters)
 
 

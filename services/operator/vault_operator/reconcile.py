@@ -88,9 +88,13 @@ async def refresh_conditions(kube: Kube, exporter: dict[str, Any],
         new_conditions = previous
     else:
         failed = int((extra or {}).get("failed", old.get("failed")) or 0)
+        latest = {**old, **(extra or {})}
+        commitment_failed = (f"storage commitment failed: {latest.get('commitmentMessage')}"
+                             if latest.get("commitment") == "Failed" else "")
         new_conditions = status.conditions(
             previous, old.get("observedGeneration"), suspended=bool(spec.get("suspended")),
-            deployment=deployment, failed=failed, queue=spec.get("queueName", "Export1"))
+            deployment=deployment, failed=failed, queue=spec.get("queueName", "Export1"),
+            commitment_failed=commitment_failed)
     patch = {k: v for k, v in (extra or {}).items() if old.get(k) != v}
     if not status.same(previous, new_conditions):
         patch["conditions"] = new_conditions

@@ -1,8 +1,11 @@
-"""Exporter status: the Ready and Degraded conditions, from the spec and the Deployment.
+"""Exporter status: the Ready and Degraded conditions, from the spec and the Deployment,
+and the outcome of the latest storage commitment.
 
 Ready: True/Available (the stow-exporter runs); False with reason InvalidSpec, Suspended or
-Progressing. Degraded: True with reason InvalidSpec, RolloutStuck or ExportFailures; else
-False/AsExpected. ``lastTransitionTime`` changes only when a condition's status changes.
+Progressing. Degraded: True with reason InvalidSpec, RolloutStuck, ExportFailures or
+CommitmentFailed; else False/AsExpected. ``lastTransitionTime`` changes only when a
+condition's status changes. ``commitment`` (a printer column) is the state of the exporter's
+latest COMMIT_SCU job: Committed, Pending, Retrying, Failed or Cancelled.
 """
 
 from __future__ import annotations
@@ -28,10 +31,25 @@ def deployment_state(deployment: dict[str, Any] | None) -> tuple[bool, str]:
     return available, problem
 
 
+# A COMMIT_SCU job's state (the jobs API) as the Exporter's ``status.commitment``.
+COMMITMENT = {"DONE": "Committed", "FAILED": "Failed", "CANCELLED": "Cancelled",
+              "RETRY": "Retrying", "NEW": "Pending", "IN_PROGRESS": "Pending",
+              "WAITING": "Pending", "SUSPENDED": "Pending"}
+
+
+def commitment(job: dict[str, Any]) -> dict[str, Any]:
+    """Status fields from the exporter's latest COMMIT_SCU job (``GET /api/v1/jobs``)."""
+    state = COMMITMENT.get(str(job.get("state")), "Pending")
+    message = job.get("error") if state in ("Failed", "Retrying") else job.get("message")
+    return {"commitment": state, "commitmentMessage": str(message or ""),
+            "commitmentJob": str(job.get("job_id") or "")}
+
+
 def conditions(previous: list[dict[str, Any]] | None, generation: int | None, *,
                invalid: str = "", suspended: bool = False,
                deployment: dict[str, Any] | None = None, failed: int = 0,
-               queue: str = "") -> list[dict[str, Any]]:
+               queue: str = "", commitment_failed: str = "") -> list[dict[str, Any]]:
+    """``commitment_failed``: the message of a failed latest commitment (empty: none)."""
     """The new conditions list; ``invalid`` is the InvalidSpec message (empty: valid)."""
     available, problem = deployment_state(deployment)
     if invalid:
@@ -49,6 +67,8 @@ def conditions(previous: list[dict[str, Any]] | None, generation: int | None, *,
             degraded = ("True", "RolloutStuck", problem)
         elif failed:
             degraded = ("True", "ExportFailures", f"{failed} export job(s) failed in queue {queue}")
+        elif commitment_failed:
+            degraded = ("True", "CommitmentFailed", commitment_failed)
         else:
             degraded = ("False", "AsExpected", "no problems")
     old = {c.get("type"): c for c in previous or []}

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import JobQueue, adopt_all
+from dicomvault.jobs import JobQueue, adopt_all, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import CacheStore, open_cache
 from optical_burner import metrics
@@ -108,6 +108,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
                                     instances=bus.topics.instances))
         withdrawals = MediaWithdrawals(arc)
         arc.queues = queues = build_queues(settings, arc, cache, publisher, withdrawals)
+        for q in queues:  # a retried job this process no longer holds runs again
+            q.lookup = catalogue_lookup(catalogue, q.kind)
         # Adopt before consuming, so a redelivered trigger finds its job already there.
         adoption = asyncio.create_task(adopt_all(list(queues), catalogue,
                                                  oc.adopt_retry_s, stop))

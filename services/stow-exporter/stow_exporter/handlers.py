@@ -10,6 +10,7 @@ StudyExported / ExportFailed on the studies topic, or a retry by the spec's poli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,14 +23,16 @@ from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.events.v1 import jobs_pb2
 from dicomvault.jobs import Outcome as JobOutcome
+from dicomvault.jobs import ProgressReporter
 from dicomvault.query import CatalogueError
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
 from stow_exporter import metrics
 from stow_exporter.catalogue import CatalogueClient, StudyUnknown, tier_locations
+from stow_exporter.commit import commitment_request
 from stow_exporter.delivery import Item, Outcome
 from stow_exporter.events import ExportFailed, StudyExported
-from stow_exporter.queue import Export, ExportQueue
+from stow_exporter.queue import Export, ExportQueue, instance_summary
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.spec import Exporter, delay_for
 from stow_exporter.transcode import TranscodeError, for_destination
@@ -65,6 +68,8 @@ class Hosted:
     topics: TopicNames
     clock: Clock = local_now
     queue: ExportQueue | None = None
+    # Where CommitmentRequested goes (always the bus, even without ``publish_events``).
+    requests: Publisher | None = None
 
     @property
     def id(self) -> str:
@@ -76,15 +81,24 @@ class Hosted:
         return wa.properties.transfer_syntax if wa and self.exporter.scheme == "stowrs" else []
 
     # -- one attempt ----------------------------------------------------------------------
-    async def run_export(self, export: Export) -> JobOutcome:
-        """One attempt (the engine counts it); the outcome tells the engine what next."""
+    async def run_export(self, export: Export,
+                         progress: ProgressReporter | None = None) -> JobOutcome:
+        """One attempt (the engine counts it); the outcome tells the engine what next.
+
+        Every attempt sends each instance the remote has not confirmed yet (``unsent`` and
+        the ones never tried); instances it refused permanently (``failed``) are sent again
+        only after a retry command with ``include_refused``."""
         study = export.study_instance_uid
+        if export.job is not None and export.job.include_refused:
+            export.job.include_refused = False
+            export.unsent.update(export.failed)
+            export.failed.clear()
         try:
             locations = await tier_locations(self.catalogue, study)
         except StudyUnknown as exc:
-            return await self._fail(export, str(exc), "unknown_study")
+            return await self._fail(export, str(exc), "unknown_study", progress)
         except CatalogueError as exc:  # unreachable, 5xx, 4xx, not yet in the cache tier
-            return await self._retry_or_fail(export, str(exc), ["catalogue"])
+            return await self._retry_or_fail(export, str(exc), ["catalogue"], progress)
         export.number_of_instances = len(locations)
         todo = [loc for loc in locations
                 if loc.sop_instance_uid not in export.stored
@@ -94,14 +108,16 @@ class Hosted:
             try:
                 data = await asyncio.to_thread(self.cache.get, loc.storage_key)
             except StoreError as exc:
-                return await self._retry_or_fail(export, f"cache: {exc}", ["cache"])
+                return await self._retry_or_fail(export, f"cache: {exc}", ["cache"], progress)
             try:
                 data, ts = await asyncio.to_thread(for_destination, data,
                                                    self.accepted_syntaxes)
             except TranscodeError as exc:
                 export.failed[loc.sop_instance_uid] = f"transcoding: {exc}"
+                export.unsent.pop(loc.sop_instance_uid, None)
                 metrics.FAILURES.labels(self.id, "transcode").inc()
                 continue
+            export.sop_classes[loc.sop_instance_uid] = loc.sop_class_uid
             items.append(Item(loc.sop_instance_uid, loc.sop_class_uid, data, ts))
 
         outcome = await self.sender.send(items) if items else Outcome()
@@ -110,23 +126,27 @@ class Hosted:
             if uid in by_uid:
                 export.stored[uid] = by_uid[uid].transfer_syntax_uid
                 export.size_bytes += len(by_uid[uid].data)
+                export.unsent.pop(uid, None)
         export.warnings.update(outcome.warnings)
-        export.failed.update(outcome.failed)
+        for uid, why in outcome.failed.items():
+            export.failed[uid] = why
+            export.unsent.pop(uid, None)
+        export.unsent.update(outcome.retryable)
         for label in outcome.reasons:
             metrics.FAILURES.labels(self.id, label).inc()
         metrics.INSTANCES.labels(self.id, "stored").inc(len(outcome.stored))
         metrics.INSTANCES.labels(self.id, "warning").inc(len(outcome.warnings))
         if outcome.retryable:
             reason = "; ".join(sorted(set(outcome.retryable.values())))
-            return await self._retry_or_fail(export, reason, [], retryable=outcome.retryable)
-        metrics.INSTANCES.labels(self.id, "failed").inc(len(export.failed))
+            return await self._retry_or_fail(export, reason, [], progress)
+        metrics.INSTANCES.labels(self.id, "failed").inc(len(outcome.failed))
         if export.stored or not export.failed:
             return await self._exported(export)
         first = next(iter(export.failed.values()))
-        return await self._fail(export, f"every instance refused: {first}", None)
+        return await self._fail(export, f"every instance refused: {first}", None, progress)
 
     async def _retry_or_fail(self, export: Export, reason: str, labels: list[str],
-                             retryable: dict[str, str] | None = None) -> JobOutcome:
+                             progress: ProgressReporter | None) -> JobOutcome:
         for label in labels:
             metrics.FAILURES.labels(self.id, label).inc()
         assert export.job is not None
@@ -137,16 +157,15 @@ class Hosted:
                 "attempt": export.attempts,
                 "delay_s": self.exporter.retry.delay(export.attempts), "reason": reason})
             return JobOutcome.retry(reason, completed=len(export.stored),
-                                    failed=len(export.failed))
-        for uid, why in (retryable or {}).items():
-            export.failed[uid] = why
-        metrics.INSTANCES.labels(self.id, "failed").inc(len(export.failed))
+                                    failed=len(export.failed) + len(export.unsent))
+        # Given up: what was not confirmed stays ``unsent``, so a retry sends it again.
+        metrics.INSTANCES.labels(self.id, "failed").inc(len(export.unsent))
         return await self._fail(export, f"gave up after {export.attempts} attempt(s): {reason}",
-                                None)
+                                None, progress)
 
     # -- verdicts -------------------------------------------------------------------------
     async def _exported(self, export: Export) -> JobOutcome:
-        export.reason = (f"{len(export.failed)} instance(s) refused" if export.failed else "")
+        export.reason = instance_summary(export) if export.failed else ""
         metrics.STUDIES.labels(self.id, "exported").inc()
         msg = StudyExported(
             study_instance_uid=export.study_instance_uid, exporter_id=self.id,
@@ -161,39 +180,63 @@ class Hosted:
                                           "instances": len(export.stored),
                                           "failed": len(export.failed)})
         await self._publish(msg, export, "exported")
+        result = {"destination": self.sender.destination, "size_bytes": str(export.size_bytes),
+                  "refused": str(len(export.failed))}
+        request = commitment_request(self.exporter, export, SOURCE)
+        if request is not None and self.requests is not None:
+            await self._send(request.event, export.study_instance_uid)
+            export.commitment = f"requested from {request.remote_ae} (job {request.job_id})"
+            log.info("storage commitment requested", extra={
+                "exporter": self.id, "study": export.study_instance_uid,
+                "remote_ae": request.remote_ae, "instances": request.instances})
+            result.update({"commitment_remote_ae": request.remote_ae,
+                           "commitment_job_id": request.job_id,
+                           "commitment_instances": str(request.instances)})
         return JobOutcome.done(export.reason, completed=len(export.stored),
-                               failed=len(export.failed),
-                               result={"destination": self.sender.destination,
-                                       "size_bytes": str(export.size_bytes)})
+                               failed=len(export.failed), result=result)
 
-    async def _fail(self, export: Export, reason: str, label: str | None) -> JobOutcome:
+    async def _fail(self, export: Export, reason: str, label: str | None,
+                    progress: ProgressReporter | None = None) -> JobOutcome:
         if label:
             metrics.FAILURES.labels(self.id, label).inc()
         export.reason = reason
         metrics.STUDIES.labels(self.id, "failed").inc()
+        not_sent = {**export.failed, **export.unsent}
+        if progress is not None and not_sent:  # the jobs API shows which and why
+            await progress(len(export.stored), len(export.failed), len(export.unsent),
+                           instance_summary(export), force=True)
         msg = ExportFailed(
             study_instance_uid=export.study_instance_uid, exporter_id=self.id,
             uri=self.exporter.uri, reason=reason, attempts=export.attempts,
             number_of_instances=export.number_of_instances,
-            failed_sop_instance_uids=list(export.failed),
-            failure_reasons=list(export.failed.values()), failed_time=_ts(datetime.now(UTC)),
+            failed_sop_instance_uids=list(not_sent),
+            failure_reasons=list(not_sent.values()), failed_time=_ts(datetime.now(UTC)),
             destination=self.sender.destination, request_id=export.id)
         log.error("export failed", extra={"exporter": self.id,
                                           "study": export.study_instance_uid, "reason": reason})
         await self._publish(msg, export, "failed")
         return JobOutcome.failed_permanently(reason, completed=len(export.stored),
-                                             failed=len(export.failed))
+                                             failed=len(not_sent))
 
     async def _publish(self, msg, export: Export, verdict: str) -> None:
         if self.publisher is None:
             return
+        # The same verdict about the same instances is the same fact (a crash replays it);
+        # a retry that ends differently (more delivered, fewer refused) is a new one.
+        outcome = "\n".join(sorted(export.stored) + ["!"] + sorted(export.failed)
+                            + ["?"] + sorted(export.unsent))
+        digest = hashlib.sha256(outcome.encode()).hexdigest()[:16]
         event = Event(payload=msg, source=SOURCE, subject=export.study_instance_uid,
-                      id=deterministic_id("export", self.id, export.id, verdict))
+                      id=deterministic_id("export", self.id, export.id, verdict, digest))
+        await self._send(event, export.study_instance_uid, self.publisher)
+
+    async def _send(self, event: Event, study_uid: str, publisher: Publisher | None = None) -> None:
+        publisher = publisher or self.requests
+        assert publisher is not None
         delay = 0.5
         while True:  # a fact must not be lost to a broker hiccup; the id dedupes repeats
             try:
-                await self.publisher.publish(self.topics.studies, event,
-                                             key=export.study_instance_uid)
+                await publisher.publish(self.topics.studies, event, key=study_uid)
                 return
             except PublishError as exc:
                 log.warning("cannot publish export verdict, retrying",

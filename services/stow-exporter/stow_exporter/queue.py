@@ -48,7 +48,14 @@ class Export:
     size_bytes: int = 0
     stored: dict[str, str] = field(default_factory=dict)    # sop uid -> transfer syntax sent
     warnings: dict[str, str] = field(default_factory=dict)
+    # Refused permanently by the remote (or not transcodable): sop uid -> reason. Sent again
+    # only by a retry command with ``include_refused``.
     failed: dict[str, str] = field(default_factory=dict)
+    # Not confirmed by the remote yet (it was down, timed out, asked to retry): sop uid ->
+    # last reason. Every attempt, and every retry of a FAILED export, sends these again.
+    unsent: dict[str, str] = field(default_factory=dict)
+    sop_classes: dict[str, str] = field(default_factory=dict)  # sop uid -> SOP class sent
+    commitment: str = ""         # "requested from <AE> (job <id>)" after a committed export
     finished: datetime | None = None
     next_window: datetime | None = None
 
@@ -76,11 +83,31 @@ class Export:
             "stored": len(self.stored), "size_bytes": self.size_bytes,
             "warnings": [{"sop_instance_uid": k, "reason": v} for k, v in self.warnings.items()],
             "failed": [{"sop_instance_uid": k, "reason": v} for k, v in self.failed.items()],
+            "unsent": [{"sop_instance_uid": k, "reason": v} for k, v in self.unsent.items()],
+            "commitment": self.commitment,
         }
 
 
+LISTED = 20  # instances named in a job's message; the exporter's API lists them all
+
+
+def instance_summary(export: Export) -> str:
+    """What was not delivered and why, for the job's message in the jobs API."""
+    parts = []
+    if export.failed:
+        named = "; ".join(f"{u}: {r}" for u, r in list(export.failed.items())[:LISTED])
+        more = f"; and {len(export.failed) - LISTED} more" if len(export.failed) > LISTED else ""
+        parts.append(f"{len(export.failed)} instance(s) refused (sent again only by a retry "
+                     f"with include_refused): {named}{more}")
+    if export.unsent:
+        why = "; ".join(sorted(set(export.unsent.values()))[:3])
+        parts.append(f"{len(export.unsent)} instance(s) not confirmed by the remote (a retry "
+                     f"sends them again): {why}")
+    return " | ".join(parts)
+
+
 # One attempt of one export: returns the engine's outcome (done, retry, failed, waiting).
-Runner = Callable[[Export], Awaitable[Outcome]]
+Runner = Callable[[Export, ProgressReporter], Awaitable[Outcome]]
 
 
 class ExportQueue:
@@ -185,6 +212,7 @@ class ExportQueue:
 
     async def apply_command(self, cmd) -> bool:
         ours = await self.jobs.apply_command(cmd)
+        self.adopted()  # a retried job the engine fetched from the catalogue
         self._refresh()
         return ours
 
@@ -192,7 +220,7 @@ class ExportQueue:
     async def _readiness(self) -> str | None:
         return "exporter suspended" if self.exporter.suspended else None
 
-    async def _execute(self, job: Job, _progress: ProgressReporter) -> Outcome:
+    async def _execute(self, job: Job, progress: ProgressReporter) -> Outcome:
         export = self._exports.get(job.id)
         if export is None:  # adopted after the views were built
             self.adopted()
@@ -205,7 +233,7 @@ class ExportQueue:
         export.next_window = None
         self._refresh()
         try:
-            return await self._run_export(export)
+            return await self._run_export(export, progress)
         except Exception as exc:  # noqa: BLE001 - a bug fails the export, not the queue
             log.exception("export crashed", extra={"exporter": self.id,
                                                    "study": export.study_instance_uid})

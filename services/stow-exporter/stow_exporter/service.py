@@ -14,7 +14,7 @@ import logging
 
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.jobs import JobQueue
+from dicomvault.jobs import JobQueue, catalogue_lookup
 from dicomvault.jobs import adopt_all as adopt_jobs
 from dicomvault.lifecycle import HttpServer
 from dicomvault.store import open_cache
@@ -23,7 +23,7 @@ from stow_exporter.api import build_app
 from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.dimse import CStoreSender
 from stow_exporter.handlers import Commands, Hosted, Policy, Sender
-from stow_exporter.queue import ExportQueue
+from stow_exporter.queue import KIND, ExportQueue
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.settings import ExporterSettings
 from stow_exporter.spec import Exporter, SpecError, load_exporters
@@ -80,10 +80,14 @@ def build_hosted(settings: ExporterSettings, exporters: list[Exporter],
     hosted = []
     for exp in exporters:
         h = Hosted(exp, make_sender(exp, settings), catalogue, cache,
-                   publisher if es.publish_events else None, settings.bus.topics, clock=clock)
+                   publisher if es.publish_events else None, settings.bus.topics, clock=clock,
+                   requests=publisher)
         h.queue = ExportQueue(exp, h.run_export, publisher=publisher, topics=settings.bus.topics,
                               clock=clock, tick_s=es.tick_s, history=es.history,
                               schedule_recheck_s=es.schedule_recheck_s)
+        # A retry of an export this process no longer holds (finished before a restart, or
+        # beyond ``history``) is fetched from the catalogue and runs again.
+        h.queue.jobs.lookup = catalogue_lookup(catalogue, KIND, exp.exporter_id)
         hosted.append(h)
     return hosted
 
