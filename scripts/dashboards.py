@@ -237,10 +237,9 @@ def gateway_row() -> Row:
             (q("histogram_quantile(0.95, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p95"),
             (q("histogram_quantile(0.99, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p99")],
             "s"),
-        Panel("Where a store's time goes (mean per phase)", [(q(
-            "sum by (phase) (rate(gateway_store_phase_seconds_sum{{NS}}[{R}])) / "
-            "sum by (phase) (rate(gateway_store_phase_seconds_count{{NS}}[{R}]))"),
-            "{{phase}}")], "s"),
+        Panel("Where a store's time goes (p50 per phase)", [(q(
+            "histogram_quantile(0.5, sum by (le, phase) "
+            "(rate(gateway_store_phase_seconds_bucket{{NS}}[{R}])))"), "{{phase}}")], "s"),
         Panel("Associations/s by result and reason", [(q(
             "sum by (result, reason) (rate(gateway_associations_total{{NS}}[{R}]))"),
             "{{result}} {{reason}}")], "ops"),

@@ -302,3 +302,59 @@ def test_gateway_killed_mid_stream_loses_no_acknowledged_instance(
     # … and catalogued once the gateway is back (its event, or the reconciliation sweep).
     vault.gateway.start()
     wait_catalogued(vault, acknowledged, timeout_s=90)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid``, started by any of its threads."""
+    from pathlib import Path as P
+
+    return sorted(int(x) for task in P(f"/proc/{pid}/task").iterdir()
+                  for x in (task / "children").read_text().split())
+
+
+def test_workers_restarted_one_after_another_fail_no_store(archive, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    vault = archive(workers="2", drain_s="60")
+    study = write_study(tmp_path / "s", series=1, per_series=300, size=32)
+    gateway_pid = vault.gateway.process.pid
+    workers = _children(gateway_pid)
+    assert len(workers) == 2, workers
+    statuses: dict[str, int] = {}
+
+    def modality() -> None:
+        # The study in 12 associations of 25 instances, one after another.
+        for start in range(0, 300, 25):
+            _send_dimse(vault.dimse_port, study.files[start:start + 25], statuses)
+
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    sender = threading.Thread(target=modality, name="modality")
+    try:
+        sender.start()
+        # A rolling restart: each worker gets SIGTERM (as a pod does), drains its associations
+        # and is replaced; then the next one.
+        restarted = []
+        for old in workers:
+            while len(statuses) < 25 * (len(restarted) + 1) and sender.is_alive():
+                time.sleep(0.01)
+            os.kill(old, signal.SIGTERM)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                now = _children(gateway_pid)
+                if old not in now and len(now) == 2 and httpx.get(
+                        f"http://127.0.0.1:{vault.gateway_port}/readyz", timeout=5
+                ).status_code == 200:
+                    break  # replaced and listening again: the next one may go
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"worker {old} was not replaced: {_children(gateway_pid)}")
+            restarted.append(old)
+        sender.join(180)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    assert not sender.is_alive()
+    # Not one C-STORE failed and not one instance is missing.
+    assert len(statuses) == 300, f"{len(statuses)} answered"
+    assert {s for s in statuses.values()} == {0}, statuses
+    wait_catalogued(vault, study.sop_uids, timeout_s=90)

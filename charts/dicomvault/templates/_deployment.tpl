@@ -71,12 +71,23 @@ spec:
       {{- end }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- if eq $key "gateway" }}
+      {{- /* SIGTERM comes after preStop; then drain_s for what is in flight; then a margin */}}
+      terminationGracePeriodSeconds: {{ add (int (default 60 $settings.gateway.drain_s)) (int $v.preStopSeconds) 15 }}
+      {{- else }}
       terminationGracePeriodSeconds: 60
+      {{- end }}
       containers:
         - name: {{ $component }}
           image: {{ include "dicomvault.image" (dict "root" $root "key" $key) | quote }}
           imagePullPolicy: {{ include "dicomvault.imagePullPolicy" (dict "root" $root "key" $key) }}
           args: ["run", {{ $component | quote }}]
+          {{- if and (eq $key "gateway") $v.preStopSeconds }}
+          lifecycle:
+            preStop:
+              # Endpoints drop this pod before SIGTERM starts the drain.
+              exec: {command: ["sleep", {{ $v.preStopSeconds | toString | quote }}]}
+          {{- end }}
           ports:
             - name: http
               containerPort: {{ $settings.http.port | int }}

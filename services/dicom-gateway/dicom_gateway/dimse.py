@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -65,6 +66,24 @@ class FastPathServer(ThreadedAssociationServer):
     (``fast_path`` is set by ``Dimse``; None: pynetdicom serves every association)."""
 
     fast_path: FastPath | None = None
+
+    def shutdown(self) -> None:
+        """Stop accepting without dropping what already connected: pynetdicom's shutdown
+        closes the socket with connections still in its backlog (reset, and with workers
+        sharing the port they would have been served by another worker)."""
+        socketserver.BaseServer.shutdown(self)  # serve_forever has returned
+        self.socket.setblocking(False)
+        while True:
+            try:
+                request, client_address = self.get_request()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            request.setblocking(True)  # as accept() on the listening (blocking) socket gives
+            self.process_request(request, client_address)
+        self.server_close()
+        self.ae._servers.remove(self)
 
     def process_request_thread(self, request, client_address) -> None:
         fast = self.fast_path

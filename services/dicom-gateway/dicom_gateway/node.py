@@ -46,4 +46,4 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
         yield dimse
     finally:
         # The loop keeps running while associations drain (their handlers need it).
-        await asyncio.to_thread(dimse.stop)
+        await asyncio.to_thread(dimse.stop, cfg.drain_s)

@@ -31,6 +31,7 @@ class Gateway:
         self.dimse_port = 0
         self.workers: list[Worker] = []
         self.registry = REGISTRY
+        self.draining = False  # set on SIGTERM: /readyz fails while work in flight finishes
 
     async def metrics_text(self) -> bytes:
         return await asyncio.to_thread(generate_latest, self.registry)
@@ -52,6 +53,8 @@ class Gateway:
         return ""
 
     async def not_ready(self) -> list[str]:
+        if self.draining:
+            return ["draining: stopping after the associations and uploads in flight"]
         reasons = [r for r in await asyncio.gather(self.broker_reason(), self.catalogue.ready())
                    if r]
         if not self.dimse_port:
@@ -59,6 +62,9 @@ class Gateway:
         dead = [w.index for w in self.workers if not w.alive()]
         if dead:
             reasons.append(f"DIMSE workers down: {dead}")
+        starting = [w.index for w in self.workers if w.alive() and not w.ready.is_set()]
+        if starting:
+            reasons.append(f"DIMSE workers starting: {starting}")
         return reasons
 
 
@@ -89,6 +95,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(catalogue.close)
         publisher = await stack.enter_async_context(Publisher(settings.bus, cfg.client_id))
+        dimse = None
         if cfg.workers == 1:
             dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
             gateway.dimse_port = dimse.port
@@ -100,7 +107,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                 update={"gateway": cfg.model_copy(update={"dimse_port": port})})
             gateway.workers = [Worker(i, worker_settings) for i in range(cfg.workers)]
             for w in gateway.workers:
-                stack.callback(w.stop)
+                stack.callback(w.stop, cfg.drain_s + 10.0)
                 w.start()
             await asyncio.to_thread(wait_ready, gateway.workers, 60.0)
             registry = CollectorRegistry(auto_describe=True)
@@ -110,7 +117,8 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
         web = dicomweb(settings, publisher, catalogue)
-        server = HttpServer.for_app(build_app(gateway, web), http_settings(settings))
+        server = HttpServer.for_app(build_app(gateway, web), http_settings(settings),
+                                    timeout_graceful_shutdown=max(1, int(cfg.drain_s)))
         tasks = [asyncio.create_task(reconciler.run(stop), name="reconcile"),
                  asyncio.create_task(server.serve(), name="http")]
         if gateway.workers:
@@ -122,7 +130,15 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                 if task is not waiter and task.exception() is not None:
                     raise task.exception()
         finally:
+            # Drain: readiness fails, every listener closes, and what is in flight (HTTP
+            # uploads, DIMSE associations here or in the workers) finishes side by side,
+            # each within drain_s; the publisher stays open until all of it is done.
             stop.set()
+            gateway.draining = True
+            log.info("draining", extra={"drain_s": cfg.drain_s})
             server.should_exit = True
-            await asyncio.gather(*tasks, return_exceptions=True)
+            drains = [asyncio.to_thread(w.stop, cfg.drain_s + 10.0) for w in gateway.workers]
+            if dimse is not None:
+                drains.append(asyncio.to_thread(dimse.stop, cfg.drain_s))
+            await asyncio.gather(*tasks, *drains, return_exceptions=True)
             waiter.cancel()

@@ -80,6 +80,11 @@ class GatewaySection(BaseModel):
         "inside the service process; N>1 starts N worker processes (pynetdicom is GIL-bound "
         "near 240 small instances/s per process).",
     )
+    drain_s: float = Field(
+        60.0, ge=0, description="On SIGTERM: how long associations and STOW-RS uploads in "
+        "flight may take to finish after readiness turned false and the listeners closed "
+        "(then they are aborted). The chart's terminationGracePeriodSeconds follows it.",
+    )
     fast_storage: bool = Field(
         True, description="Serve associations that only store (and echo) on the node's asyncio "
         "loop instead of pynetdicom's threads (same checks, statuses and durability; about "

@@ -13,6 +13,7 @@ own registry plus every worker's samples, summed per (name, labels).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -53,6 +54,8 @@ class Worker:
         self.ready = threading.Event()
 
     def start(self) -> None:
+        self.ready = threading.Event()  # until this process prints WORKER-READY
+        self.metrics_port = 0
         env = {**os.environ, "DICOMVAULT_GATEWAY_WORKER_INDEX": str(self.index)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dicom_gateway.workers"], stdin=subprocess.PIPE,
@@ -148,8 +151,13 @@ def _worker_main() -> None:
             loop.add_signal_handler(sig, stop.set)
 
         def lifeline() -> None:  # stdin closes when the parent goes away
-            sys.stdin.buffer.read()
-            loop.call_soon_threadsafe(stop.set)
+            # os.read, not sys.stdin: a daemon thread blocked in the buffered reader makes the
+            # interpreter abort at exit ("could not acquire lock for <stdin>").
+            with contextlib.suppress(OSError):
+                while os.read(0, 4096):
+                    pass
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(stop.set)
 
         threading.Thread(target=lifeline, daemon=True, name="lifeline").start()
         catalogue = CatalogueClient(settings.gateway.catalogue_url,
