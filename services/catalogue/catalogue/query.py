@@ -352,11 +352,12 @@ async def find(session: AsyncSession, req: FindRequest, max_limit: int | None = 
         stmt = select(*list(page.c)[:n_page],
                       *[expr.label(f"c{i}") for i, expr in enumerate(computed.values())]
                       ).order_by(*[page.c[f"o{i}"] for i in range(len(order))])
-    rows = (await session.execute(stmt)).all()
+    conn = await session.connection()  # Core statements: no ORM compile step per request
+    rows = (await conn.execute(stmt)).all()
     if (req.limit is None or len(rows) < req.limit) and (rows or req.offset == 0):
         total = req.offset + len(rows)  # the last page: it ends the matches
     else:
-        total = int(await session.scalar(
+        total = int(await conn.scalar(
             base.with_only_columns(func.count()).order_by(None)) or 0)
     n, m = len(key_cols), len(key_cols) + len(plain)
     matches = []
