@@ -25,6 +25,7 @@ import httpx
 
 from benchmarks.query.cpu import backends, cpu_seconds
 from benchmarks.query.fill import Shape, counts, dsn, fill
+from benchmarks.query.gateway import Gateway
 from benchmarks.query.kinds import KINDS, Sample
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from tests.peers.services import ServiceProcess
@@ -120,6 +121,8 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=Shape.studies)
     ap.add_argument("--patients", type=int, default=Shape.patients)
     ap.add_argument("--repeat", type=int, default=200, help="timed requests per query kind")
+    ap.add_argument("--no-gateway", dest="gateway", action="store_false",
+                    help="skip the end-to-end figures through the gateway")
     ap.add_argument("--refill", action="store_true", help="fill even if the counts match")
     args = ap.parse_args()
     shape = Shape(args.patients, args.studies, args.instances)
@@ -157,10 +160,21 @@ def main() -> None:
             load_after = os.getloadavg()[0]
             pg_pids = asyncio.run(backends(dsn(ADMIN_DSN), args.database))
             cpu = cpu_per_request(base, bearer, smp, rnd, [cat.process.pid], pg_pids)
+            e2e = {}
+            if args.gateway:
+                with Gateway(work, issuer, broker.bootstrap_servers, base) as gw:
+                    e2e = {"QIDO-RS GET /dicomweb/studies?PatientID= (HTTP)":
+                           gw.qido(bearer, smp, rnd, args.repeat),
+                           "C-FIND study, PatientID (DIMSE, pynetdicom SCU)":
+                           gw.cfind(smp, rnd, args.repeat)}
         finally:
             cat.stop()
             broker.stop()
     report(results, cpu, shape, f"{load_before:.1f} -> {load_after:.1f}")
+    if e2e:
+        print("\nend to end through the gateway (client round trip on loopback, ms)")
+        for name, values in e2e.items():
+            print(f"{name:56} p50 {pct(values, .5):6.1f}   p95 {pct(values, .95):6.1f}")
 
 
 if __name__ == "__main__":
