@@ -359,18 +359,21 @@ async def find(session: AsyncSession, req: FindRequest, max_limit: int | None = 
     else:
         total = int(await conn.scalar(
             base.with_only_columns(func.count()).order_by(None)) or 0)
-    n, m = len(key_cols), len(key_cols) + len(plain)
-    matches = []
-    for row in rows:
-        match: dict[str, object] = {}
-        for name, value in zip(plain, row[n:m], strict=True):
-            match[name] = (value or None) if name in INTEGERS else value
-        computed_values = dict(zip(wanted, row[m:], strict=True))
-        for name in keys:
-            if name in computed_values:
-                value = computed_values[name]
-                match[name] = int(value or 0) if name.startswith("Number") else _value_list(value)
-            elif name not in here:
-                match[name] = None  # a key of a lower level: not applicable here
-        matches.append(match)
-    return FindResponse(matches=matches, total=total)
+    # Each returned key's place in the row and how its value is read, decided once per page.
+    n = len(key_cols)
+    at = {name: n + i for i, name in enumerate(plain)}
+    at.update({name: n + len(plain) + i for i, name in enumerate(wanted)})
+    readers = []
+    for name in keys:
+        if name in wanted:
+            kind = "count" if name.startswith("Number") else "list"
+        elif name in at:
+            kind = "int" if name in INTEGERS else "plain"
+        else:
+            kind = "none"  # a key of a lower level: not applicable here
+        readers.append((name, at.get(name, 0), kind))
+    read = {"plain": lambda v: v, "int": lambda v: v or None, "count": lambda v: int(v or 0),
+            "list": _value_list, "none": lambda _v: None}
+    matches = [{name: read[kind](row[i]) for name, i, kind in readers} for row in rows]
+    # Built here from typed columns: no need to validate every value of every match again.
+    return FindResponse.model_construct(matches=matches, total=total)
