@@ -82,6 +82,16 @@ async def test_pages_carry_their_own_counts_and_the_total(cat: Catalogue) -> Non
         "matches": [], "total": 0}
 
 
+async def test_a_study_without_modality_lists_none(cat: Catalogue) -> None:
+    study, series = uid(), uid()
+    await cat.feed(instance_stored(study, series, modality=""),
+                   instance_stored(study, series, modality="", instance_number="2"))
+    (match,) = (await find_page(cat, level="STUDY", return_keys=[
+        *STUDY_KEYS, "SOPClassesInStudy"]))["matches"]
+    assert match["ModalitiesInStudy"] == [] and match["NumberOfStudyRelatedSeries"] == 1
+    assert match["NumberOfStudyRelatedInstances"] == 2 and len(match["SOPClassesInStudy"]) == 1
+
+
 async def test_person_name_wildcards(cat: Catalogue) -> None:
     names = {"Doe^John": uid(), "DOERING^Anna": uid(), "doe^jane": uid(), "O_Brien^Pat": uid(),
              "OXBrien^Max": uid(), "100%^Sure": uid(), "Müller^Jürgen": uid()}
