@@ -8,7 +8,7 @@ EXTRAS ?= test,k8s,media,transcode,s3
 DATA_DIR ?= ./var
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench clean
+.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench bench-query clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint       ruff + import-linter (services never import each other)"
 	@echo "make proto      regenerate Python from proto/ ; make proto-check verifies it is current"
 	@echo "make bench      run the benchmarks under benchmarks/ and print their figures"
+	@echo "make bench-query  only the query benchmark (1M instances in PostgreSQL, filled once)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,10 @@ test-fast: venv
 
 bench: venv peers
 	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks.query
+
+bench-query: venv peers
+	$(PY) -m benchmarks.query
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalogue import metrics
 from catalogue.commands import Commands
@@ -65,6 +66,39 @@ def _location(inst: Instance, loc: Location) -> InstanceLocation:
         storage_key=loc.storage_key, size_bytes=loc.size_bytes, sha256=loc.sha256)
 
 
+class Timing:
+    """Pure ASGI middleware (no per-request task and stream, unlike ``@app.middleware``):
+    the API_DURATION metric per route, and the catalogue's own time until the response starts
+    in a W3C ``Server-Timing: app;dur=<ms>`` header (what benchmarks.query reports)."""
+
+    def __init__(self, app: ASGIApp, routes: list) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def timed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                dur = f"app;dur={(time.perf_counter() - start) * 1000:.3f}".encode()
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"server-timing", dur)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+        name = next((getattr(route, "path", "unmatched") for route in self.routes
+                     if route.matches(scope)[0] == Match.FULL), "unmatched")
+        if not name.startswith("/metrics"):
+            metrics.API_DURATION.labels(name, scope["method"], str(status)).observe(
+                time.perf_counter() - start)
+
+
 def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
               max_limit: int = 10_000, commands: Commands | None = None,
               verifier: TokenVerifier | None = None) -> FastAPI:
@@ -77,19 +111,7 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
     app.include_router(volumes_router(sessions))
     app.mount("/metrics", metrics_app(metrics.REGISTRY))
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        name = "unmatched"
-        for route in app.router.routes:
-            if route.matches(request.scope)[0] == Match.FULL:
-                name = getattr(route, "path", "unmatched")
-                break
-        if not name.startswith("/metrics"):
-            metrics.API_DURATION.labels(name, request.method, str(response.status_code)).observe(
-                time.perf_counter() - start)
-        return response
+    app.add_middleware(Timing, routes=app.router.routes)
 
     @app.exception_handler(QueryError)
     async def bad_query(_request: Request, exc: QueryError) -> JSONResponse:

@@ -72,6 +72,9 @@ class Journal(Base):
 
 
 class Patient(Base):
+    """On PostgreSQL, migration 0004 also indexes lower(patient_name) (text_pattern_ops) for
+    case-insensitive PatientName matching; an expression index, so not declared here."""
+
     __tablename__ = "patients"
 
     patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -103,6 +106,9 @@ class Study(Base):
     __table_args__ = (
         Index("ix_studies_patient", "patient_id", "issuer_of_patient_id"),
         Index("ix_studies_pending", "stable_revision", "revision"),
+        # Migration 0004: StudyDate ranges and the order of study-level pages; accession lookup.
+        Index("ix_studies_date", "study_date", "study_time", "study_instance_uid"),
+        Index("ix_studies_accession_number", "accession_number"),
     )
 
 
@@ -118,6 +124,9 @@ class Series(Base):
     series_time: Mapped[str] = mapped_column(String(32), default="")
     body_part_examined: Mapped[str] = mapped_column(String(64), default="")
     station_name: Mapped[str] = mapped_column(String(64), default="")
+
+    # Migration 0004: ModalitiesInStudy matching of a rare modality starts from its series.
+    __table_args__ = (Index("ix_series_modality", "modality", "study_instance_uid"),)
 
 
 class Instance(Base):

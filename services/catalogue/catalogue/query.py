@@ -10,9 +10,8 @@ are filters; ModalitiesInStudy matches a study when any of its series has that m
 
 from __future__ import annotations
 
+import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -270,77 +269,62 @@ def return_keys(req: FindRequest) -> list[str]:
     return list(dict.fromkeys([*keys, *asked]))
 
 
-def _chunks(items: list, n: int = 900) -> Iterable[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
+def _values(col: ColumnElement, dialect: str, *where: ColumnElement) -> ColumnElement:
+    """The distinct non-empty values of ``col`` as one JSON array (a list key)."""
+    agg = func.json_group_array if dialect == "sqlite" else func.json_agg
+    return select(agg(col.distinct())).where(col != "", *where).scalar_subquery()
 
 
-async def _computed(session: AsyncSession, level: Level, keys: list[tuple],
-                    wanted: set[str]) -> dict[tuple, dict[str, object]]:
-    out: dict[tuple, dict[str, object]] = defaultdict(dict)
-    if not wanted or not keys:
-        return out
+def _count(model, *where: ColumnElement, join: tuple = ()) -> ColumnElement:
+    stmt = select(func.count()).select_from(model)
+    if join:
+        stmt = stmt.join(*join)
+    return stmt.where(*where).scalar_subquery()
 
-    async def count(stmt_for) -> dict[tuple, int]:
-        found: dict[tuple, int] = {}
-        for chunk in _chunks(keys):
-            for row in (await session.execute(stmt_for(chunk))).all():
-                found[tuple(row[:-1])] = int(row[-1])
-        return found
 
-    async def distinct(stmt_for) -> dict[tuple, list[str]]:
-        found: dict[tuple, list[str]] = defaultdict(list)
-        for chunk in _chunks(keys):
-            for row in (await session.execute(stmt_for(chunk))).all():
-                if row[-1]:
-                    found[tuple(row[:-1])].append(row[-1])
-        return {k: sorted(set(v)) for k, v in found.items()}
+def _computed(level: Level, key: list[ColumnElement], wanted: list[str],
+              dialect: str) -> dict[str, ColumnElement]:
+    """Correlated subqueries for the computed keys of one page row, keyed by the page's unique
+    key columns: evaluated per row of the page only, each through an index on the parent UID."""
+    if level == Level.PATIENT:
+        same = (Study.patient_id == key[0], Study.issuer_of_patient_id == key[1])
+        of_study = Study.study_instance_uid
+        exprs = {
+            "NumberOfPatientRelatedStudies": lambda: _count(Study, *same),
+            "NumberOfPatientRelatedSeries": lambda: _count(
+                Series, *same, join=(Study, of_study == Series.study_instance_uid)),
+            "NumberOfPatientRelatedInstances": lambda: _count(
+                Instance, *same, join=(Study, of_study == Instance.study_instance_uid)),
+        }
+    elif level == Level.STUDY:
+        uid = key[0]
+        exprs = {
+            "ModalitiesInStudy": lambda: _values(Series.modality, dialect,
+                                                 Series.study_instance_uid == uid),
+            "SOPClassesInStudy": lambda: _values(Instance.sop_class_uid, dialect,
+                                                 Instance.study_instance_uid == uid),
+            "NumberOfStudyRelatedSeries": lambda: _count(Series, Series.study_instance_uid == uid),
+            "NumberOfStudyRelatedInstances": lambda: _count(
+                Instance, Instance.study_instance_uid == uid),
+        }
+    else:
+        exprs = {"NumberOfSeriesRelatedInstances": lambda: _count(
+            Instance, Instance.series_instance_uid == key[0])}
+    return {name: exprs[name]() for name in wanted}
 
-    def patient_filter(chunk):
-        return or_(*[and_(Study.patient_id == p, Study.issuer_of_patient_id == i)
-                     for p, i in chunk])
 
-    pk = (Study.patient_id, Study.issuer_of_patient_id)
-    queries = {
-        "NumberOfPatientRelatedStudies": (count, lambda c: select(*pk, func.count()).where(
-            patient_filter(c)).group_by(*pk)),
-        "NumberOfPatientRelatedSeries": (count, lambda c: select(*pk, func.count()).select_from(
-            Series).join(Study, Study.study_instance_uid == Series.study_instance_uid).where(
-            patient_filter(c)).group_by(*pk)),
-        "NumberOfPatientRelatedInstances": (count, lambda c: select(*pk, func.count()).select_from(
-            Instance).join(Study, Study.study_instance_uid == Instance.study_instance_uid).where(
-            patient_filter(c)).group_by(*pk)),
-        "ModalitiesInStudy": (distinct, lambda c: select(
-            Series.study_instance_uid, Series.modality).where(
-            Series.study_instance_uid.in_([k[0] for k in c])).distinct()),
-        "SOPClassesInStudy": (distinct, lambda c: select(
-            Instance.study_instance_uid, Instance.sop_class_uid).where(
-            Instance.study_instance_uid.in_([k[0] for k in c])).distinct()),
-        "NumberOfStudyRelatedSeries": (count, lambda c: select(
-            Series.study_instance_uid, func.count()).where(
-            Series.study_instance_uid.in_([k[0] for k in c])).group_by(Series.study_instance_uid)),
-        "NumberOfStudyRelatedInstances": (count, lambda c: select(
-            Instance.study_instance_uid, func.count()).where(
-            Instance.study_instance_uid.in_([k[0] for k in c])).group_by(
-            Instance.study_instance_uid)),
-        "NumberOfSeriesRelatedInstances": (count, lambda c: select(
-            Instance.series_instance_uid, func.count()).where(
-            Instance.series_instance_uid.in_([k[0] for k in c])).group_by(
-            Instance.series_instance_uid)),
-    }
-    for name in COMPUTED[level]:
-        if name not in wanted:
-            continue
-        kind, stmt_for = queries[name]
-        values = await kind(stmt_for)
-        empty: object = [] if kind is distinct else 0
-        for key in keys:
-            out[key][name] = values.get(key, empty)
-    return out
+def _value_list(value: object) -> list[str]:
+    if isinstance(value, str):  # JSON text (SQLite; PostgreSQL json without a codec)
+        value = json.loads(value)
+    return sorted(value or [])
 
 
 async def find(session: AsyncSession, req: FindRequest, max_limit: int | None = None) -> FindResponse:
-    """Answer one C-FIND-like request with SQL."""
+    """Answer one C-FIND-like request with SQL: usually one statement.
+
+    The page (filters, order, OFFSET/LIMIT) is selected first; the computed keys are
+    correlated subqueries over that page only. The total is counted only when the page does not
+    tell it (a full page, or an empty page past the first)."""
     dialect = session.bind.dialect.name
     if max_limit is not None and req.limit is not None and req.limit > max_limit:
         raise QueryError(f"limit above the maximum page size {max_limit}")
@@ -351,28 +335,45 @@ async def find(session: AsyncSession, req: FindRequest, max_limit: int | None = 
         levels = [*levels, Level.PATIENT]
     here = {k for lvl in levels for k in ATTRIBUTES[lvl]}
     plain = [k for k in keys if k in here]
+    wanted = [k for k in keys if k in COMPUTED[req.level]]
     base = _base(req.level).where(*clauses)
-    total = int(await session.scalar(
-        base.with_only_columns(func.count()).order_by(None)) or 0)
     key_cols = KEY_COLUMNS[req.level]
-    stmt = base.with_only_columns(*key_cols, *[COLUMNS[k] for k in plain]).order_by(
-        *ORDER_BY[req.level]).offset(req.offset)
-    if req.limit is not None:
-        stmt = stmt.limit(req.limit)
-    rows = (await session.execute(stmt)).all()
+    order = ORDER_BY[req.level]
+    stmt = base.with_only_columns(
+        *[c.label(f"k{i}") for i, c in enumerate(key_cols)],
+        *[COLUMNS[k].label(f"v{i}") for i, k in enumerate(plain)],
+        *([o.label(f"o{i}") for i, o in enumerate(order)] if wanted else []),
+    ).order_by(*order).offset(req.offset).limit(req.limit)
+    if wanted:
+        page = stmt.subquery("page")
+        n_page = len(key_cols) + len(plain)
+        computed = _computed(req.level, [page.c[f"k{i}"] for i in range(len(key_cols))],
+                             wanted, dialect)
+        stmt = select(*list(page.c)[:n_page],
+                      *[expr.label(f"c{i}") for i, expr in enumerate(computed.values())]
+                      ).order_by(*[page.c[f"o{i}"] for i in range(len(order))])
+    conn = await session.connection()  # Core statements: no ORM compile step per request
+    rows = (await conn.execute(stmt)).all()
+    if (req.limit is None or len(rows) < req.limit) and (rows or req.offset == 0):
+        total = req.offset + len(rows)  # the last page: it ends the matches
+    else:
+        total = int(await conn.scalar(
+            base.with_only_columns(func.count()).order_by(None)) or 0)
+    # Each returned key's place in the row and how its value is read, decided once per page.
     n = len(key_cols)
-    level_keys = [tuple(r[:n]) for r in rows]
-    computed = await _computed(session, req.level, level_keys,
-                               {k for k in keys if k in COMPUTED[req.level]})
-    matches = []
-    for row, key in zip(rows, level_keys, strict=True):
-        match: dict[str, object] = {}
-        for name, value in zip(plain, row[n:], strict=True):
-            match[name] = (value or None) if name in INTEGERS else value
-        for name in keys:
-            if name in COMPUTED[req.level]:
-                match[name] = computed[key][name]
-            elif name not in here:
-                match[name] = None  # a key of a lower level: not applicable here
-        matches.append(match)
-    return FindResponse(matches=matches, total=total)
+    at = {name: n + i for i, name in enumerate(plain)}
+    at.update({name: n + len(plain) + i for i, name in enumerate(wanted)})
+    readers = []
+    for name in keys:
+        if name in wanted:
+            kind = "count" if name.startswith("Number") else "list"
+        elif name in at:
+            kind = "int" if name in INTEGERS else "plain"
+        else:
+            kind = "none"  # a key of a lower level: not applicable here
+        readers.append((name, at.get(name, 0), kind))
+    read = {"plain": lambda v: v, "int": lambda v: v or None, "count": lambda v: int(v or 0),
+            "list": _value_list, "none": lambda _v: None}
+    matches = [{name: read[kind](row[i]) for name, i, kind in readers} for row in rows]
+    # Built here from typed columns: no need to validate every value of every match again.
+    return FindResponse.model_construct(matches=matches, total=total)
