@@ -142,6 +142,9 @@ class DicomWebSection(BaseModel):
     recall_retry_after_s: int = Field(
         60, ge=1, description="Retry-After of a WADO-RS 503 for a study not in the cache tier "
         "(a recall has been requested).")
+    bulkdata_threshold_bytes: int = Field(
+        1024, ge=0, description="WADO-RS /metadata: binary values longer than this are sent as "
+        "a BulkDataURI (…/bulkdata/{tag-path}) instead of inline; Pixel Data always is.")
 
 
 class HttpsSection(BaseModel):
