@@ -38,7 +38,7 @@ class Images:
 
 def _gradient(rows: int, cols: int, frames: int) -> np.ndarray:
     y, x = np.mgrid[0:rows, 0:cols]
-    return np.stack([((x * 37 + y * 11 + f * 500) % 4096).astype(np.uint16)
+    return np.stack([((x * 37 * (f + 1) + y * 11 + f * 500) % 4096).astype(np.uint16)
                      for f in range(frames)])
 
 
