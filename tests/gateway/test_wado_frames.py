@@ -177,6 +177,7 @@ def test_wado_rs_instance_converted_to_the_asked_syntax(archive) -> None:
                        f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT}')
     ds = dcmread(__import__("io").BytesIO(got))
     assert str(ds.file_meta.TransferSyntaxUID) == EXPLICIT
+    assert ds.SOPInstanceUID == im.sop("multi_jpegll"), "the same instance, decoded"
     assert np.array_equal(ds.pixel_array, dcmread(im.files["multi"]).pixel_array)
     # Native stored, JPEG-LS asked: encoded losslessly.
     (got,) = raw_parts(client, a.url + im.path("ct"),

@@ -45,9 +45,11 @@ def stored_syntax(data: bytes) -> str:
 def _with_pydicom(data: bytes, target: str) -> bytes:
     ds = pydicom.dcmread(io.BytesIO(data))
     if "PixelData" in ds and UID(ds.file_meta.TransferSyntaxUID).is_compressed:
-        ds.decompress()  # to Explicit VR Little Endian, photometric interpretation fixed up
+        # to Explicit VR Little Endian, photometric interpretation fixed up; the same
+        # instance in another encoding keeps its SOP Instance UID (pydicom's default is a new one)
+        ds.decompress(generate_instance_uid=False)
     if target == RLELossless:
-        ds.compress(RLELossless)
+        ds.compress(RLELossless, generate_instance_uid=False)
     else:
         ds.file_meta.TransferSyntaxUID = UID(target)
     buf = io.BytesIO()
