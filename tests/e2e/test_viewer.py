@@ -193,7 +193,6 @@ def test_ohif_shows_and_draws_a_stored_study(archive: WebArchive, browser: webdr
     # Open the study: the viewport draws the CT image.
     browser.get(f"{origin}/viewer/viewer?StudyInstanceUIDs={study}")
     canvas = wait_for(browser, tmp_path, "an image in the viewport", lambda: drawn_canvas(browser))
-    time.sleep(0)  # (the canvas was read as soon as it held an image)
     shot = tmp_path / "viewport.png"
     browser.save_screenshot(str(shot))
     Image.fromarray(canvas).save(tmp_path / "canvas.png")
