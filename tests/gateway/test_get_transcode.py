@@ -4,6 +4,7 @@ peers), and the pixels the peer receives are the ones the modality encoded."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,12 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from dicom_gateway import statuses as st
+from tests.conftest import dcmtk, peer_env
 from tests.gateway import retrieve_peers
-from tests.gateway.conftest import send_files
+from tests.gateway.conftest import AE_TITLE, send_files
 from tests.gateway.retrieve_peers import (
+    RETRIEVER,
     final_status,
-    getscu,
     modalities,
     movescu,
     run_storescp,
@@ -26,6 +28,7 @@ from tests.peers.datasets import ROOT, make_instance
 
 catalogue = retrieve_peers.catalogue  # fixture
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 UNCOMPRESSED = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"}
 
 
@@ -44,6 +47,15 @@ def jpeg_lossless_study(folder: Path, count: int) -> tuple[str, list[Path], list
     return study, plain, encoded
 
 
+def getscu_prefer_little(port: int, folder: Path, study: str) -> tuple[int, str]:
+    folder.mkdir(parents=True)
+    done = subprocess.run(
+        [dcmtk("getscu"), "-d", "+xe", "-aet", RETRIEVER, "-aec", AE_TITLE, "-S",
+         "-od", str(folder), "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+         "127.0.0.1", str(port)], env=peer_env(), capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
 def test_jpeg_lossless_study_reaches_uncompressed_only_peers(start_gateway, catalogue,
                                                              tmp_path: Path) -> None:
     study, plain, encoded = jpeg_lossless_study(tmp_path / "sent", 2)
@@ -57,14 +69,13 @@ def test_jpeg_lossless_study_reaches_uncompressed_only_peers(start_gateway, cata
         assert {str(dcmread(p).file_meta.TransferSyntaxUID) for p in gw.files()} == \
             {JPEG_LOSSLESS}
 
-        # getscu proposes uncompressed syntaxes only (Explicit VR Little Endian first).
-        rc, out = getscu(gw.port, tmp_path / "got", "QueryRetrieveLevel=STUDY",
-                         f"StudyInstanceUID={study}", root="-S")
+        # getscu proposes uncompressed syntaxes only, Explicit VR Little Endian first (+xe).
+        rc, out = getscu_prefer_little(gw.port, tmp_path / "got", study)
         assert rc == 0 and final_status(out) == st.SUCCESS, out
         got = [dcmread(p) for p in (tmp_path / "got").iterdir()]
         assert len(got) == 2
         for ds in got:
-            assert str(ds.file_meta.TransferSyntaxUID) in UNCOMPRESSED
+            assert str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_LE
             original = dcmread(by_sop[str(ds.SOPInstanceUID)])
             assert np.array_equal(ds.pixel_array, original.pixel_array)
 
