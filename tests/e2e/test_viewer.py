@@ -18,12 +18,15 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from dicomvault.bus.broker import EmbeddedBroker
-from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for
+from tests.conftest import dcmtk, peer_env
+from tests.gateway.dicomweb_peers import AE_TITLE, MODALITY, Issuer, WebArchive, bus_settings_for
+from tests.gateway.test_transfer_syntaxes import _gdcm
 from tests.peers.datasets import ROOT, make_instance
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +35,7 @@ OHIF = REPO / ".ohif"
 PATIENT_ID, PATIENT_NAME = "OHIF0001", "VIEWER^VERA"
 SHOWN_NAME = "VIEWER, VERA"  # how OHIF's study list writes it
 MF_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
 
 
 def ct_pixels(n: int, size: int = 256) -> np.ndarray:
@@ -44,7 +48,8 @@ def ct_pixels(n: int, size: int = 256) -> np.ndarray:
 
 
 def write_study(folder: Path) -> tuple[str, str, list[Path]]:
-    """A 3-slice CT series and a 4-frame secondary capture in one study."""
+    """A 3-slice CT series (JPEG Lossless, as many CTs send it: OHIF decodes the frames) and a
+    4-frame native secondary capture in one study."""
     folder.mkdir(parents=True)
     study, ct_series, mf_series = generate_uid(ROOT), generate_uid(ROOT), generate_uid(ROOT)
     files = []
@@ -53,8 +58,9 @@ def write_study(folder: Path) -> tuple[str, str, list[Path]]:
                            patient_id=PATIENT_ID, patient_name=PATIENT_NAME)
         ds.PixelData = ct_pixels(n).tobytes()
         ds.WindowCenter, ds.WindowWidth = 1000, 3000
+        ds.save_as(folder / f"ct{n}.plain.dcm", enforce_file_format=True)
         files.append(folder / f"ct{n}.dcm")
-        ds.save_as(files[-1], enforce_file_format=True)
+        _gdcm(folder / f"ct{n}.plain.dcm", files[-1], JPEG_LOSSLESS)
     mf = make_instance(study_uid=study, series_uid=mf_series, series_number=2, size=128,
                        modality="OT", patient_id=PATIENT_ID, patient_name=PATIENT_NAME)
     mf.SOPClassUID = mf.file_meta.MediaStorageSOPClassUID = MF_WORD_SC
@@ -176,10 +182,17 @@ def test_ohif_shows_and_draws_a_stored_study(archive: WebArchive, browser: webdr
                                              tmp_path: Path) -> None:
     origin = f"http://127.0.0.1:{archive.http_port}"
     study, ct_series, files = write_study(tmp_path / "modality")
-    # A modality stores the study with storescu.
-    done = archive.storescu(files)
-    assert done.returncode == 0, done.stderr
+    # A modality stores the study with storescu: the CT slices as JPEG Lossless (-xs), the
+    # multi-frame object uncompressed.
+    for option, batch in (("-xs", files[:3]), ("-xe", files[3:])):
+        done = subprocess.run([dcmtk("storescu"), "-aet", MODALITY, "-aec", AE_TITLE, option,
+                               "127.0.0.1", str(archive.dimse_port), *map(str, batch)],
+                              env=peer_env(), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr
     archive.wait_indexed(study, len(files))
+    stored = sorted(str(dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+                    for p in archive.files())
+    assert stored == ["1.2.840.10008.1.2.1"] + [JPEG_LOSSLESS] * 3
 
     # The study list shows the patient.
     net = Network()
