@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 from dicom_gateway import statuses as st
 from tests.conftest import dcmtk, peer_env
 from tests.gateway import retrieve_peers
-from tests.gateway.conftest import AE_TITLE, send_files
+from tests.gateway.conftest import AE_TITLE, sample, send_files
 from tests.gateway.retrieve_peers import (
     RETRIEVER,
     final_status,
@@ -69,6 +69,7 @@ def test_jpeg_lossless_study_reaches_uncompressed_only_peers(start_gateway, cata
         assert {str(dcmread(p).file_meta.TransferSyntaxUID) for p in gw.files()} == \
             {JPEG_LOSSLESS}
 
+        before = gw.metrics()
         # getscu proposes uncompressed syntaxes only, Explicit VR Little Endian first (+xe).
         rc, out = getscu_prefer_little(gw.port, tmp_path / "got", study)
         assert rc == 0 and final_status(out) == st.SUCCESS, out
@@ -88,3 +89,6 @@ def test_jpeg_lossless_study_reaches_uncompressed_only_peers(start_gateway, cata
             ds = dcmread(path)
             assert str(ds.file_meta.TransferSyntaxUID) in UNCOMPRESSED
             assert np.array_equal(ds.pixel_array, dcmread(by_sop[sop]).pixel_array)
+        # Four conversions counted (two per retrieve).
+        name, labels = "gateway_transcodes_total", {"interface": "dimse", "outcome": "converted"}
+        assert sample(gw.metrics(), name, **labels) - sample(before, name, **labels) == 4

@@ -15,6 +15,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels import pixel_array
 
 from dicomvault.bus.broker import EmbeddedBroker
+from tests.gateway.conftest import sample
 from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for, multipart_dicom
 from tests.gateway.test_dicomweb import raw_parts
 from tests.gateway.wado_images import (
@@ -169,9 +170,15 @@ def test_metadata_bulkdata_uris_and_bulkdata(archive) -> None:
     assert get(a, im.path("tagged") + "/bulkdata/00091099", OCTET).status_code == 404
 
 
+def converted(a: WebArchive, outcome: str = "converted") -> float:
+    text = httpx.get(f"http://127.0.0.1:{a.http_port}/metrics", timeout=10).text
+    return sample(text, "gateway_transcodes_total", interface="dicomweb", outcome=outcome)
+
+
 def test_wado_rs_instance_converted_to_the_asked_syntax(archive) -> None:
     a, im = archive
     client = a.client()
+    before, failed_before = converted(a), converted(a, "failed")
     # JPEG Lossless stored, Explicit VR Little Endian asked: decoded, pixel-identical.
     (got,) = raw_parts(client, a.url + im.path("multi_jpegll"),
                        f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT}')
@@ -188,4 +195,6 @@ def test_wado_rs_instance_converted_to_the_asked_syntax(archive) -> None:
     # A syntax nothing can write: 406 with the reason.
     r = get(a, im.path("ct"), 'multipart/related; type="application/dicom"; '
                               "transfer-syntax=1.2.840.10008.1.2.4.100")
-    assert r.status_code == 406
+    assert r.status_code == 406 and "1.2.840.10008.1.2.4.100" in r.text
+    # Counted: two conversions, one failure.
+    assert (converted(a) - before, converted(a, "failed") - failed_before) == (2, 1)

@@ -239,7 +239,12 @@ def _converted(assoc: Association, path: Path, target: Target) -> Dataset:
     """The stored object in a transfer syntax the peer accepted (decoded, or re-encoded by
     dicomvault.transcode); TranscodeError when none can be produced."""
     accepted = accepted_syntaxes(assoc, target.sop_class_uid)
-    data, ts = first_possible(path.read_bytes(), accepted)
+    try:
+        data, ts = first_possible(path.read_bytes(), accepted)
+    except TranscodeError:
+        metrics.TRANSCODES.labels("dimse", "failed").inc()
+        raise
+    metrics.TRANSCODES.labels("dimse", "converted").inc()
     log.info("retrieve: sending a converted copy", extra={
         "sop_instance_uid": target.sop_instance_uid, "stored": target.transfer_syntax_uid,
         "sent": ts})

@@ -16,6 +16,7 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from dicom_gateway import metrics
 from dicom_gateway.dicomweb import DicomWeb, pixels, wado
 from dicom_gateway.dicomweb.multipart import accept_list, closing, new_boundary, part_header
 from dicomvault.transcode import TranscodeError
@@ -33,12 +34,15 @@ def _serve(data: bytes, numbers: list[int] | None, accept_header: str | None
     errors = []
     for plan in pixels.plans(accept_list(accept_header), stored):
         try:
-            out, ts = pixels.frames(data, wanted, plan)
+            out, ts = pixels.frames(ds, data, wanted, plan)
         except IndexError as exc:
             raise HTTPException(404, str(exc)) from exc
         except TranscodeError as exc:
+            metrics.TRANSCODES.labels("dicomweb", "failed").inc()
             errors.append(str(exc))
             continue
+        if pixels.converted(stored, ts):
+            metrics.TRANSCODES.labels("dicomweb", "converted").inc()
         media = plan.media_type if plan.transfer_syntax != pixels.STORED or \
             plan.media_type == pixels.OCTET else pixels.media_for(ts)
         return out, media, ts

@@ -140,10 +140,10 @@ def decoded_frames(ds: Dataset, numbers: list[int]) -> list[bytes]:
     return out
 
 
-def frames(data: bytes, numbers: list[int], plan: Plan) -> tuple[list[bytes], str]:
-    """(frames, their transfer syntax) for ``plan``. Raises NoPixels, IndexError (a frame
-    number out of range), TranscodeError."""
-    ds = read(data)
+def frames(ds: Dataset, data: bytes, numbers: list[int], plan: Plan
+           ) -> tuple[list[bytes], str]:
+    """(frames, their transfer syntax) for ``plan`` from ``ds`` (``read(data)``). Raises
+    IndexError (a frame number out of range), TranscodeError."""
     n = number_of_frames(ds)
     bad = [i for i in numbers if not 1 <= i <= n]
     if bad:
@@ -159,6 +159,11 @@ def frames(data: bytes, numbers: list[int], plan: Plan) -> tuple[list[bytes], st
         except Exception as exc:  # noqa: BLE001 - a codec's error: no decoder for it
             raise TranscodeError(f"cannot decode {stored}: {exc}") from exc
     return stored_frames(read(transcode(data, target)), numbers), target
+
+
+def converted(stored: str, sent: str) -> bool:
+    """Whether frames sent in ``sent`` had to be decoded or re-encoded from ``stored``."""
+    return sent != stored and not (stored in NATIVE_LE and sent == ExplicitVRLittleEndian)
 
 
 def frame_numbers(text: str) -> list[int]:

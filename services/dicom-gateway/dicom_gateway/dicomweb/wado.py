@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
+from dicom_gateway import metrics
 from dicom_gateway.dicomweb import DicomWeb, bulkdata, dicomjson
 from dicom_gateway.dicomweb.multipart import (
     MediaType,
@@ -215,10 +216,14 @@ async def converted(data: bytes, target: str) -> bytes:
     if target == "*":
         return data
     try:
-        return await asyncio.to_thread(transcode, data, target)
+        out = await asyncio.to_thread(transcode, data, target)
     except TranscodeError as exc:
+        metrics.TRANSCODES.labels("dicomweb", "failed").inc()
         raise HTTPException(406, f"cannot send an instance stored as {stored_syntax(data)} in "
                                  f"{target}: {exc}") from exc
+    if out is not data:
+        metrics.TRANSCODES.labels("dicomweb", "converted").inc()
+    return out
 
 
 async def retrieve(dw: DicomWeb, request: Request, study: str, series: str = "",
