@@ -5,6 +5,7 @@
 # Settings come from DICOMVAULT_* environment variables (see docs/deploy.md).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- builder: compilers and headers, builds every wheel ---------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -23,6 +24,11 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels "dicomvault[k8s,media,transcode]" \
  && /opt/venv/bin/dicomvault --help > /dev/null
 
+# --- viewer: the pinned prebuilt OHIF viewer (npm @ohif/app), rewritten for /viewer ----------
+FROM ${NODE_IMAGE} AS viewer
+COPY scripts/install-ohif.sh /src/install-ohif.sh
+RUN /src/install-ohif.sh /opt/ohif
+
 # --- runtime: Python, runtime libraries and the virtual environment; no compilers -------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dicomvault" \
@@ -38,6 +44,8 @@ RUN apt-get update \
  && mkdir -p /var/lib/dicomvault \
  && chown 10001:10001 /var/lib/dicomvault
 COPY --from=builder /opt/venv /opt/venv
+# Served at /viewer when DICOMVAULT_VIEWER__DIST_DIR names it (chart: gateway.viewer.enabled).
+COPY --from=viewer /opt/ohif/dist /opt/dicomvault/ohif
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

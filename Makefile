@@ -6,12 +6,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTRAS ?= test,k8s,media,transcode,s3
 DATA_DIR ?= ./var
+OHIF_DIR ?= .ohif
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench bench-query clean
+.PHONY: help run test test-fast lint proto proto-check peers venv viewer chart-tools s3-tools bench bench-query clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
+	@echo "                with the OHIF viewer at http://127.0.0.1:8080/viewer/"
+	@echo "make viewer     install the prebuilt OHIF viewer (npm @ohif/app, pinned) into $(OHIF_DIR)"
 	@echo "make test       install what the tests need (pip + Debian peers) and run them all"
 	@echo "make lint       ruff + import-linter (services never import each other)"
 	@echo "make proto      regenerate Python from proto/ ; make proto-check verifies it is current"
@@ -44,8 +47,13 @@ s3-tools: $(VENV)/.s3-tools
 peers:
 	scripts/install-peers.sh
 
-run: venv
-	$(VENV)/bin/dicomvault up --data-dir $(DATA_DIR)
+# The OHIF viewer the gateway serves at /viewer: the npm package's prebuilt dist/, never
+# committed (.gitignore); scripts/install-ohif.sh pins the version and is idempotent.
+viewer:
+	scripts/install-ohif.sh $(OHIF_DIR)
+
+run: venv viewer
+	DICOMVAULT_VIEWER__DIST_DIR=$(abspath $(OHIF_DIR))/dist $(VENV)/bin/dicomvault up --data-dir $(DATA_DIR)
 
 proto: venv
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs --pyi_out=libs $$(find proto -name '*.proto' | sort)
@@ -57,7 +65,7 @@ lint: venv
 	$(VENV)/bin/ruff check libs services cli tests benchmarks
 	$(VENV)/bin/lint-imports
 
-test: venv chart-tools s3-tools peers proto-check lint
+test: venv chart-tools s3-tools peers viewer proto-check lint
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 test-fast: venv

@@ -2,6 +2,7 @@
 # Install and start the real peers the tests and benchmarks talk to. Idempotent; fails loudly.
 #   Debian: dcmtk (modality tools), orthanc + orthanc-dicomweb (remote PACS, STOW-RS server,
 #   storage commitment peer), xorriso (optical media), prometheus (promtool for alert rules).
+#   chromium + chromium-driver (a real headless browser for the OHIF viewer test).
 #   PostgreSQL: the server that runs on this machine (started here if it is stopped).
 set -euo pipefail
 
@@ -12,6 +13,8 @@ ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so* >/dev/null 2>&1 \
   || ls /usr/lib/orthanc/*DicomWeb* >/dev/null 2>&1 || need+=(orthanc-dicomweb)
 command -v xorriso >/dev/null || need+=(xorriso)
 command -v promtool >/dev/null || need+=(prometheus)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 
 if ((${#need[@]})); then
   echo "install-peers: installing ${need[*]}"
@@ -37,7 +40,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 
 for tool in /usr/bin/storescu /usr/bin/findscu /usr/bin/movescu /usr/bin/getscu /usr/bin/echoscu \
-            /usr/bin/storescp /usr/bin/dcmdump /usr/sbin/Orthanc "$(command -v xorriso)" "$(command -v promtool)"; do
+            /usr/bin/storescp /usr/bin/dcmdump /usr/sbin/Orthanc "$(command -v xorriso)" "$(command -v promtool)" \
+            /usr/bin/chromium /usr/bin/chromedriver; do
   [[ -x $tool ]] || { echo "install-peers: missing $tool" >&2; exit 1; }
 done
-echo "install-peers: dcmtk $(/usr/bin/storescu --version | head -1 | awk '{print $3}'), Orthanc, xorriso, promtool, PostgreSQL ready"
+echo "install-peers: dcmtk $(/usr/bin/storescu --version | head -1 | awk '{print $3}'), Orthanc, xorriso, promtool, chromium, PostgreSQL ready"

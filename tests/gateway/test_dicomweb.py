@@ -106,10 +106,11 @@ def test_stow_qido_wado_round_trip(archive: WebArchive, tmp_path: Path) -> None:
     datasets = client.retrieve_study(study.study_uid)
     assert {d.SOPInstanceUID for d in datasets} == set(sent)
 
-    # Metadata: the header attributes as DICOM JSON, no pixel data.
+    # Metadata: the header attributes as DICOM JSON, the pixel data as a BulkDataURI.
     meta = client.retrieve_study_metadata(study.study_uid)
     assert len(meta) == 4
-    assert all("7FE00010" not in m and m["00100020"]["Value"] == ["WEB001"] for m in meta)
+    assert all("InlineBinary" not in m["7FE00010"] and m["00100020"]["Value"] == ["WEB001"]
+               for m in meta)
     inst = client.retrieve_instance_metadata(study.study_uid, series_uid, sops[0])
     assert inst["00080018"]["Value"] == [sops[0]]
 
@@ -247,7 +248,7 @@ def test_wado_refusals(archive: WebArchive, tmp_path: Path) -> None:
         assert http.get("/studies/1.2.3.4.5.6.7.8.9").status_code == 404
         assert http.get(f"/studies/{study.study_uid}/series/1.2.3.4").status_code == 404
         assert http.get("/studies/..%2F..%2Fetc").status_code in (400, 404)
-        # A transfer syntax other than the stored one: we do not transcode: 406.
+        # A transfer syntax the stored one cannot be converted to (12-bit to JPEG baseline): 406.
         r = http.get(f"/studies/{study.study_uid}", headers={
             "Accept": 'multipart/related; type="application/dicom"; '
                       "transfer-syntax=1.2.840.10008.1.2.4.50"})

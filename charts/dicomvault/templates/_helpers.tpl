@@ -231,6 +231,9 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- if ne .key "catalogue" }}{{ $catalogue = include "dicomvault.catalogueUrl" $root }}{{ end }}
 {{- if eq .key "gateway" }}
 {{- $_ := set $s "gateway" (dict "dimse_host" "0.0.0.0" "dimse_port" 11112 "catalogue_url" $catalogue) }}
+{{- if dig "viewer" "enabled" false $root.Values.gateway }}
+{{- $_ := set $s "viewer" (dict "dist_dir" "/opt/dicomvault/ohif") }}
+{{- end }}
 {{- else if eq .key "hsmArchiver" }}
 {{- $_ := set $s "hsm" (dict "catalogue_url" $catalogue) }}
 {{- else if eq .key "opticalBurner" }}

@@ -1,6 +1,7 @@
 """HTTP on the gateway's port: /metrics, /healthz, /readyz, and DICOMweb under /dicomweb
-(STOW-RS, QIDO-RS, WADO-RS; see dicomweb/). HTTPS when ``http.cert_file``/``key_file`` are
-set, as on every service (``http_settings`` also honours the deprecated ``https`` section)."""
+(STOW-RS, QIDO-RS, WADO-RS; see dicomweb/) and the OHIF viewer at /viewer (viewer.py).
+HTTPS when ``http.cert_file``/``key_file`` are set, as on every service (``http_settings``
+also honours the deprecated ``https`` section)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from dicom_gateway import viewer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.dicomweb import DicomWeb, build_router
 from dicom_gateway.ingest import Ingest
@@ -72,4 +74,7 @@ def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
 
     if web is not None:
         app.include_router(build_router(web))
+        viewer_router = APIRouter()
+        viewer.routes(viewer_router, web)
+        app.include_router(viewer_router)
     return app

@@ -63,3 +63,7 @@ RECALL_REQUESTS = Counter(
 OPERATIONS_REFUSED = Counter(
     "gateway_operations_refused_total", "DIMSE operations refused by the modalities table "
     "(0xC124), by operation (store, query, retrieve).", ["operation"], registry=REGISTRY)
+TRANSCODES = Counter(
+    "gateway_transcodes_total", "Objects converted on retrieve to a transfer syntax the receiver "
+    "accepts, by interface (dimse: C-MOVE/C-GET; dicomweb: WADO-RS, WADO-URI, frames) and "
+    "outcome (converted, failed).", ["interface", "outcome"], registry=REGISTRY)

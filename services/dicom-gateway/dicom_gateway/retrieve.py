@@ -3,8 +3,11 @@ cache files are, asking for a recall of those off the cache, and the C-STORE sub
 
 The stored bytes are sent as they are (pynetdicom sends the file's dataset in chunks, no
 decode) on a presentation context of the file's transfer syntax. Only when the peer accepted
-none does an uncompressed file get converted by pynetdicom to an uncompressed syntax the peer
-accepted; a compressed file the peer cannot take fails its sub-operation.
+none is the object converted: an uncompressed file by pynetdicom to an uncompressed syntax the
+peer accepted, a compressed one by dicomvault.transcode to the first syntax the peer accepted
+that can be produced (decoded to Explicit/Implicit VR Little Endian, or re-encoded as JPEG
+Lossless, JPEG-LS, JPEG 2000, RLE with GDCM/pydicom); when none can be, the sub-operation
+fails.
 
 pynetdicom sends a file by path (or a decoded Dataset, which would re-encode it). A file-system
 cache copy is sent from where it is; an S3 copy is fetched into a private temporary folder
@@ -20,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from pydicom import dcmread
@@ -48,6 +52,7 @@ from dicomvault.query import (
 )
 from dicomvault.store import CacheStore, FileStore, InvalidUID, StoreError, instance_key
 from dicomvault.store.s3store import validate_key
+from dicomvault.transcode import TranscodeError, first_possible
 
 log = logging.getLogger(__name__)
 
@@ -221,19 +226,52 @@ def contexts_for(targets: list[Target]) -> list:
     return contexts[:MAX_CONTEXTS]
 
 
+def accepted_syntaxes(assoc: Association, sop_class_uid: str) -> list[str]:
+    """The transfer syntaxes the peer accepted for ``sop_class_uid`` (its preference order)."""
+    out: list[str] = []
+    for cx in assoc.accepted_contexts:
+        if cx.abstract_syntax == sop_class_uid:
+            out += [str(ts) for ts in cx.transfer_syntax if str(ts) not in out]
+    return out
+
+
+def _converted(assoc: Association, path: Path, target: Target) -> Dataset:
+    """The stored object in a transfer syntax the peer accepted (decoded, or re-encoded by
+    dicomvault.transcode); TranscodeError when none can be produced."""
+    accepted = accepted_syntaxes(assoc, target.sop_class_uid)
+    try:
+        data, ts = first_possible(path.read_bytes(), accepted)
+    except TranscodeError:
+        metrics.TRANSCODES.labels("dimse", "failed").inc()
+        raise
+    metrics.TRANSCODES.labels("dimse", "converted").inc()
+    log.info("retrieve: sending a converted copy", extra={
+        "sop_instance_uid": target.sop_instance_uid, "stored": target.transfer_syntax_uid,
+        "sent": ts})
+    return dcmread(BytesIO(data))
+
+
 def send_store(assoc: Association, target: Target, msg_id: int, **originator: object) -> str:
-    """One C-STORE sub-operation; its outcome: completed, warning or failed."""
+    """One C-STORE sub-operation; its outcome: completed, warning or failed.
+
+    The stored bytes go as they are when the peer accepted their transfer syntax; otherwise
+    the object is converted to one it accepted (an uncompressed one by pynetdicom itself,
+    a compressed one decoded or re-encoded by dicomvault.transcode)."""
     try:
         with target.local_file() as path:
             try:
                 rsp = assoc.send_c_store(path, msg_id=msg_id, **originator)
             except ValueError:
-                # No context of the stored transfer syntax: pynetdicom converts an
-                # uncompressed dataset to an uncompressed syntax the peer accepted (the one
-                # unavoidable decode).
+                # No context of the stored transfer syntax: the one unavoidable decode.
                 if UID(_transfer_syntax(path)).is_compressed:
-                    raise
-                rsp = assoc.send_c_store(dcmread(path), msg_id=msg_id, **originator)
+                    ds = _converted(assoc, path, target)
+                else:
+                    ds = dcmread(path)
+                rsp = assoc.send_c_store(ds, msg_id=msg_id, **originator)
+    except TranscodeError as exc:
+        log.warning("retrieve: the peer accepts no transfer syntax this object can be sent in",
+                    extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
+        return "failed"
     except (ValueError, RuntimeError, OSError, AttributeError) as exc:
         log.warning("retrieve: C-STORE sub-operation not sent",
                     extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})

@@ -152,6 +152,24 @@ class DicomWebSection(BaseModel):
     recall_retry_after_s: int = Field(
         60, ge=1, description="Retry-After of a WADO-RS 503 for a study not in the cache tier "
         "(a recall has been requested).")
+    bulkdata_threshold_bytes: int = Field(
+        1024, ge=0, description="WADO-RS /metadata: binary values longer than this are sent as "
+        "a BulkDataURI (…/bulkdata/{tag-path}) instead of inline; Pixel Data always is.")
+
+
+class ViewerSection(BaseModel):
+    """The OHIF viewer served at /viewer (docs/viewer.md)."""
+
+    dist_dir: Path | None = Field(
+        None, description="Folder of the OHIF build (`make viewer` puts it in .ohif/dist; "
+        "/opt/dicomvault/ohif in the image). Unset: no /viewer.")
+    dicomweb_url: str = Field(
+        "", description="The DICOMweb URL the viewer's browser uses; empty: "
+        "dicomweb.base_url, else taken from the request.")
+    oidc: list[dict] = Field(
+        default_factory=list, description="OHIF's `oidc` section (JSON list: authority, "
+        "client_id, redirect_uri, response_type, scope…): with auth.enabled the viewer signs "
+        "users in there and sends the access token to /dicomweb.")
 
 
 class HttpsSection(BaseModel):
@@ -191,6 +209,8 @@ class GatewaySettings(BaseSettings):
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Bearer tokens (JWT) on /dicomweb."
     )
+    viewer: ViewerSection = Field(
+        default_factory=ViewerSection, description="The OHIF viewer at /viewer.")
     https: HttpsSection = Field(
         default_factory=HttpsSection, description="Deprecated: TLS settings moved to http."
     )

@@ -1,5 +1,6 @@
 """DICOMweb on the gateway's HTTP port, under /dicomweb: STOW-RS (stow.py), QIDO-RS (qido.py),
-WADO-RS (wado.py), multipart/related (multipart.py), DICOM JSON (dicomjson.py).
+WADO-RS (wado.py; frames.py, bulkdata.py, rendered.py; pixels.py decodes), WADO-URI
+(wado_uri.py), multipart/related (multipart.py), DICOM JSON (dicomjson.py).
 
 STOW-RS parts go through the same ``Ingest`` as C-STORE (validation, duplicate policy,
 durable write, InstanceStored); QIDO-RS asks the catalogue like C-FIND; WADO-RS reads the
@@ -45,7 +46,7 @@ class DicomWeb:
 
 
 def build_router(dw: DicomWeb) -> APIRouter:
-    from dicom_gateway.dicomweb import qido, stow, wado
+    from dicom_gateway.dicomweb import bulkdata, frames, qido, rendered, stow, wado, wado_uri
 
     dw.verifier.announce("DICOMweb (/dicomweb)")
     read = [Depends(dw.verifier.require("read"))]
@@ -54,4 +55,8 @@ def build_router(dw: DicomWeb) -> APIRouter:
     stow.routes(router, dw, write)
     qido.routes(router, dw, read)
     wado.routes(router, dw, read)
+    frames.routes(router, dw, read)
+    bulkdata.routes(router, dw, read)
+    rendered.routes(router, dw, read)
+    wado_uri.routes(router, dw, read)
     return router

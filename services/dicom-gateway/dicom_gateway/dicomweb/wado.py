@@ -1,13 +1,15 @@
 """WADO-RS (PS3.18 10.4): studies, series and instances as multipart/related;
-type="application/dicom" (the stored Part 10 bytes, unchanged) and their /metadata as DICOM
-JSON (without Pixel Data).
+type="application/dicom" and their /metadata as DICOM JSON (Pixel Data and large binary
+values as BulkDataURIs, see bulkdata.py). Frames, bulk data and rendered images live in
+frames.py, bulkdata.py and rendered.py; they all find and read instances through
+``locate``/``read`` here.
 
 Where the instances are comes from the catalogue (``GET /api/v1/studies/{uid}/instances``);
 the bytes come from the cache tier. An instance the catalogue knows only on another tier, or
 whose cache file is missing, makes the answer 503 with Retry-After after publishing
 RecallRequested (studies topic, keyed by the Study UID) — never a partial or empty 200.
-Transfer syntaxes: returned as stored. ``transfer-syntax=*`` or none: as stored; a specific
-one that differs from a stored instance's: 406 (the gateway does not transcode).
+Transfer syntaxes: ``transfer-syntax=*`` or none: as stored (byte for byte); a specific one
+that differs from a stored instance's: converted (dicomvault.transcode), 406 when impossible.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from io import BytesIO
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
-from pydicom import dcmread
 
-from dicom_gateway.dicomweb import DicomWeb, dicomjson
+from dicom_gateway import metrics
+from dicom_gateway.dicomweb import DicomWeb, bulkdata, dicomjson
 from dicom_gateway.dicomweb.multipart import (
     MediaType,
     accept_list,
@@ -43,6 +44,7 @@ from dicomvault.query import (
     Level,
 )
 from dicomvault.store import InvalidUID, StoreError, validate_uid
+from dicomvault.transcode import TranscodeError, stored_syntax, transcode
 
 log = logging.getLogger(__name__)
 
@@ -161,54 +163,106 @@ async def _recall(dw: DicomWeb, study: str, exc: NotInCache) -> Response:
                     headers={"Retry-After": str(retry)})
 
 
-def _negotiate(accept: list[MediaType], stored: set[str]) -> None:
-    """406 unless some media range accepts application/dicom parts in the stored syntaxes."""
+class Unavailable(Exception):
+    """The instances are not (all) in the cache tier: answer ``response`` (503, recall)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("not in the cache tier")
+        self.response = response
+
+
+async def locate(dw: DicomWeb, study: str, series: str = "", sop: str = ""
+                 ) -> list[InstanceLocation]:
+    """The cache locations of the named instances; Unavailable after asking for a recall."""
+    try:
+        return await _locate(dw, study, series, sop)
+    except NotInCache as exc:
+        raise Unavailable(await _recall(dw, study, exc)) from exc
+
+
+async def read(dw: DicomWeb, loc: InstanceLocation) -> bytes:
+    """The stored bytes of one located instance; Unavailable when its file vanished."""
+    try:
+        return await asyncio.to_thread(dw.store.get, loc.storage_key)
+    except StoreError as exc:  # removed since we looked: same as not in the cache
+        raise Unavailable(await _recall(dw, loc.study_instance_uid,
+                                        NotInCache([loc.sop_instance_uid], []))) from exc
+
+
+def negotiate(accept: list[MediaType], stored: set[str]) -> str:
+    """The transfer syntax to send (``*``: as stored), or 406: the stored one when accepted,
+    else the first one asked for that the archive can write (dicomvault.transcode)."""
+    wanted: list[str] = []
     for m in accept:
         if m.type in ("*/*", "multipart/*"):
-            return
+            return "*"
         if m.type != "multipart/related":
             continue
         if m.params.get("type", DICOM).lower() not in (DICOM, "application/*", "*/*"):
             continue
         ts = m.params.get("transfer-syntax", "*")
         if ts == "*" or stored == {ts}:
-            return
-    raise HTTPException(406, 'this server returns multipart/related; type="application/dicom" '
-                             "in the stored transfer syntax (" + ", ".join(sorted(stored))
-                             + '); ask for transfer-syntax=* or that syntax')
+            return "*"
+        wanted.append(ts)
+    if wanted:
+        return wanted[0]
+    raise HTTPException(406, 'this server returns multipart/related; type="application/dicom"; '
+                             "ask for transfer-syntax=* (as stored: " + ", ".join(sorted(stored))
+                             + ") or a transfer syntax to convert to")
+
+
+async def converted(data: bytes, target: str) -> bytes:
+    """``data`` in ``target`` (``*``: as stored); 406 when it cannot be converted."""
+    if target == "*":
+        return data
+    try:
+        out = await asyncio.to_thread(transcode, data, target)
+    except TranscodeError as exc:
+        metrics.TRANSCODES.labels("dicomweb", "failed").inc()
+        raise HTTPException(406, f"cannot send an instance stored as {stored_syntax(data)} in "
+                                 f"{target}: {exc}") from exc
+    if out is not data:
+        metrics.TRANSCODES.labels("dicomweb", "converted").inc()
+    return out
 
 
 async def retrieve(dw: DicomWeb, request: Request, study: str, series: str = "",
                    sop: str = "") -> Response:
     try:
-        found = await _locate(dw, study, series, sop)
-    except NotInCache as exc:
-        return await _recall(dw, study, exc)
-    _negotiate(accept_list(request.headers.get("accept")),
-               {loc.transfer_syntax_uid for loc in found})
+        found = await locate(dw, study, series, sop)
+    except Unavailable as exc:
+        return exc.response
+    target = negotiate(accept_list(request.headers.get("accept")),
+                       {loc.transfer_syntax_uid for loc in found})
     boundary = new_boundary()
+    # The first instance is converted before the answer starts: a 406 is still possible.
+    first = None
+    if target != "*" and any(loc.transfer_syntax_uid != target for loc in found):
+        try:
+            first = await converted(await read(dw, found[0]), target)
+        except Unavailable as exc:
+            return exc.response
 
     async def body() -> AsyncIterator[bytes]:
-        for loc in found:
-            try:
-                data = await asyncio.to_thread(dw.store.get, loc.storage_key)
-            except StoreError as exc:  # removed meanwhile: cut the stream, never fake it
-                log.error("cache file vanished during a retrieve",
-                          extra={"key": loc.storage_key, "error": str(exc)})
-                raise
-            yield part_header(boundary, f"{DICOM}; transfer-syntax={loc.transfer_syntax_uid}")
+        for n, loc in enumerate(found):
+            if n == 0 and first is not None:
+                data = first
+            else:
+                try:
+                    data = await asyncio.to_thread(dw.store.get, loc.storage_key)
+                except StoreError as exc:  # removed meanwhile: cut the stream, never fake it
+                    log.error("cache file vanished during a retrieve",
+                              extra={"key": loc.storage_key, "error": str(exc)})
+                    raise
+                data = await converted(data, target)  # a failure here cuts the stream
+            ts = loc.transfer_syntax_uid if target == "*" else target
+            yield part_header(boundary, f"{DICOM}; transfer-syntax={ts}")
             yield data
             yield b"\r\n"
         yield closing(boundary)
 
     return StreamingResponse(
         body(), media_type=f'multipart/related; type="{DICOM}"; boundary={boundary}')
-
-
-def _metadata(data: bytes, transfer_syntax: str) -> dict:
-    ds = dcmread(BytesIO(data), stop_before_pixels=True)
-    ds.AvailableTransferSyntaxUID = transfer_syntax
-    return ds.to_json_dict(suppress_invalid_tags=True)
 
 
 async def metadata(dw: DicomWeb, request: Request, study: str, series: str = "",
@@ -218,17 +272,21 @@ async def metadata(dw: DicomWeb, request: Request, study: str, series: str = "",
                for m in accept):
         raise HTTPException(406, f"metadata is available as {dicomjson.MEDIA_TYPE} only")
     try:
-        found = await _locate(dw, study, series, sop)
-    except NotInCache as exc:
-        return await _recall(dw, study, exc)
-    out = []
-    for loc in found:
-        try:
-            data = await asyncio.to_thread(dw.store.get, loc.storage_key)
-        except StoreError:  # removed since we looked: same as not in the cache
-            return await _recall(dw, study, NotInCache([loc.sop_instance_uid], []))
-        out.append(await asyncio.to_thread(_metadata, data, loc.transfer_syntax_uid))
+        found = await locate(dw, study, series, sop)
+        out = []
+        for loc in found:
+            data = await read(dw, loc)
+            out.append(await asyncio.to_thread(
+                bulkdata.metadata, data, loc.transfer_syntax_uid, instance_url(dw, request, loc),
+                dw.settings.dicomweb.bulkdata_threshold_bytes))
+    except Unavailable as exc:
+        return exc.response
     return Response(json.dumps(out).encode(), media_type=dicomjson.MEDIA_TYPE)
+
+
+def instance_url(dw: DicomWeb, request: Request, loc: InstanceLocation) -> str:
+    return (f"{dw.base_url(request)}/studies/{loc.study_instance_uid}/series/"
+            f"{loc.series_instance_uid}/instances/{loc.sop_instance_uid}")
 
 
 def routes(router: APIRouter, dw: DicomWeb, deps: list) -> None:
