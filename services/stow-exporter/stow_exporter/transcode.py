@@ -54,9 +54,9 @@ def _with_pydicom(data: bytes, target: str) -> bytes:
     ds = pydicom.dcmread(io.BytesIO(data))
     source = UID(ds.file_meta.TransferSyntaxUID)
     if "PixelData" in ds and source.is_compressed:
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)  # the same instance, other encoding
     if target == RLELossless:
-        ds.compress(RLELossless)
+        ds.compress(RLELossless, generate_instance_uid=False)
     elif target in (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian):
         ds.file_meta.TransferSyntaxUID = UID(target)
     else:
