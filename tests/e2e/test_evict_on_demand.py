@@ -11,6 +11,8 @@ viewing station (storescp).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -76,17 +78,28 @@ def test_evict_on_demand_frees_the_cache_only_when_hsm_holds_the_study(
             return http.post(f"/api/v1/studies/{uid}/evict",
                              headers=issuer.bearer(*scopes, subject="pacs-admin"))
 
-        # 1. The modality sends a CT study (archived by rule) and an MR study (no rule: the
-        #    cache holds its only copy).
+        def cli_evict(uid: str) -> subprocess.CompletedProcess[str]:
+            token = tmp_path / "admin.token"
+            token.write_text(issuer.token(ADMIN, subject="cli-admin"))
+            return subprocess.run(
+                [sys.executable, "-m", "dicomvault_cli", "study", "evict", uid,
+                 "--url", f"http://127.0.0.1:{port}", "--token-file", str(token)],
+                capture_output=True, text=True, timeout=60)
+
+        # 1. The modality sends two CT studies (archived by rule) and an MR study (no rule:
+        #    the cache holds its only copy).
         ct = write_study(tmp_path / "ct", series=2, per_series=2, modalities=("CT",))
+        ct2 = write_study(tmp_path / "ct2", series=1, per_series=2, modalities=("CT",),
+                          patient_id="PAT003")
         mr = write_study(tmp_path / "mr", series=1, per_series=2, modalities=("MR",),
                          patient_id="PAT002")
-        for study in (ct, mr):
+        for study in (ct, ct2, mr):
             sent = archive.storescu(study.files)
             assert sent.returncode == 0, sent.stdout + sent.stderr
         ct_keys, mr_keys = cache_keys(ct.files), cache_keys(mr.files)
-        wait_for(lambda: cat.archived(ct.study_uid) == {("hsm", "HSM1")} and len(
-            cat.cached(mr.study_uid)) == 2, "the CT study verified on HSM1", 120, every)
+        wait_for(lambda: cat.archived(ct.study_uid) == cat.archived(ct2.study_uid) == {
+            ("hsm", "HSM1")} and len(cat.cached(mr.study_uid)) == 2,
+                 "the CT studies verified on HSM1", 120, every)
         original = {sop: dataset_bytes(p) for sop, p in zip(
             [str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in ct.files],
             ct.files, strict=True)}
@@ -107,6 +120,10 @@ def test_evict_on_demand_frees_the_cache_only_when_hsm_holds_the_study(
         assert kept.status_code == 409, kept.text
         assert kept.json()["status"] == "too_few_copies"
         assert "it has 0 (none)" in kept.json()["detail"]
+        # The same through the CLI: exit 1 and the reason.
+        refused = cli_evict(mr.study_uid)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "not evicted (409)" in refused.stderr and "it has 0 (none)" in refused.stderr
         assert all((cache / k).exists() for k in mr_keys.values())
         assert len(cat.cached(mr.study_uid)) == 2
         assert cat.facts(mr.study_uid, "dicomvault.study.evicted.v1") == []
@@ -127,6 +144,16 @@ def test_evict_on_demand_frees_the_cache_only_when_hsm_holds_the_study(
         # Asking again: nothing left in the cache to evict.
         again = evict(ct.study_uid, ADMIN)
         assert again.status_code == 409 and again.json()["status"] == "not_in_cache"
+
+        # The administrator's CLI evicts the second CT study.
+        by_cli = cli_evict(ct2.study_uid)
+        assert by_cli.returncode == 0, by_cli.stdout + by_cli.stderr
+        assert f"evicted {ct2.study_uid}: 2 instance(s)" in by_cli.stdout
+        assert "copies on hsm:HSM1" in by_cli.stdout
+        assert not any((cache / k).exists() for k in cache_keys(ct2.files).values())
+        wait_for(lambda: not cat.cached(ct2.study_uid), "ct2 without cache location", 30, every)
+        (fact,) = cat.facts(ct2.study_uid, "dicomvault.study.evicted.v1")
+        assert "on demand by cli-admin" in fact["reason"]
 
         # 6. A viewer asks for the CT study: the gateway asks for a recall, the archiver
         #    brings it back from HSM1, the viewing station receives the same data sets.

@@ -45,6 +45,9 @@ def copies_elsewhere(summary: dict, cached_instances: int) -> list[tuple[str, st
     return sorted(out)
 
 
+_copies = copies_elsewhere  # the former private name (tests/catalogue/test_replaced_locations.py)
+
+
 def _accessed(summary: dict) -> float | None:
     value = summary.get("last_accessed_time")
     if not value:
