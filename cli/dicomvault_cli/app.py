@@ -24,6 +24,8 @@ catalogue_app = typer.Typer(no_args_is_help=True, help="Catalogue maintenance.")
 app.add_typer(catalogue_app, name="catalogue")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queue: list and replay.")
 app.add_typer(dlq_app, name="dlq")
+study_app = typer.Typer(no_args_is_help=True, help="Study commands (administrator).")
+app.add_typer(study_app, name="study")
 
 
 def _bus():
@@ -55,6 +57,23 @@ def dlq_replay(
     from dicomvault_cli.dlq import replay_main
 
     typer.echo(f"replayed {replay_main(_bus(), ce_type, ce_id)} record(s)")
+
+
+@study_app.command("evict")
+def study_evict(
+    uid: str = typer.Argument(..., help="Study Instance UID."),
+    url: str = typer.Option("http://127.0.0.1:8082", help="The hsm-archiver's HTTP API."),
+    token_file: Path | None = typer.Option(
+        None, help="File holding a bearer token with the admin scope (default: "
+                   "DICOMVAULT_CLIENT__TOKEN_FILE; none: the embedded archive needs none)."),
+) -> None:
+    """Remove a study from the cache tier now, if every instance has a verified copy on
+    another tier (never the last copy). Exit 0 evicted, 1 refused (the reason is printed)."""
+    from dicomvault_cli.study import evict
+
+    code, text = evict(uid, url, token_file)
+    typer.echo(text, err=code != 0)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -1,8 +1,10 @@
 """The embedded archive: one process tree on one machine (`dicomvault up`, `make run`).
 
 Starts the Tansu broker (memory storage), creates the topics, then runs every service as a
-child process (`dicomvault run <service>`) with its settings in the environment and data
-under one folder. Children that die are restarted with backoff; Ctrl-C (or SIGTERM) stops
+child process (`dicomvault run <service>`) with its settings in the environment and every
+path (cache, catalogue, optical volumes, ISO images, hot folder, secrets, logs) under one data
+folder; a ``DICOMVAULT_*`` variable the user set for one of those paths wins. HTTPS follows
+the services' own ``DICOMVAULT_HTTP__*``/``DICOMVAULT_CLIENT__*`` settings (web.py). Children that die are restarted with backoff; Ctrl-C (or SIGTERM) stops
 them in reverse order, then the broker.
 """
 
@@ -13,6 +15,7 @@ import importlib.util
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ import httpx
 from dicomvault.bus import ensure_topics
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.settings import BusSettings
+from dicomvault_cli.web import WebSettings
 
 
 @dataclass
@@ -32,9 +36,16 @@ class Child:
     package: str
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    # Paths under the data folder: defaults, below the user's own DICOMVAULT_* variables.
+    paths: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+
+    def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """What the child process gets: its data paths, then ``base`` (the user's
+        environment), then its own fixed settings (ports, URLs)."""
+        return {**self.paths, **(os.environ if base is None else base), **self.env}
 
 
 @dataclass
@@ -59,21 +70,28 @@ def available(package: str) -> bool:
         return False
 
 
-def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
+def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Child]:
     data = opts.data_dir.resolve()
+    paths = {  # every relative default of the services' settings, under the data folder
+        "DICOMVAULT_CACHE__ROOT": str(data / "cache"),
+        "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'catalogue.db'}",
+        "DICOMVAULT_OPTICAL__VOLUME_STORE": str(data / "optical"),
+        "DICOMVAULT_OPTICAL__BURNER__ISO_FOLDER": str(data / "optical-iso"),
+        "DICOMVAULT_OPTICAL__BURNER__HOT_FOLDER": str(data / "optical-hotfolder"),
+        "DICOMVAULT_OPTICAL__MOUNT_PATH": str(data / "optical-media"),
+        "DICOMVAULT_EXPORTER__SECRETS_DIR": str(data / "secrets"),
+    }
     common = {
         "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bootstrap,
         "DICOMVAULT_HTTP__HOST": opts.host,
-        "DICOMVAULT_CACHE__ROOT": str(data / "cache"),
         "DICOMVAULT_LOG__JSON_FORMAT": "true" if opts.log_json else "false",
         # Laptop default: no bearer tokens on any service's HTTP API; each service warns
         # loudly at start-up (TokenVerifier.announce) and run() repeats it below.
         "DICOMVAULT_AUTH__ENABLED": "false",
     }
-    catalogue_url = f"http://{opts.host}:{opts.http_port + 1}"
+    catalogue_url = f"{scheme}://{opts.host}:{opts.http_port + 1}"
     children = [
         Child("catalogue", "catalogue", opts.http_port + 1, {
-            "DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'catalogue.db'}",
             "DICOMVAULT_CATALOGUE__STABLE_AFTER_S": str(opts.stable_after_s),
         }),
         Child("gateway", "dicom_gateway", opts.http_port, {
@@ -88,7 +106,6 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
         }),
         Child("optical-burner", "optical_burner", opts.http_port + 3, {
             "DICOMVAULT_OPTICAL__CATALOGUE_URL": catalogue_url,
-            "DICOMVAULT_OPTICAL__VOLUME_STORE": str(data / "optical"),
         }),
         Child("commitment", "commitment", opts.http_port + 5, {
             "DICOMVAULT_COMMITMENT__CATALOGUE_URL": catalogue_url,
@@ -100,17 +117,18 @@ def plan(opts: EmbeddedOptions, bootstrap: str) -> list[Child]:
     if opts.exporters_file is not None:
         children.append(Child("stow-exporter", "stow_exporter", opts.http_port + 4, {
             "DICOMVAULT_EXPORTER__SPEC_FILE": str(opts.exporters_file.resolve()),
-            "DICOMVAULT_EXPORTER__SECRETS_DIR": str(data / "secrets"),
             "DICOMVAULT_EXPORTER__CATALOGUE_URL": catalogue_url,
         }))
     for child in children:
         child.env = {**common, "DICOMVAULT_HTTP__PORT": str(child.port), **child.env}
+        child.paths = dict(paths)
     return [c for c in children if available(c.package)]
 
 
 class Supervisor:
     def __init__(self, opts: EmbeddedOptions) -> None:
         self.opts = opts
+        self.web = WebSettings()
         self.logs = opts.data_dir / "logs"
         self.broker = EmbeddedBroker(port=opts.broker_port, host=opts.host,
                                      log_path=self.logs / "broker.log")
@@ -121,16 +139,16 @@ class Supervisor:
         log = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 - owned by the child
         child.process = subprocess.Popen(
             [sys.executable, "-m", "dicomvault_cli", "run", child.name],
-            env={**os.environ, **child.env}, stdout=log, stderr=subprocess.STDOUT,
+            env=child.environment(), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
         child.started_at = time.monotonic()
 
     async def _wait_ready(self, child: Child, timeout_s: float = 60.0) -> bool:
-        url = f"http://{self.opts.host}:{child.port}/readyz"
+        url = f"{self.url(child.port)}/readyz"
         deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with httpx.AsyncClient(timeout=1.0, **self.web.httpx_options()) as client:
             while time.monotonic() < deadline and not self.stopping.is_set():
                 if child.process is None or child.process.poll() is not None:
                     return False
@@ -149,21 +167,21 @@ class Supervisor:
         self.broker.start()
         bus = BusSettings(bootstrap_servers=self.broker.bootstrap_servers)
         await ensure_topics(bus)
-        self.children = plan(self.opts, self.broker.bootstrap_servers)
+        self.children = plan(self.opts, self.broker.bootstrap_servers, self.web.scheme)
         say(f"broker      kafka://{self.broker.bootstrap_servers}  (Tansu, memory storage)")
         for child in self.children:
             self._spawn(child)
             ok = await self._wait_ready(child)
             state = "ready" if ok else f"NOT READY (see {self.logs / (child.name + '.log')})"
-            say(f"{child.name:<12} http://{self.opts.host}:{child.port}  {state}")
+            say(f"{child.name:<12} {self.url(child.port)}  {state}")
         self._write_state()
         say("")
         say(f"DIMSE       {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
             f"   e.g. storescu -aec {self.opts.ae_title} {self.opts.host} {self.opts.dimse_port} file.dcm")
         say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port + 1}"
             "   storage commitment (N-ACTION) SCP")
-        say(f"DICOMweb    http://{self.opts.host}:{self.opts.http_port}/dicomweb")
-        say(f"catalogue   http://{self.opts.host}:{self.opts.http_port + 1}/api/v1")
+        say(f"DICOMweb    {self.url(self.opts.http_port)}/dicomweb")
+        say(f"catalogue   {self.url(self.opts.http_port + 1)}/api/v1")
         say("WARNING     no HTTP API needs a token (embedded default): DICOMweb, the "
             "catalogue's job commands and every service's /api/v1 (close, burn, delete "
             "volumes, exports, commitments) are open to anyone reaching the ports; set "
@@ -198,10 +216,15 @@ class Supervisor:
             except TimeoutError:
                 pass
 
+    def url(self, port: int) -> str:
+        return f"{self.web.scheme}://{self.opts.host}:{port}"
+
     def _write_state(self) -> None:
+        ca = self.web.client.ca_file
         state = {
             "broker": self.broker.bootstrap_servers,
-            "services": {c.name: {"url": f"http://{self.opts.host}:{c.port}",
+            "ca_file": str(ca.resolve()) if ca else None,  # verifies https:// urls (status)
+            "services": {c.name: {"url": self.url(c.port),
                                   "pid": c.process.pid if c.process else None}
                          for c in self.children},
             "dimse": f"{self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}",
@@ -255,10 +278,16 @@ def status(data_dir: Path) -> int:
     worst = 0
     for name, svc in state["services"].items():
         try:
-            r = httpx.get(svc["url"] + "/readyz", timeout=2.0)
+            r = httpx.get(svc["url"] + "/readyz", timeout=2.0, verify=_verify(state))
             text = "ready" if r.status_code == 200 else f"not ready: {r.text[:200]}"
             worst = worst if r.status_code == 200 else 1
         except httpx.HTTPError as exc:
             text, worst = f"unreachable: {exc!r}", 1
         say(f"{name:<12} {svc['url']}  pid {svc['pid']}  {text}")
     return worst
+
+
+def _verify(state: dict) -> ssl.SSLContext | bool:
+    """How `status` checks an https:// service: the CA file `up` was given, else the system's."""
+    ca = state.get("ca_file")
+    return ssl.create_default_context(cafile=ca) if ca else True

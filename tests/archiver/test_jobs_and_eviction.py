@@ -1,5 +1,5 @@
 """Administrators' commands through the catalogue's REST API, and cache eviction by the copies
-rule."""
+rule (the sweep, and on demand)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import asyncio
 from pathlib import Path
 
 from dicomvault.bus import Publisher
+from dicomvault.bus.broker import free_port
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.store import FileStore
 from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import sweep
+from hsm_archiver.on_demand import CATALOGUE_UNAVAILABLE, EVICTED, TOO_FEW_COPIES, evict_study
 from hsm_archiver.settings import EvictionSettings
 from tests.peers.cache import cache_study, publish, wait_until
 
@@ -100,4 +102,41 @@ async def test_eviction_respects_the_copies_rule(bus_settings, catalogue, tmp_pa
         assert await sweep(ctx, EvictionSettings(min_archive_copies=1, idle_s=0)) == [
             two.study_uid]
         assert all(store.exists(k) for k in d3)
+        await ctx.catalogue.close()
+
+
+async def test_evict_on_demand_counts_only_verified_copies_and_says_why(
+        bus_settings, catalogue, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    store = FileStore(cache)
+    study, data = await cache_study(bus_settings, cache, tmp_path / "one", catalogue)
+    # Verified on HSM1; the PACS copy is not verified (yet).
+    for tier, archive, verified in (("hsm", "HSM1", True), ("pacs", "PACS1", False)):
+        await publish(bus_settings, ev.StudyArchived(
+            study_instance_uid=study.study_uid, tier=tier, archive_id=archive,
+            verified=verified, number_of_instances=len(data), location="x"), study.study_uid)
+    await wait_until(lambda: len(catalogue.study_locations(study.study_uid)) == 2)
+
+    async with Publisher(bus_settings, "test-evict-now") as pub:
+        ctx = Context(bus_settings.topics, pub, store, CatalogueClient(catalogue.url))
+        # Two copies required: the unverified PACS copy does not count; the files stay.
+        two = await evict_study(ctx, EvictionSettings(min_archive_copies=2), study.study_uid,
+                                "admin-1")
+        assert two.status == TOO_FEW_COPIES and two.copies == ("hsm:HSM1",)
+        assert "needs 2 verified archive copies" in two.reason
+        assert "it has 1 (hsm:HSM1)" in two.reason
+        assert all(store.exists(k) for k in data)
+        # The catalogue unreachable: nothing is deleted, and the answer says so.
+        down = Context(bus_settings.topics, pub, store,
+                       CatalogueClient(f"http://127.0.0.1:{free_port()}"))
+        gone = await evict_study(down, EvictionSettings(), study.study_uid, "admin-1")
+        assert gone.status == CATALOGUE_UNAVAILABLE and all(store.exists(k) for k in data)
+        await down.catalogue.close()
+        # One copy required (the default), idle time not waited for: evicted now.
+        one = await evict_study(ctx, EvictionSettings(idle_s=3600), study.study_uid, "admin-1")
+        assert one.status == EVICTED and one.instances == len(data)
+        assert not any(store.exists(k) for k in data)
+        await wait_until(lambda: catalogue.of_type(ev.StudyEvicted))
+        (fact,) = catalogue.of_type(ev.StudyEvicted)
+        assert fact.tier == "cache" and fact.reason.startswith("on demand by admin-1")
         await ctx.catalogue.close()

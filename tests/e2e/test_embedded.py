@@ -12,14 +12,18 @@ import os
 import random
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+import trustme
 
 from tests.conftest import dcmtk, peer_env
+from tests.gateway.dicomweb_peers import multipart_dicom
 from tests.peers.datasets import write_study
 
 
@@ -146,3 +150,105 @@ def _busy(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _walk(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_up_over_https_from_another_folder_keeps_everything_under_the_data_dir(
+        tmp_path: Path) -> None:
+    """A laptop trying TLS end to end: a test CA's certificate for 127.0.0.1 in
+    DICOMVAULT_HTTP__CERT_FILE/KEY_FILE and the CA in DICOMVAULT_CLIENT__CA_FILE. `dicomvault
+    up --data-dir` started from another folder reports every service ready over https://,
+    STOW-RS and QIDO-RS work over HTTPS, the optical burner (given a rule) burns an ISO image,
+    and nothing at all is written outside the data folder."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tls / "tls.crt", tls / "tls.key", tls / "ca.crt"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(cert_file, append=True)
+    cert.private_key_pem.write_to_path(key_file)
+    ca.cert_pem.write_to_path(ca_file)
+    verify = ssl.create_default_context(cafile=str(ca_file))
+
+    cwd, data = tmp_path / "cwd", tmp_path / "data"
+    cwd.mkdir()
+    before = _walk(cwd)
+    base = _free_block(10)
+    dimse, http, kafka = base, base + 2, base + 9
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMVAULT_")}
+    env.update({
+        "DICOMVAULT_HTTP__CERT_FILE": str(cert_file), "DICOMVAULT_HTTP__KEY_FILE": str(key_file),
+        "DICOMVAULT_CLIENT__CA_FILE": str(ca_file),
+        # The optical archive takes every study; its volume closes a second after its first
+        # study and the sweep burns it (iso-folder back end, the default).
+        "DICOMVAULT_OPTICAL__RULES": '[{"name": "all"}]',
+        "DICOMVAULT_OPTICAL__CLOSE_AFTER_S": "1", "DICOMVAULT_OPTICAL__SWEEP_S": "0.5",
+    })
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomvault_cli", "up", "--data-dir", str(data),
+         "--dimse-port", str(dimse), "--http-port", str(http), "--broker-port", str(kafka),
+         "--stable-after", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=cwd,
+        env=env,
+    )
+    seen: list[str] = []
+    try:
+        wait_for_line(proc, "Ctrl-C stops everything", 180, seen)
+        printed = "\n".join(seen)
+        assert "NOT READY" not in printed, printed
+        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment"):
+            assert re.search(rf"^{name}\s+https://127\.0\.0\.1:\d+\s+ready$", printed, re.M), (
+                name, printed)
+        assert f"https://127.0.0.1:{http}/dicomweb" in printed
+        dicomweb = f"https://127.0.0.1:{http}/dicomweb"
+
+        # STOW-RS over HTTPS (the laptop default needs no token), then QIDO-RS finds it.
+        study = write_study(tmp_path / "study", series=1, per_series=2)
+        body, ctype = multipart_dicom([p.read_bytes() for p in study.files])
+        stored = httpx.post(f"{dicomweb}/studies", content=body, verify=verify, timeout=60,
+                            headers={"Content-Type": ctype, "Accept": "application/dicom+json"})
+        assert stored.status_code == 200, stored.text
+        deadline = time.monotonic() + 30
+        found: list = []
+        while not found and time.monotonic() < deadline:
+            r = httpx.get(f"{dicomweb}/studies", params={"StudyInstanceUID": study.study_uid},
+                          verify=verify, timeout=10)
+            assert r.status_code in (200, 204), r.text
+            found = r.json() if r.status_code == 200 else []
+            time.sleep(0.3)
+        assert found and found[0]["0020000D"]["Value"] == [study.study_uid]
+        # Plain http:// is not served on those ports.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{http + 1}/readyz", timeout=5)
+
+        # The catalogue over HTTPS shows the study; the burner writes its ISO image under the
+        # data folder once StudyStable, the STORE job, the close and the burn have happened.
+        r = httpx.get(f"https://127.0.0.1:{http + 1}/api/v1/studies/{study.study_uid}",
+                      verify=verify, timeout=10)
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 120
+        while not list((data / "optical-iso").glob("*.iso")):
+            assert time.monotonic() < deadline, (data / "logs" / "optical-burner.log").read_text()[-3000:]
+            time.sleep(0.5)
+
+        # `dicomvault status` checks the services over HTTPS with the CA `up` was given.
+        status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
+                                 str(data)], capture_output=True, text=True, timeout=30,
+                                cwd=cwd, env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+    # Nothing was written outside the data folder (the working directory is as it was).
+    assert _walk(cwd) == before, sorted(_walk(cwd) - before)
+    assert list((data / "optical").iterdir()), "no volume under data/optical"

@@ -32,7 +32,8 @@ from hsm_archiver.settings import EvictionSettings
 log = logging.getLogger(__name__)
 
 
-def _copies(summary: dict, cached_instances: int) -> list[tuple[str, str]]:
+def copies_elsewhere(summary: dict, cached_instances: int) -> list[tuple[str, str]]:
+    """The verified copies (tier, archive id) outside the cache that cover what it holds."""
     out = set()
     for loc in summary.get("study_locations") or []:
         if loc.get("tier") in ("cache", "", None) or not loc.get("verified"):
@@ -42,6 +43,9 @@ def _copies(summary: dict, cached_instances: int) -> list[tuple[str, str]]:
             continue  # an older, smaller copy does not cover what the cache holds now
         out.add((loc["tier"], loc.get("archive_id") or ""))
     return sorted(out)
+
+
+_copies = copies_elsewhere  # the former private name (tests/catalogue/test_replaced_locations.py)
 
 
 def _accessed(summary: dict) -> float | None:
@@ -57,11 +61,7 @@ def _accessed(summary: dict) -> float | None:
 async def sweep(ctx: Context, settings: EvictionSettings, now: float | None = None) -> list[str]:
     """One pass over the cache; returns the studies evicted (or that would be, in dry run)."""
     now = time.time() if now is None else now
-    objects: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for key, mtime in await asyncio.to_thread(lambda: list(ctx.cache.keys())):
-        study = key.split("/", 1)[0]
-        if is_valid_uid(study) and key.endswith(".dcm"):
-            objects[study].append((key, mtime))
+    objects = await cached_objects(ctx)
     evicted = []
     for study, items in sorted(objects.items()):
         newest = max(m for _, m in items)
@@ -77,39 +77,63 @@ async def sweep(ctx: Context, settings: EvictionSettings, now: float | None = No
         accessed = _accessed(summary)
         if accessed is not None and now - accessed < settings.idle_s:
             continue
-        copies = _copies(summary, len(items))
+        copies = copies_elsewhere(summary, len(items))
         if len(copies) < settings.min_archive_copies:
             metrics.EVICTIONS.labels("kept_copies").inc()
             continue
-        where = ", ".join(f"{t}:{a}" for t, a in copies)
+        where = describe(copies)
         if settings.dry_run:
             log.info("eviction (dry run)", extra={"study": study, "copies": where})
             metrics.EVICTIONS.labels("dry_run").inc()
             evicted.append(study)
             continue
-        fact = events_pb2.StudyEvicted(
-            study_instance_uid=study, tier="cache", archive_id="cache", location=study,
-            reason=f"idle {int(now - newest)} s; verified copies on {where}")
-        await ctx.publish(ctx.topics.studies, fact, study,
-                          deterministic_id("evicted", "cache", study, f"{newest:.6f}"))
-
-        def delete(study_items=items, cutoff=newest) -> int:
-            freed = 0
-            current = dict(ctx.cache.keys())
-            for key, _ in study_items:
-                if current.get(key, 0.0) > cutoff:
-                    continue  # written again since we looked (a recall): keep it
-                freed += _size(ctx, key)
-                ctx.cache.delete(key)
-            return freed
-
-        freed = await asyncio.to_thread(delete)
-        metrics.EVICTIONS.labels("evicted").inc()
-        metrics.EVICTED_BYTES.inc(freed)
-        log.info("study evicted from the cache", extra={"study": study, "copies": where,
-                                                         "bytes": freed})
+        await evict(ctx, study, items, f"idle {int(now - newest)} s; verified copies on {where}")
         evicted.append(study)
     return evicted
+
+
+async def cached_objects(ctx: Context, study: str = "") -> dict[str, list[tuple[str, float]]]:
+    """The cache's instance objects (key, modification time) by study; one study's only when
+    ``study`` is given."""
+    prefix = f"{study}/" if study else ""
+    objects: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for key, mtime in await asyncio.to_thread(lambda: list(ctx.cache.keys(prefix=prefix))):
+        uid = key.split("/", 1)[0]
+        if is_valid_uid(uid) and key.endswith(".dcm"):
+            objects[uid].append((key, mtime))
+    return objects
+
+
+def describe(copies: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{t}:{a}" for t, a in copies)
+
+
+async def evict(ctx: Context, study: str, items: list[tuple[str, float]], reason: str) -> int:
+    """Publish StudyEvicted(tier=cache), then delete the study's objects as listed in
+    ``items``; returns the bytes freed. The one place both the sweep and an administrator's
+    request evict through."""
+    newest = max(m for _, m in items)
+    fact = events_pb2.StudyEvicted(study_instance_uid=study, tier="cache", archive_id="cache",
+                                   location=study, reason=reason)
+    await ctx.publish(ctx.topics.studies, fact, study,
+                      deterministic_id("evicted", "cache", study, f"{newest:.6f}"))
+
+    def delete() -> int:
+        freed = 0
+        current = dict(ctx.cache.keys(prefix=f"{study}/"))
+        for key, _ in items:
+            if current.get(key, 0.0) > newest:
+                continue  # written again since we looked (a recall): keep it
+            freed += _size(ctx, key)
+            ctx.cache.delete(key)
+        return freed
+
+    freed = await asyncio.to_thread(delete)
+    metrics.EVICTIONS.labels("evicted").inc()
+    metrics.EVICTED_BYTES.inc(freed)
+    log.info("study evicted from the cache", extra={"study": study, "reason": reason,
+                                                     "bytes": freed})
+    return freed
 
 
 def _size(ctx: Context, key: str) -> int:

@@ -23,6 +23,7 @@ from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import run_evictions
 from hsm_archiver.handlers import Hosted, Policies
 from hsm_archiver.hsm import HsmArchive
+from hsm_archiver.on_demand import evict_study
 from hsm_archiver.pacs import PacsArchive
 from hsm_archiver.settings import ArchiverSettings
 
@@ -80,7 +81,10 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
         verifier = TokenVerifier(settings.auth)
         verifier.announce("hsm-archiver REST API (/api/v1 GET: read scope; other methods: "
                           "admin scope)")
-        server = HttpServer.for_app(build_app(hosted, ready, verifier), settings.http)
+        async def evict(study: str, requested_by: str):
+            return await evict_study(ctx, hs.eviction, study, requested_by)
+
+        server = HttpServer.for_app(build_app(hosted, ready, verifier, evict), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks.append(asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"))
