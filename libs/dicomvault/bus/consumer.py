@@ -4,6 +4,14 @@ The handler is the service's ``policy(event)``: it performs the effect and retur
 the effect is durable; the loop then commits the offset. Delivery is at least once, so
 handlers are idempotent on ``event.id``.
 
+Batch mode (``batch_handler``): the decodable records of one ``getmany`` (up to
+``max_records``, from every assigned partition, each partition's records in offset order) go
+to one call of ``batch_handler(events)``, which must apply all of them or none (one
+transaction); the offsets of the whole fetch are committed only after it returned. If that
+call raises anything, the loop falls back to the per-record ``handler`` for the same records,
+so one bad record never blocks a batch forever and the failure rules below hold record by
+record, exactly as without batching.
+
 Failures:
 - ``TransientError`` (database or peer unreachable): retried with backoff, without limit;
   the partition does not advance, nothing goes to the DLQ.
@@ -35,6 +43,7 @@ from dicomvault.settings import BusSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 class TransientError(RuntimeError):
@@ -62,11 +71,16 @@ class ConsumerLoop:
         dlq: Publisher,
         client_id: str,
         on_record: Callable[[str, str], None] | None = None,
+        batch_handler: BatchHandler | None = None,
+        max_records: int = 500,
     ) -> None:
         self._s = settings
         self._group_id = group_id
         self._topics = topics
         self._handler = handler
+        self._batch_handler = batch_handler
+        self._max_records = max_records
+        self.batch_fallbacks = 0  # batches re-run record by record, for tests and logs
         self._dlq = dlq
         self._client_id = client_id
         self._on_record = on_record or (lambda _type, _outcome: None)
@@ -122,14 +136,25 @@ class ConsumerLoop:
         self._committed.clear()
         next_check = time.monotonic() + self._s.health_check_interval_s
         while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
             if consumer.assignment():
                 self.ready.set()
+            skip: set[tuple[TopicPartition, int]] = set()  # already dead-lettered
+            if self._batch_handler is not None and batches:
+                if self._stopping.is_set():
+                    return
+                skip = await self._process_batch(batches)
+                if skip is None:  # applied: commit the whole fetch
+                    offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                    await consumer.commit(offsets)
+                    self._committed.update(offsets)
+                    batches = {}
             for tp, records in batches.items():
                 for record in records:
                     if self._stopping.is_set():
                         return
-                    await self._process(record)
+                    if (tp, record.offset) not in skip:
+                        await self._process(record)
                 offset = records[-1].offset + 1
                 await consumer.commit({tp: offset})
                 self._committed[tp] = offset
@@ -169,6 +194,38 @@ class ConsumerLoop:
         except KafkaError as exc:
             log.warning("health check failed", extra={"error": repr(exc)})
         return ""
+
+    async def _process_batch(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> set[tuple[TopicPartition, int]] | None:
+        """One call of the batch handler for a whole fetch: None when it applied every record,
+        else the records already dead-lettered here, and the caller goes record by record.
+
+        Undecodable records are dead-lettered here, as ``_process`` would; the rest reach the
+        handler in fetch order (per partition, in offset order)."""
+        events: list[Event] = []
+        dead: set[tuple[TopicPartition, int]] = set()
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    events.append(Event.from_record(record.value, record.headers))
+                except EnvelopeError as exc:
+                    await self._dead_letter(record, f"EnvelopeError: {exc}")
+                    self._on_record("unknown", "dead_lettered")
+                    dead.add((tp, record.offset))
+        if not events:
+            return None
+        try:
+            await self._batch_handler(events)
+        except Exception as exc:  # noqa: BLE001 - the per-record path applies the rules
+            self.batch_fallbacks += 1
+            log.warning("batch failed, applying its records one by one",
+                        extra={"group": self._group_id, "records": len(events),
+                               "error": repr(exc)})
+            return dead
+        for event in events:
+            self._on_record(event.type, "applied")
+        return None
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:
@@ -222,3 +279,4 @@ class ConsumerLoop:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
