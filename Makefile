@@ -64,6 +64,7 @@ test-fast: venv
 
 bench: venv peers
 	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks.catalogue_drain
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

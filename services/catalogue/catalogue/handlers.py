@@ -69,22 +69,20 @@ async def append(session: AsyncSession, event: Event, recorded_at: datetime) -> 
     return (await session.execute(stmt.returning(Journal.seq))).scalar_one_or_none()
 
 
-JOURNAL_CHUNK = 500  # rows per multi-row journal INSERT (8 parameters each)
-
-
 async def append_many(session: AsyncSession, events: list[Event],
                       recorded_at: datetime) -> dict[str, int]:
     """Insert the journal rows of ``events`` (distinct ce_ids) in their order; the seq of each
     inserted ce_id (those already journalled are absent)."""
     dialect = session.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    seqs: dict[str, int] = {}
-    for start in range(0, len(events), JOURNAL_CHUNK):
-        rows = [journal_values(e, recorded_at) for e in events[start:start + JOURNAL_CHUNK]]
-        stmt = insert(Journal).values(rows).on_conflict_do_nothing(index_elements=["ce_id"])
-        result = await session.execute(stmt.returning(Journal.seq, Journal.ce_id))
-        seqs.update((ce_id, seq) for seq, ce_id in result.all())
-    return seqs
+    table = Journal.__table__
+    # One cached statement; SQLAlchemy's "insertmanyvalues" sends the rows as multi-row
+    # INSERTs (in their order, so seqs follow it) and gathers what RETURNING gives back.
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
+        table.c.seq, table.c.ce_id)
+    rows = [journal_values(e, recorded_at) for e in events]
+    result = await session.execute(stmt, rows)
+    return {ce_id: seq for seq, ce_id in result.all()}
 
 
 def check(event: Event) -> None:
