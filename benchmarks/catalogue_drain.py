@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -91,18 +92,19 @@ async def preload(bus: BusSettings, studies: int, per_study: int) -> float:
     return time.perf_counter() - start
 
 
+def count_sqlite(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("select count(*) from instances").fetchone()[0]
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+
+
 async def count_instances(url: str) -> int:
     if url.startswith("sqlite"):
-        import sqlite3
-
-        path = url.split(":///", 1)[1]
-        if not Path(path).exists():
-            return 0
-        try:
-            with sqlite3.connect(path, timeout=5) as db:
-                return db.execute("select count(*) from instances").fetchone()[0]
-        except sqlite3.OperationalError:  # not migrated yet
-            return 0
+        return await asyncio.to_thread(count_sqlite, Path(url.split(":///", 1)[1]))
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         return await conn.fetchval("select count(*) from instances")
