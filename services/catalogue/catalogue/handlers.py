@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from catalogue import metrics
+from catalogue import bulk, metrics
 from catalogue.db import is_connectivity_error
 from catalogue.instance_batch import InstanceBatch
 from catalogue.jobs_projection import JOB_FACTS
@@ -46,7 +46,7 @@ JOB_STATES = tuple(s.value for s in JobState)
 
 
 def journal_values(event: Event, recorded_at: datetime) -> dict:
-    value, _headers = event.to_record()
+    value = event.payload.SerializeToString(deterministic=True)  # as Event.to_record
     return {
         "ce_id": event.id, "ce_type": event.type, "ce_source": event.source,
         "subject": event.subject, "ce_time": event.time, "payload": value,
@@ -73,16 +73,15 @@ async def append_many(session: AsyncSession, events: list[Event],
                       recorded_at: datetime) -> dict[str, int]:
     """Insert the journal rows of ``events`` (distinct ce_ids) in their order; the seq of each
     inserted ce_id (those already journalled are absent)."""
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Journal.__table__
-    # One cached statement; SQLAlchemy's "insertmanyvalues" sends the rows as multi-row
-    # INSERTs (in their order, so seqs follow it) and gathers what RETURNING gives back.
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
-        table.c.seq, table.c.ce_id)
+
+    def build(insert):
+        return insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
+            table.c.seq, table.c.ce_id)
+
     rows = [journal_values(e, recorded_at) for e in events]
-    result = await session.execute(stmt, rows)
-    return {ce_id: seq for seq, ce_id in result.all()}
+    returned = await bulk.insert_returning(session, "journal", table, build, rows)
+    return {ce_id: seq for seq, ce_id in returned}
 
 
 def check(event: Event) -> None:

@@ -20,14 +20,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalogue import bulk
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
 from catalogue.projection import DEFAULT_TIER, RECALL, ts
 from dicomvault.events.v1 import events_pb2 as v1
 
-CHUNK = 500  # keys per IN query and rows per write-back statement
+CHUNK = 500  # keys per IN query
 
 Row = dict[str, object]
 
@@ -82,18 +82,16 @@ class _Rows:
         """Upsert the dirty rows; ``keep`` columns are only written on insert; with ``newer``,
         an existing row is only overwritten by one whose ``newer`` column is higher."""
         rows = [self.rows[k] for k in sorted(self.dirty, key=repr) if k in self.rows]
-        if not rows:
-            return
-        dialect = session.bind.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(self.table)
-        columns = [c.name for c in self.table.columns if c.name not in self.pk
-                   and c.name not in keep]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=self.pk, set_={c: stmt.excluded[c] for c in columns},
-            where=(self.table.c[newer] < stmt.excluded[newer]) if newer else None)
-        for start in range(0, len(rows), CHUNK):
-            await session.execute(stmt, rows[start:start + CHUNK])
+        table, pk = self.table, self.pk
+
+        def build(insert):
+            stmt = insert(table)
+            columns = [c.name for c in table.columns if c.name not in pk and c.name not in keep]
+            return stmt.on_conflict_do_update(
+                index_elements=pk, set_={c: stmt.excluded[c] for c in columns},
+                where=(table.c[newer] < stmt.excluded[newer]) if newer else None)
+
+        await bulk.executemany(session, f"upsert {table.name}", table, build, rows)
 
 
 class InstanceBatch:
