@@ -16,8 +16,9 @@ is only overwritten by a fact with a higher journal seq, and a study's ``stable_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from operator import itemgetter
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,9 +53,9 @@ class _Rows:
         self.pk = [c.name for c in table.primary_key.columns]
         self.rows: dict[tuple, Row] = {}
         self.dirty: set[tuple] = set()
-
-    def key(self, row: Row) -> tuple:
-        return tuple(row[c] for c in self.pk)
+        getter = itemgetter(*self.pk)
+        self.key: Callable[[Row], tuple] = (
+            getter if len(self.pk) > 1 else lambda row: (getter(row),))
 
     def get(self, *key: object) -> Row | None:
         return self.rows.get(key)
@@ -81,7 +82,7 @@ class _Rows:
                     newer: str | None = None) -> None:
         """Upsert the dirty rows; ``keep`` columns are only written on insert; with ``newer``,
         an existing row is only overwritten by one whose ``newer`` column is higher."""
-        rows = [self.rows[k] for k in sorted(self.dirty, key=repr) if k in self.rows]
+        rows = [self.rows[k] for k in sorted(self.dirty) if k in self.rows]
         table, pk = self.table, self.pk
 
         def build(insert):
