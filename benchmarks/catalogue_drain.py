@@ -1,7 +1,7 @@
 """Catalogue drain benchmark: how many InstanceStored events/s one catalogue applies from a
 backlog, on SQLite and on PostgreSQL.
 
-A real Tansu broker gets N InstanceStored events (default 50 studies × 200 instances, full
+A real Tansu broker gets N InstanceStored events (default 100 studies × 200 instances, full
 protobuf payloads like the gateway's, keyed by Study Instance UID) through the real Publisher.
 Then a real catalogue process (`dicomvault run catalogue`) starts on an empty database — a
 SQLite file, then a fresh PostgreSQL database — in a new consumer group, and the benchmark
@@ -102,16 +102,28 @@ def count_sqlite(path: Path) -> int:
         return 0
 
 
-async def count_instances(url: str) -> int:
-    if url.startswith("sqlite"):
-        return await asyncio.to_thread(count_sqlite, Path(url.split(":///", 1)[1]))
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        return await conn.fetchval("select count(*) from instances")
-    except asyncpg.UndefinedTableError:
-        return 0
-    finally:
-        await conn.close()
+class Counter:
+    """Counts the instances table, on one connection (a new PostgreSQL connection per poll
+    would fork a server process each time and slow the drain it measures)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: asyncpg.Connection | None = None
+
+    async def __call__(self) -> int:
+        if self.url.startswith("sqlite"):
+            return await asyncio.to_thread(count_sqlite, Path(self.url.split(":///", 1)[1]))
+        if self.conn is None:
+            self.conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg",
+                                                               "postgresql"))
+        try:
+            return await self.conn.fetchval("select count(*) from instances")
+        except asyncpg.UndefinedTableError:
+            return 0
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -128,6 +140,7 @@ async def drain(backend: str, url: str, bus: BusSettings, total: int, work: Path
                         DICOMVAULT_CATALOGUE__BATCH_MAX_RECORDS=str(batch),
                         DICOMVAULT_LOG__LEVEL="WARNING")
     proc = ServiceProcess("catalogue", env, work)
+    count_instances = Counter(url)
     started = time.perf_counter()
     proc.start()
     try:
@@ -139,7 +152,7 @@ async def drain(backend: str, url: str, bus: BusSettings, total: int, work: Path
             if time.monotonic() > deadline:
                 raise RuntimeError(f"catalogue stuck at {count}/{total}:\n{proc.tail()}")
             await asyncio.sleep(0.05)
-            count = await count_instances(url)
+            count = await count_instances()
             if first_at is None and count > 0:
                 first_at, first_count = time.perf_counter(), count
                 first_cpu = cpu_seconds(proc.process.pid)
@@ -147,6 +160,7 @@ async def drain(backend: str, url: str, bus: BusSettings, total: int, work: Path
         cpu = cpu_seconds(proc.process.pid) - first_cpu
     finally:
         proc.stop()
+        await count_instances.close()
     return Drain(backend, total - first_count, done - first_at, done - started, cpu)
 
 
@@ -216,7 +230,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--studies", type=int, default=50)
+    ap.add_argument("--studies", type=int, default=100)
     ap.add_argument("--per-study", type=int, default=200)
     ap.add_argument("--batch", type=int, default=1000,
                     help="catalogue.batch_max_records (1: record by record, as before batching)")
