@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer
 
-from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
+from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, TransientError
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
@@ -144,3 +144,32 @@ async def test_a_batch_that_fails_is_applied_record_by_record(bus_settings: BusS
             await dlq.stop()
         assert sorted(e.split(":")[0] for e in errors) == ["EnvelopeError", "PermanentError"]
         assert [u for _, u in applied] == ["1.1", "1.2", "1.3", "1.4", "2.1"]
+
+
+async def test_a_batch_is_retried_whole_while_the_trouble_is_transient(
+        bus_settings: BusSettings) -> None:
+    applied: list[tuple[str, str]] = []
+    failures = 3
+
+    async def one(event: Event) -> None:
+        applied.append(("one", event.payload.sop_instance_uid))
+
+    async def many(events: list[Event]) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise TransientError("database unavailable")
+        applied.extend(("batch", e.payload.sop_instance_uid) for e in events)
+
+    async with Publisher(bus_settings, "test") as pub:
+        for uid in ("1.1", "1.2", "1.3"):
+            await pub.publish(bus_settings.topics.instances, stored(uid))
+        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
+                            handler=one, batch_handler=many, dlq=pub, client_id="c1")
+        task = asyncio.create_task(loop.run())
+        # The database comes back: the batch is applied whole, nothing went record by record.
+        await wait_for(lambda: len(applied) == 3)
+        loop.stop()
+        await task
+    assert applied == [("batch", "1.1"), ("batch", "1.2"), ("batch", "1.3")]
+    assert failures == 0 and loop.batch_fallbacks == 0

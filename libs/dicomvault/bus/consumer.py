@@ -7,10 +7,11 @@ handlers are idempotent on ``event.id``.
 Batch mode (``batch_handler``): the decodable records of one ``getmany`` (up to
 ``max_records``, from every assigned partition, each partition's records in offset order) go
 to one call of ``batch_handler(events)``, which must apply all of them or none (one
-transaction); the offsets of the whole fetch are committed only after it returned. If that
-call raises anything, the loop falls back to the per-record ``handler`` for the same records,
-so one bad record never blocks a batch forever and the failure rules below hold record by
-record, exactly as without batching.
+transaction); the offsets of the whole fetch are committed only after it returned. A
+``TransientError`` retries the whole batch, without limit, like a record's. Any other
+exception makes the loop fall back to the per-record ``handler`` for the same records, so one
+bad record never blocks a batch forever and the failure rules below hold record by record,
+exactly as without batching.
 
 Failures:
 - ``TransientError`` (database or peer unreachable): retried with backoff, without limit;
@@ -215,14 +216,27 @@ class ConsumerLoop:
                     dead.add((tp, record.offset))
         if not events:
             return None
-        try:
-            await self._batch_handler(events)
-        except Exception as exc:  # noqa: BLE001 - the per-record path applies the rules
-            self.batch_fallbacks += 1
-            log.warning("batch failed, applying its records one by one",
-                        extra={"group": self._group_id, "records": len(events),
-                               "error": repr(exc)})
-            return dead
+        delay = self._s.retry_backoff_s
+        while True:
+            try:
+                await self._batch_handler(events)
+                break
+            except TransientError as exc:
+                # Infrastructure trouble holds up every record alike: retry the whole batch
+                # without limit (record by record would then crawl through it).
+                log.warning("transient failure of a batch, will retry",
+                            extra={"group": self._group_id, "records": len(events),
+                                   "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the per-record path applies the rules
+                self.batch_fallbacks += 1
+                log.warning("batch failed, applying its records one by one",
+                            extra={"group": self._group_id, "records": len(events),
+                                   "error": repr(exc)})
+                return dead
+            if self._stopping.is_set():
+                raise _Rejoin()  # leave without committing; the records are redelivered
+            await self._sleep(delay)
+            delay = min(delay * 2, self._s.retry_backoff_max_s)
         for event in events:
             self._on_record(event.type, "applied")
         return None
