@@ -74,6 +74,7 @@ class ConsumerLoop:
         on_record: Callable[[str, str], None] | None = None,
         batch_handler: BatchHandler | None = None,
         max_records: int = 500,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self._s = settings
         self._group_id = group_id
@@ -81,6 +82,7 @@ class ConsumerLoop:
         self._handler = handler
         self._batch_handler = batch_handler
         self._max_records = max_records
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self.batch_fallbacks = 0  # batches re-run record by record, for tests and logs
         self._dlq = dlq
         self._client_id = client_id
@@ -130,6 +132,7 @@ class ConsumerLoop:
             request_timeout_ms=int(self._s.request_timeout_s * 1000) + 5000,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:

@@ -46,6 +46,12 @@ class CatalogueSection(BaseModel):
         description="Most records the consumer applies in one transaction (one `getmany`); "
         "1 applies record by record.",
     )
+    fetch_max_wait_ms: int = Field(
+        50, ge=0, le=500,
+        description="Longest the broker may hold an empty fetch. Measured on the embedded "
+        "broker: a fact published to an idle catalogue was fetched after ~115 ms (p50) with "
+        "Kafka's default 500, ~7 ms with 50; lower costs idle fetch requests only.",
+    )
 
 
 class CatalogueSettings(BaseSettings):
