@@ -296,4 +296,3 @@ class ConsumerLoop:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
-

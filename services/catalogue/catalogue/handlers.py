@@ -12,14 +12,16 @@ inserted facts are applied in journal (seq) order: runs of InstanceStored throug
 ``InstanceBatch`` (preload, apply in memory, multi-row write-back), any other fact through the
 per-event ``apply``, in between. The fetch keeps each partition's order and seqs follow the
 fetch order, so one study's facts (one partition, keyed by Study Instance UID) are applied in
-the order they were published. Any failure rolls the whole batch back; the loop then applies
-the same records one by one with the per-record rules.
+the order they were published. Any failure rolls the whole batch back; the loop retries it
+whole after a TransientError (database unreachable), and otherwise applies the same records
+one by one with the per-record rules.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from itertools import groupby
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -157,26 +159,11 @@ class Policy:
             journalled = sorted(((seqs[e.id], e) for e in unique if e.id in seqs),
                                 key=lambda item: item[0])
             outcomes += [(e.type, "duplicate") for e in unique if e.id not in seqs]
-            i = 0
-            while i < len(journalled):
-                seq, event = journalled[i]
-                if not isinstance(event.payload, v1.InstanceStored):
-                    changed = await apply(session, event, seq)
-                    outcomes.append((event.type, "applied" if changed else "journal_only"))
-                    i += 1
-                    continue
-                j = i
-                while j < len(journalled) and isinstance(journalled[j][1].payload,
-                                                         v1.InstanceStored):
-                    j += 1
-                run = InstanceBatch()
-                await run.load(session, [e.payload for _, e in journalled[i:j]])
-                for seq, event in journalled[i:j]:
-                    changed = run.apply(event.payload, event.time, seq)
-                    outcomes.append((event.type, "applied" if changed else "journal_only"))
-                await run.flush(session)
-                session.expunge_all()  # ORM objects loaded before the run may be stale now
-                i = j
+            for stored, group in groupby(journalled, key=lambda item: isinstance(
+                    item[1].payload, v1.InstanceStored)):
+                run = list(group)
+                outcomes += await (_apply_stored(session, run) if stored
+                                   else _apply_each(session, run))
         if journalled:
             metrics.JOURNAL_ROWS.set(journalled[-1][0])
         for _, event in journalled:
@@ -196,6 +183,25 @@ class Policy:
         metrics.JOURNAL_ROWS.set(seq)
         metrics.PROJECTION_LAG.observe(max(0.0, (recorded_at - event.time).total_seconds()))
         return "applied" if changed else "journal_only"
+
+
+async def _apply_stored(session: AsyncSession,
+                        run: list[tuple[int, Event]]) -> list[tuple[str, str]]:
+    """Consecutive InstanceStored facts, in bulk (InstanceBatch)."""
+    batch = InstanceBatch()
+    await batch.load(session, [e.payload for _, e in run])
+    outcomes = [(e.type, "applied" if batch.apply(e.payload, e.time, seq) else "journal_only")
+                for seq, e in run]
+    await batch.flush(session)
+    session.expunge_all()  # ORM objects loaded before the run may be stale now
+    return outcomes
+
+
+async def _apply_each(session: AsyncSession,
+                      run: list[tuple[int, Event]]) -> list[tuple[str, str]]:
+    """Any other facts, one by one through the per-event projection."""
+    return [(e.type, "applied" if await apply(session, e, seq) else "journal_only")
+            for seq, e in run]
 
 
 async def journal_size(session: AsyncSession) -> int:
