@@ -56,11 +56,17 @@ class _Rows:
         getter = itemgetter(*self.pk)
         self.key: Callable[[Row], tuple] = (
             getter if len(self.pk) > 1 else lambda row: (getter(row),))
+        # A column this module does not set (one added later) gets its model default, as
+        # the ORM would give it: a new row must bind every column of the upsert.
+        self.defaults = {c.name: c.default.arg if c.default is not None
+                         and c.default.is_scalar else None for c in table.columns}
 
     def get(self, *key: object) -> Row | None:
         return self.rows.get(key)
 
     def put(self, row: Row) -> None:
+        if len(row) < len(self.defaults):
+            row = {**self.defaults, **row}
         key = self.key(row)
         self.rows[key] = row
         self.dirty.add(key)
