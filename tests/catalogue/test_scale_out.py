@@ -33,10 +33,13 @@ class Replica:
 
     def __init__(self, name: str, bus: BusSettings, url: str, tmp_path: Path) -> None:
         port = free_port()
+        # The group of this test only (the session broker's "catalogue" group is other tests').
+        group = f"catalogue-{bus.topics.instances}"
         folder = tmp_path / name
         folder.mkdir()
         self.process = ServiceProcess("catalogue", catalogue_env(
             bus, url, port, **FAST_BUS_ENV, DICOMVAULT_CATALOGUE__STABLE_AFTER_S="3600",
+            DICOMVAULT_CATALOGUE__GROUP_ID=group,
             DICOMVAULT_CATALOGUE__BATCH_MAX_RECORDS="25"), folder,
             ready_url=f"http://127.0.0.1:{port}/readyz")
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
