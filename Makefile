@@ -73,6 +73,7 @@ test-fast: venv
 
 bench: venv peers
 	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks.catalogue_drain
 	$(PY) -m benchmarks.query
 
 bench-query: venv peers

@@ -58,6 +58,10 @@ class Catalogue:
         for event in events:
             await self.policy(event)
 
+    async def feed_batch(self, *events) -> None:
+        """The events as one ConsumerLoop fetch: one call of the batch policy."""
+        await self.policy.batch(list(events))
+
     async def find(self, level: str, root: str = "STUDY", **kw) -> list[dict]:
         r = await self.client.post("/api/v1/find", json={"level": level, "root": root, **kw})
         assert r.status_code == 200, r.text

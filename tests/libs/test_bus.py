@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer
 
-from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
+from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, TransientError
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
@@ -95,3 +95,81 @@ async def test_consumer_and_producer_survive_an_empty_broker_restart(tmp_path) -
             await task
     finally:
         broker.stop()
+
+
+async def test_a_batch_that_fails_is_applied_record_by_record(bus_settings: BusSettings) -> None:
+    applied: list[tuple[str, str]] = []  # (how, uid)
+
+    async def one(event: Event) -> None:
+        if event.payload.sop_instance_uid == "9.9":
+            raise PermanentError("cannot apply 9.9")
+        applied.append(("one", event.payload.sop_instance_uid))
+
+    async def many(events: list[Event]) -> None:
+        uids = [e.payload.sop_instance_uid for e in events]
+        if "9.9" in uids:
+            raise PermanentError("a batch holding 9.9")  # all or nothing: nothing applied
+        applied.extend(("batch", u) for u in uids)
+
+    async with Publisher(bus_settings, "test") as pub:
+        # A backlog on one partition with a poison record and a junk record in it.
+        for uid in ("1.1", "1.2", "9.9", "1.3"):
+            await pub.publish(bus_settings.topics.instances, stored(uid))
+        await pub.send_raw(bus_settings.topics.instances, b"junk", b"1.2", [])
+        await pub.publish(bus_settings.topics.instances, stored("1.4"))
+        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
+                            handler=one, batch_handler=many, dlq=pub, client_id="c1")
+        task = asyncio.create_task(loop.run())
+        # Every good record is applied once, in order; the two bad ones are dead-lettered once.
+        await wait_for(lambda: [u for _, u in applied] == ["1.1", "1.2", "1.3", "1.4"])
+        assert loop.batch_fallbacks >= 1 and ("one", "1.1") in applied
+        # What comes next goes in batches again.
+        await pub.publish(bus_settings.topics.instances, stored("2.1"))
+        await wait_for(lambda: ("batch", "2.1") in applied)
+        loop.stop()
+        await task
+        dlq = AIOKafkaConsumer(bus_settings.topics.dlq,
+                               bootstrap_servers=bus_settings.bootstrap_servers,
+                               auto_offset_reset="earliest")
+        await dlq.start()
+        try:
+            errors: list[str] = []
+            while True:  # read until the topic is idle
+                fetched = await dlq.getmany(timeout_ms=1000)
+                if not fetched and errors:
+                    break
+                for records in fetched.values():
+                    errors += [dict(r.headers)["dlq_error"].decode() for r in records]
+        finally:
+            await dlq.stop()
+        assert sorted(e.split(":")[0] for e in errors) == ["EnvelopeError", "PermanentError"]
+        assert [u for _, u in applied] == ["1.1", "1.2", "1.3", "1.4", "2.1"]
+
+
+async def test_a_batch_is_retried_whole_while_the_trouble_is_transient(
+        bus_settings: BusSettings) -> None:
+    applied: list[tuple[str, str]] = []
+    failures = 3
+
+    async def one(event: Event) -> None:
+        applied.append(("one", event.payload.sop_instance_uid))
+
+    async def many(events: list[Event]) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise TransientError("database unavailable")
+        applied.extend(("batch", e.payload.sop_instance_uid) for e in events)
+
+    async with Publisher(bus_settings, "test") as pub:
+        for uid in ("1.1", "1.2", "1.3"):
+            await pub.publish(bus_settings.topics.instances, stored(uid))
+        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
+                            handler=one, batch_handler=many, dlq=pub, client_id="c1")
+        task = asyncio.create_task(loop.run())
+        # The database comes back: the batch is applied whole, nothing went record by record.
+        await wait_for(lambda: len(applied) == 3)
+        loop.stop()
+        await task
+    assert applied == [("batch", "1.1"), ("batch", "1.2"), ("batch", "1.3")]
+    assert failures == 0 and loop.batch_fallbacks == 0

@@ -4,6 +4,15 @@ The handler is the service's ``policy(event)``: it performs the effect and retur
 the effect is durable; the loop then commits the offset. Delivery is at least once, so
 handlers are idempotent on ``event.id``.
 
+Batch mode (``batch_handler``): the decodable records of one ``getmany`` (up to
+``max_records``, from every assigned partition, each partition's records in offset order) go
+to one call of ``batch_handler(events)``, which must apply all of them or none (one
+transaction); the offsets of the whole fetch are committed only after it returned. A
+``TransientError`` retries the whole batch, without limit, like a record's. Any other
+exception makes the loop fall back to the per-record ``handler`` for the same records, so one
+bad record never blocks a batch forever and the failure rules below hold record by record,
+exactly as without batching.
+
 Failures:
 - ``TransientError`` (database or peer unreachable): retried with backoff, without limit;
   the partition does not advance, nothing goes to the DLQ.
@@ -35,6 +44,7 @@ from dicomvault.settings import BusSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 class TransientError(RuntimeError):
@@ -62,11 +72,18 @@ class ConsumerLoop:
         dlq: Publisher,
         client_id: str,
         on_record: Callable[[str, str], None] | None = None,
+        batch_handler: BatchHandler | None = None,
+        max_records: int = 500,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self._s = settings
         self._group_id = group_id
         self._topics = topics
         self._handler = handler
+        self._batch_handler = batch_handler
+        self._max_records = max_records
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self.batch_fallbacks = 0  # batches re-run record by record, for tests and logs
         self._dlq = dlq
         self._client_id = client_id
         self._on_record = on_record or (lambda _type, _outcome: None)
@@ -115,6 +132,7 @@ class ConsumerLoop:
             request_timeout_ms=int(self._s.request_timeout_s * 1000) + 5000,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -122,14 +140,25 @@ class ConsumerLoop:
         self._committed.clear()
         next_check = time.monotonic() + self._s.health_check_interval_s
         while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
             if consumer.assignment():
                 self.ready.set()
+            skip: set[tuple[TopicPartition, int]] = set()  # already dead-lettered
+            if self._batch_handler is not None and batches:
+                if self._stopping.is_set():
+                    return
+                skip = await self._process_batch(batches)
+                if skip is None:  # applied: commit the whole fetch
+                    offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                    await consumer.commit(offsets)
+                    self._committed.update(offsets)
+                    batches = {}
             for tp, records in batches.items():
                 for record in records:
                     if self._stopping.is_set():
                         return
-                    await self._process(record)
+                    if (tp, record.offset) not in skip:
+                        await self._process(record)
                 offset = records[-1].offset + 1
                 await consumer.commit({tp: offset})
                 self._committed[tp] = offset
@@ -169,6 +198,51 @@ class ConsumerLoop:
         except KafkaError as exc:
             log.warning("health check failed", extra={"error": repr(exc)})
         return ""
+
+    async def _process_batch(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> set[tuple[TopicPartition, int]] | None:
+        """One call of the batch handler for a whole fetch: None when it applied every record,
+        else the records already dead-lettered here, and the caller goes record by record.
+
+        Undecodable records are dead-lettered here, as ``_process`` would; the rest reach the
+        handler in fetch order (per partition, in offset order)."""
+        events: list[Event] = []
+        dead: set[tuple[TopicPartition, int]] = set()
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    events.append(Event.from_record(record.value, record.headers))
+                except EnvelopeError as exc:
+                    await self._dead_letter(record, f"EnvelopeError: {exc}")
+                    self._on_record("unknown", "dead_lettered")
+                    dead.add((tp, record.offset))
+        if not events:
+            return None
+        delay = self._s.retry_backoff_s
+        while True:
+            try:
+                await self._batch_handler(events)
+                break
+            except TransientError as exc:
+                # Infrastructure trouble holds up every record alike: retry the whole batch
+                # without limit (record by record would then crawl through it).
+                log.warning("transient failure of a batch, will retry",
+                            extra={"group": self._group_id, "records": len(events),
+                                   "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the per-record path applies the rules
+                self.batch_fallbacks += 1
+                log.warning("batch failed, applying its records one by one",
+                            extra={"group": self._group_id, "records": len(events),
+                                   "error": repr(exc)})
+                return dead
+            if self._stopping.is_set():
+                raise _Rejoin()  # leave without committing; the records are redelivered
+            await self._sleep(delay)
+            delay = min(delay * 2, self._s.retry_backoff_max_s)
+        for event in events:
+            self._on_record(event.type, "applied")
+        return None
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:

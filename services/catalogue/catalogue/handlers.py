@@ -4,20 +4,33 @@
 journal row (a known ``ce_id`` means the event was already applied: nothing happens) and
 applies the projection with the row's sequence number. Database trouble is a TransientError,
 so the loop retries the record for as long as it takes and never dead-letters it.
+
+``Policy.batch(events)`` is the ConsumerLoop's batch handler: one transaction for a whole
+``getmany`` fetch. The journal rows go in with multi-row ``INSERT … ON CONFLICT (ce_id) DO
+NOTHING RETURNING seq, ce_id`` (a ``ce_id`` seen twice in the batch is inserted once), and the
+inserted facts are applied in journal (seq) order: runs of InstanceStored through
+``InstanceBatch`` (preload, apply in memory, multi-row write-back), any other fact through the
+per-event ``apply``, in between. The fetch keeps each partition's order and seqs follow the
+fetch order, so one study's facts (one partition, keyed by Study Instance UID) are applied in
+the order they were published. Any failure rolls the whole batch back; the loop retries it
+whole after a TransientError (database unreachable), and otherwise applies the same records
+one by one with the per-record rules.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from itertools import groupby
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from catalogue import metrics
+from catalogue import bulk, metrics
 from catalogue.db import is_connectivity_error
+from catalogue.instance_batch import InstanceBatch
 from catalogue.jobs_projection import JOB_FACTS
 from catalogue.models import Journal
 from catalogue.projection import apply
@@ -35,7 +48,7 @@ JOB_STATES = tuple(s.value for s in JobState)
 
 
 def journal_values(event: Event, recorded_at: datetime) -> dict:
-    value, _headers = event.to_record()
+    value = event.payload.SerializeToString(deterministic=True)  # as Event.to_record
     return {
         "ce_id": event.id, "ce_type": event.type, "ce_source": event.source,
         "subject": event.subject, "ce_time": event.time, "payload": value,
@@ -56,6 +69,21 @@ async def append(session: AsyncSession, event: Event, recorded_at: datetime) -> 
     else:  # pragma: no cover - only the two supported back ends
         raise RuntimeError(f"unsupported database {dialect}")
     return (await session.execute(stmt.returning(Journal.seq))).scalar_one_or_none()
+
+
+async def append_many(session: AsyncSession, events: list[Event],
+                      recorded_at: datetime) -> dict[str, int]:
+    """Insert the journal rows of ``events`` (distinct ce_ids) in their order; the seq of each
+    inserted ce_id (those already journalled are absent)."""
+    table = Journal.__table__
+
+    def build(insert):
+        return insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
+            table.c.seq, table.c.ce_id)
+
+    rows = [journal_values(e, recorded_at) for e in events]
+    returned = await bulk.insert_returning(session, "journal", table, build, rows)
+    return {ce_id: seq for seq, ce_id in returned}
 
 
 def check(event: Event) -> None:
@@ -99,6 +127,49 @@ class Policy:
             raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
         metrics.EVENTS.labels(event.type, outcome).inc()
 
+    async def batch(self, events: list[Event]) -> None:
+        """Journal and apply a whole fetch in one transaction (see the module docstring)."""
+        for event in events:
+            if not event.id:
+                raise PermanentError("event without ce_id")
+            check(event)
+        try:
+            outcomes = await self._apply_batch(events)
+        except SQLAlchemyError as exc:
+            if is_connectivity_error(exc):
+                raise TransientError(f"catalogue database unavailable: {exc}") from exc
+            raise
+        except (OSError, TimeoutError) as exc:
+            raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
+        for ce_type, outcome in outcomes:
+            metrics.EVENTS.labels(ce_type, outcome).inc()
+
+    async def _apply_batch(self, events: list[Event]) -> list[tuple[str, str]]:
+        first: dict[str, Event] = {}
+        outcomes: list[tuple[str, str]] = []
+        for e in events:  # a ce_id seen twice in one batch is journalled once
+            if e.id in first:
+                outcomes.append((e.type, "duplicate"))
+            else:
+                first[e.id] = e
+        unique = list(first.values())
+        async with self._sessions() as session, session.begin():
+            recorded_at = datetime.now(UTC)
+            seqs = await append_many(session, unique, recorded_at)
+            journalled = sorted(((seqs[e.id], e) for e in unique if e.id in seqs),
+                                key=lambda item: item[0])
+            outcomes += [(e.type, "duplicate") for e in unique if e.id not in seqs]
+            for stored, group in groupby(journalled, key=lambda item: isinstance(
+                    item[1].payload, v1.InstanceStored)):
+                run = list(group)
+                outcomes += await (_apply_stored(session, run) if stored
+                                   else _apply_each(session, run))
+        if journalled:
+            metrics.JOURNAL_ROWS.set(journalled[-1][0])
+        for _, event in journalled:
+            metrics.PROJECTION_LAG.observe(max(0.0, (recorded_at - event.time).total_seconds()))
+        return outcomes
+
     async def _apply(self, event: Event) -> str:
         if not event.id:
             raise PermanentError("event without ce_id")
@@ -112,6 +183,25 @@ class Policy:
         metrics.JOURNAL_ROWS.set(seq)
         metrics.PROJECTION_LAG.observe(max(0.0, (recorded_at - event.time).total_seconds()))
         return "applied" if changed else "journal_only"
+
+
+async def _apply_stored(session: AsyncSession,
+                        run: list[tuple[int, Event]]) -> list[tuple[str, str]]:
+    """Consecutive InstanceStored facts, in bulk (InstanceBatch)."""
+    batch = InstanceBatch()
+    await batch.load(session, [e.payload for _, e in run])
+    outcomes = [(e.type, "applied" if batch.apply(e.payload, e.time, seq) else "journal_only")
+                for seq, e in run]
+    await batch.flush(session)
+    session.expunge_all()  # ORM objects loaded before the run may be stale now
+    return outcomes
+
+
+async def _apply_each(session: AsyncSession,
+                      run: list[tuple[int, Event]]) -> list[tuple[str, str]]:
+    """Any other facts, one by one through the per-event projection."""
+    return [(e.type, "applied" if await apply(session, e, seq) else "journal_only")
+            for seq, e in run]
 
 
 async def journal_size(session: AsyncSession) -> int:

@@ -2,7 +2,8 @@
 
 ``run`` wires: the database (Alembic ``upgrade head``, retried until the database answers),
 the publisher (StudyStable, job commands, dead letters), the consumer loop of the instances,
-studies, jobs and job-commands topics with ``Policy`` as handler, the StudyStable emitter and
+studies, jobs and job-commands topics with ``Policy`` as handler (a whole fetch of up to
+``batch_max_records`` per transaction through ``Policy.batch``), the StudyStable emitter and
 the HTTP API.
 """
 
@@ -52,13 +53,17 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
             return
         await ensure_topics(bus)
         maker = sessions(engine)
+        policy = Policy(maker)
         async with Publisher(bus, client_id=cs.client_id) as publisher:
             loop = ConsumerLoop(bus, group_id=cs.group_id,
                                 topics=[bus.topics.instances, bus.topics.studies,
                                         bus.topics.jobs, bus.topics.job_commands,
                                         bus.topics.volumes],
-                                handler=Policy(maker), dlq=publisher, client_id=cs.client_id,
-                                on_record=metrics.on_record)
+                                handler=policy, dlq=publisher, client_id=cs.client_id,
+                                on_record=metrics.on_record,
+                                batch_handler=policy.batch if cs.batch_max_records > 1 else None,
+                                max_records=cs.batch_max_records,
+                                fetch_max_wait_ms=cs.fetch_max_wait_ms)
             emitter = StableEmitter(settings, maker, publisher)
             commands = Commands(publisher, bus.topics.job_commands)
             verifier = TokenVerifier(settings.auth)

@@ -41,6 +41,17 @@ class CatalogueSection(BaseModel):
     migrate_on_start: bool = Field(True, description="Run Alembic `upgrade head` at start-up.")
     db_retry_s: float = Field(2.0, gt=0, description="Delay between start-up database attempts.")
     find_max_limit: int = Field(10_000, ge=1, description="Ceiling of a find request's page size.")
+    batch_max_records: int = Field(
+        1000, ge=1,
+        description="Most records the consumer applies in one transaction (one `getmany`); "
+        "1 applies record by record.",
+    )
+    fetch_max_wait_ms: int = Field(
+        50, ge=0, le=500,
+        description="Longest the broker may hold an empty fetch. Measured on the embedded "
+        "broker: a fact published to an idle catalogue was fetched after ~115 ms (p50) with "
+        "Kafka's default 500, ~7 ms with 50; lower costs idle fetch requests only.",
+    )
 
 
 class CatalogueSettings(BaseSettings):
