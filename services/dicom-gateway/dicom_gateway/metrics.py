@@ -56,3 +56,7 @@ RECALL_REQUESTS = Counter(
 OPERATIONS_REFUSED = Counter(
     "gateway_operations_refused_total", "DIMSE operations refused by the modalities table "
     "(0xC124), by operation (store, query, retrieve).", ["operation"], registry=REGISTRY)
+LOW_SPACE_REFUSALS = Counter(
+    "gateway_low_space_refusals_total", "Stores refused (0xA700, STOW-RS 507) because the "
+    "cache file system was below its free-space watermark (min_free_bytes/min_free_percent).",
+    registry=REGISTRY)
