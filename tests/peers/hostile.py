@@ -5,13 +5,13 @@ close, and deflated decompression bombs."""
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 from functools import cache
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import generate_uid
 
 from tests.peers.datasets import ROOT
 
@@ -35,13 +35,19 @@ def text(group: int, elem: int, vr: str, value: str) -> bytes:
     return element(group, elem, vr, value.encode("latin-1", "replace"))
 
 
+def fixed_length_uid() -> str:
+    """A fresh UID of always the same length (59 characters): the fuzz strategies' draws
+    depend on the sizes of what they mutate, never on a random UID length."""
+    return f"{ROOT}1{uuid.uuid4().int % 10**29:029d}"
+
+
 class Instance:
     """The UIDs of one hostile object and the Part 10 file around a dataset body."""
 
     def __init__(self, study: str | None = None) -> None:
-        self.study = study or generate_uid(ROOT)
-        self.series = generate_uid(ROOT)
-        self.sop = generate_uid(ROOT)
+        self.study = study or fixed_length_uid()
+        self.series = fixed_length_uid()
+        self.sop = fixed_length_uid()
 
     def head(self) -> bytes:
         """SOP Class/Instance UIDs (group 0008): every body starts with them."""

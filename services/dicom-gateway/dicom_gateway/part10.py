@@ -40,7 +40,17 @@ HEADER_TAGS = [*INSTANCE_STORED_TEXT, "NumberOfFrames"]
 
 
 class Malformed(ValueError):
-    """The dataset cannot be parsed: truncated, bad framing, undecodable."""
+    """The dataset cannot be parsed: truncated, bad framing, undecodable. Its text is one
+    line without backslashes (it becomes an LO Error Comment, where ``\\`` separates
+    values)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(" ".join(reason.replace("\\", "/").split())[:300])
+
+
+def _shown(vr: bytes) -> str:
+    """A VR as text for a reason: its letters, or hex when they are not printable."""
+    return vr.decode("latin-1") if vr.isalpha() else f"0x{vr.hex()}"
 
 
 class TooLarge(Malformed):
@@ -124,7 +134,7 @@ class _Walker:
             elif vr in _SHORT_VRS:
                 length, pos = self.u16.unpack_from(self.data, pos + 6)[0], pos + 8
             else:
-                raise Malformed(f"unknown VR {vr!r} at byte {pos}")
+                raise Malformed(f"unknown VR {_shown(vr)} at byte {pos}")
             if length == UNDEFINED:
                 # SQ, encapsulated pixel data, or UN (whose content is implicit VR LE)
                 pos = self.items(pos, end, implicit or vr == b"UN", depth + 1)
@@ -235,7 +245,7 @@ def split_file_meta(part10: bytes) -> tuple[dict[str, str], int]:
         elif vr.isalpha() and vr.isupper():
             length, start = struct.unpack_from("<H", part10, pos + 6)[0], pos + 8
         else:
-            raise Malformed(f"bad VR {vr!r} in the file meta information")
+            raise Malformed(f"bad VR {_shown(vr)} in the file meta information")
         if length == UNDEFINED or start + length > end:
             raise Malformed("file meta information is truncated")
         if element in names:
