@@ -8,7 +8,7 @@ EXTRAS ?= test,k8s,media,transcode,s3
 DATA_DIR ?= ./var
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench clean
+.PHONY: help run test test-fast lint proto proto-check peers venv chart-tools s3-tools bench fuzz clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint       ruff + import-linter (services never import each other)"
 	@echo "make proto      regenerate Python from proto/ ; make proto-check verifies it is current"
 	@echo "make bench      run the benchmarks under benchmarks/ and print their figures"
+	@echo "make fuzz       the long fuzz run (FUZZ_EXAMPLES=10000 inputs per door) with counts"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,13 @@ test: venv chart-tools s3-tools peers proto-check lint
 
 test-fast: venv
 	$(VENV)/bin/pytest -x -q -p no:cacheprovider $(ARGS)
+
+# The long fuzz run: FUZZ_EXAMPLES inputs per door (DIMSE C-STORE, STOW-RS, QIDO-RS, Exporter
+# CR), fixed seeds; prints the answers counted per door. `make test` runs the same with ~100.
+FUZZ_EXAMPLES ?= 10000
+fuzz: venv peers
+	DICOMVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -p no:cacheprovider -q -s \
+		-k fuzz tests/fuzz tests/operator/test_fuzz_exporters.py
 
 bench: venv peers
 	$(PY) -m benchmarks.ingest

@@ -4,33 +4,16 @@ per-door counts printed at the end, and the checks every door ends with."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from dicomvault.bus.broker import EmbeddedBroker
+from tests.fuzz.budget import COUNTS
 from tests.gateway.dicomweb_peers import READ, Issuer, WebArchive, bus_settings_for
-
-FUZZ_EXAMPLES = int(os.environ.get("DICOMVAULT_FUZZ_EXAMPLES", "0"))
-
-
-def budget(in_suite: int) -> settings:
-    """Hypothesis settings of one door: fixed seed, ``in_suite`` examples unless `make fuzz`
-    asks for more."""
-    return settings(max_examples=FUZZ_EXAMPLES or in_suite, derandomize=True, deadline=None,
-                    database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture,
-                                           HealthCheck.filter_too_much])
-
-
-COUNTS: dict[str, Counter] = {}
 
 
 @pytest.fixture(scope="session", autouse=True)

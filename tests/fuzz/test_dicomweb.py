@@ -8,7 +8,8 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import COUNTS, budget, check_survived, outside_files
+from tests.fuzz.budget import COUNTS, budget
+from tests.fuzz.conftest import check_survived, outside_files
 from tests.fuzz.strategies import mutated_dataset, qido_query
 from tests.gateway.dicomweb_peers import READ, WRITE, WebArchive, multipart_dicom
 from tests.peers.hostile import DEFLATED_LE, EXPLICIT_LE, Instance

@@ -7,7 +7,8 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import COUNTS, budget, check_survived, outside_files
+from tests.fuzz.budget import COUNTS, budget
+from tests.fuzz.conftest import check_survived, outside_files
 from tests.fuzz.dimse import RawStoreClient
 from tests.fuzz.strategies import command_uid, mutated_dataset
 from tests.gateway.dicomweb_peers import AE_TITLE, MODALITY, WebArchive
@@ -23,7 +24,7 @@ def test_c_store_fuzz(archive: WebArchive) -> None:
     counts = COUNTS.setdefault("DIMSE C-STORE", Counter())
     client = RawStoreClient(archive.dimse_port, MODALITY, AE_TITLE)
 
-    @budget(in_suite=120)
+    @budget(in_suite=100)
     @given(case=mutated_dataset(), data=st.data())
     def one(case, data) -> None:
         inst, dataset = case

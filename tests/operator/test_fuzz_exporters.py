@@ -1,0 +1,107 @@
+"""Fuzzing the Exporter CR door (issue 13): hostile specs applied with the real kubectl
+(the emulator, like a cluster with --validate=false, does not check the CRD schema). Every
+Exporter gets a Ready condition with a defined reason and a bounded message, the operator
+keeps running, no literal secret leaks into a status, and a valid Exporter afterwards works."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fuzz.budget import COUNTS, FUZZ_EXAMPLES, budget
+from tests.operator.conftest import Kubectl, OperatorThread, eventually
+from tests.operator.test_operator import EXAMPLE, condition
+
+REASONS = {"InvalidSpec", "Progressing", "Available", "Ready", "Suspended", "Degraded",
+           "RolloutStuck", "Failed"}
+SECRET = "s3cr3t-fuzz-t0ken"
+LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40),
+                 st.text(max_size=30), st.just(SECRET), st.just("x" * 5000),
+                 st.sampled_from(["stowrs:orthanc", "dicom:ERPACS", "hour=25", "../../etc",
+                                  "Export1", "", "ORTHANC_STOW"]))
+VALUE = st.recursive(LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=3)),
+    max_leaves=6)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
+@st.composite
+def spec(draw) -> dict:
+    """The example's spec with a few leaves replaced or removed."""
+    doc = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
+    for _ in range(draw(st.integers(1, 4))):
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(VALUE)
+    return doc
+
+
+def _generate() -> list[dict]:
+    """The fuzzed specs, drawn at import (collection) time: hypothesis refuses draws while
+    other threads (the operator's) touch the global ``random`` state."""
+    specs: list[dict] = []
+
+    @budget(in_suite=20)
+    @given(one=spec())
+    def collect(one) -> None:
+        specs.append(one)
+
+    collect()
+    return specs
+
+
+SPECS = _generate()
+
+
+def test_exporter_spec_fuzz(operator: OperatorThread, kubectl: Kubectl) -> None:
+    counts = COUNTS.setdefault("Exporter CR", Counter())
+    specs = SPECS
+    batch = 200
+    for start in range(0, len(specs), batch):
+        names = [f"fz-{start + i}" for i in range(len(specs[start:start + batch]))]
+        docs = [{"apiVersion": "dicomvault.io/v1", "kind": "Exporter",
+                 "metadata": {"name": n}, "spec": s}
+                for n, s in zip(names, specs[start:start + batch], strict=True)]
+        kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump_all(docs))
+        for name in names:
+            ready = eventually(lambda n=name: condition(kubectl.json("exporter", n), "Ready"),
+                               timeout=60 + len(names) * 0.2, what=f"{name} status")
+            assert ready["reason"] in REASONS, ready
+            assert len(ready.get("message") or "") <= 2000, ready
+            counts[ready["reason"]] += 1
+            status = json.dumps(kubectl.json("exporter", name)["status"])
+            assert SECRET not in status, status[:300]
+        assert operator.error is None
+        kubectl("delete", "exporter", *names, "--wait=false")
+    # A valid Exporter afterwards is reconciled as usual.
+    valid = yaml.safe_load(EXAMPLE.read_text())
+    valid["metadata"]["name"] = "fz-valid"
+    kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump(valid))
+    eventually(lambda: condition(kubectl.json("exporter", "fz-valid"), "Ready")
+               .get("reason") in ("Progressing", "Available", "Ready"), what="valid exporter")
+    kubectl("delete", "exporter", "fz-valid", "--wait=false")
+    assert len(specs) >= min(20, FUZZ_EXAMPLES or 20)
+    print(f"\nfuzz Exporter CR: {sum(counts.values())} inputs ("
+          + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ")")
