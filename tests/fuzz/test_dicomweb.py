@@ -15,7 +15,7 @@ from tests.gateway.dicomweb_peers import READ, WRITE, WebArchive, multipart_dico
 from tests.peers.hostile import DEFLATED_LE, EXPLICIT_LE, Instance
 
 STOW_STATUSES = {200, 202, 400, 409, 413, 415}
-QIDO_STATUSES = {200, 204, 400}
+QIDO_STATUSES = {200, 204, 400, 414}  # 414: a URL over dicomweb.max_url_bytes
 CTYPES = ['multipart/related; type="application/dicom"; boundary={b}',
           'multipart/related; type="application/dicom"; boundary="{b}"',
           "multipart/related; boundary={b}", 'multipart/related; type="application/dicom+json"; '
