@@ -67,7 +67,7 @@ test-fast: venv
 # CR), fixed seeds; prints the answers counted per door. `make test` runs the same with ~100.
 FUZZ_EXAMPLES ?= 10000
 fuzz: venv peers
-	DICOMVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -p no:cacheprovider -q -s \
+	DICOMVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -p no:cacheprovider -q -s -o timeout=0 \
 		-k "fuzz and not item4" tests/fuzz tests/operator/test_fuzz_exporters.py
 
 bench: venv peers
