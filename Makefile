@@ -9,7 +9,7 @@ DATA_DIR ?= ./var
 OHIF_DIR ?= .ohif
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv viewer chart-tools s3-tools bench bench-query clean
+.PHONY: help run test test-fast lint proto proto-check peers venv viewer chart-tools s3-tools bench bench-query fuzz clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
@@ -20,6 +20,7 @@ help:
 	@echo "make proto      regenerate Python from proto/ ; make proto-check verifies it is current"
 	@echo "make bench      run the benchmarks under benchmarks/ and print their figures"
 	@echo "make bench-query  only the query benchmark (1M instances in PostgreSQL, filled once)"
+	@echo "make fuzz       the long fuzz run (FUZZ_EXAMPLES=10000 inputs per door) with counts"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,13 @@ test: venv chart-tools s3-tools peers viewer proto-check lint
 
 test-fast: venv
 	$(VENV)/bin/pytest -x -q -p no:cacheprovider $(ARGS)
+
+# The long fuzz run: FUZZ_EXAMPLES inputs per door (DIMSE C-STORE, STOW-RS, QIDO-RS, Exporter
+# CR), fixed seeds; prints the answers counted per door. `make test` runs the same with ~100.
+FUZZ_EXAMPLES ?= 10000
+fuzz: venv peers
+	DICOMVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -p no:cacheprovider -q -s -o timeout=0 \
+		-k "fuzz and not item4" tests/fuzz tests/operator/test_fuzz_exporters.py
 
 bench: venv peers
 	$(PY) -m benchmarks.ingest

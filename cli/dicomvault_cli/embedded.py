@@ -39,7 +39,8 @@ class Child:
     # Paths under the data folder: defaults, below the user's own DICOMVAULT_* variables.
     paths: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
+    restarts: int = 0  # since `dicomvault up` (shown by `dicomvault status`)
+    failures: int = 0  # exits in a row without a stable run: the restart backoff's exponent
     started_at: float = 0.0
 
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -125,6 +126,20 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
     return [c for c in children if available(c.package)]
 
 
+STABLE_AFTER_S = 60.0  # a child alive this long resets its restart backoff
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before restarting a child after ``failures`` exits in a row: 1, 2, 4 … 30."""
+    return min(30.0, 0.5 * 2 ** min(max(failures, 1), 6))
+
+
+def failures_after(failures: int, ran_s: float) -> int:
+    """Exits in a row after one more exit of a child that ran ``ran_s`` seconds: a stable run
+    (``STABLE_AFTER_S``) starts the count, and so the backoff, again."""
+    return 1 if ran_s >= STABLE_AFTER_S else failures + 1
+
+
 class Supervisor:
     def __init__(self, opts: EmbeddedOptions) -> None:
         self.opts = opts
@@ -205,12 +220,17 @@ class Supervisor:
                 if child.process is not None and child.process.poll() is not None:
                     code = child.process.returncode
                     child.restarts += 1
-                    delay = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
-                    say(f"{child.name} exited with {code}; restart #{child.restarts} in {delay:.0f}s")
+                    # A child that ran stably before dying starts the backoff from scratch.
+                    child.failures = failures_after(child.failures,
+                                                    time.monotonic() - child.started_at)
+                    delay = restart_delay(child.failures)
+                    say(f"{child.name} exited with {code}; restart #{child.restarts} in {delay:.1f}s")
                     child.process = None
+                    self._write_state()
                     await asyncio.sleep(delay)
                     if not self.stopping.is_set():
                         self._spawn(child)
+                        self._write_state()  # `dicomvault status` shows the current pid
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
             except TimeoutError:
@@ -225,11 +245,15 @@ class Supervisor:
             "broker": self.broker.bootstrap_servers,
             "ca_file": str(ca.resolve()) if ca else None,  # verifies https:// urls (status)
             "services": {c.name: {"url": self.url(c.port),
-                                  "pid": c.process.pid if c.process else None}
+                                  "pid": c.process.pid if c.process else None,
+                                  "restarts": c.restarts}
                          for c in self.children},
             "dimse": f"{self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}",
         }
-        (self.opts.data_dir / "embedded.json").write_text(json.dumps(state, indent=2))
+        path = self.opts.data_dir / "embedded.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(path)  # `status` never reads half a file
 
     def shutdown(self) -> None:
         for child in reversed(self.children):
@@ -283,7 +307,8 @@ def status(data_dir: Path) -> int:
             worst = worst if r.status_code == 200 else 1
         except httpx.HTTPError as exc:
             text, worst = f"unreachable: {exc!r}", 1
-        say(f"{name:<12} {svc['url']}  pid {svc['pid']}  {text}")
+        say(f"{name:<12} {svc['url']}  pid {svc['pid']}  restarts {svc.get('restarts', 0)}"
+            f"  {text}")
     return worst
 
 

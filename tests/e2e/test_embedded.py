@@ -106,6 +106,7 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
                                  str(data)], capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stdout
+
         r = httpx.get(f"http://127.0.0.1:{http + 1}/api/v1/studies/{study.study_uid}/timeline")
         assert r.status_code == 200
         # The laptop default: no service's REST API needs a token, and each says so loudly.
@@ -114,6 +115,21 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment"):
             assert name in state["services"], name
             assert "AUTHENTICATION DISABLED" in (data / "logs" / f"{name}.log").read_text(), name
+
+        # kill -9 the catalogue: the supervisor restarts it, and `status` shows the new pid
+        # and the restart count (not the first pid).
+        first = state["services"]["catalogue"]["pid"]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        now = state["services"]["catalogue"]
+        while time.monotonic() < deadline and (now["pid"] in (first, None)):
+            time.sleep(0.3)
+            now = json.loads((data / "embedded.json").read_text())["services"]["catalogue"]
+        assert now["pid"] not in (first, None) and now["restarts"] == 1, now
+        status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
+                                 str(data)], capture_output=True, text=True, timeout=30)
+        line = next(x for x in status.stdout.splitlines() if x.startswith("catalogue"))
+        assert f"pid {now['pid']}" in line and "restarts 1" in line, status.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -108,9 +108,15 @@ class ConsumerLoop:
                 self.resets += 1
                 log.warning("broker reset detected: rejoining from the beginning",
                             extra={"group": self._group_id})
-            except (KafkaError, OSError, TimeoutError) as exc:
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # our own task was cancelled: end
+                    raise
+                log.warning("consumer call cancelled under us, reconnecting",
+                            extra={"group": self._group_id})
+                await self._sleep(backoff)
+            except Exception as exc:  # noqa: BLE001 - only stop() ends the loop
                 log.warning("consumer error, reconnecting",
-                            extra={"group": self._group_id, "error": repr(exc)})
+                            extra={"group": self._group_id, "error": repr(exc)[:300]})
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._s.retry_backoff_max_s)
             finally:

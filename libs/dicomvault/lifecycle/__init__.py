@@ -28,8 +28,14 @@ S = TypeVar("S")
 log = logging.getLogger(__name__)
 
 
+class ServiceFailed(RuntimeError):
+    """A part of a service ended without being asked to: the process exits non-zero."""
+
+
 def serve(name: str, settings: S, run: Callable[[S, asyncio.Event], Awaitable[Any]]) -> None:
-    """Configure logging as ``name``, then ``run(settings, stop)``; a signal sets ``stop``."""
+    """Configure logging as ``name``, then ``run(settings, stop)``; a signal sets ``stop``.
+    ``run`` raising ServiceFailed exits with code 1 after one ERROR line with the reason (a
+    supervisor or Kubernetes restarts the process and counts it)."""
     configure(settings.log, name)
 
     async def _main() -> None:
@@ -39,7 +45,12 @@ def serve(name: str, settings: S, run: Callable[[S, asyncio.Event], Awaitable[An
             loop.add_signal_handler(sig, stop.set)
         await run(settings, stop)
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except ServiceFailed as exc:
+        log.error("%s stopped on its own: exiting with code 1", name,
+                  extra={"reason": str(exc)[:300]})
+        raise SystemExit(1) from None
 
 
 def uvicorn_tls(http: HttpSettings) -> dict[str, Any]:

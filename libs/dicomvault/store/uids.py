@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 # Components are digits, no leading zero unless the component is "0"; at most 64 chars.
-_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+# \A…\Z, not ^…$: "$" also matches before a trailing newline ("1.2.3\n" is no UID).
+_UID = re.compile(r"\A(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+\Z", re.ASCII)
 
 
 class InvalidUID(ValueError):
@@ -17,9 +18,11 @@ def is_valid_uid(value: object) -> bool:
 
 
 def validate_uid(value: object, what: str = "UID") -> str:
+    """``value`` without its NUL padding (PS3.5 9.1) when it is a valid UID, else InvalidUID.
+    Spaces, newlines or any other character around or inside make it invalid."""
     if value is None or value == "":
         raise InvalidUID(f"missing {what}")
-    text = str(value).rstrip("\x00 ")
+    text = str(value).rstrip("\x00")
     if not is_valid_uid(text):
         raise InvalidUID(f"invalid {what}: {text[:80]!r}")
     return text

@@ -101,7 +101,8 @@ class Timing:
 
 def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
               max_limit: int = 10_000, commands: Commands | None = None,
-              verifier: TokenVerifier | None = None) -> FastAPI:
+              verifier: TokenVerifier | None = None,
+              problems: Callable[[], list[str]] = list) -> FastAPI:
     """The API; without ``commands`` the queue and job commands answer 503; without a
     ``verifier`` nothing needs a token (tests of the projections only)."""
     app = FastAPI(title="DICOM Vault catalogue", version="1")
@@ -136,6 +137,7 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
             reasons.append(f"database: {type(exc).__name__}: {exc}"[:300])
         if not consumer_ready():
             reasons.append("consumer not assigned to partitions yet")
+        reasons += problems()  # e.g. the database cannot commit (disk full)
         if reasons:
             return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalogue import bulk, metrics
+from catalogue.commits import CommitHealth
 from catalogue.db import is_connectivity_error
 from catalogue.instance_batch import InstanceBatch
 from catalogue.jobs_projection import JOB_FACTS
@@ -113,18 +114,23 @@ def check(event: Event) -> None:
 class Policy:
     """Handler of the instances, studies, jobs and job-commands topics."""
 
-    def __init__(self, sessionmaker: async_sessionmaker) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker,
+                 health: CommitHealth | None = None) -> None:
         self._sessions = sessionmaker
+        self.health = health or CommitHealth()
 
     async def __call__(self, event: Event) -> None:
         try:
             outcome = await self._apply(event)
         except SQLAlchemyError as exc:
+            self.health.failed(exc)
             if is_connectivity_error(exc):
                 raise TransientError(f"catalogue database unavailable: {exc}") from exc
             raise
         except (OSError, TimeoutError) as exc:
+            self.health.failed(exc)
             raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
+        self.health.succeeded()
         metrics.EVENTS.labels(event.type, outcome).inc()
 
     async def batch(self, events: list[Event]) -> None:
@@ -136,11 +142,14 @@ class Policy:
         try:
             outcomes = await self._apply_batch(events)
         except SQLAlchemyError as exc:
+            self.health.failed(exc)
             if is_connectivity_error(exc):
                 raise TransientError(f"catalogue database unavailable: {exc}") from exc
             raise
         except (OSError, TimeoutError) as exc:
+            self.health.failed(exc)
             raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
+        self.health.succeeded()
         for ce_type, outcome in outcomes:
             metrics.EVENTS.labels(ce_type, outcome).inc()
 

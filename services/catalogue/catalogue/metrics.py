@@ -43,3 +43,9 @@ def on_record(ce_type: str, outcome: str) -> None:
     """ConsumerLoop hook: counts what the loop itself decided (dead letters)."""
     if outcome == "dead_lettered":
         EVENTS.labels(ce_type, outcome).inc()
+COMMIT_FAILURES = Counter(
+    "catalogue_commit_failures_total", "Event commits that failed for lack of space, by reason "
+    "(disk_full); the event is retried, never dead-lettered.", ["reason"], registry=REGISTRY)
+COMMIT_BLOCKED = Gauge(
+    "catalogue_commit_blocked", "1 while the catalogue cannot commit (disk full): new "
+    "instances are not visible to queries until space is freed.", registry=REGISTRY)

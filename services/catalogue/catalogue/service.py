@@ -24,7 +24,7 @@ from catalogue.settings import CatalogueSettings
 from catalogue.stable import StableEmitter
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.lifecycle import HttpServer
+from dicomvault.lifecycle import HttpServer, ServiceFailed
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ async def _prepare_database(settings: CatalogueSettings, engine, stop: asyncio.E
 async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
     bus, cs = settings.bus, settings.catalogue
     engine = make_engine(settings.database.resolved_url(), settings.database.echo)
+    failed = ""
     try:
         if not await _prepare_database(settings, engine, stop):
             return
@@ -69,7 +70,8 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
             verifier = TokenVerifier(settings.auth)
             verifier.announce("catalogue REST API (/api/v1 reads: read scope; queue and job "
                               "commands: admin scope)")
-            app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier)
+            app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier,
+                            problems=policy.health.problems)
             server = HttpServer.for_app(app, settings.http)
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
                      asyncio.create_task(emitter.run(stop), name="stable-emitter"),
@@ -84,10 +86,10 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                     if task.get_name() == "stop":
                         continue
                     if task.cancelled() or task.exception() is None:
-                        log.error("catalogue task %s ended early", task.get_name())
+                        failed = f"catalogue task {task.get_name()} ended early"
                     else:
-                        log.error("catalogue task failed", exc_info=task.exception(),
-                                  extra={"task": task.get_name()})
+                        failed = (f"catalogue task {task.get_name()} failed: "
+                                  f"{task.exception()!r}"[:300])
             finally:
                 stop.set()
                 loop.stop()
@@ -96,3 +98,5 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
     finally:
         await engine.dispose()
         log.info("catalogue stopped")
+    if failed:  # only a stop ends the catalogue; anything else is an error exit (non-zero)
+        raise ServiceFailed(failed)

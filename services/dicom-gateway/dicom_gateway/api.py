@@ -17,6 +17,7 @@ from dicom_gateway import viewer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.dicomweb import DicomWeb, build_router
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.limits import RequestLimits
 from dicom_gateway.node import make_store
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.auth import TokenVerifier
@@ -55,6 +56,9 @@ def http_settings(settings: GatewaySettings) -> HttpSettings:
 
 def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
     app = FastAPI(title="DICOM Vault gateway", docs_url=None, redoc_url=None)
+    limits = gateway.settings.dicomweb
+    app.add_middleware(RequestLimits, max_url_bytes=limits.max_url_bytes,
+                       max_header_bytes=limits.max_header_bytes)
 
     @app.get("/metrics")
     async def metrics() -> Response:

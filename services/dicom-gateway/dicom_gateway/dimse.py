@@ -177,7 +177,8 @@ class Dimse:
                        ae.implementation_version_name or ""),
             functools.partial(h.store_async, ingest=ingest, modalities=modalities),
             cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
-            cfg.acse_timeout_s, cfg.network_timeout_s) if cfg.fast_storage else None
+            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s
+        ) if cfg.fast_storage else None
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None
 

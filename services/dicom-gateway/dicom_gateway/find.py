@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydicom import config
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from dicomvault.dicom.values import conformant
 from dicomvault.query import ATTRIBUTES, COMPUTED, FindRequest, Level
 
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -78,17 +80,6 @@ def parse(identifier: Dataset, sop_class_uid: str) -> Query:
     return Query(request=request, identifier=identifier, unsupported=unsupported)
 
 
-def _convert(vr: str, value: object) -> object:
-    if value is None or value == "":
-        return None
-    if isinstance(value, list):
-        items = [_convert(vr, v) for v in value]
-        return [v for v in items if v is not None] or None
-    if vr in _NUMERIC_VRS and vr not in ("IS", "DS"):
-        return int(value)
-    return str(value) if vr not in ("IS", "DS") else str(value).strip()
-
-
 def answer(query: Query, match: dict[str, object], retrieve_ae: str) -> Dataset:
     """One pending response: every key the peer asked for, filled where we know it."""
     ds = Dataset()
@@ -105,6 +96,8 @@ def answer(query: Query, match: dict[str, object], retrieve_ae: str) -> Dataset:
         if keyword == "RetrieveAETitle":
             ds.add_new(elem.tag, vr, retrieve_ae)
             continue
-        value = _convert(vr, match.get(keyword))
-        ds.add_new(elem.tag, vr, "" if value is None and vr not in _NUMERIC_VRS else value)
+        # a stored value its VR does not allow is answered empty, never 0xC311
+        value = conformant(vr, match.get(keyword))
+        ds[elem.tag] = DataElement(elem.tag, vr, "" if value is None and vr not in _NUMERIC_VRS
+                                   else value, validation_mode=config.IGNORE)
     return ds

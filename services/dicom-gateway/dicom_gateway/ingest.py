@@ -30,12 +30,14 @@ from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.part10 import (
     Malformed,
+    TooLarge,
     check_framing,
     instance_stored,
     read_header,
     split_file_meta,
 )
 from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
+from dicom_gateway.space import FreeSpace
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
@@ -146,6 +148,8 @@ class Ingest:
         self.topic = settings.bus.topics.instances
         self._locks = _LOCKS
         self.recall_aes = {ae.strip() for ae in settings.gateway.recall_aes if ae.strip()}
+        self.max_inflated = settings.gateway.max_inflated_bytes
+        self.space = FreeSpace(store, settings.gateway)
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         """A STOW-RS part (from a worker thread): durable write, then the event."""
@@ -241,8 +245,10 @@ class Ingest:
         except InvalidUID as exc:
             return Outcome(st.DATASET_DOES_NOT_MATCH, str(exc))
         try:
-            check_framing(rq.dataset, rq.transfer_syntax_uid)
+            check_framing(rq.dataset, rq.transfer_syntax_uid, self.max_inflated)
             part10 = rq.part10()
+        except TooLarge as exc:
+            return Outcome(st.OUT_OF_RESOURCES, str(exc))
         except Malformed as exc:
             return Outcome(st.CANNOT_UNDERSTAND, str(exc))
         return self._ingest(part10, None, rq.transfer_syntax_uid, affected_class, affected_sop,
@@ -304,8 +310,10 @@ class Ingest:
         started = time.perf_counter()
         try:
             if dataset is not None:
-                check_framing(dataset, transfer_syntax)
+                check_framing(dataset, transfer_syntax, self.max_inflated)
             header = read_header(part10)
+        except TooLarge as exc:
+            return Outcome(st.OUT_OF_RESOURCES, str(exc))
         except Malformed as exc:
             return Outcome(st.CANNOT_UNDERSTAND, str(exc))
         try:
@@ -377,6 +385,8 @@ class Ingest:
             replaces = old_sha
         # 3. Durable object (file renamed into place, or S3 PUT verified by its ETag), then
         # the event; only then Success.
+        if refused := self.space.refusal(len(part10)):
+            return Outcome(st.OUT_OF_RESOURCES, refused)
         started = time.perf_counter()
         try:
             written = self.store.put(key, part10, msg.sha256)

@@ -67,3 +67,7 @@ TRANSCODES = Counter(
     "gateway_transcodes_total", "Objects converted on retrieve to a transfer syntax the receiver "
     "accepts, by interface (dimse: C-MOVE/C-GET; dicomweb: WADO-RS, WADO-URI, frames) and "
     "outcome (converted, failed).", ["interface", "outcome"], registry=REGISTRY)
+LOW_SPACE_REFUSALS = Counter(
+    "gateway_low_space_refusals_total", "Stores refused (0xA700, STOW-RS 507) because the "
+    "cache file system was below its free-space watermark (min_free_bytes/min_free_percent).",
+    registry=REGISTRY)

@@ -2,8 +2,11 @@
 
 ``check_framing`` walks the dataset's element framing (tags and lengths, items and
 delimiters) without reading values, so a truncated object is refused even when the cut is
-inside the pixel data. ``read_header`` then reads only the tags InstanceStored needs, with
-pydicom, stopping before the pixels.
+inside the pixel data; it also refuses unknown VRs, sequences nested deeper than
+``MAX_DEPTH`` and (``TooLarge``) a deflated dataset that inflates beyond its ceiling — the
+stream is inflated in chunks and counted before anything is kept, so a decompression bomb
+costs CPU, not memory. ``read_header`` then reads only the tags InstanceStored needs, with
+pydicom, stopping before the pixels. Every refusal is a one-line reason (``Malformed``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")  # deflated LE, deflated image
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
+_SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+              b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+MAX_DEPTH = 32  # nested sequences deeper than this are refused (real objects use a handful)
+INFLATE_RATIO = 200  # default ceiling of a deflated dataset: 200x its received size
+_CHUNK = 1 << 20
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
 
@@ -35,19 +43,62 @@ _HEADER = header.wanted(HEADER_TAGS)
 
 
 class Malformed(ValueError):
-    """The dataset cannot be parsed: truncated, bad framing, undecodable."""
+    """The dataset cannot be parsed: truncated, bad framing, undecodable. Its text is one
+    line without backslashes (it becomes an LO Error Comment, where ``\\`` separates
+    values)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(" ".join(reason.replace("\\", "/").split())[:300])
 
 
-def check_framing(dataset: bytes, transfer_syntax: str) -> None:
-    """Raise Malformed unless ``dataset`` (no file meta) is a sequence of complete elements."""
+def _shown(vr: bytes) -> str:
+    """A VR as text for a reason: its letters, or hex when they are not printable."""
+    return vr.decode("latin-1") if vr.isalpha() else f"0x{vr.hex()}"
+
+
+class TooLarge(Malformed):
+    """A deflated dataset inflates beyond its ceiling (a decompression bomb): 0xA700."""
+
+
+def inflate_ceiling(received: int, max_inflated_bytes: int) -> int:
+    """The most a deflated dataset of ``received`` bytes may inflate to."""
+    return min(max_inflated_bytes, INFLATE_RATIO * max(received, 1))
+
+
+def check_inflated_size(deflated: bytes, ceiling: int) -> int:
+    """The inflated size of a raw deflate stream, counted chunk by chunk (nothing kept);
+    TooLarge past ``ceiling``, Malformed when undecodable or truncated."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size, data = 0, deflated
+    try:
+        while True:
+            size += len(inflater.decompress(data, _CHUNK))
+            if size > ceiling:
+                raise TooLarge(f"deflated dataset inflates beyond {ceiling} bytes "
+                               f"({len(deflated)} bytes received)")
+            data = inflater.unconsumed_tail
+            if inflater.eof or not data:
+                break
+        size += len(inflater.flush())
+    except zlib.error as exc:
+        raise Malformed(f"undecodable deflate stream: {exc}") from exc
+    if not inflater.eof:
+        raise Malformed("deflate stream is truncated")
+    if size > ceiling:
+        raise TooLarge(f"deflated dataset inflates beyond {ceiling} bytes")
+    return size
+
+
+def check_framing(dataset: bytes, transfer_syntax: str,
+                  max_inflated_bytes: int = 1 << 30) -> None:
+    """Raise Malformed unless ``dataset`` (no file meta) is a sequence of complete elements;
+    TooLarge when it is deflated and inflates beyond ``inflate_ceiling``."""
     if transfer_syntax in DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            dataset = inflater.decompress(dataset) + inflater.flush()
+        check_inflated_size(dataset, inflate_ceiling(len(dataset), max_inflated_bytes))
+        try:  # within the ceiling: inflate for the walk
+            dataset = zlib.decompress(dataset, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise Malformed(f"undecodable deflate stream: {exc}") from exc
-        if not inflater.eof:
-            raise Malformed("deflate stream is truncated")
     if not dataset:
         raise Malformed("empty dataset")
     little = transfer_syntax != EXPLICIT_BE
@@ -65,8 +116,11 @@ class _Walker:
         if pos + n > end:
             raise Malformed(f"truncated at byte {pos}: {n} bytes needed, {end - pos} left")
 
-    def elements(self, pos: int, end: int, implicit: bool, until: tuple | None = None) -> int:
+    def elements(self, pos: int, end: int, implicit: bool, until: tuple | None = None,
+                 depth: int = 0) -> int:
         """Walk elements from ``pos``; stop at ``end`` or after the ``until`` delimiter."""
+        if depth > MAX_DEPTH:
+            raise Malformed(f"sequences nested deeper than {MAX_DEPTH} levels at byte {pos}")
         while pos < end or until is not None:
             self._need(pos, 8, end)
             tag = self.tag.unpack_from(self.data, pos)
@@ -80,35 +134,42 @@ class _Walker:
             elif vr in _LONG_VRS:
                 self._need(pos, 12, end)
                 length, pos = self.u32.unpack_from(self.data, pos + 8)[0], pos + 12
-            elif vr.isalpha() and vr.isupper():
+            elif vr in _SHORT_VRS:
                 length, pos = self.u16.unpack_from(self.data, pos + 6)[0], pos + 8
             else:
-                raise Malformed(f"bad VR {vr!r} at byte {pos}")
+                raise Malformed(f"unknown VR {_shown(vr)} at byte {pos}")
             if length == UNDEFINED:
                 # SQ, encapsulated pixel data, or UN (whose content is implicit VR LE)
-                pos = self.items(pos, end, implicit or vr == b"UN")
+                pos = self.items(pos, end, implicit or vr == b"UN", depth + 1)
             else:
                 self._need(pos, length, end)
+                if vr == b"SQ":  # its items may hold undefined lengths: walk them too
+                    self.items(pos, pos + length, implicit, depth + 1, defined=True)
                 pos += length
         if pos != end:
             raise Malformed("element runs past the end of its container")
         return pos
 
-    def items(self, pos: int, end: int, implicit: bool) -> int:
-        while True:
+    def items(self, pos: int, end: int, implicit: bool, depth: int,
+              defined: bool = False) -> int:
+        """Walk the items of a sequence: up to its delimiter, or (``defined``) up to ``end``."""
+        while not defined or pos < end:
             self._need(pos, 8, end)
             tag = self.tag.unpack_from(self.data, pos)
             length = self.u32.unpack_from(self.data, pos + 4)[0]
             pos += 8
-            if tag == SEQ_END:
+            if tag == SEQ_END and not defined:
                 return pos
             if tag != ITEM:
                 raise Malformed(f"expected an item at byte {pos - 8}")
             if length == UNDEFINED:
-                pos = self.elements(pos, end, implicit, until=ITEM_END)
+                pos = self.elements(pos, end, implicit, until=ITEM_END, depth=depth)
             else:
                 self._need(pos, length, end)
+                if defined:  # an item of an SQ of defined length: a data set, walk it
+                    self.elements(pos, pos + length, implicit, depth=depth)
                 pos += length
+        return pos
 
 
 def _text(value: object) -> str:
@@ -117,6 +178,20 @@ def _text(value: object) -> str:
     if isinstance(value, MultiValue | list | tuple):
         return "\\".join(_text(v) for v in value)
     return str(value).rstrip("\x00 ")
+
+
+_AS_SENT = {"InstanceNumber", "SeriesNumber"}  # IS: text as sent, never parsed as a number
+
+
+def _raw(ds, keyword: str) -> str:
+    """An ASCII-VR value exactly as sent (no conversion that could warn or fail)."""
+    elem = ds.get_item(keyword)
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").rstrip("\x00 ")
+    return _text(value)
 
 
 def read_header(part10: bytes) -> dict[str, str | int]:
@@ -145,16 +220,16 @@ def read_header_pydicom(part10: bytes) -> dict[str, str | int]:
     """``read_header`` with pydicom's ``dcmread`` (objects ``header.read`` leaves to it)."""
     try:
         ds = dcmread(BytesIO(part10), stop_before_pixels=True, specific_tags=HEADER_TAGS)
-        out: dict[str, str | int] = {k: _text(ds.get(k)) for k in INSTANCE_STORED_TEXT}
-        frames = ds.get("NumberOfFrames")
-        try:
-            out["NumberOfFrames"] = int(frames) if frames not in (None, "") else 0
-        except (TypeError, ValueError):
-            out["NumberOfFrames"] = 0
+        out: dict[str, str | int] = {k: _raw(ds, k) if k in _AS_SENT else _text(ds.get(k))
+                                     for k in INSTANCE_STORED_TEXT}
+        frames = _raw(ds, "NumberOfFrames").strip()
+        out["NumberOfFrames"] = int(frames) if frames.isascii() and frames.isdigit() else 0
         out["TransferSyntaxUID"] = str(ds.file_meta.get("TransferSyntaxUID", ""))
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError,
-            struct.error, zlib.error, UnicodeDecodeError, LookupError) as exc:
-        raise Malformed(f"cannot read the header: {exc}") from exc
+            struct.error, zlib.error, UnicodeDecodeError, LookupError, NotImplementedError,
+            RecursionError, AttributeError) as exc:
+        raise Malformed(f"cannot read the header: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}") from exc
     return out
 
 
@@ -195,7 +270,7 @@ def split_file_meta(part10: bytes) -> tuple[dict[str, str], int]:
         elif vr.isalpha() and vr.isupper():
             length, start = struct.unpack_from("<H", part10, pos + 6)[0], pos + 8
         else:
-            raise Malformed(f"bad VR {vr!r} in the file meta information")
+            raise Malformed(f"bad VR {_shown(vr)} in the file meta information")
         if length == UNDEFINED or start + length > end:
             raise Malformed("file meta information is truncated")
         if element in names:

@@ -104,6 +104,16 @@ class GatewaySection(BaseModel):
         30.0, gt=0, description="Longest wait for the broker to take InstanceStored before a "
         "C-STORE fails (and its new file is removed).",
     )
+    max_inflated_bytes: int = Field(
+        1024**3, ge=1, description="Ceiling of a deflated dataset once inflated (the smaller "
+        "of this and 200x its received size); above it the object is refused (C-STORE "
+        "0xA700, STOW-RS 413) without holding the inflated bytes.")
+    min_free_bytes: int = Field(
+        1024**3, ge=0, description="Free-space watermark of the cache file system: below it "
+        "every store is refused (C-STORE 0xA700, STOW-RS 507) before the disk fills; 0 = off.")
+    min_free_percent: float = Field(
+        5.0, ge=0, le=100, description="Free-space watermark in percent of the cache file "
+        "system; a store is refused when free space is below either watermark; 0 = off.")
     acse_timeout_s: float = Field(30.0, gt=0, description="Association negotiation timeout.")
     dimse_timeout_s: float = Field(60.0, gt=0, description="DIMSE message timeout.")
     network_timeout_s: float = Field(60.0, gt=0, description="Idle network timeout.")
@@ -149,6 +159,10 @@ class DicomWebSection(BaseModel):
     default_limit: int = Field(
         1000, ge=1, description="QIDO-RS matches per response when the request sets no limit.")
     max_limit: int = Field(10_000, ge=1, description="Largest QIDO-RS limit accepted.")
+    max_url_bytes: int = Field(
+        8192, ge=256, description="Longest request line (path + query); longer: 414.")
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="Largest request header section; larger: 431.")
     recall_retry_after_s: int = Field(
         60, ge=1, description="Retry-After of a WADO-RS 503 for a study not in the cache tier "
         "(a recall has been requested).")

@@ -31,6 +31,7 @@ from dicom_gateway import file_meta, metrics, pdu
 from dicom_gateway import statuses as st
 from dicom_gateway.ingest import Outcome, StoreRequest
 from dicom_gateway.negotiation import Negotiator
+from dicomvault.store.uids import is_valid_uid
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,15 @@ class StorageNode:
     def __init__(self, negotiator: Negotiator,
                  store: Callable[[StoreRequest], Awaitable[Outcome]], ae_title: str,
                  max_associations: int,
-                 others_active: Callable[[], int], network_timeout_s: float) -> None:
+                 others_active: Callable[[], int], network_timeout_s: float,
+                 dimse_timeout_s: float) -> None:
         self.negotiator = negotiator
         self.store = store
         self.ae_title = ae_title
         self.max_associations = max_associations
         self.others_active = others_active  # pynetdicom's acceptors of the same node
         self.network_timeout_s = network_timeout_s
+        self.dimse_timeout_s = dimse_timeout_s  # a started message must go on within this
         self.associations: set[StorageAssociation] = set()
 
     def over_limit(self) -> bool:
@@ -264,20 +267,35 @@ class StorageAssociation(asyncio.Protocol):
     def _reply(self, message: Message, status: int, comment: str = "", sop_class: str = "",
                response_field: int = pdu.C_STORE_RSP) -> bytes:
         command = message.command
+        # The response's Affected SOP Class/Instance UIDs are optional (PS3.7 C.4.1.1): an
+        # invalid one is not echoed, or the peer could not decode the answer to its mistake.
+        sop_class = sop_class or pdu.text(command.get(pdu.AFFECTED_SOP_CLASS))
+        sop_instance = pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE))
         return pdu.response(
             response_field, pdu.us(command.get(pdu.MESSAGE_ID)) or 0, status,
-            sop_class or pdu.text(command.get(pdu.AFFECTED_SOP_CLASS)),
-            pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE)), comment)
+            sop_class if is_valid_uid(sop_class) else "",
+            sop_instance if is_valid_uid(sop_instance) else "", comment)
 
     # --- timeouts and aborts ---------------------------------------------------------------
+    def _incomplete(self) -> bool:
+        return bool(self._command) or self._pending_cmd is not None
+
     def _arm_timer(self) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.node.network_timeout_s, self._check_idle)
+        every = min(self.node.network_timeout_s, self.node.dimse_timeout_s) / 4
+        self._timer = loop.call_later(max(0.05, every), self._check_idle)
 
     def _check_idle(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         idle = time.monotonic() - self._last_read
+        if self._incomplete() and idle >= self.node.dimse_timeout_s:
+            # A command whose data set (or rest) never comes: the peer waits for an answer
+            # we cannot give; say so now instead of waiting for its own timeout.
+            log.warning("DIMSE message left incomplete: aborting",
+                        extra={"calling_ae": self.calling_ae, "idle_s": round(idle, 1)})
+            self.abort()
+            return
         if not self._busy and self._queue.empty() and idle >= self.node.network_timeout_s:
             log.warning("association idle for too long: aborting",
                         extra={"calling_ae": self.calling_ae, "idle_s": round(idle, 1)})

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+MAX_MESSAGE = 1000  # characters of a condition message (kubectl get/describe stay readable)
+
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -76,6 +78,8 @@ def conditions(previous: list[dict[str, Any]] | None, generation: int | None, *,
     for kind, (status, reason, message) in (("Ready", ready), ("Degraded", degraded)):
         before = old.get(kind) or {}
         changed = before.get("status") != status
+        if len(message) > MAX_MESSAGE:  # a spec value echoed in a reason can be huge
+            message = message[:MAX_MESSAGE] + f"… (+{len(message) - MAX_MESSAGE} chars)"
         cond = {"type": kind, "status": status, "reason": reason, "message": message,
                 "lastTransitionTime": now() if changed or "lastTransitionTime" not in before
                 else before["lastTransitionTime"]}

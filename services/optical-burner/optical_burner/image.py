@@ -28,9 +28,12 @@ from pathlib import Path
 
 import pycdlib
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomFileLike
 from pydicom.fileset import FileSet
 
+from dicomvault.dicom.values import conformant
 from optical_burner.volumes import ImageInfo, Volume
 
 PUBLISHER = "DICOM Vault optical-burner"
@@ -41,6 +44,17 @@ _INVENT = {
     "StudyTime": "000000", "StudyID": "1", "AccessionNumber": "", "StudyDescription": "",
     "Modality": "OT", "SeriesNumber": "1", "InstanceNumber": "1",
 }
+
+
+def _usable(ds, keyword: str) -> bool:
+    """Whether a DICOMDIR record can carry the instance's value of ``keyword`` as stored: present,
+    not empty, and allowed by its VR (a stored InstanceNumber ``1£`` is not)."""
+    elem = ds.get_item(keyword)
+    if elem is None:
+        return False
+    raw = elem.value
+    text = raw.decode("latin-1").rstrip("\x00 ") if isinstance(raw, bytes) else str(raw or "")
+    return text != "" and conformant(dictionary_VR(keyword), text) is not None
 
 
 class ImageError(RuntimeError):
@@ -82,12 +96,12 @@ def build_tree(vol: Volume, data_root: Path, stage: Path, index: bool = True) ->
             entries[inst.sop_instance_uid] = inst
             try:
                 fs.add(path)
-            except ValueError:
+            except (ValueError, Warning):  # a record key missing, or one its VR forbids
                 ds = dcmread(path)
                 for keyword, value in _INVENT.items():
-                    if keyword not in ds or ds[keyword].value in (None, ""):
-                        if value or keyword not in ds:
-                            setattr(ds, keyword, value)
+                    if not _usable(ds, keyword):  # the record gets it; DICOM/ keeps the bytes
+                        tag = tag_for_keyword(keyword)  # replaced unread: no VR warning
+                        ds[tag] = DataElement(tag, dictionary_VR(tag), value)
                 fs.add(ds)
     fs.write(pydicom_root)
 

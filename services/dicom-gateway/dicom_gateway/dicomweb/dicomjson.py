@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 from fastapi.responses import Response
+from pydicom import config
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from dicomvault.dicom.values import conformant
+
 MEDIA_TYPE = "application/dicom+json"
 CHARSET = "ISO_IR 192"
-_INTEGER_VRS = {"US", "UL", "SS", "SL", "UV", "SV"}
-_FLOAT_VRS = {"FL", "FD"}
 
 
 def keyword(name: str) -> str | None:
@@ -26,22 +28,11 @@ def keyword(name: str) -> str | None:
     return name if tag_for_keyword(name) is not None else None
 
 
-def _value(vr: str, value: object) -> object:
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, list):
-        items = [_value(vr, v) for v in value]
-        return [v for v in items if v is not None] or None
-    if vr in _INTEGER_VRS:
-        return int(value)
-    if vr in _FLOAT_VRS:
-        return float(value)
-    return str(value).strip() if vr in ("IS", "DS") else str(value)
-
-
 def dataset(values: dict[str, object]) -> Dataset:
     """A dataset of ``keyword -> value`` (catalogue matches), VRs from the dictionary; keys
-    without a value are present with no Value (PS3.18 F.2.5)."""
+    without a value are present with no Value (PS3.18 F.2.5). A stored value its VR does not
+    allow (InstanceNumber ``1£``) is answered as no Value, never as an error
+    (docs/conformance.md, "Values that do not conform")."""
     ds = Dataset()
     ds.SpecificCharacterSet = CHARSET
     for kw, value in values.items():
@@ -49,7 +40,7 @@ def dataset(values: dict[str, object]) -> Dataset:
         if tag is None:
             continue
         vr = dictionary_VR(tag)
-        ds.add_new(tag, vr, _value(vr, value))
+        ds[tag] = DataElement(tag, vr, conformant(vr, value), validation_mode=config.IGNORE)
     return ds
 
 

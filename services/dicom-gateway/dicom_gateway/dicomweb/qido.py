@@ -48,10 +48,15 @@ def _uid(value: str, what: str) -> str:
         raise _bad(str(exc)) from exc
 
 
+MAX_INT = 2**31 - 1  # limit/offset beyond this are refused (the catalogue's SQL integers)
+
+
 def _int(name: str, value: str, low: int) -> int:
-    if not value.strip().isdigit() or int(value) < low:
-        raise _bad(f"{name} must be an integer >= {low}, not {value!r}")
-    return int(value)
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not \
+            low <= int(text) <= MAX_INT:
+        raise _bad(f"{name} must be an integer from {low} to {MAX_INT}, not {value[:40]!r}")
+    return int(text)
 
 
 def _allowed(level: Level) -> list[str]:
@@ -90,7 +95,7 @@ def parse(dw: DicomWeb, request: Request, level: Level, study: str = "",
                         continue
                     kw = dicomjson.keyword(field)
                     if kw is None:
-                        raise _bad(f"includefield: {field!r} is not a DICOM keyword or tag")
+                        raise _bad(f"includefield: {field[:80]!r} is not a DICOM keyword or tag")
                     if kw in SUPPORTED:  # other attributes: the archive does not hold them
                         include.append(kw)
                 continue
@@ -102,16 +107,16 @@ def parse(dw: DicomWeb, request: Request, level: Level, study: str = "",
             elif name == "offset":
                 offset = _int("offset", value, 0)
             elif value.lower() not in ("true", "false"):
-                raise _bad(f"{name} must be true or false, not {value!r}")
+                raise _bad(f"{name} must be true or false, not {value[:80]!r}")
             elif value.lower() == "true":
                 warnings.append(f"The {name} parameter is not supported. Only literal "
                                 "matching has been performed.")
             continue
         if "." in name:
-            raise _bad(f"{name!r}: sequence matching is not supported")
+            raise _bad(f"{name[:80]!r}: sequence matching is not supported")
         kw = dicomjson.keyword(name)
         if kw is None:
-            raise _bad(f"{name!r} is neither a query parameter nor a DICOM keyword or tag")
+            raise _bad(f"{name[:80]!r} is neither a query parameter nor a DICOM keyword or tag")
         if kw not in SUPPORTED:
             raise _bad(f"{kw} is not supported as a matching key; supported: "
                        + ", ".join(sorted(SUPPORTED)))

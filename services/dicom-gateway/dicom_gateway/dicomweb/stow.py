@@ -3,9 +3,12 @@ type="application/dicom". Every part is a Part 10 file that goes through the sam
 a C-STORE; the answer is a DICOM JSON Store Instances Response Module.
 
 HTTP status: 200 every instance stored; 202 some stored, some failed; 409 none stored;
-503 (Retry-After) none stored because of resources only (disk, event bus); 400 a body that is
-not well-formed multipart; 413 a body above ``dicomweb.max_request_bytes``; 415 a media type
-other than multipart/related; type="application/dicom".
+503 (Retry-After) none stored because of resources only (disk, free-space watermark, event
+bus); 400 a body that is not well-formed multipart; 413 a body above
+``dicomweb.max_request_bytes``, or no part stored because each refused one was a deflated
+dataset inflating beyond ``gateway.max_inflated_bytes`` (a decompression bomb); 415 a media
+type other than multipart/related; type="application/dicom". A client that disconnects
+mid-upload is one INFO line. The Warning header carries the reasons as ASCII.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydicom.dataset import Dataset
 from pynetdicom import AllStoragePresentationContexts
+from starlette.requests import ClientDisconnect
 
 from dicom_gateway import statuses as st
 from dicom_gateway.dicomweb import DicomWeb, dicomjson
 from dicom_gateway.dicomweb.multipart import BadMultipart, media_type, split
 from dicom_gateway.dimse import TRANSFER_SYNTAXES
 from dicom_gateway.ingest import Outcome, Part10Request
-from dicom_gateway.part10 import Malformed, split_file_meta
+from dicom_gateway.part10 import (
+    DEFLATED,
+    Malformed,
+    TooLarge,
+    check_inflated_size,
+    inflate_ceiling,
+    split_file_meta,
+)
 from dicomvault.store import InvalidUID, validate_uid
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,7 @@ class Result:
     study: str
     series: str
     outcome: Outcome
+    too_large: bool = False  # a decompression bomb (0xA700, HTTP 413 when nothing stored)
 
 
 def _uid_or_empty(value: str) -> str:
@@ -74,11 +86,17 @@ async def _body(dw: DicomWeb, request: Request) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        log.info("STOW-RS client disconnected mid-upload; nothing stored",
+                 extra={"received_bytes": size})
+        raise HTTPException(400, "the client disconnected before the body was complete") \
+            from None
     return b"".join(chunks)
 
 
@@ -125,7 +143,7 @@ async def stow(dw: DicomWeb, request: Request, study: str) -> Response:
 
 async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -> Result:
     try:
-        meta, _ = split_file_meta(part10)
+        meta, offset = split_file_meta(part10)
     except Malformed as exc:
         return Result("", "", "", "", Outcome(st.CANNOT_UNDERSTAND, str(exc)))
     sop_class = _uid_or_empty(meta.get("MediaStorageSOPClassUID", ""))
@@ -137,6 +155,14 @@ async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -
     if ts not in TRANSFER_SYNTAXES:
         return Result(sop_class, sop, "", "", Outcome(
             TRANSFER_SYNTAX_NOT_SUPPORTED, f"transfer syntax {ts} is not supported"))
+    if ts in DEFLATED:  # refuse a bomb before the Ingest inflates anything
+        ceiling = inflate_ceiling(len(part10) - offset, dw.settings.gateway.max_inflated_bytes)
+        try:
+            await asyncio.to_thread(check_inflated_size, part10[offset:], ceiling)
+        except TooLarge as exc:
+            return Result(sop_class, sop, "", "", Outcome(st.OUT_OF_RESOURCES, str(exc)), True)
+        except Malformed as exc:
+            return Result(sop_class, sop, "", "", Outcome(st.CANNOT_UNDERSTAND, str(exc)))
     rq = Part10Request(part10=part10, source="dicomweb", calling_ae="",
                        called_ae=dw.settings.gateway.ae_title, received=received,
                        study_instance_uid=study)
@@ -172,13 +198,15 @@ def _answer(dw: DicomWeb, request: Request, study: str, results: list[Result]) -
             item.FailureReason = r.outcome.status
             items.append(item)
             log.info("STOW-RS part refused", extra={
-                "status": st.label(r.outcome.status), "reason": r.outcome.comment})
+                "status": st.label(r.outcome.status), "reason": r.outcome.comment[:300]})
         ds.FailedSOPSequence = items
     headers: dict[str, str] = {}
     if not failed:
         code = 200
     elif stored:
         code = 202
+    elif all(r.too_large for r in failed):
+        code = 413
     elif all(r.outcome.status in RESOURCE_FAILURES for r in failed):
         code = 503
         headers["Retry-After"] = "10"
@@ -191,4 +219,8 @@ def _answer(dw: DicomWeb, request: Request, study: str, results: list[Result]) -
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', "'").replace("\r", " ").replace("\n", " ")
+    """``text`` as a quoted-string of an HTTP header: printable ASCII only (anything else is
+    escaped as ``\\uXXXX``, so a reason quoting a non-Latin-1 UID still goes out)."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if " " <= c <= "~" else " " for c in text)
+    return text.replace("\\", "\\\\").replace('"', "'")
