@@ -4,8 +4,8 @@
 per instance on this machine, more than the durable write of a small image. ``read`` walks the
 top-level elements up to (0028,0008) and converts only the wanted values, with pydicom's own
 character-set decoding (``decode_bytes``) and the same text rules as pydicom's value
-converters followed by ``part10._text`` (so the results are equal: tested against the pydicom
-reader). It returns None for what it does not handle itself — big endian, deflated, an
+converters followed by ``part10._text``, integer strings as sent like ``part10._raw``
+(so the results are equal: tested against the pydicom reader). It returns None for what it does not handle itself — big endian, deflated, an
 unexpected VR, nesting deeper than ``MAX_DEPTH`` — and the caller then uses pydicom.
 """
 
@@ -14,10 +14,8 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
-from pydicom import config
 from pydicom.charset import decode_bytes, default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.valuerep import IS
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 LITTLE_ENDIAN = (IMPLICIT_LE, "1.2.840.10008.1.2.1")  # others (compressed pixels) too, below
@@ -77,28 +75,15 @@ def _convert(vr: str, raw: bytes, encodings: tuple[str, ...]) -> str:
     if vr == "PN":
         decoded = decode_bytes(raw.rstrip(b"\x00 "), list(encodings), TEXT_VR_DELIMS)
         return _join(decoded.split("\\"))
-    if vr == "IS":
-        text = raw.decode(default_encoding).rstrip(" \x00")
-        return _join([_integer_string(v) for v in text.split("\\")]) if text else ""
+    if vr == "IS":  # as sent, never parsed as a number (part10._raw, docs/conformance.md)
+        return raw.decode("latin-1").rstrip("\x00 ")
     raise _Unsupported(vr)
-
-
-def _integer_string(value: str) -> str:
-    """pydicom's text of an IS value: an invalid one is kept as sent unless validation
-    raises (the gateway reads with validation off)."""
-    try:
-        return str(IS(value))
-    except ValueError:
-        if config.settings.reading_validation_mode == config.RAISE:
-            raise
-        return value
 
 
 def read(part10: bytes, offset: int, transfer_syntax: str,
          tags: dict[int, tuple[str, str]]) -> dict[str, str] | None:
     """{keyword: text} of the wanted attributes present at the top level of the dataset that
-    starts at ``offset``; None when pydicom should read it instead. ValueError (from pydicom's
-    IS) when a value cannot be converted, as pydicom would raise."""
+    starts at ``offset``; None when pydicom should read it instead."""
     if transfer_syntax == BIG_ENDIAN or transfer_syntax in DEFLATED:
         return None
     try:

@@ -19,7 +19,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.valuerep import IS
 
 from dicom_gateway import header
 from dicomvault.dicom import INSTANCE_STORED_TEXT
@@ -207,11 +206,8 @@ def read_header(part10: bytes) -> dict[str, str | int]:
     if fast is None:
         return read_header_pydicom(part10)
     out: dict[str, str | int] = {k: fast.get(k, "") for k in INSTANCE_STORED_TEXT}
-    try:
-        frames = fast.get("NumberOfFrames", "")
-        out["NumberOfFrames"] = int(IS(frames)) if frames else 0
-    except (TypeError, ValueError):
-        out["NumberOfFrames"] = 0
+    frames = fast.get("NumberOfFrames", "").strip()
+    out["NumberOfFrames"] = int(frames) if frames.isascii() and frames.isdigit() else 0
     out["TransferSyntaxUID"] = meta["TransferSyntaxUID"]
     return out
 
