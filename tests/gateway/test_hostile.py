@@ -237,3 +237,16 @@ def test_a_client_that_disconnects_mid_upload_is_one_info_line(archive: WebArchi
     assert not any("Traceback" in line for line in gateway_log_lines(archive))
     with archive.http(READ) as http:
         assert http.get("/studies", params={"PatientID": "NOBODY"}).status_code == 204
+
+
+def test_an_oversized_head_sent_in_pieces_still_gets_its_status(archive: WebArchive) -> None:
+    # A slow client's 40 KB request line arrives in pieces: still 414 with a reason, not the
+    # HTTP parser's bare 400 and a reset.
+    head = (f"GET /dicomweb/studies?PatientID={'x' * 40_000} HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", archive.http_port), timeout=10) as sock:
+        for start in range(0, len(head), 4096):
+            sock.sendall(head[start:start + 4096])
+            time.sleep(0.01)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 414"), answer[:200]

@@ -117,8 +117,13 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
         web = dicomweb(settings, publisher, catalogue)
+        # h11 refuses a request head that arrives in pieces past its buffer limit (16 KiB by
+        # default) with a bare 400 and a reset; the limits middleware (414/431 with a reason)
+        # must see every head up to well past its own limits, whatever the segmentation.
+        head_room = 4 * (settings.dicomweb.max_url_bytes + settings.dicomweb.max_header_bytes)
         server = HttpServer.for_app(build_app(gateway, web), http_settings(settings),
-                                    timeout_graceful_shutdown=max(1, int(cfg.drain_s)))
+                                    timeout_graceful_shutdown=max(1, int(cfg.drain_s)),
+                                    h11_max_incomplete_event_size=head_room)
         tasks = [asyncio.create_task(reconciler.run(stop), name="reconcile"),
                  asyncio.create_task(server.serve(), name="http")]
         if gateway.workers:
