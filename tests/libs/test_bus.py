@@ -173,3 +173,31 @@ async def test_a_batch_is_retried_whole_while_the_trouble_is_transient(
         await task
     assert applied == [("batch", "1.1"), ("batch", "1.2"), ("batch", "1.3")]
     assert failures == 0 and loop.batch_fallbacks == 0
+
+
+async def test_a_trickle_is_applied_in_batches_when_the_loop_lingers(
+        bus_settings: BusSettings) -> None:
+    """Live ingest brings one record per fetch; with ``batch_linger_ms`` the loop gathers what
+    arrives within that time into one call of the batch handler (one transaction)."""
+    calls: list[list[str]] = []
+
+    async def one(event: Event) -> None:
+        raise AssertionError("no record should go one by one")
+
+    async def many(events: list[Event]) -> None:
+        calls.append([e.payload.sop_instance_uid for e in events])
+
+    async with Publisher(bus_settings, "test") as pub:
+        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
+                            handler=one, batch_handler=many, dlq=pub, client_id="c1",
+                            batch_linger_ms=5000)
+        task = asyncio.create_task(loop.run())
+        await wait_for(loop.ready.is_set)
+        uids = [f"3.{n}" for n in range(1, 7)]
+        for uid in uids:  # a trickle: each record on its own, as a modality sends them
+            await pub.publish(bus_settings.topics.instances, stored(uid))
+            await asyncio.sleep(0.02)
+        await wait_for(lambda: sum(len(c) for c in calls) == len(uids))
+        loop.stop()
+        await task
+    assert calls == [uids]
