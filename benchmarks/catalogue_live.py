@@ -170,7 +170,7 @@ def main() -> None:
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rate", type=float, default=300.0, help="InstanceStored per second")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--linger", type=int, nargs="+", default=[0, 20],
+    ap.add_argument("--linger", type=int, nargs="+", default=[0, 50],
                     help="catalogue.batch_linger_ms values to compare")
     ap.add_argument("--fetch-wait", type=int, default=50, help="catalogue.fetch_max_wait_ms")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],

@@ -243,6 +243,9 @@ def gateway_row() -> Row:
         Panel("Associations/s by result and reason", [(q(
             "sum by (result, reason) (rate(gateway_associations_total{{NS}}[{R}]))"),
             "{{result}} {{reason}}")], "ops"),
+        Panel("Associations held per DIMSE worker (-1: starting, draining or down)", [(q(
+            "max by (pod, worker) (gateway_worker_associations{{NS}})"), "{{pod}} {{worker}}")],
+            "short"),
         Panel("Bytes received/s", [(q("sum (rate(gateway_received_bytes_total{{NS}}[{R}]))"),
                                     "received")], "Bps"),
         Panel("C-FIND queries/s by status", [(q(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
 import socketserver
 import ssl
@@ -30,6 +31,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway import handlers as h
+from dicom_gateway.balance import NOT_ACCEPTING, Balancer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.fast_path import FastPath
 from dicom_gateway.ingest import Ingest
@@ -101,6 +103,52 @@ class FastPathServer(ThreadedAssociationServer):
         super().process_request_thread(request, client_address)
 
 
+class SharedListenerServer(FastPathServer):
+    """Accepts from the service process's listening socket (``listener_fd``, inherited), which
+    every worker shares: the least busy worker takes each connection (``balancer``)."""
+
+    listener_fd: int = -1
+    balancer: Balancer | None = None
+
+    def server_bind(self) -> None:
+        self.socket.close()
+        self.socket = socket.socket(fileno=os.dup(self.listener_fd))
+        # Non-blocking: every worker is woken by a connection and only one gets it; the others'
+        # accept must come back empty at once, not wait for the next connection.
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        """Already listening (the service process did)."""
+
+    def get_request(self):
+        if self.balancer is not None:
+            self.balancer.wait_turn()
+        request, address = super().get_request()  # BlockingIOError: another worker took it
+        request.setblocking(True)  # as from a blocking listener
+        if self.balancer is not None:
+            self.balancer.accepted(request)
+        return request, address
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        if self.balancer is not None:
+            self.balancer.publish()  # associations that ended since the last accept
+
+    def shutdown(self) -> None:
+        """Stop accepting. The backlog is shared: what waits in it is left to the workers that
+        go on accepting; the last one to stop takes it along (``FastPathServer.shutdown``)."""
+        if self.balancer is None:
+            return super().shutdown()
+        self.balancer.stop_accepting()
+        if self.balancer.table.least_other(self.balancer.index) != NOT_ACCEPTING:
+            socketserver.BaseServer.shutdown(self)
+            self.server_close()
+            self.ae._servers.remove(self)
+            return None
+        return super().shutdown()
+
+
 class ReusePortServer(FastPathServer):
     """An association server whose socket has SO_REUSEPORT set before bind."""
 
@@ -129,7 +177,8 @@ def server_tls(cfg: GatewaySection) -> ssl.SSLContext:
 class Dimse:
     def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
                  bridge: Bridge, reuse_port: bool = False,
-                 retriever: Retriever | None = None) -> None:
+                 retriever: Retriever | None = None, listener_fd: int | None = None,
+                 balancer: Balancer | None = None) -> None:
         # We validate every value we use ourselves; pydicom's warnings about odd values in a
         # peer's dataset would only be noise (and errors under warnings-as-errors).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -138,6 +187,8 @@ class Dimse:
         _config.STORE_SEND_CHUNKED_DATASET = True
         self.cfg = cfg
         self.reuse_port = reuse_port
+        self.listener_fd = listener_fd
+        self.balancer = balancer
         ae = AE(ae_title=cfg.ae_title)
         ae.maximum_pdu_size = cfg.max_pdu
         ae.maximum_associations = cfg.max_associations
@@ -185,6 +236,9 @@ class Dimse:
     def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
                ) -> ThreadedAssociationServer:
         server_class = ReusePortServer if self.reuse_port else FastPathServer
+        if ssl_context is None and self.listener_fd is not None:
+            server_class = type("SharedListener", (SharedListenerServer,),
+                                {"listener_fd": self.listener_fd, "balancer": self.balancer})
         server = self.ae.make_server((self.cfg.dimse_host, port), evt_handlers=self.handlers,
                                      server_class=server_class, ssl_context=ssl_context,
                                      request_handler=RetrieveRequestHandler)

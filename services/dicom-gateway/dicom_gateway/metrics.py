@@ -5,7 +5,7 @@ serves it on a private loopback port; the service process serves ``/metrics`` as
 its own registry and every worker's (``workers.AggregateCollector``).
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
@@ -14,6 +14,11 @@ ASSOCIATIONS = Counter(
     "Association requests by result (accepted, rejected) and reason of rejection "
     "(calling_ae_not_recognised, local_limit_exceeded, other; '' when accepted).",
     ["result", "reason"], registry=REGISTRY)
+WORKER_ASSOCIATIONS = Gauge(
+    "gateway_worker_associations",
+    "Connections each DIMSE worker holds now (workers > 1; -1 while it starts, drains or is "
+    "down): how evenly the least-busy-first accept spreads the associations.",
+    ["worker"], registry=REGISTRY)
 CSTORE_REQUESTS = Counter(
     "gateway_cstore_requests_total", "C-STORE requests answered, by status (0x0000, 0xA700, …).",
     ["status"], registry=REGISTRY)

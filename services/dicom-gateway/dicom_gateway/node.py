@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from dicom_gateway.balance import Balancer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
@@ -29,15 +30,18 @@ def make_store(settings: GatewaySettings) -> CacheStore:
 
 @contextlib.asynccontextmanager
 async def dimse_node(settings: GatewaySettings, publisher: Publisher,
-                     catalogue: CatalogueClient, reuse_port: bool = False
+                     catalogue: CatalogueClient, reuse_port: bool = False,
+                     listener_fd: int | None = None, balancer: Balancer | None = None
                      ) -> AsyncIterator[Dimse]:
-    """Start the DIMSE listener bound to this loop; stop it on exit."""
+    """Start the DIMSE listener bound to this loop; stop it on exit. A worker passes the
+    service process's listening socket (``listener_fd``) and its ``balancer``."""
     cfg = settings.gateway
     bridge = Bridge(asyncio.get_running_loop(), timeout_s=cfg.catalogue_timeout_s + 5.0)
     ingest = Ingest(settings, make_store(settings), publisher, bridge)
     retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
                           Modalities(cfg))
-    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever)
+    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
+                  listener_fd=listener_fd, balancer=balancer)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,

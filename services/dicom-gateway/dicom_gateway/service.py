@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+from dicom_gateway import metrics
 from dicom_gateway.api import build_app, dicomweb, http_settings
+from dicom_gateway.balance import LoadTable, listening_socket
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.node import dimse_node, make_store
 from dicom_gateway.reconcile import Reconciler
 from dicom_gateway.settings import GatewaySettings
-from dicom_gateway.workers import AggregateCollector, Worker, reserve_port, wait_ready
+from dicom_gateway.workers import AggregateCollector, Worker, wait_ready
 from dicomvault.bus import Publisher
 from dicomvault.lifecycle import HttpServer
 from dicomvault.query import CatalogueClient
@@ -100,12 +103,18 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
             gateway.dimse_port = dimse.port
         else:
-            holder = reserve_port(cfg.dimse_host, cfg.dimse_port)
-            stack.callback(holder.close)
-            port = holder.getsockname()[1]
+            listener = listening_socket(cfg.dimse_host, cfg.dimse_port)
+            stack.callback(listener.close)
+            table = LoadTable.create(cfg.workers)
+            stack.callback(table.close)
+            port = listener.getsockname()[1]
             worker_settings = settings.model_copy(
                 update={"gateway": cfg.model_copy(update={"dimse_port": port})})
-            gateway.workers = [Worker(i, worker_settings) for i in range(cfg.workers)]
+            gateway.workers = [Worker(i, worker_settings, listener, table)
+                               for i in range(cfg.workers)]
+            for i in range(cfg.workers):
+                metrics.WORKER_ASSOCIATIONS.labels(str(i)).set_function(
+                    functools.partial(table.associations, i))
             for w in gateway.workers:
                 stack.callback(w.stop, cfg.drain_s + 10.0)
                 w.start()
