@@ -115,7 +115,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
             "DICOMVAULT_COMMITMENT__DIMSE_HOST": opts.host,
             "DICOMVAULT_COMMITMENT__DIMSE_PORT": str(opts.dimse_port + 1),
         }),
-        Child("audit", "audit", opts.http_port + 6),
+        Child("audit", "audit", opts.http_port + 7),
     ]
     if opts.exporters_file is not None:
         children.append(Child("stow-exporter", "stow_exporter", opts.http_port + 4, {
@@ -199,6 +199,8 @@ class Supervisor:
             "   storage commitment (N-ACTION) SCP")
         say(f"DICOMweb    {self.url(self.opts.http_port)}/dicomweb")
         say(f"catalogue   {self.url(self.opts.http_port + 1)}/api/v1")
+        say(f"audit       {self.url(self.opts.http_port + 7)}/api/v1/audit   (DICOM audit "
+            "messages; syslog: DICOMVAULT_AUDIT__SYSLOG_URL)")
         say("WARNING     no HTTP API needs a token (embedded default): DICOMweb, the "
             "catalogue's job commands and every service's /api/v1 (close, burn, delete "
             "volumes, exports, commitments) are open to anyone reaching the ports; set "

@@ -20,7 +20,7 @@ from dicomvault.settings import (
 class AuditHttp(HttpSettings):
     """The audit service's HTTP listener: GET /api/v1/audit, /metrics, health."""
 
-    port: int = Field(8086, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    port: int = Field(8087, ge=0, le=65535, description="TCP port; 0 picks a free one.")
 
 
 class AuditDatabase(DatabaseSettings):
@@ -74,7 +74,7 @@ class AuditSettings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
     log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
     http: AuditHttp = Field(default_factory=AuditHttp,
-                            description="GET /api/v1/audit, /metrics and health (port 8086).")
+                            description="GET /api/v1/audit, /metrics and health (port 8087).")
     database: AuditDatabase = Field(default_factory=AuditDatabase,
                                     description="The audit messages' own table.")
     audit: AuditSection = Field(default_factory=AuditSection,
