@@ -62,7 +62,7 @@ def audit_service(folder: Path, bus: BusSettings, issuer: Issuer, syslog_url: st
            "DICOMVAULT_AUDIT__SYSLOG_URL": syslog_url,
            "DICOMVAULT_AUDIT__AGGREGATE_S": "0.5",
            "DICOMVAULT_AUDIT__RETRY_MAX_S": "0.5"}
-    return ServiceProcess("audit", env, folder, ready_url=f"http://127.0.0.1:{port}/readyz")
+    return ServiceProcess("audit", env, folder)
 
 
 def test_actions_become_audit_messages_in_syslog_and_the_api(
@@ -74,8 +74,10 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
     api = f"http://127.0.0.1:{audit.env['DICOMVAULT_HTTP__PORT']}/api/v1/audit"
     qido = f"http://127.0.0.1:{archive.gateway_port}/dicomweb/studies"
     try:
+        audit.start()  # starts meanwhile: waited for below
         archive.start()
-        audit.start()
+        audit.ready_url = api.replace("/api/v1/audit", "/readyz")
+        audit.wait_ready()
         # A modality stores a study of 6 instances in one association, then queries for it.
         study = write_study(tmp_path / "study1", series=2, per_series=3)
         done = archive.storescu(study.files)
