@@ -1,7 +1,8 @@
-"""The audit trail end to end: a modality stores and queries, an unknown AE and a viewer
-without a token are refused; a real rsyslog (Debian) receives one DICOM audit message per
-action, the audit API serves them to administrators, and what the receiver missed while it
-was down arrives once it is back."""
+"""The audit trail end to end: a modality stores and queries, a viewer queries and retrieves
+with its token, an AI node uploads over STOW-RS, an unknown AE and a request without a token
+are refused; a real rsyslog (Debian) receives one DICOM audit message per action (one per
+study per association or request for stores), the audit API serves them to administrators,
+and what the receiver missed while it was down arrives once it is back."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from tests.e2e.conftest import AE_TITLE, MODALITY, Archive
 from tests.peers.datasets import write_study
 from tests.peers.rsyslog import Rsyslog
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
-from tests.peers.tokens import ADMIN, READ, Issuer, auth_env
+from tests.gateway.dicomweb_peers import multipart_dicom
+from tests.peers.tokens import ADMIN, READ, WRITE, Issuer, auth_env
 
-TRANSFERRED, QUERY, SECURITY_ALERT, AUTHENTICATION, ACTIVITY = (
-    "110104", "110112", "110113", "110114", "110100")
+TRANSFERRED, BEGIN, QUERY, SECURITY_ALERT, AUTHENTICATION, ACTIVITY = (
+    "110104", "110102", "110112", "110113", "110114", "110100")
 
 
 def wait_for(what: str, check: Callable[[], object], timeout_s: float = 30.0):
@@ -91,10 +93,26 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
                                 "127.0.0.1", str(archive.dimse_port)], env=peer_env(),
                                capture_output=True, text=True, timeout=30)
         assert knock.returncode != 0
+        # (echoscu is refused by the storage fast path, findscu by pynetdicom)
+        knock = subprocess.run([dcmtk("findscu"), "-aet", "INTRUDER", "-aec", AE_TITLE, "-S",
+                                "-k", "QueryRetrieveLevel=STUDY", "127.0.0.1",
+                                str(archive.dimse_port)], env=peer_env(),
+                               capture_output=True, text=True, timeout=30)
+        assert knock.returncode != 0
         assert httpx.get(qido, timeout=10).status_code == 401
         viewer = httpx.get(qido, params={"StudyInstanceUID": study.study_uid},
                            headers=issuer.bearer(READ, subject="dr-house"), timeout=10)
         assert viewer.status_code == 200, viewer.text
+        metadata = httpx.get(f"{qido}/{study.study_uid}/metadata",
+                             headers=issuer.bearer(READ, subject="dr-house"), timeout=10)
+        assert metadata.status_code == 200, metadata.text
+        # An AI node uploads its results over STOW-RS with its own token.
+        results = write_study(tmp_path / "results", series=1, per_series=2, patient_id="PAT9")
+        body, ctype = multipart_dicom([p.read_bytes() for p in results.files])
+        stow = httpx.post(qido, content=body, timeout=30, headers={
+            "Content-Type": ctype, "Accept": "application/dicom+json",
+            **issuer.bearer(WRITE, subject="ai-node")})
+        assert stow.status_code == 200, stow.text
 
         # rsyslog received one message per action, each with PS3.15's required fields.
         def everything() -> list:
@@ -102,7 +120,9 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
             return got if (of(got, TRANSFERRED, study.study_uid)
                            and of(got, QUERY, study.study_uid, MODALITY)
                            and of(got, QUERY, user="dr-house")
-                           and of(got, SECURITY_ALERT, user="INTRUDER")
+                           and of(got, BEGIN, study.study_uid, "dr-house")
+                           and of(got, TRANSFERRED, results.study_uid, "ai-node")
+                           and len(of(got, SECURITY_ALERT, user="INTRUDER")) == 2
                            and of(got, AUTHENTICATION) and of(got, ACTIVITY)) else []
 
         got = wait_for("the audit messages in rsyslog", everything)
@@ -114,12 +134,15 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         assert sum(int(s.get("NumberOfInstances")) for s in stored.iter("SOPClass")) == 6
         [find] = of(got, QUERY, study.study_uid, MODALITY)
         assert find.find(".//ParticipantObjectQuery").text  # the identifier, base64
-        [alert] = of(got, SECURITY_ALERT, user="INTRUDER")
-        assert outcome(alert) == "4"
+        for alert in of(got, SECURITY_ALERT, user="INTRUDER"):
+            assert outcome(alert) == "4"
+            assert requestor(alert).get("NetworkAccessPointID") == "127.0.0.1"
         [login] = of(got, AUTHENTICATION)
         assert outcome(login) == "4"
         assert login.find("EventIdentification/EventTypeCode").get("csd-code") == "110122"
         assert of(got, QUERY, study.study_uid, "dr-house")
+        [uploaded] = of(got, TRANSFERRED, results.study_uid, "ai-node")  # one per request
+        assert sum(int(s.get("NumberOfInstances")) for s in uploaded.iter("SOPClass")) == 2
 
         # The API: administrators only, filtered by study, actor and time.
         assert httpx.get(api, timeout=10).status_code == 401
@@ -132,8 +155,8 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         assert all(study.study_uid in m["studies"] for m in by_study.json())
         by_actor = httpx.get(api, params={"actor": "INTRUDER"}, headers=admin,
                              timeout=10).json()
-        assert [m["event"] for m in by_actor] == ["Security Alert"]
-        assert by_actor[0]["outcome"] == 4 and by_actor[0]["delivered"] is True
+        assert [m["event"] for m in by_actor] == ["Security Alert"] * 2
+        assert all(m["outcome"] == 4 and m["delivered"] for m in by_actor)
         later = httpx.get(api, params={"since": "2999-01-01T00:00:00Z"}, headers=admin,
                           timeout=10).json()
         assert later == []
