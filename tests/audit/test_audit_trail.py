@@ -18,10 +18,10 @@ from dicomvault.settings import BusSettings
 from tests.audit.validate import audit_message, event_code, outcome, requestor, studies
 from tests.conftest import dcmtk, peer_env
 from tests.e2e.conftest import AE_TITLE, MODALITY, Archive
+from tests.gateway.dicomweb_peers import multipart_dicom
 from tests.peers.datasets import write_study
 from tests.peers.rsyslog import Rsyslog
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
-from tests.gateway.dicomweb_peers import multipart_dicom
 from tests.peers.tokens import ADMIN, READ, WRITE, Issuer, auth_env
 
 TRANSFERRED, BEGIN, QUERY, SECURITY_ALERT, AUTHENTICATION, ACTIVITY = (
