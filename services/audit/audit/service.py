@@ -85,8 +85,9 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
             server = HttpServer.for_app(build_app(store, cfg, hostname, ready, verifier),
                                         settings.http)
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
-                     asyncio.create_task(delivery.run(stop), name="delivery"),
                      asyncio.create_task(server.serve(), name="http")]
+            if sender is not None:  # without a receiver the messages are only kept
+                tasks.append(asyncio.create_task(delivery.run(stop), name="delivery"))
             log.info("audit started", extra={"port": settings.http.port,
                                              "syslog": sender.where if sender else ""})
             try:
@@ -102,8 +103,11 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
                 server.should_exit = True
                 await asyncio.gather(*tasks, return_exceptions=True)
                 # The stop message is kept; it goes out with the next start if not now.
-                async with engine.begin() as conn:
-                    await store.keep(conn, activity("stop", cfg.source_id))
+                try:
+                    async with engine.begin() as conn:
+                        await store.keep(conn, activity("stop", cfg.source_id))
+                except Exception as exc:  # noqa: BLE001 - stopping anyway
+                    log.warning("application stop not recorded", extra={"error": repr(exc)})
                 if sender is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(
