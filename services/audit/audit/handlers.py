@@ -62,12 +62,12 @@ class Policy:
     async def batch(self, events: list[Event]) -> None:
         keep: list[Record] = []
         stored: dict[str, Record] = {}  # aggregate key -> instances of this batch
-        fresh = [e for e in events if e.id not in self.recent]
+        fresh = [e for e in events if _seen_key(e) not in self.recent]
         for event in fresh:
             self._translate(event, keep, stored)
         if not keep and not stored:
             for event in fresh:
-                self.recent.first_time(event.id)
+                self.recent.first_time(_seen_key(event))
             return
         try:
             async with self.store.engine.begin() as conn:
@@ -82,7 +82,7 @@ class Policy:
                 raise TransientError(f"audit store unavailable: {exc!r}") from exc
             raise
         for event in fresh:
-            self.recent.first_time(event.id)
+            self.recent.first_time(_seen_key(event))
         for rec in [*keep, *stored.values()]:
             metrics.MESSAGES.labels(rec.event).inc()
 
@@ -157,6 +157,16 @@ class Policy:
                 query=base64.b64encode(msg.query).decode() if msg.query else "",
                 query_sop_class=msg.sop_class_uid, service=msg.service,
                 description=msg.description, application=msg.application))
+
+
+def _seen_key(event: Event) -> str:
+    """What makes a record a redelivery: its ce_id, and for InstanceStored the association
+    too (an identical resend in a new association republishes the same ce_id, and is a new
+    transfer to audit)."""
+    msg = event.payload
+    if isinstance(msg, events_pb2.InstanceStored):
+        return f"{event.id}|{msg.association_id}"
+    return event.id
 
 
 def _connectivity(exc: BaseException) -> bool:
