@@ -82,6 +82,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
         "DICOMVAULT_OPTICAL__MOUNT_PATH": str(data / "optical-media"),
         "DICOMVAULT_EXPORTER__SECRETS_DIR": str(data / "secrets"),
     }
+    audit_db = {"DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'audit.db'}"}
     common = {
         "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bootstrap,
         "DICOMVAULT_HTTP__HOST": opts.host,
@@ -114,6 +115,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
             "DICOMVAULT_COMMITMENT__DIMSE_HOST": opts.host,
             "DICOMVAULT_COMMITMENT__DIMSE_PORT": str(opts.dimse_port + 1),
         }),
+        Child("audit", "audit", opts.http_port + 7),
     ]
     if opts.exporters_file is not None:
         children.append(Child("stow-exporter", "stow_exporter", opts.http_port + 4, {
@@ -122,7 +124,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
         }))
     for child in children:
         child.env = {**common, "DICOMVAULT_HTTP__PORT": str(child.port), **child.env}
-        child.paths = dict(paths)
+        child.paths = {**paths, **(audit_db if child.name == "audit" else {})}
     return [c for c in children if available(c.package)]
 
 
@@ -197,6 +199,8 @@ class Supervisor:
             "   storage commitment (N-ACTION) SCP")
         say(f"DICOMweb    {self.url(self.opts.http_port)}/dicomweb")
         say(f"catalogue   {self.url(self.opts.http_port + 1)}/api/v1")
+        say(f"audit       {self.url(self.opts.http_port + 7)}/api/v1/audit   (DICOM audit "
+            "messages; syslog: DICOMVAULT_AUDIT__SYSLOG_URL)")
         say("WARNING     no HTTP API needs a token (embedded default): DICOMweb, the "
             "catalogue's job commands and every service's /api/v1 (close, burn, delete "
             "volumes, exports, commitments) are open to anyone reaching the ports; set "

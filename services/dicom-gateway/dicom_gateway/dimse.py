@@ -40,6 +40,7 @@ from dicom_gateway.negotiation import Negotiator
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
+from dicomvault.audit import AuditTrail
 from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,8 @@ def server_tls(cfg: GatewaySection) -> ssl.SSLContext:
 class Dimse:
     def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
                  bridge: Bridge, reuse_port: bool = False,
-                 retriever: Retriever | None = None, listener_fd: int | None = None,
-                 balancer: Balancer | None = None) -> None:
+                 retriever: Retriever | None = None, audit: AuditTrail | None = None,
+                 listener_fd: int | None = None, balancer: Balancer | None = None) -> None:
         # We validate every value we use ourselves; pydicom's warnings about odd values in a
         # peer's dataset would only be noise (and errors under warnings-as-errors).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -212,14 +213,15 @@ class Dimse:
         ae.require_calling_aet = [] if allowed is None else (allowed or [NOBODY])
         self.ae = ae
         self.retrieve_handlers = {} if retriever is None else {
-            C_MOVE: lambda e: h.handle_move(e, retriever),
-            C_GET: lambda e: h.handle_get(e, retriever)}
+            C_MOVE: lambda e: h.handle_move(e, retriever, audit),
+            C_GET: lambda e: h.handle_get(e, retriever, audit)}
         self.handlers = [
             (evt.EVT_C_ECHO, h.handle_echo),
             (evt.EVT_C_STORE, h.handle_store, [ingest, modalities]),
-            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities]),
+            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities,
+                                             audit]),
             (evt.EVT_ACCEPTED, h.handle_accepted),
-            (evt.EVT_REJECTED, h.handle_rejected, [allowed]),
+            (evt.EVT_REJECTED, h.handle_rejected, [allowed, audit]),
         ]
         self.fast_path = FastPath(
             bridge.loop,
@@ -228,7 +230,7 @@ class Dimse:
                        ae.implementation_version_name or ""),
             functools.partial(h.store_async, ingest=ingest, modalities=modalities),
             cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
-            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s
+            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s, audit
         ) if cfg.fast_storage else None
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None

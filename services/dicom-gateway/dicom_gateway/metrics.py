@@ -76,3 +76,7 @@ LOW_SPACE_REFUSALS = Counter(
     "gateway_low_space_refusals_total", "Stores refused (0xA700, STOW-RS 507) because the "
     "cache file system was below its free-space watermark (min_free_bytes/min_free_percent).",
     registry=REGISTRY)
+AUDIT_DROPPED = Counter(
+    "gateway_audit_facts_dropped_total", "Audit facts (queries, retrieves, refused "
+    "associations and tokens) dropped because the audit buffer was full or the broker did not "
+    "take them; the action itself was not delayed.", registry=REGISTRY)

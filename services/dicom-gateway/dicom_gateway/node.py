@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from dicom_gateway import metrics
 from dicom_gateway.balance import Balancer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.dimse import Dimse
@@ -18,6 +19,7 @@ from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.audit import AuditTrail
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
 from dicomvault.store import CacheStore, open_cache
@@ -26,6 +28,12 @@ from dicomvault.store import CacheStore, open_cache
 def make_store(settings: GatewaySettings) -> CacheStore:
     """The cache tier: a file system (``backend: fs``) or S3-compatible storage (``s3``)."""
     return open_cache(settings.cache)
+
+
+def audit_trail(settings: GatewaySettings, publisher: Publisher) -> AuditTrail:
+    """The gateway's audit facts (queries, retrieves, refused associations and tokens)."""
+    return AuditTrail(publisher, settings.bus.topics.audit, "dicom-gateway",
+                      on_drop=metrics.AUDIT_DROPPED.inc)
 
 
 @contextlib.asynccontextmanager
@@ -40,8 +48,10 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     ingest = Ingest(settings, make_store(settings), publisher, bridge)
     retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
                           Modalities(cfg))
+    audit = audit_trail(settings, publisher)
+    await audit.start()
     dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
-                  listener_fd=listener_fd, balancer=balancer)
+                  audit=audit, listener_fd=listener_fd, balancer=balancer)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,
@@ -51,3 +61,4 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     finally:
         # The loop keeps running while associations drain (their handlers need it).
         await asyncio.to_thread(dimse.stop, cfg.drain_s)
+        await audit.stop()

@@ -14,10 +14,11 @@ from dicom_gateway import metrics
 from dicom_gateway.api import build_app, dicomweb, http_settings
 from dicom_gateway.balance import LoadTable, listening_socket
 from dicom_gateway.metrics import REGISTRY
-from dicom_gateway.node import dimse_node, make_store
+from dicom_gateway.node import audit_trail, dimse_node, make_store
 from dicom_gateway.reconcile import Reconciler
 from dicom_gateway.settings import GatewaySettings
 from dicom_gateway.workers import AggregateCollector, Worker, wait_ready
+from dicomvault.audit import Action
 from dicomvault.bus import Publisher
 from dicomvault.lifecycle import HttpServer
 from dicomvault.query import CatalogueClient
@@ -98,6 +99,11 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(catalogue.close)
         publisher = await stack.enter_async_context(Publisher(settings.bus, cfg.client_id))
+        audit = audit_trail(settings, publisher)
+        await audit.start()
+        stack.push_async_callback(audit.stop)
+        audit.record(Action.APPLICATION_START, user_id=cfg.ae_title, called_ae=cfg.ae_title,
+                     service="dicom-gateway")
         dimse = None
         if cfg.workers == 1:
             dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
@@ -125,7 +131,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             gateway.dimse_port = port
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
-        web = dicomweb(settings, publisher, catalogue)
+        web = dicomweb(settings, publisher, catalogue, audit)
         # h11 refuses a request head that arrives in pieces past its buffer limit (16 KiB by
         # default) with a bare 400 and a reset; the limits middleware (414/431 with a reason)
         # must see every head up to well past its own limits, whatever the segmentation.
@@ -156,3 +162,5 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                 drains.append(asyncio.to_thread(dimse.stop, cfg.drain_s))
             await asyncio.gather(*tasks, *drains, return_exceptions=True)
             waiter.cancel()
+            audit.record(Action.APPLICATION_STOP, user_id=cfg.ae_title, called_ae=cfg.ae_title,
+                         service="dicom-gateway")
