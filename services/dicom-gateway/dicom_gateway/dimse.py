@@ -122,6 +122,12 @@ class SharedListenerServer(FastPathServer):
     def server_activate(self) -> None:
         """Already listening (the service process did)."""
 
+    def server_close(self) -> None:
+        """Close this worker's descriptor only. pynetdicom's ``server_close`` first calls
+        shutdown(SHUT_RDWR), which on a listening socket stops it for every process holding
+        it: the other workers' accepts would fail (connection refused)."""
+        self.socket.close()
+
     def get_request(self):
         if self.balancer is not None:
             self.balancer.wait_turn()
