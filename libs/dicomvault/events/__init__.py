@@ -52,6 +52,7 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.study.export-failed.v1": exports_v1.ExportFailed,
     "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,
     "dicomvault.study.committed.v1": commitment_v1.StudyCommitted,
+    "dicomvault.commitment.request-received.v1": commitment_v1.CommitmentRequestReceived,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

@@ -71,3 +71,8 @@ LOW_SPACE_REFUSALS = Counter(
     "gateway_low_space_refusals_total", "Stores refused (0xA700, STOW-RS 507) because the "
     "cache file system was below its free-space watermark (min_free_bytes/min_free_percent).",
     registry=REGISTRY)
+COMMITMENT_REQUESTS = Counter(
+    "gateway_commitment_requests_total", "Storage Commitment requests (N-ACTION) received on "
+    "the DIMSE port, by outcome: accepted (handed to the commitment service, 0x0000), refused "
+    "(0x0124, the modalities table), invalid (0x0123, 0x0117, 0x0115), unavailable (0x0213, "
+    "the broker did not take it).", ["outcome"], registry=REGISTRY)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
@@ -37,7 +38,10 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     ingest = Ingest(settings, make_store(settings), publisher, bridge)
     retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
                           Modalities(cfg))
-    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever)
+    commitment = CommitmentHandOff(publisher, settings.bus.topics.studies, retriever.modalities,
+                                   bridge, cfg.store_timeout_s)
+    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
+                  commitment=commitment)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,
