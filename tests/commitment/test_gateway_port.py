@@ -52,9 +52,10 @@ async def test_a_modality_stores_and_commits_on_the_gateway_port(
 
         # The modality stores a study through the gateway's port with dcmtk's storescu.
         study = write_study(tmp_path / "study", series=1, per_series=2)
-        sent = subprocess.run([dcmtk("storescu"), "-aet", "CT1", "-aec", AE_TITLE, "127.0.0.1",
-                               str(gw.port), *map(str, study.files)],
-                              env=peer_env(), capture_output=True, text=True, timeout=120)
+        sent = await asyncio.to_thread(
+            subprocess.run, [dcmtk("storescu"), "-aet", "CT1", "-aec", AE_TITLE, "127.0.0.1",
+                             str(gw.port), *map(str, study.files)],
+            env=peer_env(), capture_output=True, text=True, timeout=120)
         assert sent.returncode == 0, sent.stderr
         await catalogued(catalogue, study.study_uid, 2)
         stored = sorted(pair(f) for f in study.files)

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 QUEUE = "commitment-scp"
 
 
+class NoAddress(DimseError):
+    """The request came through the gateway for an AE without host/port: nowhere to report."""
+
+
 @dataclass
 class OpenRequest:
     """The association a request came on, while it may still carry the report."""
@@ -128,6 +132,11 @@ class ScpJobs:
         self.recent.update(txn, committed=len(committed), failed=failures)
         try:
             how = await self._deliver(job, calling, txn, event_type, info)
+        except NoAddress as exc:  # asking again cannot help: FAILED now, with the reason
+            metrics.REQUESTS.labels("scp", "report_failed").inc()
+            self.recent.update(txn, state="report_failed", message=str(exc))
+            return Outcome.failed_permanently(f"report to {calling} not delivered: {exc}",
+                                              completed=len(committed), failed=len(failed))
         except DimseError as exc:
             metrics.REQUESTS.labels("scp", "report_failed").inc()
             self.recent.update(txn, state="report_failed", message=str(exc))
@@ -171,7 +180,8 @@ class ScpJobs:
         if job.params.get("received_by") == "gateway":  # the gateway's table decides
             host, port = job.params.get("reply_host", ""), int(job.params.get("reply_port", 0))
             if not host or not port:
-                raise DimseError(f"{calling} has no host/port in the gateway's modalities table")
+                raise NoAddress(f"{calling} has no host/port in the gateway's modalities table "
+                                "(accepted under accept_any_calling_ae?)")
             return Peer(calling, host, port)
         modality = self.cfg.modalities.get(calling)
         if modality is None:
