@@ -47,6 +47,7 @@ async def test_a_modality_stores_and_commits_on_the_gateway_port(
             "VIEWER": {"may_request_commitment": False}}))
     await asyncio.to_thread(gw.start)
     try:
+        before = await asyncio.to_thread(gw.metrics)  # one registry per process: deltas
         # The commitment service shares the cache tier and has no modalities table of its own.
         await start_vault(bus_settings, catalogue_url=catalogue)
 
@@ -85,8 +86,9 @@ async def test_a_modality_stores_and_commits_on_the_gateway_port(
         assert await asyncio.to_thread(modality.request, gw.port, no_txn) == INVALID_ARGUMENT_VALUE
 
         # The gateway counts what it received on its port.
-        text = await asyncio.to_thread(gw.metrics)
-        assert [sample(text, "gateway_commitment_requests_total", outcome=o)
+        after = await asyncio.to_thread(gw.metrics)
+        assert [sample(after, "gateway_commitment_requests_total", outcome=o)
+                - sample(before, "gateway_commitment_requests_total", outcome=o)
                 for o in ("accepted", "refused", "invalid")] == [2.0, 1.0, 1.0]
     finally:
         await asyncio.to_thread(gw.stop)

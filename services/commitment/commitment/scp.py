@@ -4,8 +4,9 @@ Requests come from the gateway's DIMSE port (``CommitmentRequestReceived`` on th
 report goes on a new association to the host/port the gateway's modalities table gave) or,
 deprecated, from our own listener: there the report goes on the requesting association
 while it is still open (and after our N-ACTION response), otherwise on a new association to
-the host and port of our own modalities table (PS3.4 J.3.3). A report that cannot be delivered is retried with the job's retry policy;
-when the retries are spent the job is FAILED, visibly, with the reason."""
+the host and port of our own modalities table (PS3.4 J.3.3). A report that cannot be
+delivered is retried with the job's retry policy; when the retries are spent the job is
+FAILED, visibly, with the reason (at once when there is no host/port to report to)."""
 
 from __future__ import annotations
 
