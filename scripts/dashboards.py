@@ -169,6 +169,9 @@ def commitment_row() -> Row:
         Panel("Failed requests/s", [(q(
             'sum by (role, outcome) (rate(commitment_requests_total{{NS},outcome=~"refused|invalid|report_failed|failed|timeout|partial"}[{R}]))'),
             "{{role}} {{outcome}}")], "ops"),
+        Panel("Requests on the gateway's DIMSE port/s by outcome", [(q(
+            "sum by (outcome) (rate(gateway_commitment_requests_total{{NS}}[{R}]))"),
+            "{{outcome}}")], "ops"),
         Panel("N-ACTION to N-EVENT-REPORT p50 / p95", [
             (hist("commitment_report_latency_seconds", "role", 0.5), "p50 {{role}}"),
             (hist("commitment_report_latency_seconds", "role", 0.95), "p95 {{role}}")], "s"),

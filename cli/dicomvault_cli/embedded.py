@@ -195,8 +195,9 @@ class Supervisor:
         say("")
         say(f"DIMSE       {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
             f"   e.g. storescu -aec {self.opts.ae_title} {self.opts.host} {self.opts.dimse_port} file.dcm")
-        say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port + 1}"
-            "   storage commitment (N-ACTION) SCP")
+        say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
+            "   storage commitment (N-ACTION) on the DIMSE port; reports go to the AE's "
+            "host/port in DICOMVAULT_GATEWAY__MODALITIES")
         say(f"DICOMweb    {self.url(self.opts.http_port)}/dicomweb")
         say(f"catalogue   {self.url(self.opts.http_port + 1)}/api/v1")
         say(f"audit       {self.url(self.opts.http_port + 7)}/api/v1/audit   (DICOM audit "
@@ -206,7 +207,8 @@ class Supervisor:
             "volumes, exports, commitments) are open to anyone reaching the ports; set "
             "DICOMVAULT_AUTH__* on every service in production")
         if self.opts.accept_any_calling_ae:
-            say("WARNING     any calling AE title is accepted (embedded default); "
+            say("WARNING     any calling AE title is accepted (embedded default) and may "
+                "store, query and request storage commitment; "
                 "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")
         say(f"data        {self.opts.data_dir.resolve()}   logs in {self.logs.resolve()}")
         say("Ctrl-C stops everything.")

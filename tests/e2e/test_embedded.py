@@ -21,7 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
+from tests.commitment.modality import Modality, request_info
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.dicomweb_peers import multipart_dicom
 from tests.peers.datasets import write_study
@@ -102,6 +105,14 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
             time.sleep(0.5)
         # (dcmtk shows values with their even-length padding: "[4 ]", "[CT\\OT ]")
         assert study.study_uid in out and re.search(r"\[4 ?\]", out) and "CT\\OT" in out, out
+
+        # Storage commitment on the same port, from any AE, in the same loud way as storing
+        # (the request is taken; its report needs the AE's host/port in the gateway's table).
+        ds = dcmread(study.files[0], stop_before_pixels=True)
+        asked = request_info(generate_uid(), [(str(ds.SOPClassUID), str(ds.SOPInstanceUID))])
+        assert Modality("ANY_AE").request(dimse, asked) == 0x0000
+        gateway_log = (data / "logs" / "gateway.log").read_text()
+        assert "store, query and request storage commitment" in gateway_log
 
         status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
                                  str(data)], capture_output=True, text=True, timeout=30)

@@ -54,6 +54,7 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,
     "dicomvault.study.committed.v1": commitment_v1.StudyCommitted,
     "dicomvault.audit.recorded.v1": audit_v1.AuditRecorded,
+    "dicomvault.commitment.request-received.v1": commitment_v1.CommitmentRequestReceived,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

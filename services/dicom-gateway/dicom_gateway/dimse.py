@@ -1,5 +1,6 @@
 """The DIMSE listener: one pynetdicom AE with C-ECHO, C-STORE (every storage SOP class, SCP
-and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root), on the DIMSE
+and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root) and Storage
+Commitment Push Model N-ACTION (handed to the commitment service: ``commitment.py``), on the DIMSE
 port and, with ``tls_port``, on a DICOM TLS port with the same handlers. With ``reuse_port``
 the sockets get SO_REUSEPORT before bind, so several worker processes can share the ports
 (the kernel spreads connections)."""
@@ -23,6 +24,7 @@ from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -33,6 +35,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_gateway import handlers as h
 from dicom_gateway.balance import NOT_ACCEPTING, Balancer
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff, handle_n_action
 from dicom_gateway.fast_path import FastPath
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
@@ -185,7 +188,8 @@ class Dimse:
     def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
                  bridge: Bridge, reuse_port: bool = False,
                  retriever: Retriever | None = None, audit: AuditTrail | None = None,
-                 listener_fd: int | None = None, balancer: Balancer | None = None) -> None:
+                 listener_fd: int | None = None, balancer: Balancer | None = None,
+                 commitment: CommitmentHandOff | None = None) -> None:
         # We validate every value we use ourselves; pydicom's warnings about odd values in a
         # peer's dataset would only be noise (and errors under warnings-as-errors).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -214,6 +218,10 @@ class Dimse:
                       PatientRootQueryRetrieveInformationModelGet,
                       StudyRootQueryRetrieveInformationModelGet):
             ae.add_supported_context(model, QUERY_SYNTAXES)
+        if commitment is not None:
+            # Never storage-only: such an association goes to pynetdicom (negotiation.py).
+            ae.add_supported_context(StorageCommitmentPushModel, QUERY_SYNTAXES,
+                                     scu_role=True, scp_role=True)
         modalities = retriever.modalities if retriever is not None else Modalities(cfg)
         allowed = modalities.calling_aes()
         ae.require_calling_aet = [] if allowed is None else (allowed or [NOBODY])
@@ -229,6 +237,8 @@ class Dimse:
             (evt.EVT_ACCEPTED, h.handle_accepted),
             (evt.EVT_REJECTED, h.handle_rejected, [allowed, audit]),
         ]
+        if commitment is not None:
+            self.handlers.append((evt.EVT_N_ACTION, handle_n_action, [commitment]))
         self.fast_path = FastPath(
             bridge.loop,
             Negotiator(ae.supported_contexts, None if allowed is None else (allowed or [NOBODY]),

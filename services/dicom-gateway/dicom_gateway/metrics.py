@@ -80,3 +80,8 @@ AUDIT_DROPPED = Counter(
     "gateway_audit_facts_dropped_total", "Audit facts (queries, retrieves, refused "
     "associations and tokens) dropped because the audit buffer was full or the broker did not "
     "take them; the action itself was not delayed.", registry=REGISTRY)
+COMMITMENT_REQUESTS = Counter(
+    "gateway_commitment_requests_total", "Storage Commitment requests (N-ACTION) received on "
+    "the DIMSE port, by outcome: accepted (handed to the commitment service, 0x0000), refused "
+    "(0x0124, the modalities table), invalid (0x0123, 0x0117, 0x0115), unavailable (0x0213, "
+    "the broker did not take it).", ["outcome"], registry=REGISTRY)

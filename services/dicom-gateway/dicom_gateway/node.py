@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dicom_gateway import metrics
 from dicom_gateway.balance import Balancer
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
@@ -50,8 +51,11 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
                           Modalities(cfg))
     audit = audit_trail(settings, publisher)
     await audit.start()
+    commitment = CommitmentHandOff(publisher, settings.bus.topics.studies, retriever.modalities,
+                                   bridge, cfg.store_timeout_s)
     dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
-                  audit=audit, listener_fd=listener_fd, balancer=balancer)
+                  audit=audit, listener_fd=listener_fd, balancer=balancer,
+                  commitment=commitment)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,

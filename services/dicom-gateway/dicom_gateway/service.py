@@ -88,7 +88,8 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     cfg = settings.gateway
     if cfg.accept_any_calling_ae:
         log.warning("ACCEPTING ANY CALLING AE TITLE: every host that reaches the DIMSE port can "
-                    "store and query. Set DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES and "
+                    "store, query and request storage commitment. Set "
+                    "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES and "
                     "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE=false in production.")
     elif not cfg.allowed_calling_aes:
         log.error("no calling AE title is allowed: every association will be rejected "
