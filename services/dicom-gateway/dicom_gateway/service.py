@@ -122,6 +122,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             for i in range(cfg.workers):
                 metrics.WORKER_ASSOCIATIONS.labels(str(i)).set_function(
                     functools.partial(table.associations, i))
+            stack.callback(metrics.WORKER_ASSOCIATIONS.clear)  # before the table closes
             for w in gateway.workers:
                 stack.callback(w.stop, cfg.drain_s + 10.0)
                 w.start()
