@@ -14,7 +14,8 @@ from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.store import FileStore
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.peers.cache import cache_study, publish
+from tests.peers.wait import wait_until
 
 from .conftest import hsm_archive, make_settings, running, stable
 

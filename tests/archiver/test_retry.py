@@ -13,11 +13,12 @@ from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.store import FileStore
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.archiver.helpers import GatewayStandIn
+from tests.peers.cache import cache_study, publish
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
 from .conftest import hsm_archive, make_settings, running, stable
-from .test_pacs import GatewayStandIn
 
 
 async def retry_through_the_api(catalogue, job_id: str) -> None:

@@ -14,8 +14,7 @@ from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.settings import BusSettings
-
-from ..libs.test_bus import wait_for
+from tests.peers.wait import wait_until
 
 
 def cli_env(s: BusSettings) -> dict[str, str]:
@@ -64,6 +63,6 @@ async def test_dead_letters_are_listed_and_replayed(bus_settings: BusSettings) -
             subprocess.run, [sys.executable, "-m", "dicomvault_cli", "dlq", "replay"],
             env=cli_env(bus_settings), capture_output=True, text=True, timeout=60)
         assert "replayed 1 record(s)" in replayed.stdout, replayed.stderr
-        await wait_for(lambda: applied == [ev.id])
+        await wait_until(lambda: applied == [ev.id])
         loop.stop()
         await task

@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer
-
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as jobs
 from stow_exporter.handlers import Commands
 from tests.exporter.conftest import drain, exporter
+from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve
 from tests.peers.datasets import write_study
-
-
-async def _job_facts(bus, until, timeout_s: float = 30) -> list[Event]:
-    """Facts on the jobs topic, from the start, until ``until(facts)`` holds."""
-    consumer = AIOKafkaConsumer(bus.topics.jobs, bootstrap_servers=bus.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[Event] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not until(found):
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    found += [Event.from_record(r.value, r.headers) for r in records]
-    finally:
-        await consumer.stop()
-    return found
 
 
 def _command(command, queue: str) -> Event:
@@ -55,7 +37,7 @@ async def test_export_is_a_done_export_job_and_pause_halts_the_queue(
         def done(facts: list[Event]) -> bool:
             return any(isinstance(f.payload, jobs.JobCompleted) for f in facts)
 
-        facts = await _job_facts(bus_settings, done)
+        facts = await job_facts(bus_settings, done)
         created = [f.payload for f in facts if isinstance(f.payload, jobs.JobCreated)]
         assert [(c.job_id, c.queue, jobs.JobKind.Name(c.kind), c.study_instance_uid, c.target)
                 for c in created] == [(export.id, "EXPORT-JOBS", "EXPORT", first.study_uid,
@@ -75,7 +57,7 @@ async def test_export_is_a_done_export_job_and_pause_halts_the_queue(
             await asyncio.sleep(0.5)
             assert halted.state == "queued" and halted.attempts == 0
             assert len(server.requests) == sent
-            facts = await _job_facts(bus_settings, lambda fs: any(
+            facts = await job_facts(bus_settings, lambda fs: any(
                 isinstance(f.payload, jobs.QueueStateChanged) and f.payload.state == "HALTED"
                 for f in fs))
             changed = [f.payload for f in facts if isinstance(f.payload, jobs.QueueStateChanged)

@@ -15,8 +15,8 @@ from stow_exporter.queue import Export
 from stow_exporter.spec import Exporter
 from tests.commitment.conftest import read_facts
 from tests.exporter.conftest import drain, exporter
+from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve
-from tests.exporter.test_jobs import _job_facts
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
 
@@ -62,7 +62,7 @@ async def test_retry_after_the_remote_was_down_sends_every_instance(
         assert set(orthanc.files_by_sop_uid_of(study.study_uid)) == set(study.sop_uids)
         assert not export.unsent and export.attempts == 1
 
-    facts = await _job_facts(bus_settings, lambda fs: any(
+    facts = await job_facts(bus_settings, lambda fs: any(
         isinstance(f.payload, jobs.JobCompleted) for f in fs))
     mine = [f.payload for f in facts if getattr(f.payload, "job_id", "") == export.id]
     # The jobs topic tells the story: failed, retried by the administrator, completed.
@@ -88,7 +88,7 @@ async def test_refused_instances_are_sent_again_only_when_asked(tmp_path, catalo
         assert set(export.failed) == set(study.sop_uids) and not export.unsent
         assert all("A900" in why for why in export.failed.values()), export.failed
         # The jobs API lists each refused instance with its reason.
-        facts = await _job_facts(bus_settings, lambda fs: any(
+        facts = await job_facts(bus_settings, lambda fs: any(
             isinstance(f.payload, jobs.JobFailed) for f in fs))
         progressed = [f.payload for f in facts if isinstance(f.payload, jobs.JobProgressed)
                       and f.payload.job_id == export.id][-1]
@@ -122,7 +122,7 @@ async def test_retry_of_a_failed_export_the_restarted_exporter_no_longer_holds(
         await drain(first)
         assert export.state == "failed"
         # The catalogue projects the job's facts (here: fed from the jobs topic).
-        facts = await _job_facts(bus_settings, lambda fs: any(
+        facts = await job_facts(bus_settings, lambda fs: any(
             isinstance(f.payload, jobs.JobFailed) for f in fs))
         for f in facts:
             catalogue[0].real.record(f.payload)

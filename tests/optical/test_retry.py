@@ -11,7 +11,7 @@ from dicomvault.events.v1 import archive_pb2
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
 from optical_burner.settings import OpticalSettings
-from tests.optical.test_jobs import RETRIEVE, STORE, command, running, stable, wait_until
+from tests.optical.helpers import RETRIEVE, STORE, command, running, stable, wait_until
 from tests.peers.cache import cache_study, publish
 
 

@@ -13,7 +13,7 @@ from optical_burner.burning import burn_volume
 from optical_burner.image import read_back
 from optical_burner.retrieve import retrieve_study
 from optical_burner.volumes import VolumeState, VolumeStore
-from tests.optical.test_pdi_media import XORRISO, extract
+from tests.optical.helpers import XORRISO, extract
 
 
 async def test_study_larger_than_a_medium_spans_two_volumes(
