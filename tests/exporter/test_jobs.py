@@ -11,6 +11,7 @@ from tests.exporter.conftest import drain, exporter
 from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve
 from tests.peers.datasets import write_study
+from tests.peers.wait import wait_until
 
 
 def _command(command, queue: str) -> Event:
@@ -54,7 +55,9 @@ async def test_export_is_a_done_export_job_and_pause_halts_the_queue(
         try:
             await commands(_command(jobs.JobCommandIssued.PAUSE_QUEUE, "EXPORT-JOBS"))
             halted = await h.queue.submit(second.study_uid, trigger="manual")
-            await asyncio.sleep(0.5)
+            looks = h.queue.jobs.looks
+            h.queue.wake()
+            await wait_until(lambda: h.queue.jobs.looks > looks, "the queue to look again")
             assert halted.state == "queued" and halted.attempts == 0
             assert len(server.requests) == sent
             facts = await job_facts(bus_settings, lambda fs: any(

@@ -132,7 +132,9 @@ async def test_administrator_commands(bus_settings) -> None:
         # Paused: new jobs wait.
         await queue.apply_command(cmd(C.PAUSE_QUEUE))
         waiting = await queue.submit("1.2", target="HSM1", dedupe_key="2")
-        await asyncio.sleep(0.3)
+        looks = queue.looks
+        queue.wake()
+        await wait_until(lambda: queue.looks > looks, "the queue to look at its jobs again")
         assert waiting.state == JobState.NEW and queue.state == QueueState.HALTED
         await queue.apply_command(cmd(C.RESUME_QUEUE))
         await wait_until(lambda: waiting.state == JobState.DONE)

@@ -34,6 +34,13 @@ from tests.peers.cache import cache_study, publish
 from tests.peers.datasets import ROOT, make_instance
 
 
+async def store_looks(http: httpx.AsyncClient, more_than: int = -1) -> int:
+    """How many times the service's STORE queue has looked at its jobs (0 until it has
+    looked more than ``more_than`` times)."""
+    (queue,) = [q for q in (await http.get("/api/v1/queues")).json() if q["name"] == STORE]
+    return queue["looks"] if queue["looks"] > more_than else 0
+
+
 async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_better_tier(
         bus_settings, catalogue, settings, tmp_path: Path) -> None:
     study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
@@ -52,7 +59,11 @@ async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_bette
         # The study becomes stable; the CT rule makes it a STORE job, which waits: paused.
         await publish(bus_settings, stable(study), study.study_uid)
         await wait_until(lambda: catalogue.job_states(STORE) == ["NEW"], "a NEW STORE job")
-        await asyncio.sleep(1.0)
+        # The paused queue looks at its jobs again (every few seconds) and starts nothing.
+        looks = await store_looks(http)
+        await wait_until(lambda: store_looks(http, looks), "the STORE queue to look again",
+                         thread=False)
+        assert [j["state"] for j in (await http.get("/api/v1/jobs")).json()] == ["NEW"]
         assert catalogue.job_states(STORE) == ["NEW"]
         assert (await http.get("/api/v1/volumes")).json() == []
         (job,) = catalogue.queue_jobs(STORE)

@@ -113,6 +113,9 @@ class JobQueue:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._announced = False
+        # How many times the scheduler has looked at its jobs (counted as each look ends):
+        # what proves that time passed when nothing is to start, e.g. in a paused queue.
+        self.looks = 0
         # Commands for jobs this queue does not hold (yet): a job adopted late (the catalogue
         # was unreachable at start-up and the consumers started without it) gets its
         # commands when it arrives, before it runs. Bounded: the oldest are forgotten.
@@ -264,6 +267,7 @@ class JobQueue:
         try:
             while not stop.is_set():
                 timeout = await self._tick()
+                self.looks += 1
                 self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())

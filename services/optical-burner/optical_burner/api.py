@@ -8,7 +8,8 @@
 - ``DELETE /api/v1/volumes/{label}``       409 with the reason while it holds an only copy
 - ``GET /api/v1/media-requests``           volumes a retrieve waits for ("insert volume …"),
   with the RETRIEVE jobs waiting for each
-- ``GET /api/v1/queues``                   the STORE and RETRIEVE queues: state, depth, counts
+- ``GET /api/v1/queues``                   the STORE and RETRIEVE queues: state, depth, counts,
+  looks (how many times the scheduler has looked at its jobs)
 - ``GET /api/v1/jobs``                     the queues' unfinished jobs (``?state=WAITING``)
 - ``POST /api/v1/studies/{uid}/retrieve``  submit a RETRIEVE job (202 with the job), 404 when
   no volume holds the study
@@ -120,7 +121,8 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
     @app.get("/api/v1/queues")
     async def queues() -> list[dict]:
         return [{"name": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
-                 "depth": q.depth(), "counts": q.counts()} for q in arc.queues or ()]
+                 "depth": q.depth(), "counts": q.counts(), "looks": q.looks}
+                for q in arc.queues or ()]
 
     @app.get("/api/v1/jobs")
     async def jobs(state: str = "") -> list[dict]:
