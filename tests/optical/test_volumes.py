@@ -8,8 +8,8 @@ import pytest
 
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
-from optical_burner.archive import DeleteRefused
 from optical_burner.burning import burn_volume
+from optical_burner.errors import DeleteRefused
 from optical_burner.image import read_back
 from optical_burner.retrieve import retrieve_study
 from optical_burner.volumes import VolumeState, VolumeStore

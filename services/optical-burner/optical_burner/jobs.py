@@ -28,8 +28,10 @@ from dicomvault.events.v1 import archive_pb2
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome, ProgressReporter
 from dicomvault.store import CacheStore
 from optical_burner import metrics
-from optical_burner.archive import TIER, ArchiveError, InstanceTooLarge, OpticalArchive
+from optical_burner.announcing import TIER
+from optical_burner.archive import OpticalArchive
 from optical_burner.catalogue import CatalogueError
+from optical_burner.errors import ArchiveError, InstanceTooLarge
 from optical_burner.retrieve import mounted_root, retrieve_study, withdraw_media_requests
 from optical_burner.volumes import InstanceEntry, latest, study_labels
 
