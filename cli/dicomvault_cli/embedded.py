@@ -303,13 +303,21 @@ def status(data_dir: Path) -> int:
     for name, svc in state["services"].items():
         try:
             r = httpx.get(svc["url"] + "/readyz", timeout=2.0, verify=_verify(state))
-            text = "ready" if r.status_code == 200 else f"not ready: {r.text[:200]}"
+            text = "ready" if r.status_code == 200 else f"not ready: {_reasons(r)[:200]}"
             worst = worst if r.status_code == 200 else 1
         except httpx.HTTPError as exc:
             text, worst = f"unreachable: {exc!r}", 1
         say(f"{name:<12} {svc['url']}  pid {svc['pid']}  restarts {svc.get('restarts', 0)}"
             f"  {text}")
     return worst
+
+
+def _reasons(r: httpx.Response) -> str:
+    """The reasons of a /readyz answer (``{"status": ..., "reasons": [...]}``), else its text."""
+    try:
+        return "; ".join(str(x) for x in r.json()["reasons"])
+    except (ValueError, KeyError, TypeError):
+        return r.text
 
 
 def _verify(state: dict) -> ssl.SSLContext | bool:

@@ -22,6 +22,7 @@ from dicom_gateway.node import make_store
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.health import alive, readiness
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import HttpSettings
 
@@ -67,14 +68,11 @@ def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "alive"}
+        return alive()
 
     @app.get("/readyz")
-    async def readyz():
-        reasons = await gateway.not_ready()
-        if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return {"status": "ready", "dimse_port": gateway.dimse_port}
+    async def readyz() -> JSONResponse:
+        return readiness(await gateway.not_ready(), dimse_port=gateway.dimse_port)
 
     if web is not None:
         app.include_router(build_router(web))
