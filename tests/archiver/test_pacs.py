@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dicomvault.bus.broker import free_port
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
 from tests.archiver.helpers import GatewayStandIn
@@ -71,9 +71,9 @@ async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, o
         # ... and recalled: C-MOVE from Orthanc to our gateway (here its stand-in).
         await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
                                                        requested_by="VIEWER"), study.study_uid)
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled),
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled),
                          what="StudyRecalled")
-    recalled = catalogue.of_type(archive_pb2.StudyRecalled)[0]
+    recalled = catalogue.of_type(ar.StudyRecalled)[0]
     assert (recalled.tier, recalled.archive_id) == ("pacs", "PACS1")
     assert recalled.number_of_instances == len(data) and recalled.failed == 0
     # Byte-identical data sets came back (the file meta group is each receiver's own).

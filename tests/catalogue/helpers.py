@@ -18,7 +18,7 @@ from catalogue.service import run
 from catalogue.settings import CatalogueSettings
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from tests.peers.wait import wait_until as _wait_until
 
@@ -49,7 +49,7 @@ def instance_stored(study: str, series: str, sop: str | None = None, *,
         "accession_number": "ACC1", "study_description": "Head", "station_name": "CT01",
         **fields,
     }
-    msg = v1.InstanceStored(
+    msg = ev.InstanceStored(
         sop_instance_uid=sop, study_instance_uid=study, series_instance_uid=series,
         size_bytes=len(body), sha256=hashlib.sha256(body).hexdigest(),
         storage_key=f"{study}/{series}/{sop}.dcm", **values)
@@ -59,14 +59,14 @@ def instance_stored(study: str, series: str, sop: str | None = None, *,
 
 def study_archived(study: str, tier: str = "hsm", archive_id: str = "hsm1",
                    verified: bool = True, n: int = 1) -> Event:
-    msg = v1.StudyArchived(study_instance_uid=study, tier=tier, archive_id=archive_id,
+    msg = ev.StudyArchived(study_instance_uid=study, tier=tier, archive_id=archive_id,
                            location=f"/mnt/hsm/{study}", number_of_instances=n, size_bytes=100,
                            verified=verified, job_id="job-1")
     return Event(payload=msg, source="dicomvault/hsm-archiver", subject=study)
 
 
 def study_evicted(study: str, tier: str, archive_id: str = "") -> Event:
-    msg = v1.StudyEvicted(study_instance_uid=study, tier=tier, archive_id=archive_id,
+    msg = ev.StudyEvicted(study_instance_uid=study, tier=tier, archive_id=archive_id,
                           reason="test")
     return Event(payload=msg, source="dicomvault/hsm-archiver", subject=study)
 

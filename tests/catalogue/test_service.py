@@ -15,7 +15,7 @@ from catalogue.rebuild import rebuild
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from tests.catalogue.helpers import (
     MR,
@@ -82,7 +82,7 @@ async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSett
         fact = Event.from_record(records[0].value, records[0].headers)
         assert fact.id == deterministic_id(study, str(summary["revision"]))
         assert records[0].key == study.encode()
-        p: v1.StudyStable = fact.payload
+        p: ev.StudyStable = fact.payload
         assert (p.study_instance_uid, p.patient_id, p.number_of_series,
                 p.number_of_instances) == (study, "PAT-1", 2, 5)
         assert p.size_bytes == sum(e.payload.size_bytes for e in events)

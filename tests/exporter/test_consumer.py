@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.service import run
 from tests.peers.datasets import write_study
@@ -87,7 +87,7 @@ async def test_study_stable_to_orthanc_through_the_broker(
             # The catalogue says the study is stable.
             async with Publisher(bus_settings, client_id="test") as pub:
                 await pub.publish(bus_settings.topics.studies, Event(
-                    payload=v1.StudyStable(study_instance_uid=study.study_uid,
+                    payload=ev.StudyStable(study_instance_uid=study.study_uid,
                                            number_of_instances=4, modalities=["CT"],
                                            calling_aes=["CT01"], station_names=["CT01"]),
                     source="dicomvault/catalogue", subject=study.study_uid),

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.api import build_app
 from stow_exporter.handlers import Policy
 from stow_exporter.metrics import REGISTRY
@@ -144,7 +144,7 @@ async def test_a_waiting_export_sleeps_until_its_window_unless_asked_for_now(
 
 
 def _stable(study_uid: str, *, modalities=("CT",), aes=("CT01",), stations=("ST1",)) -> Event:
-    return Event(payload=v1.StudyStable(study_instance_uid=study_uid, modalities=modalities,
+    return Event(payload=ev.StudyStable(study_instance_uid=study_uid, modalities=modalities,
                                         calling_aes=aes, station_names=stations),
                  source="test", subject=study_uid)
 

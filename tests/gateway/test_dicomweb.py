@@ -16,7 +16,7 @@ from pydicom import dcmread
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.gateway.conftest import read_events
 from tests.gateway.dicomweb_peers import (
     ADMIN,
@@ -288,7 +288,7 @@ async def test_an_evicted_study_asks_for_a_recall_not_404(archive: WebArchive,
     client = archive.client()
     await asyncio.to_thread(client.store_instances, [dcmread(p) for p in study.files])
     await asyncio.to_thread(archive.wait_indexed, study.study_uid, 2)
-    evicted = Event(payload=v1.StudyEvicted(
+    evicted = Event(payload=ev.StudyEvicted(
         study_instance_uid=study.study_uid, tier="cache", archive_id="cache",
         location=study.study_uid, reason="test: archived elsewhere"),
         source="tests/gateway", subject=study.study_uid)

@@ -20,7 +20,7 @@ from dicom_gateway import statuses as st
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import BusSettings, CacheSettings
 from dicomvault.store import instance_key
@@ -193,7 +193,7 @@ async def test_identical_resend_after_eviction_is_catalogued_again(
             s3.delete(key)
         else:
             (gw.cache / key).unlink()
-        fact = v1.StudyEvicted(study_instance_uid=study.study_uid, tier="cache",
+        fact = ev.StudyEvicted(study_instance_uid=study.study_uid, tier="cache",
                                archive_id="cache", location=study.study_uid, reason="test")
         async with Publisher(bus_settings, "test") as pub:
             await pub.publish(bus_settings.topics.studies,

@@ -10,7 +10,7 @@ import httpx
 from pydicom import dcmread
 
 from dicom_gateway.settings import GatewaySettings
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.conftest import AE_TITLE, MODALITY, read_events, sample
 from tests.peers.datasets import dataset_bytes, write_study
@@ -59,8 +59,8 @@ async def test_study_is_stored_byte_exact_and_announced(start_gateway, tmp_path:
     events = await read_events(settings.bus, settings.bus.topics.instances, 6)
     assert len(events) == 6
     for event in events:
-        msg: v1.InstanceStored = event.payload
-        assert isinstance(msg, v1.InstanceStored)
+        msg: ev.InstanceStored = event.payload
+        assert isinstance(msg, ev.InstanceStored)
         assert event.type == "dicomvault.instance.stored.v1"
         assert event.subject == study.study_uid
         path = gw.cache / msg.storage_key

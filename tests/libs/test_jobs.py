@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer
 
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import jobs_pb2 as pb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome, QueueState, RetryPolicy
 from dicomvault.settings import BusSettings
 from tests.peers.wait import wait_until
@@ -117,10 +117,10 @@ async def test_administrator_commands(bus_settings) -> None:
             await gate.wait()  # a long-running job, cancelled below
         return Outcome.done() if job.study_uid != "1.3" else Outcome.failed_permanently("bad")
 
-    def cmd(command, **kw) -> pb.JobCommandIssued:
-        return pb.JobCommandIssued(command=command, queue="HSM1", issued_by="admin", **kw)
+    def cmd(command, **kw) -> jb.JobCommandIssued:
+        return jb.JobCommandIssued(command=command, queue="HSM1", issued_by="admin", **kw)
 
-    C = pb.JobCommandIssued
+    C = jb.JobCommandIssued
     stop = asyncio.Event()
     async with Publisher(bus_settings, "test") as pub:
         queue = make_queue(pub, bus_settings, execute, concurrency=2)
@@ -161,7 +161,7 @@ async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopte
         ran.append(job.id)
         return Outcome.done()
 
-    C = pb.JobCommandIssued
+    C = jb.JobCommandIssued
     stop = asyncio.Event()
     async with Publisher(bus_settings, "test") as pub:
         queue = make_queue(pub, bus_settings, execute)
@@ -183,7 +183,7 @@ async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopte
     # The queue's state, the two commands' state changes, other-3 started and completed.
     got = await facts(bus_settings, 5)
     changes = sorted((p.job_id, p.state, p.command, p.reason) for _t, p in got
-                     if isinstance(p, pb.JobStateChanged))
+                     if isinstance(p, jb.JobStateChanged))
     assert changes == [("new-2", "SUSPENDED", "suspend", "not needed"),
                        ("waiting-1", "CANCELLED", "cancel", "not needed")]
-    assert not any(isinstance(p, pb.JobStarted) and p.job_id != "other-3" for _t, p in got)
+    assert not any(isinstance(p, jb.JobStarted) and p.job_id != "other-3" for _t, p in got)

@@ -14,7 +14,7 @@ import httpx
 import pydicom
 
 from dicomvault.dicom import instance_stored
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.store import FileStore, instance_key
@@ -177,7 +177,7 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         extract(disc, tmp_path / "mnt" / "DVD-000001")
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the recall")
         assert (await http.get("/api/v1/media-requests")).json() == []
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled), "StudyRecalled")
         # The recalled copies are on the instances topic: applied in their own time.
         await wait_until(lambda: len([i for i in catalogue.of_type(ev.InstanceStored)
                                       if i.source == "recall"]) >= len(data),
@@ -187,7 +187,7 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
     recalled = [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
     assert sorted(i.storage_key for i in recalled) == sorted(data)
     assert {(i.tier, i.study_instance_uid) for i in recalled} == {("cache", study.study_uid)}
-    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    (fact,) = catalogue.of_type(ar.StudyRecalled)
     assert (fact.tier, fact.archive_id, fact.location, fact.job_id) == (
         "optical", "OPTICAL1", "DVD-000001", job["job_id"])
     assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
@@ -322,8 +322,8 @@ async def test_a_later_revision_is_appended_by_its_store_job(
         r = await http.post(f"/api/v1/studies/{uid}/retrieve")
         assert r.status_code == 202, r.text
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the retrieve")
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled), "StudyRecalled")
     for k, blob in data.items():
         assert cache.get(k) == blob
-    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    (fact,) = catalogue.of_type(ar.StudyRecalled)
     assert (fact.location, fact.number_of_instances) == ("DVD-000001+DVD-000002", 7)

@@ -37,7 +37,7 @@ from catalogue.models import Journal
 from catalogue.projection import apply
 from dicomvault.bus import PermanentError, TransientError
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobState, QueueState
 from dicomvault.store.uids import is_valid_uid
@@ -90,9 +90,9 @@ async def append_many(session: AsyncSession, events: list[Event],
 def check(event: Event) -> None:
     """Reject (to the DLQ) facts that can never be projected: UIDs missing or invalid."""
     p = event.payload
-    if isinstance(p, v1.InstanceStored):
+    if isinstance(p, ev.InstanceStored):
         names = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
-    elif isinstance(p, (v1.StudyStable, v1.StudyArchived, v1.StudyEvicted)):
+    elif isinstance(p, (ev.StudyStable, ev.StudyArchived, ev.StudyEvicted)):
         names = ("study_instance_uid",)
     elif isinstance(p, JOB_FACTS):
         names = ()
@@ -169,7 +169,7 @@ class Policy:
                                 key=lambda item: item[0])
             outcomes += [(e.type, "duplicate") for e in unique if e.id not in seqs]
             for stored, group in groupby(journalled, key=lambda item: isinstance(
-                    item[1].payload, v1.InstanceStored)):
+                    item[1].payload, ev.InstanceStored)):
                 run = list(group)
                 outcomes += await (_apply_stored(session, run) if stored
                                    else _apply_each(session, run))

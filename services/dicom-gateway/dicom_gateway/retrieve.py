@@ -23,7 +23,7 @@ from dicom_gateway.sending import send_store as send_store  # the handlers take 
 from dicom_gateway.settings import GatewaySettings, Modality
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import (
     CatalogueClient,
     CatalogueRefused,
@@ -204,7 +204,7 @@ class Retriever:
                           self.bridge.call(self.catalogue.study_copies(study))}
             except (CatalogueUnavailable, CatalogueRefused, BridgeTimeout, RuntimeError):
                 pass
-            msg = v1.RecallRequested(
+            msg = ev.RecallRequested(
                 study_instance_uid=study, requested_by=calling_ae,
                 reason=f"C-{operation.upper()}: {len(sops)} instance(s) not in the cache",
                 sop_instance_uids=sops)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from dicomvault.bus import RecentIds, TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
-from dicomvault.events.v1 import jobs_pb2
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.rules import matching_rule
 from optical_burner import metrics
 from optical_burner.announcing import TIER
@@ -93,7 +93,7 @@ class Policies:
 
     async def commands(self, event: Event) -> None:
         """Policy of the job-commands topic: apply commands addressed to our queues."""
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._seen.first_time(
+        if not isinstance(event.payload, jb.JobCommandIssued) or not self._seen.first_time(
                 event.id):
             return
         for queue in self.queues:

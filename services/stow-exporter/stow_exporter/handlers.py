@@ -20,8 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.events.v1 import jobs_pb2
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Outcome as JobOutcome
 from dicomvault.jobs import ProgressReporter
 from dicomvault.query import CatalogueError
@@ -253,7 +253,7 @@ class Policy:
 
     async def __call__(self, event: Event) -> None:
         payload = event.payload
-        if not isinstance(payload, v1.StudyStable):
+        if not isinstance(payload, ev.StudyStable):
             return
         exp = self.hosted.exporter
         delay = delay_for(exp, list(payload.calling_aes), list(payload.modalities),
@@ -275,7 +275,7 @@ class Commands:
         self.hosted = hosted
 
     async def __call__(self, event: Event) -> None:
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued):
+        if not isinstance(event.payload, jb.JobCommandIssued):
             return
         for h in self.hosted:
             if h.queue is not None and await h.queue.apply_command(event.payload):
