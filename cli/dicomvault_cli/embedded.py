@@ -26,6 +26,7 @@ import httpx
 
 from dicomvault.bus import ensure_topics
 from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.lifecycle.processes import stop_processes
 from dicomvault.settings import BusSettings
 from dicomvault_cli.web import WebSettings
 
@@ -256,16 +257,8 @@ class Supervisor:
         tmp.replace(path)  # `status` never reads half a file
 
     def shutdown(self) -> None:
-        for child in reversed(self.children):
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        for child in reversed(self.children):
-            if child.process is not None:
-                try:
-                    child.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+        stop_processes([c.process for c in reversed(self.children) if c.process is not None],
+                       timeout_s=20)
         self.broker.stop()
         (self.opts.data_dir / "embedded.json").unlink(missing_ok=True)
 

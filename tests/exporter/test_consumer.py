@@ -12,7 +12,6 @@ import time
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaConsumer
 
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
@@ -21,6 +20,7 @@ from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.service import run
 from tests.peers.datasets import write_study
+from tests.peers.facts import read_until
 
 EXPORTERS = [
     {"apiVersion": "dicomvault.io/v1", "kind": "Exporter", "metadata": {"name": "orthanc-web"},
@@ -37,22 +37,9 @@ EXPORTERS = [
 
 
 async def _events(bus, want: int, timeout_s: float = 60) -> list[Event]:
-    consumer = AIOKafkaConsumer(bus.topics.studies, bootstrap_servers=bus.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[Event] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            while len(found) < want:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for r in records:
-                        e = Event.from_record(r.value, r.headers)
-                        if isinstance(e.payload, StudyExported | ExportFailed):
-                            found.append(e)
-    finally:
-        await consumer.stop()
-    return found
+    return await read_until(bus, bus.topics.studies, lambda found: len(found) >= want,
+                            keep=lambda e: isinstance(e.payload, StudyExported | ExportFailed),
+                            timeout_s=timeout_s)
 
 
 async def test_study_stable_to_orthanc_through_the_broker(

@@ -15,14 +15,25 @@ from collections.abc import Callable
 Tolerated = tuple[type[BaseException], ...]
 
 
-def _failure(what: str, pred: object, timeout: float, last: object,
-             explain: Callable[[], str] | None) -> AssertionError:
-    text = f"timed out after {timeout:g}s waiting for {what or pred}"
-    if last is not None:
-        text += f" (last: {last!r})"
-    if explain is not None:
-        text += "\n" + explain()
-    return AssertionError(text)
+class _Deadline:
+    """The bound on one wait, and what its failure says."""
+
+    def __init__(self, pred: object, what: str, timeout: float,
+                 explain: Callable[[], str] | None) -> None:
+        self.pred, self.what, self.timeout, self.explain = pred, what, timeout, explain
+        self.at = time.monotonic() + timeout
+        self.last: object = None
+
+    def check(self) -> None:
+        """Raise the AssertionError that says what was waited for once the time is up."""
+        if time.monotonic() <= self.at:
+            return
+        text = f"timed out after {self.timeout:g}s waiting for {self.what or self.pred}"
+        if self.last is not None:
+            text += f" (last: {self.last!r})"
+        if self.explain is not None:
+            text += "\n" + self.explain()
+        raise AssertionError(text)
 
 
 async def wait_until(pred: Callable[[], object], what: str = "", *, timeout: float = 60.0,
@@ -30,20 +41,17 @@ async def wait_until(pred: Callable[[], object], what: str = "", *, timeout: flo
                      explain: Callable[[], str] | None = None) -> object:
     """Poll ``pred`` until it returns something truthy; exceptions in ``tolerate`` count as
     "not yet" (their last one is named in the failure)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
+    deadline = _Deadline(pred, what, timeout, explain)
     while True:
         try:
             value = await asyncio.to_thread(pred) if thread else pred()
             if inspect.isawaitable(value):
                 value = await value
         except tolerate as exc:
-            last = exc
-        else:
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise _failure(what, pred, timeout, last, explain)
+            value, deadline.last = None, exc
+        if value:
+            return value
+        deadline.check()
         await asyncio.sleep(interval)
 
 
@@ -51,16 +59,13 @@ def wait_until_blocking(pred: Callable[[], object], what: str = "", *, timeout: 
                         interval: float = 0.2, tolerate: Tolerated = (),
                         explain: Callable[[], str] | None = None) -> object:
     """``wait_until`` for synchronous tests and threads."""
-    deadline = time.monotonic() + timeout
-    last: object = None
+    deadline = _Deadline(pred, what, timeout, explain)
     while True:
         try:
             value = pred()
         except tolerate as exc:
-            last = exc
-        else:
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise _failure(what, pred, timeout, last, explain)
+            value, deadline.last = None, exc
+        if value:
+            return value
+        deadline.check()
         time.sleep(interval)

@@ -27,6 +27,7 @@ from dicomvault.jobs import ProgressReporter
 from dicomvault.query import CatalogueError
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
+from dicomvault.transcode import TranscodeError
 from stow_exporter import metrics
 from stow_exporter.catalogue import CatalogueClient, StudyUnknown, tier_locations
 from stow_exporter.commit import commitment_request
@@ -35,7 +36,7 @@ from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.queue import Export, ExportQueue, instance_summary
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.spec import Exporter, delay_for
-from stow_exporter.transcode import TranscodeError, for_destination
+from stow_exporter.transcode import for_destination
 
 log = logging.getLogger(__name__)
 
