@@ -30,7 +30,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.settings import GatewaySettings
-from dicomvault.lifecycle.processes import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,13 @@ class Worker:
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.process is None:
             return
-        stop_process(self.process, timeout_s)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         for pipe in (self.process.stdin, self.process.stdout):
             try:
                 pipe.close()
