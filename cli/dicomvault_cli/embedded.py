@@ -26,6 +26,7 @@ import httpx
 
 from dicomvault.bus import ensure_topics
 from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.lifecycle.processes import stop_processes
 from dicomvault.settings import BusSettings
 from dicomvault_cli.web import WebSettings
 
@@ -262,16 +263,8 @@ class Supervisor:
         tmp.replace(path)  # `status` never reads half a file
 
     def shutdown(self) -> None:
-        for child in reversed(self.children):
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        for child in reversed(self.children):
-            if child.process is not None:
-                try:
-                    child.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+        stop_processes([c.process for c in reversed(self.children) if c.process is not None],
+                       timeout_s=20)
         self.broker.stop()
         (self.opts.data_dir / "embedded.json").unlink(missing_ok=True)
 
@@ -309,13 +302,21 @@ def status(data_dir: Path) -> int:
     for name, svc in state["services"].items():
         try:
             r = httpx.get(svc["url"] + "/readyz", timeout=2.0, verify=_verify(state))
-            text = "ready" if r.status_code == 200 else f"not ready: {r.text[:200]}"
+            text = "ready" if r.status_code == 200 else f"not ready: {_reasons(r)[:200]}"
             worst = worst if r.status_code == 200 else 1
         except httpx.HTTPError as exc:
             text, worst = f"unreachable: {exc!r}", 1
         say(f"{name:<12} {svc['url']}  pid {svc['pid']}  restarts {svc.get('restarts', 0)}"
             f"  {text}")
     return worst
+
+
+def _reasons(r: httpx.Response) -> str:
+    """The reasons of a /readyz answer (``{"status": ..., "reasons": [...]}``), else its text."""
+    try:
+        return "; ".join(str(x) for x in r.json()["reasons"])
+    except (ValueError, KeyError, TypeError):
+        return r.text
 
 
 def _verify(state: dict) -> ssl.SSLContext | bool:

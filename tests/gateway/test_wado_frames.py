@@ -16,8 +16,13 @@ from pydicom.pixels import pixel_array
 
 from dicomvault.bus.broker import EmbeddedBroker
 from tests.gateway.conftest import sample
-from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for, multipart_dicom
-from tests.gateway.test_dicomweb import raw_parts
+from tests.gateway.dicomweb_peers import (
+    Issuer,
+    WebArchive,
+    bus_settings_for,
+    multipart_dicom,
+    raw_parts,
+)
 from tests.gateway.wado_images import (
     EXPLICIT,
     JPEG_LOSSLESS,

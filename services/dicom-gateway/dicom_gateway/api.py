@@ -24,6 +24,7 @@ from dicom_gateway.settings import GatewaySettings
 from dicomvault.audit import AuditTrail
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.health import alive, readiness
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import HttpSettings
 
@@ -69,14 +70,11 @@ def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "alive"}
+        return alive()
 
     @app.get("/readyz")
-    async def readyz():
-        reasons = await gateway.not_ready()
-        if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return {"status": "ready", "dimse_port": gateway.dimse_port}
+    async def readyz() -> JSONResponse:
+        return readiness(await gateway.not_ready(), dimse_port=gateway.dimse_port)
 
     if web is not None:
         if web.audit is not None:
