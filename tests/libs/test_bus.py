@@ -180,12 +180,12 @@ async def test_a_trickle_is_applied_in_batches_when_the_loop_lingers(
                             handler=one, batch_handler=many, dlq=pub, client_id="c1",
                             batch_linger_ms=5000)
         task = asyncio.create_task(loop.run())
-        await wait_for(loop.ready.is_set)
+        await wait_until(loop.ready.is_set)
         uids = [f"3.{n}" for n in range(1, 7)]
         for uid in uids:  # a trickle: each record on its own, as a modality sends them
             await pub.publish(bus_settings.topics.instances, stored(uid))
             await asyncio.sleep(0.02)
-        await wait_for(lambda: sum(len(c) for c in calls) == len(uids))
+        await wait_until(lambda: sum(len(c) for c in calls) == len(uids))
         loop.stop()
         await task
     assert calls == [uids]
