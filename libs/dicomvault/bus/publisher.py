@@ -7,6 +7,7 @@ PublishError so that the caller can refuse what it was about to acknowledge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -82,7 +83,7 @@ class Publisher:
         value, headers = event.to_record()
         key_bytes = (key if key is not None else event.subject or event.id).encode()
         timeout = self._settings.request_timeout_s
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 md = await asyncio.wait_for(
                     self._producer.send_and_wait(topic, value, key=key_bytes, headers=headers),
@@ -93,8 +94,8 @@ class Publisher:
                 self._high[where] = md.offset
                 if seen is None or md.offset > seen:
                     return
-                if attempt == 2:
-                    raise PublishError("broker reset twice during one publish")
+                if attempt == 3:
+                    raise PublishError("broker reset again and again during one publish")
                 # Offsets went backwards: the broker restarted empty and this record went to
                 # a topic that no longer exists. Recreate the topics and send it again.
                 self.resets += 1
@@ -102,11 +103,19 @@ class Publisher:
                 log.warning("broker reset detected by producer", extra={"topic": topic})
                 await self._recreate_topics()
             except (KafkaError, TimeoutError) as exc:
-                if attempt == 2:
+                if attempt == 3:
                     raise PublishError(f"broker did not take {event.type}: {exc!r}") from exc
-                # The embedded broker may have restarted empty: recreate topics, retry once.
-                log.warning("publish failed, re-checking topics", extra={"error": repr(exc)})
+                # The embedded broker may have restarted empty: recreate topics and retry. A
+                # broker that just came back may still answer the first retry with an error
+                # (its metadata, our connection): the third try comes after fresh metadata.
+                log.warning("publish failed, re-checking topics",
+                            extra={"error": repr(exc), "attempt": attempt})
                 await self._recreate_topics()
+                if attempt == 2:
+                    await asyncio.sleep(self._settings.retry_backoff_s)
+                    with contextlib.suppress(Exception):  # best effort: the send says the rest
+                        await asyncio.wait_for(
+                            self._producer.client.force_metadata_update(), timeout=timeout)
 
     async def _recreate_topics(self) -> None:
         try:
