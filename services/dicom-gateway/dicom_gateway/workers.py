@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dicom_gateway.balance import NOT_ACCEPTING, Balancer, LoadTable
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.lifecycle.processes import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,7 @@ class Worker:
         if self.process is None:
             return
         self.table.set(self.index, NOT_ACCEPTING)  # dead or stopping: nobody defers to it
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s)
         for pipe in (self.process.stdin, self.process.stdout):
             try:
                 pipe.close()
