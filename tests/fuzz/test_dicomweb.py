@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.budget import COUNTS, budget
-from tests.fuzz.conftest import check_survived, outside_files
+from tests.fuzz.conftest import check_survived, long_http, outside_files
 from tests.fuzz.strategies import mutated_dataset, qido_query
 from tests.gateway.dicomweb_peers import READ, WRITE, WebArchive, multipart_dicom
 from tests.peers.hostile import DEFLATED_LE, EXPLICIT_LE, Instance
@@ -50,7 +50,7 @@ def test_stow_rs_fuzz(archive: WebArchive) -> None:
     before = outside_files(archive)
     acknowledged: set[str] = set()
     counts = COUNTS.setdefault("STOW-RS", Counter())
-    http = archive.http(WRITE)
+    http = long_http(archive, WRITE)
 
     @budget(in_suite=120)
     @given(case=stow_body())
@@ -79,7 +79,7 @@ def test_stow_rs_fuzz(archive: WebArchive) -> None:
 
 def test_qido_rs_fuzz(archive: WebArchive) -> None:
     counts = COUNTS.setdefault("QIDO-RS", Counter())
-    http = archive.http(READ)
+    http = long_http(archive, READ)
 
     @budget(in_suite=300)
     @given(query=qido_query())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import kopf
 import pytest
@@ -38,11 +38,22 @@ SPECS = _generate()
 log = logging.getLogger("fuzz-exporter")
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[EmulatorThread]:
-    emulator = EmulatorThread().start()
-    yield emulator
-    emulator.stop()
+EMULATOR_SPECS = 500  # a fresh emulator after this many: kmock keeps every deleted object
+
+
+@pytest.fixture
+def api() -> Iterator[Callable[[], EmulatorThread]]:
+    """Start an emulator (the test asks for a new one every EMULATOR_SPECS specs: kmock's
+    store keeps deleted objects, which each request walks); every one is stopped after."""
+    started: list[EmulatorThread] = []
+
+    def start() -> EmulatorThread:
+        started.append(EmulatorThread().start())
+        return started[-1]
+
+    yield start
+    for emulator in started:
+        emulator.stop()
 
 
 def _settings(api: EmulatorThread) -> OperatorSettings:
@@ -63,24 +74,33 @@ def _exporter(name: str, spec: object) -> dict:
             "spec": spec}
 
 
-async def test_exporter_spec_fuzz_in_process(api: EmulatorThread) -> None:
+async def test_exporter_spec_fuzz_in_process(api: Callable[[], EmulatorThread]) -> None:
     counts = COUNTS.setdefault("Exporter CR (reconcile in process)", Counter())
-    settings = _settings(api)
-    kube = Kube(kopf.ConnectionInfo(server=api.url), 5)
-    for i, one in enumerate(SPECS):
-        body = _exporter(f"fzp-{i}", one)
-        status = await reconcile(body, kube, settings, "create", log)
-        ready = condition({"status": status}, "Ready")
-        assert ready.get("reason") in REASONS, (one, status)
-        assert len(ready.get("message") or "") <= 1100, ready
-        counts[ready["reason"]] += 1
-        if _literal_token(one):  # never echoed (a spec field may be)
-            assert SECRET not in str(status), str(status)[:300]
-    # A valid Exporter afterwards is reconciled as usual: its children are applied (the
-    # emulator's garbage collector removes them again: these Exporters exist only here).
-    valid = yaml.safe_load(EXAMPLE.read_text())
-    status = await reconcile(_exporter("fzp-valid", valid["spec"]), kube, settings, "create",
-                             log)
-    assert condition({"status": status}, "Ready").get("reason") in (
-        "Progressing", "Available", "Ready"), status
-    assert status["deployment"] == "dicomvault-exporter-fzp-valid", status
+    kubes: list[Kube] = []
+    try:
+        for i, one in enumerate(SPECS):
+            if i % EMULATOR_SPECS == 0:
+                emulator = api()
+                settings = _settings(emulator)
+                kubes.append(Kube(kopf.ConnectionInfo(server=emulator.url), 5))
+            status = await reconcile(_exporter(f"fzp-{i}", one), kubes[-1], settings, "create",
+                                     log)
+            ready = condition({"status": status}, "Ready")
+            assert ready.get("reason") in REASONS, (one, status)
+            assert len(ready.get("message") or "") <= 1100, ready
+            counts[ready["reason"]] += 1
+            if _literal_token(one):  # never echoed (a spec field may be)
+                assert SECRET not in str(status), str(status)[:300]
+        # A valid Exporter afterwards is reconciled as usual: its children are applied (the
+        # emulator's garbage collector removes them again: these Exporters exist only here).
+        valid = yaml.safe_load(EXAMPLE.read_text())
+        status = await reconcile(_exporter("fzp-valid", valid["spec"]), kubes[-1], settings,
+                                 "create", log)
+        assert condition({"status": status}, "Ready").get("reason") in (
+            "Progressing", "Available", "Ready"), status
+        assert status["deployment"] == "dicomvault-exporter-fzp-valid", status
+    finally:
+        for kube in kubes:
+            await kube.close()
+    print(f"\nfuzz Exporter CR (reconcile in process): {sum(counts.values())} inputs ("
+          + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ")")
