@@ -81,6 +81,10 @@ def test_qido_rs_fuzz(archive: WebArchive) -> None:
     counts = COUNTS.setdefault("QIDO-RS", Counter())
     http = long_http(archive, READ)
 
+    def get_once(path: str, params) -> httpx.Response:
+        with long_http(archive, READ) as fresh:
+            return fresh.get(path, params=params, headers={"Connection": "close"})
+
     @budget(in_suite=300)
     @given(query=qido_query())
     def one(query) -> None:
@@ -89,6 +93,10 @@ def test_qido_rs_fuzz(archive: WebArchive) -> None:
             r = http.get(path, params=params)
         except httpx.InvalidURL:
             return  # the client refuses to send it: not a request
+        except httpx.TransportError:
+            # A kept-alive connection closed under us (seen once in 10,000, on a loaded
+            # machine): the same GET on a new connection must get its answer.
+            r = get_once(path, params)
         assert r.status_code in QIDO_STATUSES, (r.status_code, params, r.text[:300])
         if r.status_code == 400:
             assert r.json()["detail"], r.text
