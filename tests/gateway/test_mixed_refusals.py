@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pynetdicom.sop_class import (
     CTImageStorage,
     SecondaryCaptureImageStorage,
@@ -51,7 +52,8 @@ def request(assoc: RawAssociation, context_id: int, field: int, sop_class: str, 
     return int(rsp.CommandField), int(rsp.Status), str(rsp.get("ErrorComment", ""))
 
 
-def test_mixed_associations_answer_every_request(start_gateway, tmp_path: Path) -> None:
+def test_mixed_associations_answer_every_request(start_gateway, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     gw = start_gateway(modalities={MODALITY: {"may_retrieve": True}})
     sop, dataset = dataset_bytes(ct_file(tmp_path))
     # (the registry is the process's: other gateways of this pytest run counted before)
@@ -93,6 +95,10 @@ def test_mixed_associations_answer_every_request(start_gateway, tmp_path: Path) 
     finally:
         assoc.close()
     assert len(gw.files()) == 1
+    # Each refusal is one bounded WARNING line of ours, never a traceback.
+    assert not [r.getMessage() for r in caplog.records if r.exc_info], caplog.text[-2000:]
+    refusals = [r for r in caplog.records if r.getMessage() == "DIMSE request refused"]
+    assert len(refusals) == 5 and all(r.levelname == "WARNING" for r in refusals)
     assert sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122") == refused_before + 3
 
     # A UID over 64 characters cannot even be decoded by pynetdicom: A-ABORT at once.
