@@ -85,10 +85,7 @@ class RawStoreClient:
         try:
             for pdata in msg.encode_msg(cx.context_id, assoc.dimse.maximum_pdu_size):
                 assoc.dul.send_pdu(pdata)
-            try:
-                status = self.answers.get(timeout=ANSWER_TIMEOUT_S)
-            except queue.Empty:
-                status = None
+            status = self._answer(assoc)
             assoc.dimse.get_msg(block=False)  # the same answer, queued for the reactor
         finally:
             assoc._reactor_checkpoint.set()
@@ -104,6 +101,17 @@ class RawStoreClient:
             assoc.abort()
         self.assoc = None
         return Answer(None, aborted)
+
+    def _answer(self, assoc) -> int | None:
+        """The status within ANSWER_TIMEOUT_S; None at once when the association ends."""
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                return self.answers.get(timeout=0.05)
+            except queue.Empty:
+                if assoc.is_aborted or not assoc.dul.is_alive():
+                    return None
+        return None
 
     def close(self) -> None:
         if self.assoc is not None and self.assoc.is_established:
