@@ -85,6 +85,7 @@ fuzz: venv peers
 bench: venv peers
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.catalogue_drain
+	$(PY) -m benchmarks.catalogue_live
 	$(PY) -m benchmarks.query
 
 bench-query: venv peers

@@ -33,7 +33,7 @@ import asyncpg
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from tests.peers.services import ServiceProcess, catalogue_env
 
@@ -59,7 +59,7 @@ class Drain:
 def instance_stored(study: int, series: str, study_uid: str, n: int) -> Event:
     """One InstanceStored as the gateway publishes it for a 512×512 CT slice."""
     sop = f"{study_uid}.{n + 1}"
-    msg = v1.InstanceStored(
+    msg = ev.InstanceStored(
         sop_instance_uid=sop, study_instance_uid=study_uid, series_instance_uid=series,
         sop_class_uid="1.2.840.10008.5.1.4.1.1.2", transfer_syntax_uid="1.2.840.10008.1.2.1",
         patient_id=f"PAT{study % 40:05d}", patient_name=f"Patient^Number{study % 40}",

@@ -169,6 +169,9 @@ def commitment_row() -> Row:
         Panel("Failed requests/s", [(q(
             'sum by (role, outcome) (rate(commitment_requests_total{{NS},outcome=~"refused|invalid|report_failed|failed|timeout|partial"}[{R}]))'),
             "{{role}} {{outcome}}")], "ops"),
+        Panel("Requests on the gateway's DIMSE port/s by outcome", [(q(
+            "sum by (outcome) (rate(gateway_commitment_requests_total{{NS}}[{R}]))"),
+            "{{outcome}}")], "ops"),
         Panel("N-ACTION to N-EVENT-REPORT p50 / p95", [
             (hist("commitment_report_latency_seconds", "role", 0.5), "p50 {{role}}"),
             (hist("commitment_report_latency_seconds", "role", 0.95), "p95 {{role}}")], "s"),
@@ -243,6 +246,9 @@ def gateway_row() -> Row:
         Panel("Associations/s by result and reason", [(q(
             "sum by (result, reason) (rate(gateway_associations_total{{NS}}[{R}]))"),
             "{{result}} {{reason}}")], "ops"),
+        Panel("Associations held per DIMSE worker (-1: starting, draining or down)", [(q(
+            "max by (pod, worker) (gateway_worker_associations{{NS}})"), "{{pod}} {{worker}}")],
+            "short"),
         Panel("Bytes received/s", [(q("sum (rate(gateway_received_bytes_total{{NS}}[{R}]))"),
                                     "received")], "Bps"),
         Panel("C-FIND queries/s by status", [(q(
@@ -307,6 +313,28 @@ def optical_row() -> Row:
             "{{archive}} {{outcome}}")], "ops"),
     ])
 
+def audit_row() -> Row:
+    return Row("audit", [
+        Panel("Audit messages kept/s by event", [(q(
+            "sum by (event) (rate(dicomvault_audit_messages_total{{NS}}[{R}]))"), "{{event}}")],
+            "ops"),
+        Panel("Messages sent to syslog/s and send failures/s", [
+            (q("sum (rate(dicomvault_audit_messages_sent_total{{NS}}[{R}]))"), "sent"),
+            (q("sum (rate(dicomvault_audit_send_failures_total{{NS}}[{R}]))"), "failures")],
+            "ops"),
+        Panel("Not yet delivered (backlog)", [(q(
+            "max (dicomvault_audit_backlog_messages{{NS}})"), "backlog")]),
+        Panel("Syslog receiver reachable", [(q(
+            "min (dicomvault_audit_receiver_up{{NS}})"), "up")], kind="stat"),
+        Panel("Audit facts dropped by the gateway/s", [(q(
+            "sum (rate(gateway_audit_facts_dropped_total{{NS}}[{R}]))"), "dropped")], "ops",
+            description="Queries, retrieves and refusals whose audit fact the gateway could "
+                        "not buffer or publish (the action itself went on)."),
+        Panel("Events consumed/s by outcome", [(q(
+            "sum by (outcome) (rate(dicomvault_audit_events_total{{NS}}[{R}]))"),
+            "{{outcome}}")], "ops"),
+    ])
+
 
 DASHBOARDS = [
     Dashboard("dicomvault-ingest", "DICOM Vault / Ingest",
@@ -332,6 +360,9 @@ DASHBOARDS = [
     Dashboard("dicomvault-exports", "DICOM Vault / Exports",
               "STOW-RS and C-STORE exporters and the operator that runs them.",
               "dicomvault_operator_exporters", [exporter_row(), operator_row()]),
+    Dashboard("dicomvault-audit", "DICOM Vault / Audit trail",
+              "DICOM audit messages (PS3.15 A.5) kept and sent to the syslog receiver; audit "
+              "facts the gateway dropped.", "dicomvault_audit_messages_total", [audit_row()]),
 ]
 
 

@@ -55,6 +55,7 @@ def bus_settings(broker: EmbeddedBroker) -> BusSettings:
             "job_commands": f"t{suffix}.job-commands",
             "dlq": f"t{suffix}.dlq",
             "volumes": f"t{suffix}.volumes",
+            "audit": f"t{suffix}.audit",
         },
         health_check_interval_s=1.0,
         retry_backoff_s=0.05,

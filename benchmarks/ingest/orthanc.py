@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from dicomvault.bus.broker import free_port
+from dicomvault.lifecycle.processes import stop_process
 from tests.peers.orthanc import dicomweb_plugin
 
 ORTHANC = "/usr/sbin/Orthanc"
@@ -65,9 +66,5 @@ class Orthanc:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_process(self.process, timeout_s=30)
             self.process = None

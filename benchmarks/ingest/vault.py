@@ -12,6 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from dicomvault.bus.broker import EmbeddedBroker, free_port
+from dicomvault.events import types
 from tests.peers.services import ServiceProcess
 
 PHASES = ("receive", "checks", "write", "publish")
@@ -66,8 +67,8 @@ class Vault:
     def latencies_ms(self) -> list[float]:
         """recorded_at (catalogue commit) − ce_time (the gateway's event, just before its ack)."""
         with sqlite3.connect(self.db) as db:
-            rows = db.execute("select ce_time, recorded_at from journal "
-                              "where ce_type = 'dicomvault.instance.stored.v1'").fetchall()
+            rows = db.execute("select ce_time, recorded_at from journal where ce_type = ?",
+                              (types.INSTANCE_STORED,)).fetchall()
         return [(_dt(b) - _dt(a)).total_seconds() * 1000 for a, b in rows]
 
     def phases_ms(self) -> dict[str, float]:

@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "stow-exporter": "stow_exporter",
     "commitment": "commitment",
     "operator": "vault_operator",
+    "audit": "audit",
 }
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,

@@ -26,6 +26,7 @@ import httpx
 
 from dicomvault.bus import ensure_topics
 from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.lifecycle.processes import stop_processes
 from dicomvault.settings import BusSettings
 from dicomvault_cli.web import WebSettings
 
@@ -82,6 +83,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
         "DICOMVAULT_OPTICAL__MOUNT_PATH": str(data / "optical-media"),
         "DICOMVAULT_EXPORTER__SECRETS_DIR": str(data / "secrets"),
     }
+    audit_db = {"DICOMVAULT_DATABASE__URL": f"sqlite+aiosqlite:///{data / 'audit.db'}"}
     common = {
         "DICOMVAULT_BUS__BOOTSTRAP_SERVERS": bootstrap,
         "DICOMVAULT_HTTP__HOST": opts.host,
@@ -114,6 +116,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
             "DICOMVAULT_COMMITMENT__DIMSE_HOST": opts.host,
             "DICOMVAULT_COMMITMENT__DIMSE_PORT": str(opts.dimse_port + 1),
         }),
+        Child("audit", "audit", opts.http_port + 7),
     ]
     if opts.exporters_file is not None:
         children.append(Child("stow-exporter", "stow_exporter", opts.http_port + 4, {
@@ -122,7 +125,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
         }))
     for child in children:
         child.env = {**common, "DICOMVAULT_HTTP__PORT": str(child.port), **child.env}
-        child.paths = dict(paths)
+        child.paths = {**paths, **(audit_db if child.name == "audit" else {})}
     return [c for c in children if available(c.package)]
 
 
@@ -193,16 +196,20 @@ class Supervisor:
         say("")
         say(f"DIMSE       {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
             f"   e.g. storescu -aec {self.opts.ae_title} {self.opts.host} {self.opts.dimse_port} file.dcm")
-        say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port + 1}"
-            "   storage commitment (N-ACTION) SCP")
+        say(f"commitment  {self.opts.ae_title}@{self.opts.host}:{self.opts.dimse_port}"
+            "   storage commitment (N-ACTION) on the DIMSE port; reports go to the AE's "
+            "host/port in DICOMVAULT_GATEWAY__MODALITIES")
         say(f"DICOMweb    {self.url(self.opts.http_port)}/dicomweb")
         say(f"catalogue   {self.url(self.opts.http_port + 1)}/api/v1")
+        say(f"audit       {self.url(self.opts.http_port + 7)}/api/v1/audit   (DICOM audit "
+            "messages; syslog: DICOMVAULT_AUDIT__SYSLOG_URL)")
         say("WARNING     no HTTP API needs a token (embedded default): DICOMweb, the "
             "catalogue's job commands and every service's /api/v1 (close, burn, delete "
             "volumes, exports, commitments) are open to anyone reaching the ports; set "
             "DICOMVAULT_AUTH__* on every service in production")
         if self.opts.accept_any_calling_ae:
-            say("WARNING     any calling AE title is accepted (embedded default); "
+            say("WARNING     any calling AE title is accepted (embedded default) and may "
+                "store, query and request storage commitment; "
                 "use --strict-ae and DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES in production")
         say(f"data        {self.opts.data_dir.resolve()}   logs in {self.logs.resolve()}")
         say("Ctrl-C stops everything.")
@@ -256,16 +263,8 @@ class Supervisor:
         tmp.replace(path)  # `status` never reads half a file
 
     def shutdown(self) -> None:
-        for child in reversed(self.children):
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        for child in reversed(self.children):
-            if child.process is not None:
-                try:
-                    child.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+        stop_processes([c.process for c in reversed(self.children) if c.process is not None],
+                       timeout_s=20)
         self.broker.stop()
         (self.opts.data_dir / "embedded.json").unlink(missing_ok=True)
 
@@ -303,13 +302,21 @@ def status(data_dir: Path) -> int:
     for name, svc in state["services"].items():
         try:
             r = httpx.get(svc["url"] + "/readyz", timeout=2.0, verify=_verify(state))
-            text = "ready" if r.status_code == 200 else f"not ready: {r.text[:200]}"
+            text = "ready" if r.status_code == 200 else f"not ready: {_reasons(r)[:200]}"
             worst = worst if r.status_code == 200 else 1
         except httpx.HTTPError as exc:
             text, worst = f"unreachable: {exc!r}", 1
         say(f"{name:<12} {svc['url']}  pid {svc['pid']}  restarts {svc.get('restarts', 0)}"
             f"  {text}")
     return worst
+
+
+def _reasons(r: httpx.Response) -> str:
+    """The reasons of a /readyz answer (``{"status": ..., "reasons": [...]}``), else its text."""
+    try:
+        return "; ".join(str(x) for x in r.json()["reasons"])
+    except (ValueError, KeyError, TypeError):
+        return r.text
 
 
 def _verify(state: dict) -> ssl.SSLContext | bool:

@@ -7,8 +7,9 @@ import asyncio
 from pathlib import Path
 
 from dicomvault.events.v1 import events_pb2 as ev
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.peers.cache import cache_study, publish
 from tests.peers.services import ServiceProcess
+from tests.peers.wait import wait_until
 
 from .conftest import env_of, hsm_archive, make_settings, stable
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.store import FileStore
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.peers.cache import cache_study, publish
+from tests.peers.wait import wait_until
 
 from .conftest import hsm_archive, make_settings, running, stable
 
@@ -118,7 +119,7 @@ async def test_tar_layout_round_trip_back_into_the_cache(bus_settings, catalogue
 
         # StudyRecalled (studies topic) follows the recalled InstanceStored (instances topic):
         # the catalogue may journal it first, so wait for both.
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled)
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled)
                          and len(recalled_instances()) >= len(data),
                          what="StudyRecalled and the recalled instances")
     for key, raw in data.items():
@@ -128,7 +129,7 @@ async def test_tar_layout_round_trip_back_into_the_cache(bus_settings, catalogue
     one = recalled[0]
     assert one.tier == "cache" and one.patient_id == "PAT001" and one.modality in ("CT", "OT")
     assert one.sha256 == hashlib.sha256(data[one.storage_key]).hexdigest()
-    fact = catalogue.of_type(archive_pb2.StudyRecalled)[0]
+    fact = catalogue.of_type(ar.StudyRecalled)[0]
     assert (fact.tier, fact.archive_id, fact.number_of_instances) == ("hsm", "HSM1", len(data))
     await wait_until(lambda: catalogue.job_states("HSM1-retrieve") == ["DONE"],
                      what="retrieve job DONE")
@@ -156,10 +157,10 @@ async def test_recall_waits_for_files_slow_to_come_back(bus_settings, catalogue,
                            if p.queue == "HSM1-retrieve" and p.remaining == 2]
         await wait_until(waiting, what="progress while waiting for the tape")
         assert "waiting for the HSM" in waiting()[0].message
-        assert not catalogue.of_type(archive_pb2.StudyRecalled)
+        assert not catalogue.of_type(ar.StudyRecalled)
         for key in slow:  # the tape robot delivers
             (staged / key.replace("/", "_")).rename(hsm_mount / "vault" / key)
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled))
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled))
     for key, raw in data.items():
         assert FileStore(cache).get(key) == raw
 

@@ -15,7 +15,8 @@ from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import sweep
 from hsm_archiver.on_demand import CATALOGUE_UNAVAILABLE, EVICTED, TOO_FEW_COPIES, evict_study
 from hsm_archiver.settings import EvictionSettings
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.peers.cache import cache_study, publish
+from tests.peers.wait import wait_until
 
 from .conftest import hsm_archive, make_settings, running, stable
 

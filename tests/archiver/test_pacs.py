@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pynetdicom import AE, StoragePresentationContexts, evt
 
 from dicomvault.bus.broker import free_port
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.archiver.helpers import GatewayStandIn
+from tests.peers.cache import cache_study, publish
+from tests.peers.datasets import dataset_bytes
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
 from .conftest import make_settings, running, stable
-
-SUCCESS = 0x0000
-
-
-class GatewayStandIn:
-    """A pynetdicom storage SCP standing in for OUR gateway as the C-MOVE destination (until
-    the gateway's recall support exists). It keeps the data set bytes exactly as received."""
-
-    def __init__(self, aet: str = "VAULTGW") -> None:
-        self.aet, self.port = aet, free_port()
-        self.received: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-        self._server = None
-
-    def _on_store(self, event) -> int:
-        with self._lock:
-            self.received[str(event.request.AffectedSOPInstanceUID)] = bytes(
-                event.encoded_dataset(include_meta=False))
-        return SUCCESS
-
-    def start(self) -> GatewayStandIn:
-        ae = AE(ae_title=self.aet)
-        ae.supported_contexts = StoragePresentationContexts
-        self._server = ae.start_server(("127.0.0.1", self.port), block=False,
-                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
 
 
 @pytest.fixture
@@ -66,13 +37,6 @@ def orthanc(tmp_path: Path, gateway: GatewayStandIn) -> Iterator[Orthanc]:
                             "vault-archiver": ("VAULTARC", "127.0.0.1", free_port())}).start()
     yield o
     o.stop()
-
-
-def dataset_bytes(part10: bytes) -> bytes:
-    """The data set after the preamble and file meta group (what travels over DIMSE)."""
-    assert part10[128:132] == b"DICM"
-    meta_len = int.from_bytes(part10[140:144], "little")
-    return part10[144 + meta_len:]
 
 
 async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, orthanc,
@@ -107,9 +71,9 @@ async def test_store_to_orthanc_then_recall_by_c_move(bus_settings, catalogue, o
         # ... and recalled: C-MOVE from Orthanc to our gateway (here its stand-in).
         await publish(bus_settings, ev.RecallRequested(study_instance_uid=study.study_uid,
                                                        requested_by="VIEWER"), study.study_uid)
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled),
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled),
                          what="StudyRecalled")
-    recalled = catalogue.of_type(archive_pb2.StudyRecalled)[0]
+    recalled = catalogue.of_type(ar.StudyRecalled)[0]
     assert (recalled.tier, recalled.archive_id) == ("pacs", "PACS1")
     assert recalled.number_of_instances == len(data) and recalled.failed == 0
     # Byte-identical data sets came back (the file meta group is each receiver's own).

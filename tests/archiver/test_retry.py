@@ -9,15 +9,16 @@ import asyncio
 from pathlib import Path
 
 from dicomvault.bus.broker import free_port
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.store import FileStore
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.archiver.helpers import GatewayStandIn
+from tests.peers.cache import cache_study, publish
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
 from .conftest import hsm_archive, make_settings, running, stable
-from .test_pacs import GatewayStandIn
 
 
 async def retry_through_the_api(catalogue, job_id: str) -> None:
@@ -111,7 +112,7 @@ async def test_hsm_retrieve_retried_after_it_gave_up_recalls_the_study(
         await retry_through_the_api(catalogue, job["job_id"])
         await wait_until(lambda: catalogue.job_states("HSM1-retrieve") == ["DONE"],
                          what="RETRIEVE DONE")
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled),
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled),
                          what="StudyRecalled")
     for key, raw in data.items():
         assert FileStore(cache).get(key) == raw

@@ -1,14 +1,26 @@
-"""Builders of catalogue test events and a small in-process catalogue (DB + policy + API)."""
+"""Builders of catalogue test events, the catalogue service run in-process, and reading what
+it publishes."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import itertools
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from catalogue.service import run
+from catalogue.settings import CatalogueSettings
+from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.settings import BusSettings
+from tests.peers.wait import wait_until as _wait_until
 
 ROOT = "1.2.826.0.1.3680043.8.498"
 _counter = itertools.count(1)
@@ -37,7 +49,7 @@ def instance_stored(study: str, series: str, sop: str | None = None, *,
         "accession_number": "ACC1", "study_description": "Head", "station_name": "CT01",
         **fields,
     }
-    msg = v1.InstanceStored(
+    msg = ev.InstanceStored(
         sop_instance_uid=sop, study_instance_uid=study, series_instance_uid=series,
         size_bytes=len(body), sha256=hashlib.sha256(body).hexdigest(),
         storage_key=f"{study}/{series}/{sop}.dcm", **values)
@@ -47,17 +59,81 @@ def instance_stored(study: str, series: str, sop: str | None = None, *,
 
 def study_archived(study: str, tier: str = "hsm", archive_id: str = "hsm1",
                    verified: bool = True, n: int = 1) -> Event:
-    msg = v1.StudyArchived(study_instance_uid=study, tier=tier, archive_id=archive_id,
+    msg = ev.StudyArchived(study_instance_uid=study, tier=tier, archive_id=archive_id,
                            location=f"/mnt/hsm/{study}", number_of_instances=n, size_bytes=100,
                            verified=verified, job_id="job-1")
     return Event(payload=msg, source="dicomvault/hsm-archiver", subject=study)
 
 
 def study_evicted(study: str, tier: str, archive_id: str = "") -> Event:
-    msg = v1.StudyEvicted(study_instance_uid=study, tier=tier, archive_id=archive_id,
+    msg = ev.StudyEvicted(study_instance_uid=study, tier=tier, archive_id=archive_id,
                           reason="test")
     return Event(payload=msg, source="dicomvault/hsm-archiver", subject=study)
 
 
 def ago(seconds: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+TIMEOUT_S = 90.0
+
+
+# The catalogue's API answers errors while it starts: those count as "not yet".
+wait_until = functools.partial(_wait_until, timeout=TIMEOUT_S, interval=0.1,
+                               tolerate=(httpx.HTTPError,))
+
+
+async def read_topic(bus: BusSettings, topic: str, idle_s: float = 1.0) -> list:
+    """Every record of a topic so far (reads until it has been idle for ``idle_s``)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bus.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records = []
+    try:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records += recs
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def total(client: httpx.AsyncClient, level: str, **filters: str) -> int:
+    r = await client.post("/api/v1/find", json={"level": level, "filters": filters, "limit": 1})
+    r.raise_for_status()
+    return r.json()["total"]
+
+
+class InProcess:
+    """The service's ``run`` as a task of the test's event loop."""
+
+    def __init__(self, settings: CatalogueSettings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task | None = None
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http.port}",
+                                        timeout=10)
+
+    async def __aenter__(self) -> InProcess:
+        self.task = asyncio.create_task(run(self.settings, self.stop))
+
+        async def ready() -> bool:
+            if self.task.done():
+                self.task.result()  # raise what made it stop
+            return (await self.client.get("/readyz")).status_code == 200
+
+        await wait_until(ready, "catalogue ready")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 60)
+        await self.client.aclose()
+
+
+def settings_for(bus: BusSettings, url: str, **catalogue) -> CatalogueSettings:
+    return CatalogueSettings(bus=bus, database={"url": url}, http={"port": free_port()},
+                             catalogue=catalogue, auth={"enabled": False})

@@ -13,7 +13,7 @@ from catalogue.models import Instance, Journal, Location, Patient, Study, StudyL
 from catalogue.rebuild import rebuild
 from dicomvault.bus import PermanentError
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.catalogue.conftest import Catalogue
 from tests.catalogue.helpers import instance_stored, study_archived, study_evicted, uid
 
@@ -44,7 +44,7 @@ async def test_a_whole_life_in_batches_equals_a_rebuild(cat: Catalogue) -> None:
     # Next fetch: stable, archived twice, the same bytes resent (new id) and a replace of
     # the first instance with new bytes, evicted from the cache, then stored again.
     await cat.feed_batch(
-        Event(payload=v1.StudyStable(study_instance_uid=s1, revision=revision),
+        Event(payload=ev.StudyStable(study_instance_uid=s1, revision=revision),
               source="dicomvault/catalogue", subject=s1),
         study_archived(s1, n=30), study_archived(s1, tier="optical", archive_id="dvd", n=30),
         instance_stored(s1, ser1, first[1].payload.sop_instance_uid,

@@ -21,8 +21,7 @@ from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobQueue, JobState, Outcome, RetryPolicy, adopt_from_catalogue
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import BusSettings, ClientSettings
-from tests.catalogue.helpers import uid
-from tests.catalogue.test_service import InProcess, read_topic, settings_for, until
+from tests.catalogue.helpers import InProcess, read_topic, settings_for, uid, wait_until
 from tests.peers.tokens import ADMIN, ISSUER, READ, Issuer
 
 Cmd = jb.JobCommandIssued
@@ -90,13 +89,13 @@ async def test_pause_resume_retry_cancel_through_the_api(
             async def probe():
                 j = await job(job_id)
                 return j if j.get("state") == state else None
-            return await until(probe, f"job {job_id} {state}")
+            return await wait_until(probe, f"job {job_id} {state}")
 
         async def queue_is(state: str) -> dict:
             async def probe():
                 q = await queue()
                 return q if q.get("state") == state else None
-            return await until(probe, f"queue {state}")
+            return await wait_until(probe, f"queue {state}")
 
         await queue_is("RUNNING")  # the queue announced itself when it started
         await asyncio.wait_for(owner.commands.ready.wait(), 60)  # the owner hears commands
@@ -223,7 +222,7 @@ async def test_commands_need_an_administrators_token(
         async def queue_known():
             r = await api.get(f"/api/v1/queues/{QUEUE}", headers=reader)
             return r.status_code == 200 or None
-        await until(queue_known, "queue projected")
+        await wait_until(queue_known, "queue projected")
         refusals = {
             "no token": ({}, 401),
             "expired": ({"Authorization": f"Bearer {issuer.token(ADMIN, expires_in=-120)}"}, 401),

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from catalogue.models import Instance, Journal, Location, Study, StudyLocation
 from catalogue.rebuild import rebuild, rebuild_main
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.catalogue.conftest import Catalogue
 from tests.catalogue.helpers import instance_stored, study_archived, study_evicted, uid
 
@@ -56,7 +56,7 @@ async def test_archive_evict_stable_recall_and_timeline(cat: Catalogue) -> None:
     # StudyStable records the stable revision.
     async with cat.sessions() as s:
         revision = (await s.get(Study, study)).revision
-    stable = v1.StudyStable(study_instance_uid=study, revision=revision)
+    stable = ev.StudyStable(study_instance_uid=study, revision=revision)
     await cat.feed(Event(payload=stable, source="dicomvault/catalogue", subject=study))
     summary = (await cat.client.get(f"/api/v1/studies/{study}")).json()
     assert summary["stable"] is True and summary["stable_revision"] == revision
@@ -68,7 +68,7 @@ async def test_archive_evict_stable_recall_and_timeline(cat: Catalogue) -> None:
     assert summary["instances_per_tier"] == {}
     assert (await cat.client.get(f"/api/v1/studies/{study}/instances")).json() == []
     # A recall request is journalled only.
-    recall = v1.RecallRequested(study_instance_uid=study, requested_by="VIEWER")
+    recall = ev.RecallRequested(study_instance_uid=study, requested_by="VIEWER")
     await cat.feed(Event(payload=recall, source="dicomvault/gateway", subject=study))
     # Evicted from HSM too: no study location left.
     await cat.feed(study_evicted(study, "hsm", "hsm1"))
@@ -145,7 +145,7 @@ async def test_recall_with_other_bytes_records_only_the_cache_copy(cat: Catalogu
                    instance_stored(study, series, other, body=b"second instance"))
     async with cat.sessions() as s:
         revision = (await s.get(Study, study)).revision
-    await cat.feed(Event(payload=v1.StudyStable(study_instance_uid=study, revision=revision),
+    await cat.feed(Event(payload=ev.StudyStable(study_instance_uid=study, revision=revision),
                          source="dicomvault/catalogue", subject=study),
                    study_archived(study, "hsm", "HSM1", n=2),
                    study_archived(study, "pacs", "PACS1", n=2),

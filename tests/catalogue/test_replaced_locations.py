@@ -21,8 +21,9 @@ from hsm_archiver.eviction import _copies, sweep
 from hsm_archiver.settings import EvictionSettings
 from tests.catalogue.conftest import Catalogue
 from tests.catalogue.helpers import instance_stored, study_archived, uid
-from tests.peers.cache import cache_study, publish, wait_until
+from tests.peers.cache import cache_study, publish
 from tests.peers.catalogue import CatalogueService
+from tests.peers.wait import wait_until
 
 
 async def summary(cat: Catalogue, study: str) -> dict:

@@ -21,8 +21,7 @@ from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
 from dicomvault.settings import BusSettings
 from tests.catalogue.conftest import reset_postgres
-from tests.catalogue.helpers import instance_stored, uid
-from tests.catalogue.test_service import total, until
+from tests.catalogue.helpers import instance_stored, total, uid, wait_until
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, catalogue_env
 
 STUDIES = 8
@@ -104,7 +103,7 @@ async def test_two_replicas_one_killed_apply_every_fact_once_in_order(
             async def some() -> bool:
                 return await total(b.client, "IMAGE") >= 60
 
-            await until(some, "the replicas draining")
+            await wait_until(some, "the replicas draining")
             # One replica dies mid-batch (kill -9): its transaction is rolled back, its
             # offsets were not committed, the other takes its partitions over.
             await asyncio.to_thread(a.process.kill)
@@ -117,7 +116,7 @@ async def test_two_replicas_one_killed_apply_every_fact_once_in_order(
         async def all_of_them() -> bool:
             return await total(b.client, "IMAGE") == every
 
-        await until(all_of_them, "every instance catalogued", timeout_s=180)
+        await wait_until(all_of_them, "every instance catalogued", timeout=180)
     finally:
         await a.close()
         await b.close()

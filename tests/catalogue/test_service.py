@@ -3,65 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from catalogue.db import make_engine, sessions
 from catalogue.metrics import REGISTRY
 from catalogue.models import Journal
 from catalogue.rebuild import rebuild
-from catalogue.service import run
-from catalogue.settings import CatalogueSettings
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
-from tests.catalogue.helpers import MR, instance_stored, uid
+from tests.catalogue.helpers import (
+    MR,
+    InProcess,
+    instance_stored,
+    read_topic,
+    settings_for,
+    total,
+    uid,
+    wait_until,
+)
 from tests.peers.services import ServiceProcess
-
-TIMEOUT_S = 90.0
-
-
-async def until(probe: Callable[[], Awaitable[object]], what: str,
-                timeout_s: float = TIMEOUT_S) -> object:
-    """Poll ``probe`` until it returns something truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = await probe()
-        except httpx.HTTPError as exc:
-            last = exc
-        else:
-            if value:
-                return value
-            last = value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}; last: {last!r}")
-
-
-async def read_topic(bus: BusSettings, topic: str, idle_s: float = 1.0) -> list:
-    """Every record of a topic so far (reads until it has been idle for ``idle_s``)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bus.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    records = []
-    try:
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=200)
-            for recs in batch.values():
-                records += recs
-                quiet_since = time.monotonic()
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def journal_count(url: str, ce_type: str | None = None) -> int:
@@ -74,44 +40,6 @@ async def journal_count(url: str, ce_type: str | None = None) -> int:
             return int(await s.scalar(stmt))
     finally:
         await engine.dispose()
-
-
-async def total(client: httpx.AsyncClient, level: str, **filters: str) -> int:
-    r = await client.post("/api/v1/find", json={"level": level, "filters": filters, "limit": 1})
-    r.raise_for_status()
-    return r.json()["total"]
-
-
-class InProcess:
-    """The service's ``run`` as a task of the test's event loop."""
-
-    def __init__(self, settings: CatalogueSettings) -> None:
-        self.settings = settings
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task | None = None
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http.port}",
-                                        timeout=10)
-
-    async def __aenter__(self) -> InProcess:
-        self.task = asyncio.create_task(run(self.settings, self.stop))
-
-        async def ready() -> bool:
-            if self.task.done():
-                self.task.result()  # raise what made it stop
-            return (await self.client.get("/readyz")).status_code == 200
-
-        await until(ready, "catalogue ready")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 60)
-        await self.client.aclose()
-
-
-def settings_for(bus: BusSettings, url: str, **catalogue) -> CatalogueSettings:
-    return CatalogueSettings(bus=bus, database={"url": url}, http={"port": free_port()},
-                             catalogue=catalogue, auth={"enabled": False})
 
 
 async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSettings) -> None:
@@ -134,7 +62,7 @@ async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSett
         async def five() -> bool:
             return await total(svc.client, "IMAGE", StudyInstanceUID=study) == 5
 
-        await until(five, "five instances catalogued")
+        await wait_until(five, "five instances catalogued")
         assert await total(svc.client, "STUDY", StudyInstanceUID=study) == 1
         assert await total(svc.client, "SERIES", StudyInstanceUID=study) == 2
         r = await svc.client.post("/api/v1/find", json={
@@ -147,14 +75,14 @@ async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSett
             s = (await svc.client.get(f"/api/v1/studies/{study}")).json()
             return s if s.get("stable") else None
 
-        summary = await until(stable, "study stable")
+        summary = await wait_until(stable, "study stable")
         records = [r for r in await read_topic(bus_settings, topics.studies)
                    if dict(r.headers)["ce_type"] == b"dicomvault.study.stable.v1"]
         assert len(records) == 1
         fact = Event.from_record(records[0].value, records[0].headers)
         assert fact.id == deterministic_id(study, str(summary["revision"]))
         assert records[0].key == study.encode()
-        p: v1.StudyStable = fact.payload
+        p: ev.StudyStable = fact.payload
         assert (p.study_instance_uid, p.patient_id, p.number_of_series,
                 p.number_of_instances) == (study, "PAT-1", 2, 5)
         assert p.size_bytes == sum(e.payload.size_bytes for e in events)
@@ -196,13 +124,13 @@ async def test_malformed_records_go_to_the_dlq(sqlite_url: str,
         async def one() -> bool:
             return await total(svc.client, "IMAGE", StudyInstanceUID=study) == 1
 
-        await until(one, "the good instance catalogued")
+        await wait_until(one, "the good instance catalogued")
 
         async def three_dead() -> list:
             recs = await read_topic(bus_settings, topics.dlq, idle_s=0.3)
             return recs if len(recs) >= 3 else []
 
-        dead = await until(three_dead, "three dead letters")
+        dead = await wait_until(three_dead, "three dead letters")
         errors = [dict(r.headers)["dlq_error"].decode() for r in dead]
         assert "missing header ce_id" in errors[0]
         assert "undecodable" in errors[1] or "Error" in errors[1]
@@ -249,7 +177,7 @@ async def test_restart_mid_stream_loses_and_duplicates_nothing(
             async def some() -> bool:
                 return await total(client, "IMAGE") >= 10
 
-            await until(some, "the first instances catalogued")
+            await wait_until(some, "the first instances catalogued")
             assert await asyncio.to_thread(proc.stop) == 0
             await sender
             # While it is down: the rest, and some of the first ones again.
@@ -259,7 +187,7 @@ async def test_restart_mid_stream_loses_and_duplicates_nothing(
             async def all_of_them() -> bool:
                 return await total(client, "IMAGE") == len(events)
 
-            await until(all_of_them, "every instance catalogued")
+            await wait_until(all_of_them, "every instance catalogued")
         assert await journal_count(db_url) == len(events)
         assert await total(client, "STUDY") == 3
     finally:

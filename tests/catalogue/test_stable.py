@@ -15,8 +15,7 @@ from dicomvault.bus.broker import free_port
 from dicomvault.events import Event, deterministic_id
 from dicomvault.settings import BusSettings
 from tests.catalogue.conftest import Catalogue
-from tests.catalogue.helpers import ago, instance_stored, uid
-from tests.catalogue.test_service import read_topic
+from tests.catalogue.helpers import ago, instance_stored, read_topic, uid
 
 
 async def test_emitter_announces_once_per_revision(cat: Catalogue,

@@ -111,10 +111,11 @@ def test_one_deployment_per_enabled_service_with_probes_and_non_root(renders):
     full = _objects(renders, "full", "Deployment")
     assert {n.removeprefix("dicomvault-") for n in full} == {
         "gateway", "catalogue", "hsm-archiver", "optical-burner", "stow-exporter",
-        "commitment", "operator"}
+        "commitment", "operator", "audit"}
     default = _objects(renders, "default", "Deployment")
     assert {n.removeprefix("dicomvault-") for n in default} == {
-        "gateway", "catalogue", "hsm-archiver", "optical-burner", "commitment", "operator"}
+        "gateway", "catalogue", "hsm-archiver", "optical-burner", "commitment", "operator",
+        "audit"}
     for name, dep in full.items():
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
@@ -216,7 +217,7 @@ def _settings_class(package: str):
 PACKAGES = {"gateway": "dicom_gateway", "catalogue": "catalogue",
             "hsm-archiver": "hsm_archiver", "optical-burner": "optical_burner",
             "stow-exporter": "stow_exporter", "commitment": "commitment",
-            "operator": "vault_operator"}
+            "operator": "vault_operator", "audit": "audit"}
 
 
 @pytest.mark.parametrize("variant", ["default", "full", "strimzi"])
@@ -243,6 +244,15 @@ def test_rendered_env_is_what_the_services_settings_read(renders, variant, monke
             assert str(settings.cache.root) == "/var/lib/dicomvault/cache"
         if service == "commitment" and variant == "full":
             assert settings.commitment.modalities["CT01"].port == 104
+        if service == "audit":
+            assert settings.database.url_file is not None  # the catalogue's database Secret
+            if variant == "full":
+                assert settings.audit.syslog_url == "tls://arr.example.org:6514"
+                assert settings.audit.enterprise_site_id == "Hospital"
+                mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+                assert mounts[str(settings.audit.ca_file.parent)] == "audit-ca"
+                volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+                assert volumes["audit-ca"]["secret"]["secretName"] == "dicomvault-arr-ca"
         if service == "operator":
             assert settings.operator.namespace == NAMESPACE
             assert settings.operator.image.startswith("dicomvault:")

@@ -43,7 +43,7 @@ def test_default_values_alone_fail_naming_the_key_every_token_and_auth_off(chart
     # The keys, with the services that would refuse every request without them.
     assert "- auth.keySecret: an existing Secret with the identity provider's keys" in message
     for verifier in ("gateway", "catalogue", "hsm-archiver", "optical-burner", "commitment",
-                     "the exporter pods the operator creates"):
+                     "audit", "the exporter pods the operator creates"):
         assert verifier in message
     # Every enabled caller's token (the stow-exporter's serves the operator's exporter pods).
     for token in TOKENS:
@@ -72,11 +72,11 @@ def test_the_tokens_alone_still_need_the_key(chart):
 def test_with_the_key_and_the_tokens_the_default_install_renders(chart):
     env = _env(chart.render(INSTALL_VALUES, name=RELEASE, namespace=NAMESPACE))
     assert set(env) == {"gateway", "catalogue", "hsm-archiver", "optical-burner", "commitment",
-                        "operator"}
+                        "operator", "audit"}
     for service, e in env.items():
         if service != "operator":
             assert e["DICOMVAULT_AUTH__JWKS_FILE"].endswith("/auth/jwks.json"), service
-        if service != "catalogue":
+        if service not in ("catalogue", "audit"):  # the audit service calls no catalogue
             assert e["DICOMVAULT_CLIENT__TOKEN_FILE"].endswith("/token/token"), service
 
 

@@ -24,7 +24,7 @@ CATALOGUE_URL_ENV = {"gateway": "DICOMVAULT_GATEWAY__CATALOGUE_URL",
                      "operator": "DICOMVAULT_OPERATOR__CATALOGUE_URL"}
 # The services that verify bearer tokens on their REST API (the operator serves none).
 VERIFIERS = ("gateway", "catalogue", "hsm-archiver", "optical-burner", "stow-exporter",
-             "commitment")
+             "commitment", "audit")
 
 
 def _deployments(rendered) -> dict[str, dict]:
@@ -43,7 +43,7 @@ def _pod(dep):
 
 def test_tls_and_tokens_mount_secrets_set_files_and_probe_https(renders):
     deps = _deployments(renders["tls"])
-    assert set(deps) == {"gateway", "catalogue", *CALLERS}
+    assert set(deps) == {"gateway", "catalogue", "audit", *CALLERS}
     for service, dep in deps.items():
         c, env, mounts, volumes = _pod(dep)
         # HTTPS on the HTTP port, from the mounted TLS Secret.

@@ -12,10 +12,9 @@ from aiokafka import AIOKafkaConsumer
 
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
-
-from ..libs.test_bus import wait_for
+from tests.peers.wait import wait_until
 
 
 def cli_env(s: BusSettings) -> dict[str, str]:
@@ -38,8 +37,8 @@ async def test_dead_letters_are_listed_and_replayed(bus_settings: BusSettings) -
         loop = ConsumerLoop(bus_settings, group_id="dlq-test", topics=[bus_settings.topics.instances],
                             handler=policy, dlq=pub, client_id="t")
         task = asyncio.create_task(loop.run())
-        ev = Event(v1.InstanceStored(sop_instance_uid="1.2.3"), source="t", subject="1.2")
-        await pub.publish(bus_settings.topics.instances, ev)
+        event = Event(ev.InstanceStored(sop_instance_uid="1.2.3"), source="t", subject="1.2")
+        await pub.publish(bus_settings.topics.instances, event)
         probe = AIOKafkaConsumer(bus_settings.topics.dlq, bootstrap_servers=bus_settings.bootstrap_servers,
                                  auto_offset_reset="earliest")
         await probe.start()
@@ -54,7 +53,7 @@ async def test_dead_letters_are_listed_and_replayed(bus_settings: BusSettings) -
             env=cli_env(bus_settings), capture_output=True, text=True, timeout=60)
         rows = [json.loads(line) for line in listed.stdout.splitlines()]
         assert listed.returncode == 0, listed.stderr
-        assert [r["ce_id"] for r in rows] == [ev.id]
+        assert [r["ce_id"] for r in rows] == [event.id]
         assert rows[0]["error"] == "PermanentError: catalogue rejected it"
         assert rows[0]["from"].startswith(bus_settings.topics.instances)
 
@@ -64,6 +63,6 @@ async def test_dead_letters_are_listed_and_replayed(bus_settings: BusSettings) -
             subprocess.run, [sys.executable, "-m", "dicomvault_cli", "dlq", "replay"],
             env=cli_env(bus_settings), capture_output=True, text=True, timeout=60)
         assert "replayed 1 record(s)" in replayed.stdout, replayed.stderr
-        await wait_for(lambda: applied == [ev.id])
+        await wait_until(lambda: applied == [event.id])
         loop.stop()
         await task

@@ -57,7 +57,8 @@ def test_every_service_path_lies_under_the_data_dir(tmp_path: Path,
     children = plan(EmbeddedOptions(data_dir=Path("../data"), exporters_file=tmp_path / "x.yml"),
                     "127.0.0.1:9092")
     assert {c.name for c in children} >= {"catalogue", "gateway", "hsm-archiver",
-                                          "optical-burner", "commitment", "stow-exporter"}
+                                          "optical-burner", "commitment", "stow-exporter",
+                                          "audit"}
     seen = set()
     for child in children:
         settings = resolved(child, monkeypatch, {})
@@ -70,7 +71,8 @@ def test_every_service_path_lies_under_the_data_dir(tmp_path: Path,
     # The audit saw the paths that used to land in the current directory.
     assert {"optical-burner:optical.burner.iso_folder", "optical-burner:optical.burner.hot_folder",
             "optical-burner:optical.volume_store", "catalogue:database.url",
-            "gateway:cache.root", "stow-exporter:exporter.secrets_dir"} <= seen
+            "gateway:cache.root", "stow-exporter:exporter.secrets_dir",
+            "audit:database.url"} <= seen
 
 
 def test_a_path_the_user_set_wins_and_https_reaches_the_services(

@@ -18,19 +18,9 @@ from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
 from dicomvault.settings import BusSettings
 from tests.peers.services import ServiceProcess, catalogue_env
+from tests.peers.wait import wait_until
 
 AE = "DICOMVAULT"
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 60.0, what: str = "") -> object:
-    """Poll a condition (not a timing assertion: a bound on a hang)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"condition not met: {what or predicate}")
 
 
 class Vault:
@@ -84,11 +74,11 @@ async def start_vault(tmp_path: Path) -> AsyncIterator[Callable]:
                 return False
 
         try:
-            await until(ready, 60, "commitment service ready")
-        except TimeoutError as exc:
+            await wait_until(ready, timeout=60, what="commitment service ready")
+        except AssertionError as exc:
             async with httpx.AsyncClient() as c:
                 why = (await c.get(f"{vault.url}/readyz", timeout=5)).text
-            raise TimeoutError(f"commitment service not ready: {why}") from exc
+            raise AssertionError(f"commitment service not ready: {why}") from exc
         return vault
 
     yield start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from pydicom import dcmread
 
 from dicomvault.bus import Publisher
@@ -11,6 +12,7 @@ from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as epb
 from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
+from tests.peers.wait import wait_until
 
 
 def pair(path: Path) -> tuple[str, str]:
@@ -76,3 +78,15 @@ def commitment_report(orthanc, transaction_uid: str, timeout_s: float = 60.0) ->
             return r.json()
         time.sleep(0.2)
     raise TimeoutError(f"no storage commitment report for {transaction_uid}:\n{orthanc.tail()}")
+
+
+def permitted(host: str, port: int) -> dict:
+    return {"host": host, "port": port, "permissions": {"may_request_commitment": True}}
+
+
+async def catalogued(catalogue: str, study_uid: str, n: int) -> None:
+    async def known() -> bool:
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{catalogue}/api/v1/studies/{study_uid}/instances")
+        return r.status_code == 200 and len(r.json()) >= n
+    await wait_until(known, timeout=60, what=f"catalogue knows {n} instance(s) of {study_uid}")

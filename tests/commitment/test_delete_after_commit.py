@@ -13,12 +13,13 @@ from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import events_pb2 as epb
 from dicomvault.events.v1 import jobs_pb2 as jpb
 from dicomvault.jobs import RetryPolicy
+from tests.commitment.helpers import catalogued
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
-from .conftest import AE, read_facts, until
+from .conftest import AE, read_facts
 from .helpers import announce, pair, put_in_cache, upload
-from .test_scp import catalogued
 
 
 def requested(study, remote: str) -> cpb.CommitmentRequested:
@@ -41,7 +42,7 @@ async def archived_in(catalogue: str, study_uid: str) -> None:
             r = await c.get(f"{catalogue}/api/v1/studies/{study_uid}")
         return r.status_code == 200 and any(
             loc.get("tier") == "hsm" for loc in r.json().get("study_locations", []))
-    await until(shown, 60, f"catalogue shows the HSM copy of {study_uid}")
+    await wait_until(shown, timeout=60, what=f"catalogue shows the HSM copy of {study_uid}")
 
 
 async def test_cache_copy_is_removed_only_after_full_success_and_never_the_last(

@@ -21,14 +21,15 @@ from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.service import build_hosted
 from stow_exporter.settings import ExporterSection, ExporterSettings
 from stow_exporter.spec import Exporter
+from tests.commitment.helpers import catalogued
 from tests.exporter.conftest import drain
 from tests.peers.cache import publish
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
-from .conftest import AE, read_facts, until
+from .conftest import AE, read_facts
 from .helpers import announce, put_in_cache
-from .test_scp import catalogued
 
 
 def spec(delete_after_commit: bool = False) -> Exporter:
@@ -66,7 +67,7 @@ async def job(catalogue: str, job_id: str, state: str) -> dict:
         async with httpx.AsyncClient() as c:
             r = await c.get(f"{catalogue}/api/v1/jobs/{job_id}")
         return r.json() if r.status_code == 200 and r.json()["state"] == state else None
-    return await until(ended, 60, f"job {job_id} {state} in the catalogue")
+    return await wait_until(ended, timeout=60, what=f"job {job_id} {state} in the catalogue")
 
 
 def committed_facts(job_id: str, n: int):
@@ -125,7 +126,7 @@ async def test_dicom_export_is_committed_by_orthanc(
                 r = await c.get(f"{catalogue}/api/v1/studies/{study.study_uid}/timeline")
             return r.status_code == 200 and any(
                 e["type"] == "dicomvault.study.committed.v1" for e in r.json()["events"])
-        await until(in_timeline, 60, "StudyCommitted in the study's timeline")
+        await wait_until(in_timeline, timeout=60, what="StudyCommitted in the study's timeline")
     finally:
         orthanc.stop()
 
@@ -152,7 +153,7 @@ async def test_what_orthanc_lost_is_resent_and_asked_again(
                 r = await c.get(f"{vault.url}/api/v1/commitments")
             return any(q["queue"] == "commitment-scu" and q["state"] == "HALTED"
                        for q in r.json()["queues"])
-        await until(halted, 60, "commitment-scu queue HALTED")
+        await wait_until(halted, timeout=60, what="commitment-scu queue HALTED")
 
         export = await export_study(bus_settings, vault, catalogue, orthanc, study.study_uid,
                                     spec())

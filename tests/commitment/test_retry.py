@@ -13,13 +13,14 @@ import commitment  # noqa: F401 - registers the commitment event types
 from dicomvault.bus.broker import free_port
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.jobs import RetryPolicy
+from tests.commitment.helpers import permitted
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
-from .conftest import AE, read_facts, until
+from .conftest import AE, read_facts
 from .helpers import announce, has_instance, pair, put_in_cache, upload
 from .modality import Modality, request_info
-from .test_scp import permitted
 
 
 async def job_in(catalogue: str, job_id: str, state: str) -> dict:
@@ -27,7 +28,7 @@ async def job_in(catalogue: str, job_id: str, state: str) -> dict:
         async with httpx.AsyncClient() as c:
             r = await c.get(f"{catalogue}/api/v1/jobs/{job_id}")
         return r.json() if r.status_code == 200 and r.json()["state"] == state else None
-    return await until(reached, 60, f"job {job_id} {state}")
+    return await wait_until(reached, timeout=60, what=f"job {job_id} {state}")
 
 
 async def retry(catalogue: str, job_id: str) -> None:
@@ -90,7 +91,7 @@ async def test_retried_scp_job_delivers_the_report(bus_settings, start_vault, ca
             r = await c.get(f"{catalogue}/api/v1/jobs", params={"queue": "commitment-scp"})
         jobs = r.json()["jobs"] if r.status_code == 200 else []
         return jobs[0] if jobs and jobs[0]["state"] == "FAILED" else None
-    job = await until(failed_job, 60, "the COMMIT_SCP job FAILED")
+    job = await wait_until(failed_job, timeout=60, what="the COMMIT_SCP job FAILED")
     assert not ct2.reports
 
     # The modality listens again; the administrator retries: the report arrives.

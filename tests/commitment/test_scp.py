@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 from pydicom.uid import MRImageStorage, generate_uid
 
 from dicomvault.bus.broker import free_port
 from dicomvault.events.v1 import jobs_pb2 as jpb
 from dicomvault.jobs import RetryPolicy
+from tests.commitment.helpers import catalogued, permitted
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
+from tests.peers.wait import wait_until
 
-from .conftest import AE, read_facts, until
+from .conftest import AE, read_facts
 from .helpers import announce, commitment_report, pair, put_in_cache, request_commitment
 from .modality import Modality, request_info
 
@@ -24,23 +25,11 @@ NO_SUCH_OBJECT_INSTANCE = 274  # 0x0112
 CLASS_INSTANCE_CONFLICT = 281  # 0x0119
 
 
-def permitted(host: str, port: int) -> dict:
-    return {"host": host, "port": port, "permissions": {"may_request_commitment": True}}
-
-
 async def ask(orthanc: Orthanc, pairs: list[tuple[str, str]]) -> dict:
     """Orthanc asks the modality "vault" (us) to commit; its report (Orthanc blocks meanwhile,
     and our service runs in this event loop, hence the thread)."""
     txn = await asyncio.to_thread(request_commitment, orthanc, "vault", pairs)
     return await asyncio.to_thread(commitment_report, orthanc, txn)
-
-
-async def catalogued(catalogue: str, study_uid: str, n: int) -> None:
-    async def known() -> bool:
-        async with httpx.AsyncClient() as c:
-            r = await c.get(f"{catalogue}/api/v1/studies/{study_uid}/instances")
-        return r.status_code == 200 and len(r.json()) >= n
-    await until(known, 60, f"catalogue knows {n} instance(s) of {study_uid}")
 
 
 async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
@@ -125,6 +114,6 @@ async def test_a_reporting_peer_that_is_down_fails_the_job_visibly(
 
     # The transaction is marked failed once JobFailed is out (the queue's observer), which
     # may be just after the fact reached the topic.
-    [t] = await until(failed_transaction, 30, "the transaction failed")
+    [t] = await wait_until(failed_transaction, timeout=30, what="the transaction failed")
     assert t["transaction_uid"] == txn and t["state"] == "failed"
     assert "not delivered" in t["message"]

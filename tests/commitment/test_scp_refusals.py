@@ -14,12 +14,18 @@ INVALID_ARGUMENT_VALUE = 0x0115
 NO_SUCH_ACTION_TYPE = 0x0123
 
 
-async def test_only_permitted_modalities_may_request_commitment(bus_settings, start_vault) -> None:
+async def test_only_permitted_modalities_may_request_commitment(bus_settings, start_vault,
+                                                              caplog) -> None:
+    caplog.set_level("WARNING", logger="commitment.service")
     vault = await start_vault(bus_settings, catalogue_url="http://127.0.0.1:9", modalities={
         "CT_PERMITTED": {"host": "127.0.0.1", "port": 9,
                          "permissions": {"may_request_commitment": True}},
         "CT_NO_PERM": {"host": "127.0.0.1", "port": 9}})
     good = request_info(generate_uid(), [(CTImageStorage, generate_uid())])
+    # This table still governs this (deprecated) listener; the start said so, naming who uses it.
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("DEPRECATED")]
+    assert "DICOMVAULT_GATEWAY__MODALITIES" in warning.getMessage()
+    assert warning.calling_aes == ["CT_PERMITTED"]
 
     # A known modality without the permission: refused, Not authorized.
     assert await asyncio.to_thread(Modality("CT_NO_PERM").request, vault.dimse_port, good) == NOT_AUTHORIZED

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import tarfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydicom import dcmread
 
@@ -23,16 +21,9 @@ from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
 from dicomvault.store import instance_key
 from tests.e2e.conftest import AE_TITLE, Archive, _reset_postgres
-from tests.gateway.retrieve_peers import (
-    DESTINATION,
-    RETRIEVER,
-    dataset_bytes,
-    error_comment,
-    final_status,
-    movescu,
-    run_storescp,
-)
-from tests.peers.datasets import write_study
+from tests.e2e.helpers import Catalogue, move_study, wait_for
+from tests.gateway.retrieve_peers import DESTINATION, RETRIEVER
+from tests.peers.datasets import dataset_bytes, write_study
 from tests.peers.orthanc import Orthanc
 from tests.peers.services import AUTH_OFF_ENV, FAST_BUS_ENV, ServiceProcess, bus_env
 
@@ -44,48 +35,6 @@ ARCHIVER_AE = "VAULTARC"
 async def pg_url(pg_database: str) -> str:
     await _reset_postgres(pg_database)
     return pg_database
-
-
-def wait_for(pred: Callable[[], object], what: str, timeout_s: float = 120.0,
-              services: tuple[ServiceProcess, ...] = ()) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {s.service}\n{s.tail()}" for s in services)
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.2)
-
-
-class Catalogue:
-    """What a user sees through the catalogue's REST API."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def study(self, uid: str) -> dict:
-        r = self.http.get(f"/api/v1/studies/{uid}")
-        return {} if r.status_code == 404 else r.raise_for_status().json()
-
-    def archived(self, uid: str) -> set[tuple[str, str]]:
-        return {(x["tier"], x["archive_id"]) for x in self.study(uid).get("study_locations", [])
-                if x["verified"]}
-
-    def cached(self, uid: str) -> list[dict]:
-        r = self.http.get(f"/api/v1/studies/{uid}/instances", params={"tier": "cache"})
-        return [] if r.status_code == 404 else r.raise_for_status().json()
-
-    def jobs(self, **params: str) -> list[dict]:
-        r = self.http.get("/api/v1/jobs", params={"limit": 1000, **params})
-        return r.raise_for_status().json()["jobs"]
-
-    def timeline(self, uid: str) -> list[dict]:
-        return self.http.get(f"/api/v1/studies/{uid}/timeline").raise_for_status().json()["events"]
-
-    def facts(self, uid: str, ce_type: str) -> list[dict]:
-        return [e["data"] for e in self.timeline(uid) if e["type"] == ce_type]
 
 
 def archiver_env(bus: BusSettings, cache: Path, catalogue_url: str, hsm: Path,
@@ -192,7 +141,7 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     cached = wait_for(lambda: {sop: (cache / key).read_bytes() for sop, key in keys.items()
                                if (cache / key).exists()} if all(
         (cache / k).exists() for k in keys.values()) else None, "the cache files", 30, every)
-    assert {sop: dataset_bytes_of(raw) for sop, raw in cached.items()} == original
+    assert {sop: dataset_bytes(raw) for sop, raw in cached.items()} == original
 
     # 2. StudyStable → one STORE job per archive (rules) → verified on HSM and on Orthanc.
     #    StudyArchived (studies topic) comes before its job's JobCompleted (jobs topic): the
@@ -211,7 +160,7 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     index = json.loads((stack["hsm"] / "vault" / f"{uid}.index.json").read_text())
     assert index  # written last, after every member
     at_orthanc = orthanc.files_by_sop_uid()
-    assert {sop: dataset_bytes_of(raw) for sop, raw in at_orthanc.items()} == original
+    assert {sop: dataset_bytes(raw) for sop, raw in at_orthanc.items()} == original
 
     # 3. Idle for idle_s with two verified copies: evicted from the cache.
     wait_for(lambda: not cat.cached(uid) and not any((cache / k).exists() for k in keys.values()),
@@ -261,7 +210,7 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     assert sorted(now_cached) == sorted(original)
     for sop, key in keys.items():
         raw = (cache / key).read_bytes()
-        assert dataset_bytes_of(raw) == original[sop]
+        assert dataset_bytes(raw) == original[sop]
         assert now_cached[sop]["size_bytes"] == len(raw)
 
     # 7. The recalls started no archiving: the same two STORE jobs, one StudyStable, both
@@ -276,19 +225,3 @@ def test_archived_on_hsm_and_pacs_evicted_and_recalled_from_either(
     assert sorted(orthanc.files_by_sop_uid()) == sorted(original)
 
 
-def dataset_bytes_of(part10: bytes) -> bytes:
-    """The data set after the preamble and file meta group (what travels over DIMSE)."""
-    assert part10[128:132] == b"DICM"
-    meta_len = int.from_bytes(part10[140:144], "little")
-    return part10[144 + meta_len:]
-
-
-def move_study(folder: Path, port: int, archive: Archive, uid: str) -> dict[str, bytes]:
-    """movescu of the whole study to a dcmtk storescp on ``port``; what it received."""
-    folder.mkdir()
-    with run_storescp(folder, port=port) as scp:
-        code, out = movescu(archive.dimse_port, "QueryRetrieveLevel=STUDY",
-                            f"StudyInstanceUID={uid}")
-        assert code == 0 and final_status(out) == 0x0000, (
-            f"{final_status(out):#06x} {error_comment(out)}\n{archive.gateway.tail()}")
-        return {sop: dataset_bytes(path) for sop, path in scp.received().items()}

@@ -21,7 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
+from tests.commitment.modality import Modality, request_info
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.dicomweb_peers import multipart_dicom
 from tests.peers.datasets import write_study
@@ -50,12 +53,12 @@ def pid_alive(pid: int) -> bool:
 
 def test_up_store_find_and_stop(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    # The services take consecutive ports after the gateway's (HTTP: +1..+6, commitment's
+    # The services take consecutive ports after the gateway's (HTTP: +1..+7, commitment's
     # DIMSE: +1). Pick them below the ephemeral range, where client sockets of other
     # processes cannot take them between our check and the services' bind; the broker's
     # too, and all in one block so that they cannot overlap.
-    base = _free_block(10)
-    dimse, http, kafka = base, base + 2, base + 9
+    base = _free_block(11)
+    dimse, http, kafka = base, base + 2, base + 10
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicomvault_cli", "up", "--data-dir", str(data),
          "--dimse-port", str(dimse), "--http-port", str(http), "--broker-port", str(kafka),
@@ -103,6 +106,14 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         # (dcmtk shows values with their even-length padding: "[4 ]", "[CT\\OT ]")
         assert study.study_uid in out and re.search(r"\[4 ?\]", out) and "CT\\OT" in out, out
 
+        # Storage commitment on the same port, from any AE, in the same loud way as storing
+        # (the request is taken; its report needs the AE's host/port in the gateway's table).
+        ds = dcmread(study.files[0], stop_before_pixels=True)
+        asked = request_info(generate_uid(), [(str(ds.SOPClassUID), str(ds.SOPInstanceUID))])
+        assert Modality("ANY_AE").request(dimse, asked) == 0x0000
+        gateway_log = (data / "logs" / "gateway.log").read_text()
+        assert "store, query and request storage commitment" in gateway_log
+
         status = subprocess.run([sys.executable, "-m", "dicomvault_cli", "status", "--data-dir",
                                  str(data)], capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stdout
@@ -112,7 +123,8 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         # The laptop default: no service's REST API needs a token, and each says so loudly.
         assert "no HTTP API needs a token" in printed
         assert httpx.get(f"http://127.0.0.1:{http + 3}/api/v1/volumes").status_code == 200
-        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment"):
+        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment",
+                     "audit"):
             assert name in state["services"], name
             assert "AUTHENTICATION DISABLED" in (data / "logs" / f"{name}.log").read_text(), name
 
@@ -194,8 +206,8 @@ def test_up_over_https_from_another_folder_keeps_everything_under_the_data_dir(
     cwd, data = tmp_path / "cwd", tmp_path / "data"
     cwd.mkdir()
     before = _walk(cwd)
-    base = _free_block(10)
-    dimse, http, kafka = base, base + 2, base + 9
+    base = _free_block(11)
+    dimse, http, kafka = base, base + 2, base + 10
     env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMVAULT_")}
     env.update({
         "DICOMVAULT_HTTP__CERT_FILE": str(cert_file), "DICOMVAULT_HTTP__KEY_FILE": str(key_file),
@@ -217,7 +229,8 @@ def test_up_over_https_from_another_folder_keeps_everything_under_the_data_dir(
         wait_for_line(proc, "Ctrl-C stops everything", 180, seen)
         printed = "\n".join(seen)
         assert "NOT READY" not in printed, printed
-        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment"):
+        for name in ("catalogue", "gateway", "hsm-archiver", "optical-burner", "commitment",
+                     "audit"):
             assert re.search(rf"^{name}\s+https://127\.0\.0\.1:\d+\s+ready$", printed, re.M), (
                 name, printed)
         assert f"https://127.0.0.1:{http}/dicomweb" in printed

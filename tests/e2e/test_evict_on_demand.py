@@ -22,9 +22,9 @@ from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
 from dicomvault.store import instance_key
 from tests.e2e.conftest import Archive
-from tests.e2e.test_archive_recall import Catalogue, move_study, wait_for
-from tests.gateway.retrieve_peers import DESTINATION, RETRIEVER, dataset_bytes
-from tests.peers.datasets import write_study
+from tests.e2e.helpers import Catalogue, move_study, wait_for
+from tests.gateway.retrieve_peers import DESTINATION, RETRIEVER
+from tests.peers.datasets import dataset_bytes, write_study
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
 from tests.peers.tokens import ADMIN, READ, Issuer, assert_refused, auth_env
 

@@ -26,8 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from dicomvault.bus.broker import EmbeddedBroker
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.dicomweb_peers import AE_TITLE, MODALITY, Issuer, WebArchive, bus_settings_for
-from tests.gateway.test_transfer_syntaxes import _gdcm
-from tests.peers.datasets import ROOT, make_instance
+from tests.peers.datasets import ROOT, gdcm_transcode, make_instance
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +59,7 @@ def write_study(folder: Path) -> tuple[str, str, list[Path]]:
         ds.WindowCenter, ds.WindowWidth = 1000, 3000
         ds.save_as(folder / f"ct{n}.plain.dcm", enforce_file_format=True)
         files.append(folder / f"ct{n}.dcm")
-        _gdcm(folder / f"ct{n}.plain.dcm", files[-1], JPEG_LOSSLESS)
+        gdcm_transcode(folder / f"ct{n}.plain.dcm", files[-1], JPEG_LOSSLESS)
     mf = make_instance(study_uid=study, series_uid=mf_series, series_number=2, size=128,
                        modality="OT", patient_id=PATIENT_ID, patient_name=PATIENT_NAME)
     mf.SOPClassUID = mf.file_meta.MediaStorageSOPClassUID = MF_WORD_SC

@@ -12,15 +12,15 @@ import time
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaConsumer
 
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.service import run
 from tests.peers.datasets import write_study
+from tests.peers.facts import read_until
 
 EXPORTERS = [
     {"apiVersion": "dicomvault.io/v1", "kind": "Exporter", "metadata": {"name": "orthanc-web"},
@@ -37,22 +37,9 @@ EXPORTERS = [
 
 
 async def _events(bus, want: int, timeout_s: float = 60) -> list[Event]:
-    consumer = AIOKafkaConsumer(bus.topics.studies, bootstrap_servers=bus.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[Event] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            while len(found) < want:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for r in records:
-                        e = Event.from_record(r.value, r.headers)
-                        if isinstance(e.payload, StudyExported | ExportFailed):
-                            found.append(e)
-    finally:
-        await consumer.stop()
-    return found
+    return await read_until(bus, bus.topics.studies, lambda found: len(found) >= want,
+                            keep=lambda e: isinstance(e.payload, StudyExported | ExportFailed),
+                            timeout_s=timeout_s)
 
 
 async def test_study_stable_to_orthanc_through_the_broker(
@@ -87,7 +74,7 @@ async def test_study_stable_to_orthanc_through_the_broker(
             # The catalogue says the study is stable.
             async with Publisher(bus_settings, client_id="test") as pub:
                 await pub.publish(bus_settings.topics.studies, Event(
-                    payload=v1.StudyStable(study_instance_uid=study.study_uid,
+                    payload=ev.StudyStable(study_instance_uid=study.study_uid,
                                            number_of_instances=4, modalities=["CT"],
                                            calling_aes=["CT01"], station_names=["CT01"]),
                     source="dicomvault/catalogue", subject=study.study_uid),

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer
-
 from dicomvault.events import Event
-from dicomvault.events.v1 import jobs_pb2 as jobs
+from dicomvault.events.v1 import jobs_pb2 as jb
 from stow_exporter.handlers import Commands
 from tests.exporter.conftest import drain, exporter
+from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve
 from tests.peers.datasets import write_study
-
-
-async def _job_facts(bus, until, timeout_s: float = 30) -> list[Event]:
-    """Facts on the jobs topic, from the start, until ``until(facts)`` holds."""
-    consumer = AIOKafkaConsumer(bus.topics.jobs, bootstrap_servers=bus.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[Event] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not until(found):
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    found += [Event.from_record(r.value, r.headers) for r in records]
-    finally:
-        await consumer.stop()
-    return found
+from tests.peers.wait import wait_until
 
 
 def _command(command, queue: str) -> Event:
-    return Event(payload=jobs.JobCommandIssued(command=command, queue=queue, issued_by="api:ops",
+    return Event(payload=jb.JobCommandIssued(command=command, queue=queue, issued_by="api:ops",
                                                reason="maintenance"),
                  source="test", subject="")
 
@@ -53,14 +36,14 @@ async def test_export_is_a_done_export_job_and_pause_halts_the_queue(
         assert export.state == "exported", export.reason
 
         def done(facts: list[Event]) -> bool:
-            return any(isinstance(f.payload, jobs.JobCompleted) for f in facts)
+            return any(isinstance(f.payload, jb.JobCompleted) for f in facts)
 
-        facts = await _job_facts(bus_settings, done)
-        created = [f.payload for f in facts if isinstance(f.payload, jobs.JobCreated)]
-        assert [(c.job_id, c.queue, jobs.JobKind.Name(c.kind), c.study_instance_uid, c.target)
+        facts = await job_facts(bus_settings, done)
+        created = [f.payload for f in facts if isinstance(f.payload, jb.JobCreated)]
+        assert [(c.job_id, c.queue, jb.JobKind.Name(c.kind), c.study_instance_uid, c.target)
                 for c in created] == [(export.id, "EXPORT-JOBS", "EXPORT", first.study_uid,
                                        "JOBS")]
-        completed = [f.payload for f in facts if isinstance(f.payload, jobs.JobCompleted)]
+        completed = [f.payload for f in facts if isinstance(f.payload, jb.JobCompleted)]
         assert [(c.job_id, c.completed) for c in completed] == [(export.id, 2)]
         assert export.job is not None and export.job.state.value == "DONE"
 
@@ -70,19 +53,21 @@ async def test_export_is_a_done_export_job_and_pause_halts_the_queue(
         stop = asyncio.Event()
         task = asyncio.create_task(h.queue.run(stop))
         try:
-            await commands(_command(jobs.JobCommandIssued.PAUSE_QUEUE, "EXPORT-JOBS"))
+            await commands(_command(jb.JobCommandIssued.PAUSE_QUEUE, "EXPORT-JOBS"))
             halted = await h.queue.submit(second.study_uid, trigger="manual")
-            await asyncio.sleep(0.5)
+            looks = h.queue.jobs.looks
+            h.queue.wake()
+            await wait_until(lambda: h.queue.jobs.looks > looks, "the queue to look again")
             assert halted.state == "queued" and halted.attempts == 0
             assert len(server.requests) == sent
-            facts = await _job_facts(bus_settings, lambda fs: any(
-                isinstance(f.payload, jobs.QueueStateChanged) and f.payload.state == "HALTED"
+            facts = await job_facts(bus_settings, lambda fs: any(
+                isinstance(f.payload, jb.QueueStateChanged) and f.payload.state == "HALTED"
                 for f in fs))
-            changed = [f.payload for f in facts if isinstance(f.payload, jobs.QueueStateChanged)
+            changed = [f.payload for f in facts if isinstance(f.payload, jb.QueueStateChanged)
                        and f.payload.state == "HALTED"]
             assert changed[-1].reason == "maintenance" and changed[-1].kind == "EXPORT"
             # Resumed, the export goes through.
-            await commands(_command(jobs.JobCommandIssued.RESUME_QUEUE, "EXPORT-JOBS"))
+            await commands(_command(jb.JobCommandIssued.RESUME_QUEUE, "EXPORT-JOBS"))
             await asyncio.wait_for(h.queue.idle.wait(), 30)
             assert halted.state == "exported", halted.reason
         finally:

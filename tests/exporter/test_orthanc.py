@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1
 
+from dicomvault.transcode import transcode
 from stow_exporter.spec import Exporter
-from stow_exporter.transcode import transcode
 from tests.exporter.conftest import drain, exporter
 from tests.peers.datasets import write_study
 

@@ -8,15 +8,15 @@ from collections import deque
 import pytest
 
 from dicomvault.events import Event
-from dicomvault.events.v1 import exports_pb2
-from dicomvault.events.v1 import jobs_pb2 as jobs
+from dicomvault.events.v1 import exports_pb2 as ex
+from dicomvault.events.v1 import jobs_pb2 as jb
 from stow_exporter.handlers import Commands, Hosted
 from stow_exporter.queue import Export
 from stow_exporter.spec import Exporter
 from tests.commitment.conftest import read_facts
 from tests.exporter.conftest import drain, exporter
+from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve
-from tests.exporter.test_jobs import _job_facts
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
 
@@ -25,8 +25,8 @@ A900 = 0xA900  # STOW-RS / C-STORE "Error: data set does not match SOP class"
 
 def retry(export: Export, queue: str, include_refused: bool = False) -> Event:
     """The command the catalogue publishes for ``POST /api/v1/jobs/{id}/retry``."""
-    return Event(payload=jobs.JobCommandIssued(
-        command=jobs.JobCommandIssued.RETRY_JOB, queue=queue, job_id=export.id,
+    return Event(payload=jb.JobCommandIssued(
+        command=jb.JobCommandIssued.RETRY_JOB, queue=queue, job_id=export.id,
         issued_by="api:ops", include_refused=include_refused), source="test", subject="")
 
 
@@ -62,13 +62,13 @@ async def test_retry_after_the_remote_was_down_sends_every_instance(
         assert set(orthanc.files_by_sop_uid_of(study.study_uid)) == set(study.sop_uids)
         assert not export.unsent and export.attempts == 1
 
-    facts = await _job_facts(bus_settings, lambda fs: any(
-        isinstance(f.payload, jobs.JobCompleted) for f in fs))
+    facts = await job_facts(bus_settings, lambda fs: any(
+        isinstance(f.payload, jb.JobCompleted) for f in fs))
     mine = [f.payload for f in facts if getattr(f.payload, "job_id", "") == export.id]
     # The jobs topic tells the story: failed, retried by the administrator, completed.
-    assert [type(p).__name__ for p in mine if not isinstance(p, jobs.JobStarted)] == [
+    assert [type(p).__name__ for p in mine if not isinstance(p, jb.JobStarted)] == [
         "JobCreated", "JobProgressed", "JobFailed", "JobStateChanged", "JobCompleted"]
-    progressed = next(p for p in mine if isinstance(p, jobs.JobProgressed))
+    progressed = next(p for p in mine if isinstance(p, jb.JobProgressed))
     assert "3 instance(s) not confirmed by the remote (a retry sends them again)" \
         in progressed.message
     assert mine[-1].completed == 3
@@ -88,9 +88,9 @@ async def test_refused_instances_are_sent_again_only_when_asked(tmp_path, catalo
         assert set(export.failed) == set(study.sop_uids) and not export.unsent
         assert all("A900" in why for why in export.failed.values()), export.failed
         # The jobs API lists each refused instance with its reason.
-        facts = await _job_facts(bus_settings, lambda fs: any(
-            isinstance(f.payload, jobs.JobFailed) for f in fs))
-        progressed = [f.payload for f in facts if isinstance(f.payload, jobs.JobProgressed)
+        facts = await job_facts(bus_settings, lambda fs: any(
+            isinstance(f.payload, jb.JobFailed) for f in fs))
+        progressed = [f.payload for f in facts if isinstance(f.payload, jb.JobProgressed)
                       and f.payload.job_id == export.id][-1]
         for uid in study.sop_uids:
             assert f"{uid}: {export.failed[uid]}" in progressed.message
@@ -122,8 +122,8 @@ async def test_retry_of_a_failed_export_the_restarted_exporter_no_longer_holds(
         await drain(first)
         assert export.state == "failed"
         # The catalogue projects the job's facts (here: fed from the jobs topic).
-        facts = await _job_facts(bus_settings, lambda fs: any(
-            isinstance(f.payload, jobs.JobFailed) for f in fs))
+        facts = await job_facts(bus_settings, lambda fs: any(
+            isinstance(f.payload, jb.JobFailed) for f in fs))
         for f in facts:
             catalogue[0].real.record(f.payload)
         # The exporter restarts: a FAILED job is not adopted, so the new process does not
@@ -152,8 +152,8 @@ async def test_a_done_export_with_refusals_is_rescheduled_to_send_them(
         assert f"{refused}: " in export.reason
         # Fixed remote; the administrator reschedules the DONE job with include_refused.
         server.fail.clear()
-        await Commands([h])(Event(payload=jobs.JobCommandIssued(
-            command=jobs.JobCommandIssued.RESCHEDULE_JOB, queue=h.queue.name,
+        await Commands([h])(Event(payload=jb.JobCommandIssued(
+            command=jb.JobCommandIssued.RESCHEDULE_JOB, queue=h.queue.name,
             job_id=export.id, issued_by="api:ops", include_refused=True),
             source="test", subject=""))
         await drain(h)
@@ -163,6 +163,6 @@ async def test_a_done_export_with_refusals_is_rescheduled_to_send_them(
         assert len(server.requests) == 2
     # Each outcome is its own StudyExported fact: first with the refusal, then complete.
     facts = await read_facts(bus_settings, bus_settings.topics.studies, lambda evs: sum(
-        isinstance(e.payload, exports_pb2.StudyExported) for e in evs) >= 2)
-    exported = [e.payload for e in facts if isinstance(e.payload, exports_pb2.StudyExported)]
+        isinstance(e.payload, ex.StudyExported) for e in evs) >= 2)
+    exported = [e.payload for e in facts if isinstance(e.payload, ex.StudyExported)]
     assert [list(x.failed_sop_instance_uids) for x in exported] == [[refused], []]

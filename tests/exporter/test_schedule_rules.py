@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.api import build_app
 from stow_exporter.handlers import Policy
 from stow_exporter.metrics import REGISTRY
@@ -17,6 +17,7 @@ from stow_exporter.schedule import in_window, next_window, parse_schedule
 from tests.exporter.conftest import Clock, drain, exporter
 from tests.exporter.servers import StowServer, serve
 from tests.peers.datasets import write_study
+from tests.peers.wait import wait_until
 
 # 2024-01-05 is a Friday; 2024-01-06 a Saturday; 2024-01-07 a Sunday.
 FRIDAY_NOON = datetime(2024, 1, 5, 12, 0, tzinfo=UTC)
@@ -126,8 +127,9 @@ async def test_a_waiting_export_sleeps_until_its_window_unless_asked_for_now(
             # Looked at again when the window opens, not every minute (one fact per wait).
             assert (job.state.value, job.not_before) == ("WAITING", FRIDAY_NOON.replace(hour=18))
             clock.advance(minutes=30)
+            looks = h.queue.jobs.looks
             h.queue.wake()
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: h.queue.jobs.looks > looks, "the queue to look again")
             assert (job.attempt, server.requests) == (0, [])
             # The radiologist asks for it now: the waiting export goes at once.
             again = await h.queue.submit(study.study_uid, trigger="manual", immediate=True)
@@ -142,7 +144,7 @@ async def test_a_waiting_export_sleeps_until_its_window_unless_asked_for_now(
 
 
 def _stable(study_uid: str, *, modalities=("CT",), aes=("CT01",), stations=("ST1",)) -> Event:
-    return Event(payload=v1.StudyStable(study_instance_uid=study_uid, modalities=modalities,
+    return Event(payload=ev.StudyStable(study_instance_uid=study_uid, modalities=modalities,
                                         calling_aes=aes, station_names=stations),
                  source="test", subject=study_uid)
 

@@ -8,7 +8,7 @@ import io
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
-from stow_exporter.transcode import transcode
+from dicomvault.transcode import transcode
 from tests.peers.datasets import ROOT, make_instance
 
 

@@ -132,3 +132,11 @@ def multipart_dicom(parts: list[bytes], boundary: str = "b0undary-x") -> tuple[b
     body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n"
                     + p + b"\r\n" for p in parts) + b"--" + boundary.encode() + b"--\r\n"
     return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def raw_parts(client: DICOMwebClient, url: str, accept: str | None = None) -> list[bytes]:
+    """The parts of a WADO-RS answer exactly as sent, split by dicomweb-client's decoder."""
+    headers = {"Accept": accept or 'multipart/related; type="application/dicom"'}
+    response = client._session.get(url, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    return list(client._decode_multipart_message(response, stream=False))

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom import dcmread
-from pynetdicom.dsutils import split_dataset
 
 from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
@@ -99,12 +98,6 @@ def run_storescp(tmp_path: Path, *extra: str, port: int | None = None) -> Iterat
             process.kill()
             process.wait()
         log.close()
-
-
-def dataset_bytes(path: Path) -> bytes:
-    """The dataset after the file meta information: what travels in a C-STORE."""
-    _, offset = split_dataset(path)
-    return path.read_bytes()[offset:]
 
 
 def modalities(storescp_port: int, **extra: dict) -> dict:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.modalities import Modalities
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
@@ -37,10 +39,12 @@ async def dimse(tmp_path: Path) -> AsyncIterator[Dimse]:
     loop = asyncio.get_running_loop()
     catalogue = CatalogueClient("http://127.0.0.1:9")
     bridge = Bridge(loop, 1.0)
-    ingest = Ingest(settings, FileStore(tmp_path / "cache"), Publisher(settings.bus, "t"),
-                    bridge)
+    publisher = Publisher(settings.bus, "t")
+    ingest = Ingest(settings, FileStore(tmp_path / "cache"), publisher, bridge)
+    commitment = CommitmentHandOff(publisher, settings.bus.topics.studies,
+                                   Modalities(settings.gateway), bridge, 1.0)
     try:
-        yield Dimse(settings.gateway, ingest, catalogue, bridge)
+        yield Dimse(settings.gateway, ingest, catalogue, bridge, commitment=commitment)
     finally:
         await catalogue.close()
 

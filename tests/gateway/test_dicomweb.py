@@ -11,14 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 
-from dicom_gateway.part10 import split_file_meta
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.gateway.conftest import read_events
 from tests.gateway.dicomweb_peers import (
     ADMIN,
@@ -28,8 +26,9 @@ from tests.gateway.dicomweb_peers import (
     WebArchive,
     bus_settings_for,
     multipart_dicom,
+    raw_parts,
 )
-from tests.peers.datasets import write_study
+from tests.peers.datasets import dataset_bytes, write_study
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +40,6 @@ def archive(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
         yield a.start()
     finally:
         a.stop()
-
-
-def dataset_bytes(part10: bytes) -> bytes:
-    """The dataset of a Part 10 file without its preamble and file meta."""
-    _, offset = split_file_meta(bytes(part10))
-    return bytes(part10[offset:])
-
-
-def raw_parts(client: DICOMwebClient, url: str, accept: str | None = None) -> list[bytes]:
-    """The parts of a WADO-RS answer exactly as sent, split by dicomweb-client's decoder."""
-    headers = {"Accept": accept or 'multipart/related; type="application/dicom"'}
-    response = client._session.get(url, headers=headers, timeout=60)
-    assert response.status_code == 200, response.text
-    return list(client._decode_multipart_message(response, stream=False))
 
 
 def test_stow_qido_wado_round_trip(archive: WebArchive, tmp_path: Path) -> None:
@@ -303,7 +288,7 @@ async def test_an_evicted_study_asks_for_a_recall_not_404(archive: WebArchive,
     client = archive.client()
     await asyncio.to_thread(client.store_instances, [dcmread(p) for p in study.files])
     await asyncio.to_thread(archive.wait_indexed, study.study_uid, 2)
-    evicted = Event(payload=v1.StudyEvicted(
+    evicted = Event(payload=ev.StudyEvicted(
         study_instance_uid=study.study_uid, tier="cache", archive_id="cache",
         location=study.study_uid, reason="test: archived elsewhere"),
         source="tests/gateway", subject=study.study_uid)

@@ -11,12 +11,12 @@ from dicom_gateway import statuses as st
 from tests.gateway import retrieve_peers
 from tests.gateway.conftest import sample
 from tests.gateway.retrieve_peers import (
-    dataset_bytes,
     final_status,
     getscu,
     modalities,
     stored_study,
 )
+from tests.peers.datasets import dataset_bytes
 
 catalogue = retrieve_peers.catalogue  # fixture
 

@@ -23,8 +23,7 @@ from tests.gateway.retrieve_peers import (
     run_storescp,
     wait_catalogued,
 )
-from tests.gateway.test_transfer_syntaxes import _gdcm
-from tests.peers.datasets import ROOT, make_instance
+from tests.peers.datasets import ROOT, gdcm_transcode, make_instance
 
 catalogue = retrieve_peers.catalogue  # fixture
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
@@ -43,7 +42,7 @@ def jpeg_lossless_study(folder: Path, count: int) -> tuple[str, list[Path], list
         plain.append(folder / f"{n}.plain.dcm")
         ds.save_as(plain[-1], enforce_file_format=True)
         encoded.append(folder / f"{n}.dcm")
-        _gdcm(plain[-1], encoded[-1], JPEG_LOSSLESS)
+        gdcm_transcode(plain[-1], encoded[-1], JPEG_LOSSLESS)
     return study, plain, encoded
 
 

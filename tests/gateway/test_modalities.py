@@ -33,9 +33,13 @@ def test_table_from_env_json_and_permissions(monkeypatch: pytest.MonkeyPatch) ->
     assert not m.permitted("STRANGER", Operation.STORE)
 
 
-def test_accept_any_keeps_store_and_query_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accept_any_stores_queries_and_requests_commitment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE", "true")
+    monkeypatch.setenv("DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES", '["OLDCT"]')
     m = Modalities(GatewaySettings().gateway)
     assert m.calling_aes() is None
     assert m.permitted("ANYONE", Operation.QUERY)
+    assert m.permitted("ANYONE", Operation.COMMITMENT)  # the embedded archive (make run)
     assert not m.permitted("ANYONE", Operation.RETRIEVE)
+    assert m.permitted("OLDCT", Operation.COMMITMENT)  # listed in the older allowlist too

@@ -14,13 +14,13 @@ from tests.gateway import retrieve_peers
 from tests.gateway.conftest import MODALITY, association, sample, send_files
 from tests.gateway.retrieve_peers import (
     RETRIEVER,
-    dataset_bytes,
     error_comment,
     final_status,
     modalities,
     movescu,
     stored_study,
 )
+from tests.peers.datasets import dataset_bytes
 
 catalogue = retrieve_peers.catalogue  # fixtures
 storescp = retrieve_peers.storescp

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.gateway import retrieve_peers
 from tests.gateway.conftest import AE_TITLE
-from tests.gateway.retrieve_peers import dataset_bytes, stored_study
+from tests.gateway.retrieve_peers import stored_study
+from tests.peers.datasets import dataset_bytes
 from tests.peers.orthanc import Orthanc
 
 catalogue = retrieve_peers.catalogue  # fixture

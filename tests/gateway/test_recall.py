@@ -17,7 +17,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 from dicom_gateway import statuses as st
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from tests.gateway import retrieve_peers
 from tests.gateway.conftest import AE_TITLE, read_events, sample
@@ -39,7 +39,7 @@ TYPE = "dicomvault.study.recall-requested.v1"
 
 async def archived_on_hsm(bus: BusSettings, catalogue_url: str, study) -> None:
     """The study also has a verified copy on the HSM tier (as the HSM archiver reports it)."""
-    msg = v1.StudyArchived(study_instance_uid=study.study_uid, tier="hsm", archive_id="HSM1",
+    msg = ev.StudyArchived(study_instance_uid=study.study_uid, tier="hsm", archive_id="HSM1",
                            location="/hsm/x", number_of_instances=len(study.sop_uids),
                            sop_instance_uids=study.sop_uids, verified=True)
     async with Publisher(bus, "test") as pub:

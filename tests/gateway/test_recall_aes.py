@@ -14,7 +14,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 from dicom_gateway import statuses as st
 from dicom_gateway.modalities import Modalities, Operation
 from dicom_gateway.settings import GatewaySettings
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.gateway.conftest import MODALITY, association, read_events, send_files
 from tests.peers.datasets import write_study
 
@@ -61,7 +61,7 @@ async def test_recalled_instance_replaces_the_cache_copy(start_gateway, tmp_path
     events = await read_events(settings.bus, settings.bus.topics.instances, 3)
     msgs = [(e.payload.source, e.payload.calling_ae) for e in events]
     assert msgs == [("dimse", MODALITY), ("recall", PACS), ("recall", PACS)]
-    assert isinstance(events[1].payload, v1.InstanceStored)
+    assert isinstance(events[1].payload, ev.InstanceStored)
     assert events[1].payload.sha256 == events[2].payload.sha256
     assert len({e.id for e in events}) == 3
     # The PACS may store here, nothing more: its C-FIND is not permitted.

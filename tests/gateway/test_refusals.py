@@ -14,6 +14,7 @@ from pydicom.uid import generate_uid
 from dicom_gateway import statuses as st
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.settings import BusSettings
+from tests.commitment.modality import Modality, request_info
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.conftest import AE_TITLE, read_events, sample, send_files
 from tests.peers.datasets import ROOT, make_instance, write_study
@@ -146,7 +147,7 @@ async def test_broker_down_fails_and_leaves_nothing(start_gateway, tmp_path: Pat
     try:
         bus = BusSettings(bootstrap_servers=broker.bootstrap_servers, request_timeout_s=2.0,
                           retry_backoff_s=0.05)
-        gw = start_gateway(bus=bus, store_timeout_s=4.0)
+        gw = start_gateway(bus=bus, store_timeout_s=4.0, modalities={"MODALITY1": {}})
         study = write_study(tmp_path / "study", series=1, per_series=2)
         assert send_files(gw.port, study.files[:1]) == [st.SUCCESS]
 
@@ -159,5 +160,12 @@ async def test_broker_down_fails_and_leaves_nothing(start_gateway, tmp_path: Pat
         broker.start()
         assert send_files(gw.port, study.files[1:]) == [st.SUCCESS]
         assert len(gw.files()) == 2
+
+        # Gone again: a storage commitment request is not answered Success either (0x0213
+        # Resource limitation: ask again), as nothing recorded it.
+        broker.stop()
+        commit = request_info(generate_uid(), [(str(dcmread(study.files[0]).SOPClassUID),
+                                                study.sop_uids[0])])
+        assert Modality("MODALITY1").request(gw.port, commit) == 0x0213
     finally:
         broker.stop()

@@ -21,9 +21,10 @@ from tests.archiver.conftest import (
 from tests.gateway.conftest import RunningGateway, gateway_settings, send_files
 from tests.gateway.retrieve_peers import wait_catalogued
 from tests.peers import s3 as s3_peers
-from tests.peers.cache import publish, wait_until
+from tests.peers.cache import publish
 from tests.peers.datasets import write_study
 from tests.peers.s3 import Bucket
+from tests.peers.wait import wait_until
 
 moto_url = s3_peers.moto_url  # fixtures
 bucket = s3_peers.bucket

@@ -20,7 +20,7 @@ from dicom_gateway import statuses as st
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import BusSettings, CacheSettings
 from dicomvault.store import instance_key
@@ -28,7 +28,6 @@ from tests.gateway import retrieve_peers
 from tests.gateway.conftest import RunningGateway, gateway_settings, read_events, send_files
 from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for
 from tests.gateway.retrieve_peers import (
-    dataset_bytes,
     final_status,
     getscu,
     modalities,
@@ -36,7 +35,7 @@ from tests.gateway.retrieve_peers import (
     run_storescp,
 )
 from tests.peers import s3 as s3_peers
-from tests.peers.datasets import write_study
+from tests.peers.datasets import dataset_bytes, write_study
 from tests.peers.s3 import Bucket
 
 moto_url = s3_peers.moto_url  # fixtures
@@ -72,7 +71,7 @@ def test_store_move_get_and_wado_from_an_s3_cache(broker: EmbeddedBroker, bucket
             keys = keys_of(study)
             assert set(objects) == set(keys.values())
             for sop, key in keys.items():
-                assert dataset_bytes_of(objects[key]) == dataset_bytes(sent[sop]), sop
+                assert dataset_bytes(objects[key]) == dataset_bytes(sent[sop]), sop
             assert not archive.files()
 
             # The catalogue knows every instance in the cache tier, under those keys.
@@ -129,7 +128,7 @@ def test_store_move_get_and_wado_from_an_s3_cache(broker: EmbeddedBroker, bucket
             by_sop = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
                       for p in stowed.files}
             for sop, key in stow_keys.items():
-                assert dataset_bytes_of(objects[key]) == dataset_bytes(by_sop[sop]), sop
+                assert dataset_bytes(objects[key]) == dataset_bytes(by_sop[sop]), sop
             response = client._session.get(f"{archive.url}/studies/{stowed.study_uid}",
                                            headers=headers, timeout=60)
             assert response.status_code == 200, response.text
@@ -139,13 +138,6 @@ def test_store_move_get_and_wado_from_an_s3_cache(broker: EmbeddedBroker, bucket
             assert not archive.files()
         finally:
             archive.stop()
-
-
-def dataset_bytes_of(part10: bytes) -> bytes:
-    from dicom_gateway.part10 import split_file_meta
-
-    _, offset = split_file_meta(part10)
-    return part10[offset:]
 
 
 async def _lookup(url: str, sops: list[str]):
@@ -201,7 +193,7 @@ async def test_identical_resend_after_eviction_is_catalogued_again(
             s3.delete(key)
         else:
             (gw.cache / key).unlink()
-        fact = v1.StudyEvicted(study_instance_uid=study.study_uid, tier="cache",
+        fact = ev.StudyEvicted(study_instance_uid=study.study_uid, tier="cache",
                                archive_id="cache", location=study.study_uid, reason="test")
         async with Publisher(bus_settings, "test") as pub:
             await pub.publish(bus_settings.topics.studies,

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 from pydicom import dcmread
-from pydicom.filereader import read_preamble
 
 from dicom_gateway.settings import GatewaySettings
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.conftest import AE_TITLE, MODALITY, read_events, sample
-from tests.peers.datasets import write_study
+from tests.peers.datasets import dataset_bytes, write_study
 
 
 def storescu(port: int, files: list[Path], calling_ae: str = MODALITY,
@@ -23,17 +22,6 @@ def storescu(port: int, files: list[Path], calling_ae: str = MODALITY,
         [dcmtk("storescu"), "-aet", calling_ae, "-aec", AE_TITLE, *extra, "127.0.0.1",
          str(port), *map(str, files)],
         env=peer_env(), capture_output=True, text=True, timeout=120)
-
-
-def dataset_bytes(part10: bytes) -> bytes:
-    """The bytes after the file meta group (what travelled on the wire)."""
-    from io import BytesIO
-
-    fp = BytesIO(part10)
-    read_preamble(fp, False)
-    ds = dcmread(BytesIO(part10), stop_before_pixels=True)
-    meta_len = int(ds.file_meta.FileMetaInformationGroupLength)
-    return part10[132 + 12 + meta_len:]
 
 
 def test_echo(start_gateway) -> None:
@@ -71,8 +59,8 @@ async def test_study_is_stored_byte_exact_and_announced(start_gateway, tmp_path:
     events = await read_events(settings.bus, settings.bus.topics.instances, 6)
     assert len(events) == 6
     for event in events:
-        msg: v1.InstanceStored = event.payload
-        assert isinstance(msg, v1.InstanceStored)
+        msg: ev.InstanceStored = event.payload
+        assert isinstance(msg, ev.InstanceStored)
         assert event.type == "dicomvault.instance.stored.v1"
         assert event.subject == study.study_uid
         path = gw.cache / msg.storage_key

@@ -14,8 +14,7 @@ from dicom_gateway.part10 import Malformed, check_framing
 from dicom_gateway.statuses import SUCCESS
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.conftest import AE_TITLE, MODALITY, send_files
-from tests.gateway.test_store import dataset_bytes
-from tests.peers.datasets import ROOT, make_instance
+from tests.peers.datasets import ROOT, dataset_bytes, gdcm_transcode, make_instance
 
 NATIVE = {  # written by pydicom
     "1.2.840.10008.1.2": dict(implicit_vr=True, little_endian=True),
@@ -33,23 +32,6 @@ ENCODED = [  # encoded by pydicom (deflate, RLE) or GDCM (JPEG family)
     "1.2.840.10008.1.2.4.91",
 ]
 LOSSY_8BIT = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"]
-
-
-def _gdcm(src: Path, dst: Path, ts: str) -> None:
-    import gdcm
-
-    reader = gdcm.ImageReader()
-    reader.SetFileName(str(src))
-    assert reader.Read()
-    change = gdcm.ImageChangeTransferSyntax()
-    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(ts)))
-    change.SetInput(reader.GetImage())
-    assert change.Change(), f"GDCM cannot encode {ts}"
-    writer = gdcm.ImageWriter()
-    writer.SetFileName(str(dst))
-    writer.SetFile(reader.GetFile())
-    writer.SetImage(change.GetOutput())
-    assert writer.Write()
 
 
 def encode(folder: Path, ts: str) -> Path:
@@ -70,7 +52,7 @@ def encode(folder: Path, ts: str) -> Path:
         ds.save_as(path, enforce_file_format=True)
     else:
         ds.save_as(plain, enforce_file_format=True)
-        _gdcm(plain, path, ts)
+        gdcm_transcode(plain, path, ts)
     assert str(dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID) == ts
     return path
 

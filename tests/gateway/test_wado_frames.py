@@ -14,8 +14,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels import pixel_array
 
 from tests.gateway.conftest import sample
-from tests.gateway.dicomweb_peers import WebArchive, multipart_dicom
-from tests.gateway.test_dicomweb import raw_parts
+from tests.gateway.dicomweb_peers import WebArchive, multipart_dicom, raw_parts
 from tests.gateway.wado_images import (
     EXPLICIT,
     JPEG_LOSSLESS,

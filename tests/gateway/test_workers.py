@@ -1,13 +1,16 @@
-"""``workers: 2``: two DIMSE processes share the port (SO_REUSEPORT) and both store."""
+"""``workers: 2``: two DIMSE processes accept from one listening socket, the least busy
+first, and both store."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import dcmtk, peer_env
-from tests.gateway.conftest import AE_TITLE, MODALITY, read_events, sample
+from tests.gateway.conftest import AE_TITLE, MODALITY, association, read_events, sample
 from tests.peers.datasets import write_study
 
 
@@ -36,7 +39,7 @@ async def test_two_workers_accept_stores(start_gateway, tmp_path: Path) -> None:
     before = gw.metrics()
     studies = [write_study(tmp_path / f"s{i}", series=1, per_series=4, seed=i) for i in range(4)]
 
-    # Four modalities send at once; the kernel spreads their connections over the workers.
+    # Four modalities send at once; the workers share their connections.
     await asyncio.to_thread(send_in_parallel, gw.port, [s.files for s in studies])
 
     # Every instance is stored and announced once.
@@ -46,10 +49,39 @@ async def test_two_workers_accept_stores(start_gateway, tmp_path: Path) -> None:
     assert sorted(e.payload.sop_instance_uid for e in events) == sorted(
         uid for s in studies for uid in s.sop_uids)
 
-    # Two sockets listen on the port (one per worker); /metrics adds up what each counted.
-    assert listeners(gw.port) == 2
+    # One socket listens on the port (the service's, shared); /metrics adds up what each
+    # worker counted.
+    assert listeners(gw.port) == 1
     after = gw.metrics()
     assert sample(after, "gateway_cstore_requests_total", status="0x0000") - sample(
         before, "gateway_cstore_requests_total", status="0x0000") == 16
     assert sample(after, "gateway_associations_total", result="accepted", reason="") - sample(
         before, "gateway_associations_total", result="accepted", reason="") == 4
+
+
+def held(gw) -> dict[str, float]:
+    text = gw.metrics()
+    return {w: sample(text, "gateway_worker_associations", worker=w) for w in ("0", "1")}
+
+
+async def test_associations_go_to_the_least_busy_worker(start_gateway) -> None:
+    """Four modalities keep an association open each: two per worker, whatever the peers'
+    addresses (the kernel's SO_REUSEPORT hash put 3 or 4 of 4 on one worker half of the time)."""
+    gw = start_gateway(workers=2)
+    await settled(gw)  # the fixture's own port probe, counted down
+    with contextlib.ExitStack() as stack:
+        for n in range(1, 5):
+            stack.enter_context(association(gw.port))
+            deadline = time.monotonic() + 10
+            while sum(held(gw).values()) != n:  # the new one is counted by its worker
+                assert time.monotonic() < deadline, held(gw)
+                await asyncio.sleep(0.05)
+        assert held(gw) == {"0": 2, "1": 2}
+    await settled(gw)  # released: counted down within a poll interval
+
+
+async def settled(gw) -> None:
+    deadline = time.monotonic() + 10
+    while held(gw) != {"0": 0, "1": 0}:
+        assert time.monotonic() < deadline, held(gw)
+        await asyncio.sleep(0.05)

@@ -10,8 +10,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from tests.gateway.test_transfer_syntaxes import _gdcm
-from tests.peers.datasets import ROOT, make_instance
+from tests.peers.datasets import ROOT, gdcm_transcode, make_instance
 
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
 JPEG_LS = "1.2.840.10008.1.2.4.80"
@@ -61,7 +60,7 @@ def write_images(folder: Path, patient_id: str = "WADO01") -> Images:
             ds.compress(RLE, encoding_plugin="pydicom")
             ds.save_as(path, enforce_file_format=True)
         else:
-            _gdcm(plain, path, ts)
+            gdcm_transcode(plain, path, ts)
         images.files[name] = path
 
     # A CT slice with its window, native; the same pixels in JPEG Lossless, JPEG-LS, RLE.

@@ -9,21 +9,9 @@ from aiokafka import AIOKafkaConsumer
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, TransientError
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.settings import BusSettings
-
-
-def stored(uid: str) -> Event:
-    return Event(v1.InstanceStored(sop_instance_uid=uid, study_instance_uid="1.2"),
-                 source="test", subject="1.2")
-
-
-async def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
+from tests.peers.facts import stored
+from tests.peers.wait import wait_until
 
 
 async def test_events_are_delivered_and_poison_goes_to_the_dlq(bus_settings: BusSettings) -> None:
@@ -42,7 +30,7 @@ async def test_events_are_delivered_and_poison_goes_to_the_dlq(bus_settings: Bus
             await pub.publish(bus_settings.topics.instances, stored(uid))
         # A record that is not an event at all also ends in the DLQ.
         await pub.send_raw(bus_settings.topics.instances, b"junk", b"k", [])
-        await wait_for(lambda: got == ["1.1", "1.2"])
+        await wait_until(lambda: got == ["1.1", "1.2"])
         dlq = AIOKafkaConsumer(bus_settings.topics.dlq, bootstrap_servers=bus_settings.bootstrap_servers,
                                auto_offset_reset="earliest")
         await dlq.start()
@@ -77,7 +65,7 @@ async def test_consumer_and_producer_survive_an_empty_broker_restart(tmp_path) -
             task = asyncio.create_task(loop.run())
             for i in range(10):
                 await pub.publish(settings.topics.instances, stored(f"1.{i}"))
-            await wait_for(lambda: len(got) == 10)
+            await wait_until(lambda: len(got) == 10)
             # The broker comes back with no topics, offsets or groups.
             await asyncio.to_thread(broker.restart)
             for i in range(5):
@@ -89,7 +77,7 @@ async def test_consumer_and_producer_survive_an_empty_broker_restart(tmp_path) -
                         await asyncio.sleep(0.2)
             # Nothing published after the restart is lost: the producer noticed offsets going
             # backwards and re-sent, the consumer noticed its positions were past the end.
-            await wait_for(lambda: {f"2.{i}" for i in range(5)} <= got, timeout=60)
+            await wait_until(lambda: {f"2.{i}" for i in range(5)} <= got, timeout=60)
             assert loop.resets >= 1
             loop.stop()
             await task
@@ -121,11 +109,11 @@ async def test_a_batch_that_fails_is_applied_record_by_record(bus_settings: BusS
                             handler=one, batch_handler=many, dlq=pub, client_id="c1")
         task = asyncio.create_task(loop.run())
         # Every good record is applied once, in order; the two bad ones are dead-lettered once.
-        await wait_for(lambda: [u for _, u in applied] == ["1.1", "1.2", "1.3", "1.4"])
+        await wait_until(lambda: [u for _, u in applied] == ["1.1", "1.2", "1.3", "1.4"])
         assert loop.batch_fallbacks >= 1 and ("one", "1.1") in applied
         # What comes next goes in batches again.
         await pub.publish(bus_settings.topics.instances, stored("2.1"))
-        await wait_for(lambda: ("batch", "2.1") in applied)
+        await wait_until(lambda: ("batch", "2.1") in applied)
         loop.stop()
         await task
         dlq = AIOKafkaConsumer(bus_settings.topics.dlq,
@@ -168,8 +156,36 @@ async def test_a_batch_is_retried_whole_while_the_trouble_is_transient(
                             handler=one, batch_handler=many, dlq=pub, client_id="c1")
         task = asyncio.create_task(loop.run())
         # The database comes back: the batch is applied whole, nothing went record by record.
-        await wait_for(lambda: len(applied) == 3)
+        await wait_until(lambda: len(applied) == 3)
         loop.stop()
         await task
     assert applied == [("batch", "1.1"), ("batch", "1.2"), ("batch", "1.3")]
     assert failures == 0 and loop.batch_fallbacks == 0
+
+
+async def test_a_trickle_is_applied_in_batches_when_the_loop_lingers(
+        bus_settings: BusSettings) -> None:
+    """Live ingest brings one record per fetch; with ``batch_linger_ms`` the loop gathers what
+    arrives within that time into one call of the batch handler (one transaction)."""
+    calls: list[list[str]] = []
+
+    async def one(event: Event) -> None:
+        raise AssertionError("no record should go one by one")
+
+    async def many(events: list[Event]) -> None:
+        calls.append([e.payload.sop_instance_uid for e in events])
+
+    async with Publisher(bus_settings, "test") as pub:
+        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
+                            handler=one, batch_handler=many, dlq=pub, client_id="c1",
+                            batch_linger_ms=5000)
+        task = asyncio.create_task(loop.run())
+        await wait_until(loop.ready.is_set)
+        uids = [f"3.{n}" for n in range(1, 7)]
+        for uid in uids:  # a trickle: each record on its own, as a modality sends them
+            await pub.publish(bus_settings.topics.instances, stored(uid))
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: sum(len(c) for c in calls) == len(uids))
+        loop.stop()
+        await task
+    assert calls == [uids]

@@ -9,7 +9,8 @@ import sys
 
 from dicomvault.bus import ConsumerLoop, Publisher
 from dicomvault.settings import BusSettings
-from tests.libs.test_bus import stored, wait_for
+from tests.peers.facts import stored
+from tests.peers.wait import wait_until
 
 
 async def test_a_cancellation_under_the_loop_does_not_end_it(bus_settings: BusSettings) -> None:
@@ -31,7 +32,7 @@ async def test_a_cancellation_under_the_loop_does_not_end_it(bus_settings: BusSe
         task = asyncio.create_task(loop.run())
         try:
             await pub.publish(bus_settings.topics.instances, stored("1.1"), key="1.2")
-            await wait_for(lambda: got == ["1.1"] or task.done())
+            await wait_until(lambda: got == ["1.1"] or task.done())
             assert not task.done(), task
         finally:
             loop.stop()

@@ -5,30 +5,30 @@ from __future__ import annotations
 import pytest
 
 from dicomvault.events import EnvelopeError, Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 
 
 def test_round_trip_keeps_attributes_and_payload() -> None:
-    ev = Event(v1.InstanceStored(sop_instance_uid="1.2.3", size_bytes=7), source="dicomvault/t",
+    event = Event(ev.InstanceStored(sop_instance_uid="1.2.3", size_bytes=7), source="dicomvault/t",
                subject="1.2")
-    value, headers = ev.to_record()
+    value, headers = event.to_record()
     names = dict(headers)
     assert names["ce_type"] == b"dicomvault.instance.stored.v1"
     assert names["content-type"] == b"application/protobuf"
     assert names["ce_subject"] == b"1.2"
     back = Event.from_record(value, headers)
-    assert back.id == ev.id and back.payload == ev.payload and back.subject == "1.2"
+    assert back.id == event.id and back.payload == event.payload and back.subject == "1.2"
 
 
 @pytest.mark.parametrize("drop", ["ce_id", "ce_type", "ce_source"])
 def test_missing_required_header_is_refused(drop: str) -> None:
-    value, headers = Event(v1.StudyStable(study_instance_uid="1.2"), source="s").to_record()
+    value, headers = Event(ev.StudyStable(study_instance_uid="1.2"), source="s").to_record()
     with pytest.raises(EnvelopeError, match=drop):
         Event.from_record(value, [h for h in headers if h[0] != drop])
 
 
 def test_unknown_type_and_garbage_payload_are_refused() -> None:
-    value, headers = Event(v1.StudyStable(study_instance_uid="1.2"), source="s").to_record()
+    value, headers = Event(ev.StudyStable(study_instance_uid="1.2"), source="s").to_record()
     bad_type = [(k, b"x.y.z" if k == "ce_type" else v) for k, v in headers]
     with pytest.raises(EnvelopeError, match="unknown ce_type"):
         Event.from_record(value, bad_type)

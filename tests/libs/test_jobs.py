@@ -8,11 +8,10 @@ from aiokafka import AIOKafkaConsumer
 
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import jobs_pb2 as pb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome, QueueState, RetryPolicy
 from dicomvault.settings import BusSettings
-
-from .test_bus import wait_for
+from tests.peers.wait import wait_until
 
 
 async def facts(settings: BusSettings, n: int) -> list[tuple[str, object]]:
@@ -55,7 +54,7 @@ async def test_a_job_retries_then_succeeds_and_every_step_is_a_fact(bus_settings
         job = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-1")
         again = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-1")
         assert again is job  # the same triggering event never makes a second job
-        await wait_for(lambda: job.state == JobState.DONE)
+        await wait_until(lambda: job.state == JobState.DONE)
         stop.set()
         await runner
         types = [t for t, _ in await facts(bus_settings, 7)]
@@ -78,7 +77,7 @@ async def test_retries_are_bounded(bus_settings) -> None:
         queue = make_queue(pub, bus_settings, execute)
         runner = asyncio.create_task(queue.run(stop))
         job = await queue.submit("1.2.3", target="HSM1", dedupe_key="ev-2")
-        await wait_for(lambda: job.state == JobState.FAILED)
+        await wait_until(lambda: job.state == JobState.FAILED)
         assert job.attempt == 3 and job.error == "peer refused association"
         stop.set()
         await runner
@@ -101,10 +100,10 @@ async def test_queue_stalls_while_not_ready_and_drains_when_fixed(bus_settings) 
                            readiness_interval_s=0.05)
         runner = asyncio.create_task(queue.run(stop))
         await queue.submit("1.2.3", target="HSM1", dedupe_key="a")
-        await wait_for(lambda: queue.state == QueueState.STALLED)
+        await wait_until(lambda: queue.state == QueueState.STALLED)
         assert queue.reason == "sentinel file missing" and done == []
         ready["reason"] = None
-        await wait_for(lambda: done == ["1.2.3"])
+        await wait_until(lambda: done == ["1.2.3"])
         assert queue.state == QueueState.RUNNING
         stop.set()
         await runner
@@ -118,32 +117,34 @@ async def test_administrator_commands(bus_settings) -> None:
             await gate.wait()  # a long-running job, cancelled below
         return Outcome.done() if job.study_uid != "1.3" else Outcome.failed_permanently("bad")
 
-    def cmd(command, **kw) -> pb.JobCommandIssued:
-        return pb.JobCommandIssued(command=command, queue="HSM1", issued_by="admin", **kw)
+    def cmd(command, **kw) -> jb.JobCommandIssued:
+        return jb.JobCommandIssued(command=command, queue="HSM1", issued_by="admin", **kw)
 
-    C = pb.JobCommandIssued
+    C = jb.JobCommandIssued
     stop = asyncio.Event()
     async with Publisher(bus_settings, "test") as pub:
         queue = make_queue(pub, bus_settings, execute, concurrency=2)
         runner = asyncio.create_task(queue.run(stop))
         long = await queue.submit("1.1", target="HSM1", dedupe_key="1")
-        await wait_for(lambda: long.state == JobState.IN_PROGRESS)
+        await wait_until(lambda: long.state == JobState.IN_PROGRESS)
         await queue.apply_command(cmd(C.CANCEL_JOB, job_id=long.id))
         assert long.state == JobState.CANCELLED
         # Paused: new jobs wait.
         await queue.apply_command(cmd(C.PAUSE_QUEUE))
         waiting = await queue.submit("1.2", target="HSM1", dedupe_key="2")
-        await asyncio.sleep(0.3)
+        looks = queue.looks
+        queue.wake()
+        await wait_until(lambda: queue.looks > looks, "the queue to look at its jobs again")
         assert waiting.state == JobState.NEW and queue.state == QueueState.HALTED
         await queue.apply_command(cmd(C.RESUME_QUEUE))
-        await wait_for(lambda: waiting.state == JobState.DONE)
+        await wait_until(lambda: waiting.state == JobState.DONE)
         # A failed job can be retried; a suspended one waits until resumed.
         bad = await queue.submit("1.3", target="HSM1", dedupe_key="3")
-        await wait_for(lambda: bad.state == JobState.FAILED)
+        await wait_until(lambda: bad.state == JobState.FAILED)
         await queue.apply_command(cmd(C.SUSPEND_JOB, job_id=bad.id))
         assert bad.state == JobState.FAILED  # terminal jobs cannot be suspended
         await queue.apply_command(cmd(C.RETRY_JOB, job_id=bad.id))
-        await wait_for(lambda: bad.state == JobState.FAILED and bad.attempt == 1)
+        await wait_until(lambda: bad.state == JobState.FAILED and bad.attempt == 1)
         assert queue.counts()["CANCELLED"] == 1 and queue.counts()["DONE"] == 1
         stop.set()
         await runner
@@ -160,7 +161,7 @@ async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopte
         ran.append(job.id)
         return Outcome.done()
 
-    C = pb.JobCommandIssued
+    C = jb.JobCommandIssued
     stop = asyncio.Event()
     async with Publisher(bus_settings, "test") as pub:
         queue = make_queue(pub, bus_settings, execute)
@@ -174,7 +175,7 @@ async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopte
         new = Job(id="new-2", queue="HSM1", kind="STORE", study_uid="2.2", target="HSM1")
         other = Job(id="other-3", queue="HSM1", kind="STORE", study_uid="2.3", target="HSM1")
         assert [queue.adopt(j) for j in (waiting, new, other)] == [1, 1, 1]
-        await wait_for(lambda: other.state == JobState.DONE)
+        await wait_until(lambda: other.state == JobState.DONE)
         assert (waiting.state, new.state) == (JobState.CANCELLED, JobState.SUSPENDED)
         assert ran == ["other-3"]
         stop.set()
@@ -182,7 +183,7 @@ async def test_commands_that_come_before_their_job_are_applied_when_it_is_adopte
     # The queue's state, the two commands' state changes, other-3 started and completed.
     got = await facts(bus_settings, 5)
     changes = sorted((p.job_id, p.state, p.command, p.reason) for _t, p in got
-                     if isinstance(p, pb.JobStateChanged))
+                     if isinstance(p, jb.JobStateChanged))
     assert changes == [("new-2", "SUSPENDED", "suspend", "not needed"),
                        ("waiting-1", "CANCELLED", "cancel", "not needed")]
-    assert not any(isinstance(p, pb.JobStarted) and p.job_id != "other-3" for _t, p in got)
+    assert not any(isinstance(p, jb.JobStarted) and p.job_id != "other-3" for _t, p in got)

@@ -6,13 +6,13 @@ reads), and the operator service running in its own thread and event loop."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings, HttpSettings, LogSettings
 from tests.peers.catalogue import CatalogueService
+from tests.peers.wait import wait_until_blocking
 from vault_operator.service import run
 from vault_operator.settings import OperatorSection, OperatorSettings
 
@@ -31,20 +32,8 @@ CRD = ROOT / "charts/dicomvault/crds/exporters.dicomvault.io.yaml"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 NAMESPACE = "vault"
 
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns a truthy value (or stops raising AssertionError)."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except AssertionError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"not reached within {timeout}s: {what} ({last})")
+# The operator's tests check with asserts: an AssertionError means "not yet".
+eventually = functools.partial(wait_until_blocking, interval=0.2, tolerate=(AssertionError,))
 
 
 class Kubectl:

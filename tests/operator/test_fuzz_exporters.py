@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.fuzz.budget import COUNTS, FUZZ_EXAMPLES, budget
 from tests.operator.conftest import NAMESPACE, Kubectl, OperatorThread, eventually
 from tests.operator.emulator import EmulatorThread
-from tests.operator.test_operator import EXAMPLE, condition
+from tests.operator.helpers import EXAMPLE, condition
 
 REASONS = {"InvalidSpec", "Progressing", "Available", "Ready", "Suspended", "Degraded",
            "RolloutStuck", "Failed"}

@@ -19,19 +19,12 @@ from dicomvault.bus import Publisher
 from dicomvault.exporters import ExporterSpec, load_exporters_file
 from dicomvault.jobs import Job, JobQueue, Outcome, ProgressReporter, RetryPolicy
 from dicomvault.settings import BusSettings
+from tests.operator.helpers import EXAMPLE, condition
 from tests.peers.catalogue import CatalogueService
 
 from .conftest import ROOT, Kubectl, OperatorThread, eventually
 
-EXAMPLE = ROOT / "examples/exporter.yaml"
 DEPLOYMENT = "dicomvault-exporter-orthanc-stow"
-
-
-def condition(exporter: dict | None, kind: str) -> dict:
-    for c in ((exporter or {}).get("status") or {}).get("conditions") or []:
-        if c["type"] == kind:
-            return c
-    return {}
 
 
 def env_of(deployment: dict) -> dict[str, str]:

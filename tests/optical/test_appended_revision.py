@@ -17,7 +17,7 @@ from optical_burner.burning import burn_volume
 from optical_burner.image import read_back
 from optical_burner.retrieve import retrieve_study
 from optical_burner.volumes import VolumeState, is_complete
-from tests.optical.test_pdi_media import extract
+from tests.optical.helpers import archived_ids, extract, same_as_cache, snapshot
 from tests.peers.datasets import ROOT, Study, make_instance
 
 
@@ -38,21 +38,6 @@ def late_instances(study: Study, folder: Path, catalogue, cache, n: int = 1) -> 
         late.series[series_uid].append(ds.SOPInstanceUID)
     catalogue.ingest(late, cache)
     return late
-
-
-def archived_ids(emitted) -> list[str]:
-    return [i for _t, p, _k, i in emitted if type(p).__name__ == "StudyArchived"]
-
-
-def snapshot(arc) -> dict[str, str]:
-    return {v.label: v.model_dump_json() for v in arc.store.all()}
-
-
-def same_as_cache(dest: FileStore, cache: FileStore, study_uid: str) -> int:
-    keys = [k for k, _m in cache.keys() if k.startswith(study_uid)]
-    for key in keys:
-        assert dest.get(key) == cache.get(key), key
-    return len(keys)
 
 
 async def test_a_later_revision_goes_onto_the_next_volume_and_is_retrieved_whole(

@@ -10,87 +10,15 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from fastapi import FastAPI
-from sqlalchemy import select
 
-from catalogue.db import make_engine, migrate, sessions
 from catalogue.models import Base
-from catalogue.volumes_api import volumes_router
-from catalogue.volumes_projection import VOLUME_FACTS, OpticalVolume, apply_volumes
-from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import Job
 from optical_burner.burning import burn_volume
 from optical_burner.jobs import Executors
-from tests.optical.test_pdi_media import extract
-
-
-async def apply_all(maker, events: list[Event]) -> None:
-    for event in events:
-        async with maker() as session, session.begin():
-            await apply_volumes(session, event)
-
-
-class Journal(list):
-    """The facts as the catalogue journals them (one event each, in order) and applies them."""
-
-    def __init__(self, maker) -> None:
-        super().__init__()
-        self.maker = maker
-
-    async def __call__(self, facts) -> None:
-        events = [Event(payload=p, source="dicomvault/optical-burner",
-                        subject=getattr(p, "study_instance_uid", "")) for p in facts]
-        self.extend(events)
-        await apply_all(self.maker, events)
-
-
-def volume_facts(emitted) -> list:
-    return [p for _t, p, _k, _i in emitted if isinstance(p, VOLUME_FACTS)]
-
-
-async def rows(maker) -> list[dict]:
-    async with maker() as session:
-        found = (await session.scalars(select(OpticalVolume))).all()
-        return [{c.name: getattr(r, c.name) for c in OpticalVolume.__table__.columns}
-                for r in found]
-
-
-class VolumesCatalogue:
-    """The volumes projection and REST API on a fresh SQLite catalogue: ``feed`` journals and
-    applies facts, ``http`` asks the API, ``replay_matches`` rebuilds a fresh database from
-    the journal and compares the rows."""
-
-    def __init__(self, tmp_path) -> None:
-        self.tmp_path = tmp_path
-        self.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'volumes.db'}")
-
-    async def __aenter__(self) -> VolumesCatalogue:
-        await migrate(self.engine)
-        self.maker = sessions(self.engine)
-        self.feed = Journal(self.maker)
-        app = FastAPI()
-        app.include_router(volumes_router(self.maker))
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://cat")
-        return self
-
-    async def replay_matches(self) -> bool:
-        fresh = make_engine(f"sqlite+aiosqlite:///{self.tmp_path / 'replay.db'}")
-        try:
-            await migrate(fresh)
-            replay = sessions(fresh)
-            await apply_all(replay, self.feed)
-            return await rows(replay) == await rows(self.maker)
-        finally:
-            await fresh.dispose()
-
-    async def __aexit__(self, *_exc) -> None:
-        await self.http.aclose()
-        await self.engine.dispose()
+from tests.optical.helpers import VolumesCatalogue, extract, volume_facts
 
 
 async def test_volume_facts_projected_and_served(tmp_path, optical_config, make_archive,

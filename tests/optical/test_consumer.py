@@ -11,19 +11,10 @@ from dicomvault.bus import ConsumerLoop, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import JobQueue, JobState
-from optical_burner.handlers import Policies, Queues
+from optical_burner.handlers import Policies
 from optical_burner.jobs import Executors
-
-
-async def wait_for(predicate, what: str, timeout_s: float = 60.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    try:
-        await asyncio.wait_for(poll(), timeout=timeout_s)
-    except TimeoutError:
-        raise AssertionError(f"gave up waiting for {what}") from None
+from optical_burner.queues import Queues
+from tests.peers.wait import wait_until
 
 
 def queues_of(arc, cache, publisher, topics) -> Queues:
@@ -68,14 +59,14 @@ async def test_study_stable_and_recall_requested_become_jobs(
             first = await send(stable(ct, "CT", "CT_SCANNER"), ct)
             await publisher.publish(bus_settings.topics.studies, first, key=first.subject)
             await send(stable(mr, "MR", "MR_SCANNER"), mr)
-            await wait_for(lambda: len(applied) == 3, "three StudyStable events")
+            await wait_until(lambda: len(applied) == 3, "three StudyStable events")
 
             # Only the CT study matches the rule: one STORE job, whatever the redeliveries.
             (job,) = queues.store.jobs.values()
             assert (job.study_uid, job.kind, job.created_by) == (ct.study_uid, "STORE",
                                                                  "rule:default")
             runners += [asyncio.create_task(q.run(stop)) for q in queues]
-            await wait_for(lambda: job.state == JobState.DONE, "the STORE job")
+            await wait_until(lambda: job.state == JobState.DONE, "the STORE job")
             assert arc.store.get("DVD-000001").study(ct.study_uid) is not None
             archived = emitted.of("StudyArchived")
             assert [a.study_instance_uid for a in archived] == [ct.study_uid]
@@ -84,7 +75,7 @@ async def test_study_stable_and_recall_requested_become_jobs(
             # A recall request for a study only optical holds: a RETRIEVE job.
             await send(ev.RecallRequested(study_instance_uid=ct.study_uid,
                                           requested_by="VIEWER"), ct)
-            await wait_for(lambda: len(queues.retrieve.jobs) == 1, "a RETRIEVE job")
+            await wait_until(lambda: len(queues.retrieve.jobs) == 1, "a RETRIEVE job")
             # A study no volume holds is not ours.
             await send(ev.RecallRequested(study_instance_uid=mr.study_uid), mr)
             # HSM (ranked ahead of optical) now holds a verified copy: the next request is
@@ -92,13 +83,13 @@ async def test_study_stable_and_recall_requested_become_jobs(
             catalogue.record(ev.StudyArchived(study_instance_uid=ct.study_uid, tier="hsm",
                                               archive_id="HSM1", location="x", verified=True))
             await send(ev.RecallRequested(study_instance_uid=ct.study_uid), ct)
-            await wait_for(lambda: len(applied) == 6, "three RecallRequested events")
+            await wait_until(lambda: len(applied) == 6, "three RecallRequested events")
             assert len(queues.retrieve.jobs) == 1
             # With optical ranked first, optical recalls even though HSM holds a copy.
             policies.tier_order = ["optical", "hsm"]
             await send(ev.RecallRequested(study_instance_uid=ct.study_uid), ct)
-            await wait_for(lambda: len(queues.retrieve.jobs) == 2, "a second RETRIEVE job")
-            await wait_for(lambda: all(j.state == JobState.DONE
+            await wait_until(lambda: len(queues.retrieve.jobs) == 2, "a second RETRIEVE job")
+            await wait_until(lambda: all(j.state == JobState.DONE
                                        for j in queues.retrieve.jobs.values()), "the retrieves")
             recalled = emitted.of("StudyRecalled")
             assert [(r.tier, r.location) for r in recalled] == [("optical", "DVD-000001")] * 2

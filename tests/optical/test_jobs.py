@@ -7,89 +7,38 @@ RecallRequested left to a better tier."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pydicom
-import pytest
 
-from dicomvault.bus.broker import free_port
 from dicomvault.dicom import instance_stored
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.store import FileStore, instance_key
-from optical_burner.service import run
-from optical_burner.settings import OpticalSettings
-from tests.optical.test_pdi_media import extract
+from tests.optical.helpers import (  # noqa: F401 - real_catalogue, service_settings: fixtures
+    RETRIEVE,
+    STORE,
+    command,
+    extract,
+    real_catalogue,
+    running,
+    service_settings,
+    stable,
+    verified,
+    wait_until,
+)
 from tests.peers.cache import cache_study, publish
-from tests.peers.catalogue import CatalogueService
-from tests.peers.datasets import ROOT, Study, make_instance
-
-STORE, RETRIEVE = "OPTICAL1", "OPTICAL1-retrieve"
+from tests.peers.datasets import ROOT, make_instance
 
 
-async def wait_until(pred: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(pred):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-def catalogue(catalogue_service: CatalogueService) -> CatalogueService:
-    """Here the catalogue is the real service (the conftest's in-process one has no broker)."""
-    return catalogue_service
-
-
-@pytest.fixture
-def settings(tmp_path, bus_settings, optical_config, catalogue) -> OpticalSettings:
-    return OpticalSettings(
-        bus=bus_settings, http={"host": "127.0.0.1", "port": free_port()},
-        cache={"root": tmp_path / "cache", "fsync": False}, auth={"enabled": False},
-        optical=optical_config(
-            catalogue_url=catalogue.url, media_recheck_s=600, adopt_retry_s=0.5,
-            retry={"max_retries": 20, "initial_delay_s": 0.2, "max_delay_s": 1.0}))
-
-
-@contextlib.asynccontextmanager
-async def running(settings: OpticalSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The service in this process (the code the container runs); yields a client of its API."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(settings, stop))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http.port}",
-                                     timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                if task.done():
-                    task.result()
-                    raise AssertionError("optical-burner stopped")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "optical-burner never became ready"
-                await asyncio.sleep(0.1)
-            yield http
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
-def stable(study: Study, modality: str = "CT", revision: int = 1) -> ev.StudyStable:
-    return ev.StudyStable(study_instance_uid=study.study_uid, patient_id=study.patient_id,
-                          number_of_instances=len(study.sop_uids), modalities=[modality],
-                          calling_aes=["MODALITY1"], revision=revision)
-
-
-async def command(catalogue: CatalogueService, path: str, **body) -> None:
-    """The administrator's REST call: the catalogue publishes JobCommandIssued."""
-    r = await asyncio.to_thread(catalogue.post, path, **body)
-    assert r.status_code == 202, r.text
+async def store_looks(http: httpx.AsyncClient, more_than: int = -1) -> int:
+    """How many times the service's STORE queue has looked at its jobs (0 until it has
+    looked more than ``more_than`` times)."""
+    (queue,) = [q for q in (await http.get("/api/v1/queues")).json() if q["name"] == STORE]
+    return queue["looks"] if queue["looks"] > more_than else 0
 
 
 async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_better_tier(
@@ -110,7 +59,11 @@ async def test_store_jobs_by_rule_obey_pause_resume_and_recall_goes_to_the_bette
         # The study becomes stable; the CT rule makes it a STORE job, which waits: paused.
         await publish(bus_settings, stable(study), study.study_uid)
         await wait_until(lambda: catalogue.job_states(STORE) == ["NEW"], "a NEW STORE job")
-        await asyncio.sleep(1.0)
+        # The paused queue looks at its jobs again (every few seconds) and starts nothing.
+        looks = await store_looks(http)
+        await wait_until(lambda: store_looks(http, looks), "the STORE queue to look again",
+                         thread=False)
+        assert [j["state"] for j in (await http.get("/api/v1/jobs")).json()] == ["NEW"]
         assert catalogue.job_states(STORE) == ["NEW"]
         assert (await http.get("/api/v1/volumes")).json() == []
         (job,) = catalogue.queue_jobs(STORE)
@@ -224,7 +177,7 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
         extract(disc, tmp_path / "mnt" / "DVD-000001")
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the recall")
         assert (await http.get("/api/v1/media-requests")).json() == []
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled), "StudyRecalled")
         # The recalled copies are on the instances topic: applied in their own time.
         await wait_until(lambda: len([i for i in catalogue.of_type(ev.InstanceStored)
                                       if i.source == "recall"]) >= len(data),
@@ -234,7 +187,7 @@ async def test_recall_from_an_offline_volume_waits_for_the_disc(
     recalled = [i for i in catalogue.of_type(ev.InstanceStored) if i.source == "recall"]
     assert sorted(i.storage_key for i in recalled) == sorted(data)
     assert {(i.tier, i.study_instance_uid) for i in recalled} == {("cache", study.study_uid)}
-    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    (fact,) = catalogue.of_type(ar.StudyRecalled)
     assert (fact.tier, fact.archive_id, fact.location, fact.job_id) == (
         "optical", "OPTICAL1", "DVD-000001", job["job_id"])
     assert sorted(fact.sop_instance_uids) == sorted(study.sop_uids)
@@ -303,16 +256,6 @@ async def test_a_cancelled_retrieve_withdraws_its_media_request(
         "OPTICAL1", "DVD-000001", uid, f"job {second} cancelled")
 
 
-async def verified(http: httpx.AsyncClient, label: str) -> None:
-    """Close the volume and let the sweep burn and verify it."""
-    assert (await http.post(f"/api/v1/volumes/{label}/close")).status_code == 200
-    for _ in range(600):
-        if (await http.get(f"/api/v1/volumes/{label}")).json()["state"] == "Verified":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{label} was not verified")
-
-
 async def test_a_later_revision_is_appended_by_its_store_job(
         bus_settings, catalogue, settings, tmp_path: Path) -> None:
     cache = FileStore(settings.cache.root, fsync=False)
@@ -379,8 +322,8 @@ async def test_a_later_revision_is_appended_by_its_store_job(
         r = await http.post(f"/api/v1/studies/{uid}/retrieve")
         assert r.status_code == 202, r.text
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "the retrieve")
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled), "StudyRecalled")
     for k, blob in data.items():
         assert cache.get(k) == blob
-    (fact,) = catalogue.of_type(archive_pb2.StudyRecalled)
+    (fact,) = catalogue.of_type(ar.StudyRecalled)
     assert (fact.location, fact.number_of_instances) == ("DVD-000001+DVD-000002", 7)

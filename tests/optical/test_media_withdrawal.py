@@ -14,25 +14,14 @@ from dicomvault.events import TYPES
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.jobs import Job, JobState
 from optical_burner import metrics
-from optical_burner.burning import burn_volume
 from optical_burner.jobs import Executors, MediaWithdrawals
-from tests.optical.test_catalogue_volumes import VolumesCatalogue, volume_facts
+from tests.optical.helpers import VolumesCatalogue, offline_volume, volume_facts
 
 LABEL = "DVD-000001"
 
 
 async def _progress(*_a, **_k) -> None:
     return None
-
-
-async def offline_volume(arc, label: str, *studies) -> None:
-    """The studies written onto ``label``, which is closed, burned, verified and released:
-    the disc is offline."""
-    for study in studies:
-        await arc.archive_study(study.study_uid)
-    await arc.close_volume(label)
-    await burn_volume(arc, label)
-    await arc.release_volume(label)
 
 
 def test_the_fact_is_registered() -> None:

@@ -9,36 +9,15 @@ import re
 import subprocess
 from pathlib import Path
 
-import pycdlib
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
 from optical_burner.burning import burn_volume
 from optical_burner.volumes import VolumeState
 from tests.conftest import dcmtk
+from tests.optical.helpers import XORRISO, extract
 
-XORRISO = "/usr/bin/xorriso"
 LEVEL1 = re.compile(r"^[A-Z0-9_]{1,8}\.[A-Z0-9_]{0,3};1$")
-
-
-def extract(image: Path, dest: Path) -> list[str]:
-    """Copy every file of an ISO 9660 image to ``dest`` under its level-1 name."""
-    iso = pycdlib.PyCdlib()
-    iso.open(str(image))
-    names = []
-    try:
-        for dirpath, _dirs, files in iso.walk(iso_path="/"):
-            for name in files:
-                full = dirpath.rstrip("/") + "/" + name
-                names.append(full)
-                rel = "/".join(p.split(";")[0].rstrip(".") for p in full.strip("/").split("/"))
-                out = dest / rel
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with open(out, "wb") as fh:
-                    iso.get_file_from_iso_fp(fh, iso_path=full)
-    finally:
-        iso.close()
-    return names
 
 
 def record_keys(dicomdir: Path) -> dict[str, set[str]]:

@@ -19,9 +19,16 @@ from optical_burner.burning import burn_volume
 from optical_burner.retrieve import retrieve_study
 from optical_burner.settings import OpticalSettings
 from optical_burner.volumes import VolumeState, is_complete
-from tests.optical.test_appended_revision import archived_ids, same_as_cache, snapshot
-from tests.optical.test_jobs import STORE, running, stable, wait_until
-from tests.optical.test_pdi_media import extract
+from tests.optical.helpers import (
+    STORE,
+    archived_ids,
+    extract,
+    running,
+    same_as_cache,
+    snapshot,
+    stable,
+    wait_until,
+)
 from tests.peers.cache import cache_study, publish
 from tests.peers.datasets import Study
 

@@ -13,13 +13,13 @@ import httpx
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import optical_pb2 as op
 from dicomvault.store import FileStore
-from tests.optical.test_jobs import (  # noqa: F401 - catalogue and settings are fixtures
+from tests.optical.helpers import (  # noqa: F401 - real_catalogue, service_settings: fixtures
     RETRIEVE,
     STORE,
-    catalogue,
     command,
+    real_catalogue,
     running,
-    settings,
+    service_settings,
     stable,
     verified,
     wait_until,
@@ -30,7 +30,7 @@ LABEL = "DVD-000001"
 
 
 async def test_a_retrieve_cancelled_while_the_burner_is_down_leaves_no_request(
-        bus_settings, catalogue, settings, tmp_path: Path) -> None:  # noqa: F811
+        bus_settings, catalogue, settings, tmp_path: Path) -> None:
     cache = FileStore(settings.cache.root, fsync=False)
     study, data = await cache_study(bus_settings, settings.cache.root, tmp_path / "ct",
                                     catalogue)

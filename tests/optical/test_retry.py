@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dicomvault.bus.broker import free_port
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
 from optical_burner.settings import OpticalSettings
-from tests.optical.test_jobs import RETRIEVE, STORE, command, running, stable, wait_until
+from tests.optical.helpers import RETRIEVE, STORE, command, running, stable, wait_until
 from tests.peers.cache import cache_study, publish
 
 
@@ -77,6 +77,6 @@ async def test_retrieve_retried_after_a_checksum_failure_recalls_the_study(
         on_volume.write_bytes(raw)
         await command(catalogue, f"/api/v1/jobs/{job['job_id']}/retry")
         await wait_until(lambda: catalogue.job_states(RETRIEVE) == ["DONE"], "RETRIEVE DONE")
-        await wait_until(lambda: catalogue.of_type(archive_pb2.StudyRecalled), "StudyRecalled")
+        await wait_until(lambda: catalogue.of_type(ar.StudyRecalled), "StudyRecalled")
     for k, v in data.items():
         assert cache.get(k) == v

@@ -14,7 +14,7 @@ from optical_burner.burning import burn_volume
 from optical_burner.service import migrate_pending, run
 from optical_burner.settings import OpticalSettings
 from optical_burner.volumes import VolumeState, VolumeStore
-from tests.optical.test_consumer import wait_for
+from tests.peers.wait import wait_until
 
 
 async def test_service_runs_and_stops(tmp_path, bus_settings, optical_config,
@@ -54,7 +54,7 @@ async def test_robot_hotfolder_backend(tmp_path, optical_config, make_archive, n
     await arc.close_volume("DVD-000001")
 
     async def robot() -> None:  # a disc publisher: takes the job, answers with a done file
-        await wait_for(lambda: (hot / "DVD-000001-1.JRQ").exists(), "the job file")
+        await wait_until(lambda: (hot / "DVD-000001-1.JRQ").exists(), "the job file")
         job = (hot / "DVD-000001-1.JRQ").read_text()
         assert "ImageFile=" in job and "VolumeName=DVD_000001" in job
         (hot / "DVD-000001-1.DON").write_text("OK\n")

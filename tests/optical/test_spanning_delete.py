@@ -11,7 +11,7 @@ import pytest
 
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
-from optical_burner.archive import DeleteRefused
+from optical_burner.errors import DeleteRefused
 from optical_burner.retrieve import retrieve_study
 from optical_burner.volumes import VolumeState
 

@@ -14,7 +14,7 @@ from dicomvault.jobs import Job, JobState
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.jobs import Executors
 from optical_burner.stale_requests import REASON, StaleRequests
-from tests.optical.test_media_withdrawal import offline_volume
+from tests.optical.helpers import offline_volume
 
 LABEL = "DVD-000001"
 

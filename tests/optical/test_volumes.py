@@ -8,12 +8,12 @@ import pytest
 
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore
-from optical_burner.archive import DeleteRefused
 from optical_burner.burning import burn_volume
+from optical_burner.errors import DeleteRefused
 from optical_burner.image import read_back
 from optical_burner.retrieve import retrieve_study
 from optical_burner.volumes import VolumeState, VolumeStore
-from tests.optical.test_pdi_media import XORRISO, extract
+from tests.optical.helpers import XORRISO, extract
 
 
 async def test_study_larger_than_a_medium_spans_two_volumes(

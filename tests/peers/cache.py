@@ -4,9 +4,6 @@ gateway does (file first, then InstanceStored), waited for until the catalogue l
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -19,14 +16,7 @@ from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
 from tests.peers.catalogue import CatalogueService
 from tests.peers.datasets import Study, write_study
-
-
-async def wait_until(pred: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.05)
+from tests.peers.wait import wait_until
 
 
 async def publish(bus: BusSettings, payload, subject: str, event_id: str | None = None) -> Event:

@@ -130,3 +130,32 @@ def write_study(
             study.files.append(path)
             study.series[series_uid].append(ds.SOPInstanceUID)
     return study
+
+
+def dataset_bytes(part10: bytes | Path) -> bytes:
+    """The data set after the preamble and file meta group (what travels over DIMSE), of a
+    Part 10 file's bytes or of the file itself."""
+    if isinstance(part10, Path):
+        part10 = part10.read_bytes()
+    assert part10[128:132] == b"DICM"
+    meta_len = int.from_bytes(part10[140:144], "little")
+    return part10[144 + meta_len:]
+
+
+def gdcm_transcode(src: Path, dst: Path, ts: str) -> None:
+    """Write ``src`` re-encoded in transfer syntax ``ts`` by GDCM (the only encoder here of
+    JPEG Lossless SV1)."""
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(src))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(ts)))
+    change.SetInput(reader.GetImage())
+    assert change.Change(), f"GDCM cannot encode {ts}"
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(dst))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from dicomvault.bus.broker import free_port
+from dicomvault.lifecycle.processes import stop_process
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
@@ -139,13 +139,7 @@ class Orthanc:
             self._client = None
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s)
         self.process = None
 
     def __enter__(self) -> Orthanc:

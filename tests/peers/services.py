@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from dicomvault.lifecycle.processes import stop_process
 from dicomvault.settings import BusSettings
 
 # Short broker timeouts and back-offs (and plain-text logs) for service processes that must
@@ -106,14 +106,7 @@ class ServiceProcess:
     def stop(self, timeout_s: float = 15.0) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
+        code = stop_process(self.process, timeout_s)
         self.process = None
         return code
 

@@ -162,6 +162,11 @@ spec:
               mountPath: {{ $secretsDir }}/database
               readOnly: true
             {{- end }}
+            {{- if and (eq $key "audit") $v.syslog.caSecret }}
+            - name: audit-ca
+              mountPath: {{ $secretsDir }}/audit-ca
+              readOnly: true
+            {{- end }}
             {{- if eq $key "hsmArchiver" }}
             - name: hsm
               mountPath: {{ $root.Values.persistence.hsm.mountPath }}
@@ -229,6 +234,14 @@ spec:
             items:
               - key: {{ include "dicomvault.databaseSecretKey" $root }}
                 path: url
+        {{- end }}
+        {{- if and (eq $key "audit") $v.syslog.caSecret }}
+        - name: audit-ca
+          secret:
+            secretName: {{ $v.syslog.caSecret }}
+            items:
+              - key: {{ $v.syslog.caSecretKey }}
+                path: {{ $v.syslog.caSecretKey }}
         {{- end }}
         {{- if eq $key "hsmArchiver" }}
         - name: hsm

@@ -74,6 +74,7 @@ opticalBurner: {component: optical-burner, port: 8083, cache: true}
 stowExporter: {component: stow-exporter, port: 8084, cache: true}
 commitment: {component: commitment, port: 8085, cache: true}
 operator: {component: operator, port: 8086}
+audit: {component: audit, port: 8087, database: true}
 {{- end }}
 
 {{/* The image of one service: (dict "root" $ "key" "gateway") */}}
@@ -118,7 +119,7 @@ operator: {component: operator, port: 8086}
 {{/* Does this service verify bearer tokens (has an `auth` section)? Every service with a
 REST API: the gateway's /dicomweb, the catalogue's and the others' /api/v1. */}}
 {{- define "dicomvault.verifiesTokens" -}}
-{{- if has .key (list "gateway" "catalogue" "hsmArchiver" "opticalBurner" "stowExporter" "commitment") }}true{{ end }}
+{{- if has .key (list "gateway" "catalogue" "hsmArchiver" "opticalBurner" "stowExporter" "commitment" "audit") }}true{{ end }}
 {{- end }}
 
 {{- define "dicomvault.databaseSecretName" -}}
@@ -240,6 +241,10 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- $_ := set $s "optical" (dict "catalogue_url" $catalogue) }}
 {{- else if eq .key "commitment" }}
 {{- $_ := set $s "commitment" (dict "dimse_host" "0.0.0.0" "dimse_port" 11113 "catalogue_url" $catalogue) }}
+{{- else if eq .key "audit" }}
+{{- $a := dict "syslog_url" $root.Values.audit.syslog.url }}
+{{- if $root.Values.audit.syslog.caSecret }}{{ $_ := set $a "ca_file" (printf "%s/audit-ca/%s" $secrets $root.Values.audit.syslog.caSecretKey) }}{{ end }}
+{{- $_ := set $s "audit" $a }}
 {{- else if eq .key "stowExporter" }}
 {{- $_ := set $s "exporter" (dict "catalogue_url" $catalogue "spec_file" (printf "%s/exporters.yaml" (include "dicomvault.exporterSpecDir" $root)) "secrets_dir" (include "dicomvault.exporterSecretsDir" $root)) }}
 {{- else if eq .key "operator" }}

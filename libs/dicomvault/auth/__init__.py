@@ -172,9 +172,12 @@ class TokenVerifier:
     def check(self, authorization: str | None, need: Need) -> Principal:
         """The principal of an ``Authorization`` header value granted ``need``;
         HTTPException 401 (no or bad token) or 403 (no scope) otherwise."""
+        return self.check_scope(self.verify(authorization), need)
+
+    def check_scope(self, principal: Principal, need: Need) -> Principal:
+        """``principal`` when granted ``need``; HTTPException 403 otherwise."""
         s = self.settings
         scope = {"read": s.read_scope, "write": s.write_scope, "admin": s.admin_scope}[need]
-        principal = self.verify(authorization)
         if not self.allows(principal, need):
             raise HTTPException(403, f"the token lacks the scope {scope!r}", headers={
                 "WWW-Authenticate": f'Bearer realm="{s.realm}", error="insufficient_scope",'
@@ -185,9 +188,9 @@ class TokenVerifier:
         """A FastAPI dependency: the caller's Principal, or 401/403."""
 
         async def dependency(request: Request) -> Principal:
-            principal = self.check(request.headers.get("authorization"), need)
-            request.state.principal = principal
-            return principal
+            principal = self.verify(request.headers.get("authorization"))
+            request.state.principal = principal  # also when refused below (audit: who)
+            return self.check_scope(principal, need)
 
         return dependency
 

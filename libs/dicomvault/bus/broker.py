@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from dicomvault.lifecycle.processes import stop_process
 
 
 def tansu_binary() -> Path:
@@ -101,13 +102,7 @@ class EmbeddedBroker:
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s)
         self.process = None
 
     def restart(self) -> None:

@@ -13,6 +13,12 @@ exception makes the loop fall back to the per-record ``handler`` for the same re
 bad record never blocks a batch forever and the failure rules below hold record by record,
 exactly as without batching.
 
+``batch_linger_ms``: when a fetch brings fewer than ``max_records`` records, keep fetching for
+up to this long before applying, so a steady trickle (one record per fetch under live ingest)
+still becomes batches: the per-transaction cost (commit, lookups, an fsync on SQLite) is then
+shared by the records of the wait, at the price of that much latency. 0 applies each fetch at
+once.
+
 Failures:
 - ``TransientError`` (database or peer unreachable): retried with backoff, without limit;
   the partition does not advance, nothing goes to the DLQ.
@@ -75,6 +81,7 @@ class ConsumerLoop:
         batch_handler: BatchHandler | None = None,
         max_records: int = 500,
         fetch_max_wait_ms: int = 500,
+        batch_linger_ms: int = 0,
     ) -> None:
         self._s = settings
         self._group_id = group_id
@@ -83,6 +90,7 @@ class ConsumerLoop:
         self._batch_handler = batch_handler
         self._max_records = max_records
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._linger_s = batch_linger_ms / 1000
         self.batch_fallbacks = 0  # batches re-run record by record, for tests and logs
         self._dlq = dlq
         self._client_id = client_id
@@ -147,6 +155,8 @@ class ConsumerLoop:
         next_check = time.monotonic() + self._s.health_check_interval_s
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            if batches and self._batch_handler is not None and self._linger_s > 0:
+                await self._linger(consumer, batches)
             if consumer.assignment():
                 self.ready.set()
             skip: set[tuple[TopicPartition, int]] = set()  # already dead-lettered
@@ -177,6 +187,22 @@ class ConsumerLoop:
                     await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
                     # Forget positions: a fresh member starts from the beginning of each log.
                     raise _Rejoin()
+
+    async def _linger(self, consumer: AIOKafkaConsumer,
+                      batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Add what arrives within ``batch_linger_ms`` to ``batches`` (in place, each
+        partition's records still in offset order), up to ``max_records`` in all."""
+        count = sum(len(records) for records in batches.values())
+        deadline = time.monotonic() + self._linger_s
+        while count < self._max_records and not self._stopping.is_set():
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                return
+            more = await consumer.getmany(timeout_ms=remaining_ms,
+                                          max_records=self._max_records - count)
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                count += len(records)
 
     async def _broker_was_reset(self, consumer: AIOKafkaConsumer) -> str:
         """Why we think the broker came back empty ('' when it did not).

@@ -19,3 +19,7 @@ class RecentIds:
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)
         return True
+
+    def __contains__(self, event_id: str) -> bool:
+        """Whether ``event_id`` was seen (without recording it)."""
+        return event_id in self._seen

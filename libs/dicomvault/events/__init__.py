@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError, Message
 
 from dicomvault.events.v1 import archive_pb2 as archive_v1
+from dicomvault.events.v1 import audit_pb2 as audit_v1
 from dicomvault.events.v1 import commitment_pb2 as commitment_v1
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.events.v1 import exports_pb2 as exports_v1
@@ -52,6 +53,8 @@ TYPES: dict[str, type[Message]] = {
     "dicomvault.study.export-failed.v1": exports_v1.ExportFailed,
     "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,
     "dicomvault.study.committed.v1": commitment_v1.StudyCommitted,
+    "dicomvault.audit.recorded.v1": audit_v1.AuditRecorded,
+    "dicomvault.commitment.request-received.v1": commitment_v1.CommitmentRequestReceived,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

@@ -1,17 +1,32 @@
-"""The HTTP routes every service serves for Kubernetes and Prometheus.
+"""The HTTP routes every service serves for Kubernetes and Prometheus, and their one JSON shape.
 
 ``GET /metrics`` (the service's registry, no redirect to ``/metrics/`` for scrapers),
-``GET /healthz`` (the process answers) and ``GET /readyz`` (200, or 503 with the reason the
-service gives: broker, database, consumers, listeners).
+``GET /healthz`` (the process answers: 200 ``{"status": "ok"}``) and ``GET /readyz``:
+200 ``{"status": "ready", "reasons": []}``, or 503 ``{"status": "not ready", "reasons":
+[...]}`` with every reason the service gives (broker, database, consumers, listeners). A
+service may add fields of its own beside these (the gateway: ``dimse_port``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+def alive() -> dict:
+    """The body of ``GET /healthz``."""
+    return {"status": "ok"}
+
+
+def readiness(reasons: Iterable[str | None], **extra: object) -> JSONResponse:
+    """The answer of ``GET /readyz``: 200 when ``reasons`` holds none, else 503 with them."""
+    why = [r for r in reasons if r]
+    if why:
+        return JSONResponse({"status": "not ready", "reasons": why, **extra}, status_code=503)
+    return JSONResponse({"status": "ready", "reasons": [], **extra})
 
 
 def health_router(registry: CollectorRegistry, not_ready: Callable[[], str | None]) -> APIRouter:
@@ -24,13 +39,10 @@ def health_router(registry: CollectorRegistry, not_ready: Callable[[], str | Non
 
     @router.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok"}
+        return alive()
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        reason = not_ready()
-        if reason:
-            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        return readiness([not_ready()])
 
     return router

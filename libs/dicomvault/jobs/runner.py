@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import jobs_pb2 as pb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs.model import (
     COMMAND_APPLIES,
     TERMINAL,
@@ -32,7 +32,7 @@ from dicomvault.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
-Cmd = pb.JobCommandIssued
+Cmd = jb.JobCommandIssued
 # The job commands by their protobuf value, named as in ``COMMAND_APPLIES``.
 JOB_COMMAND_NAMES = {Cmd.RETRY_JOB: "retry", Cmd.CANCEL_JOB: "cancel", Cmd.SUSPEND_JOB: "suspend",
                      Cmd.RESUME_JOB: "resume", Cmd.RESCHEDULE_JOB: "reschedule"}
@@ -60,7 +60,7 @@ class ProgressReporter:
         if not force and now - self._last < self._min and remaining:
             return
         self._last = now
-        await self._queue._emit(pb.JobProgressed(  # noqa: SLF001 - the reporter is the queue's
+        await self._queue._emit(jb.JobProgressed(  # noqa: SLF001 - the reporter is the queue's
             job_id=self._job.id, queue=self._queue.name, completed=completed, failed=failed,
             remaining=remaining, message=message), self._job)
 
@@ -113,11 +113,14 @@ class JobQueue:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._announced = False
+        # How many times the scheduler has looked at its jobs (counted as each look ends):
+        # what proves that time passed when nothing is to start, e.g. in a paused queue.
+        self.looks = 0
         # Commands for jobs this queue does not hold (yet): a job adopted late (the catalogue
         # was unreachable at start-up and the consumers started without it) gets its
         # commands when it arrives, before it runs. Bounded: the oldest are forgotten.
-        self._unmatched: OrderedDict[str, list[pb.JobCommandIssued]] = OrderedDict()
-        self._matched: list[pb.JobCommandIssued] = []
+        self._unmatched: OrderedDict[str, list[jb.JobCommandIssued]] = OrderedDict()
+        self._matched: list[jb.JobCommandIssued] = []
 
     # --- what services call -------------------------------------------------------------
     async def submit(
@@ -139,8 +142,8 @@ class JobQueue:
                   target=target, params=dict(params or {}), sop_uids=list(sop_uids or []),
                   max_retries=self.retry.max_retries, not_before=not_before,
                   created_by=created_by)
-        await self._emit(pb.JobCreated(
-            job_id=job.id, queue=self.name, kind=pb.JobKind.Value(self.kind),
+        await self._emit(jb.JobCreated(
+            job_id=job.id, queue=self.name, kind=jb.JobKind.Value(self.kind),
             study_instance_uid=study_uid, target=target, params=job.params,
             not_before=_ts(not_before), max_retries=job.max_retries, created_by=created_by,
             sop_instance_uids=job.sop_uids), job)
@@ -188,7 +191,7 @@ class JobQueue:
     def depth(self) -> int:
         return sum(1 for j in self.jobs.values() if j.state not in TERMINAL)
 
-    async def apply_command(self, cmd: pb.JobCommandIssued) -> bool:
+    async def apply_command(self, cmd: jb.JobCommandIssued) -> bool:
         """Apply an administrator's command addressed to this queue; True if it was ours."""
         if cmd.queue != self.name:
             return False
@@ -264,6 +267,7 @@ class JobQueue:
         try:
             while not stop.is_set():
                 timeout = await self._tick()
+                self.looks += 1
                 self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
@@ -311,7 +315,7 @@ class JobQueue:
         try:
             job.attempt += 1
             job.state = JobState.IN_PROGRESS
-            await self._emit(pb.JobStarted(job_id=job.id, queue=self.name, attempt=job.attempt,
+            await self._emit(jb.JobStarted(job_id=job.id, queue=self.name, attempt=job.attempt,
                                            worker=self.owner), job)
             self._observer("started", job)
             started = time.monotonic()
@@ -325,7 +329,7 @@ class JobQueue:
             job.error = outcome.message if outcome.status != "done" else ""
             if outcome.status == "done":
                 job.state = JobState.DONE
-                await self._emit(pb.JobCompleted(
+                await self._emit(jb.JobCompleted(
                     job_id=job.id, queue=self.name, completed=outcome.completed,
                     failed=outcome.failed, message=outcome.message, result=outcome.result), job)
             elif outcome.status == "waiting":
@@ -334,18 +338,18 @@ class JobQueue:
                 job.waiting_reason = outcome.message
                 job.not_before = outcome.until or (
                     self._clock() + timedelta(seconds=self._waiting_recheck))
-                await self._emit(pb.JobWaiting(job_id=job.id, queue=self.name,
+                await self._emit(jb.JobWaiting(job_id=job.id, queue=self.name,
                                                reason=outcome.message,
                                                waiting_for=outcome.waiting_for,
                                                until=_ts(job.not_before)), job)
             elif outcome.status == "failed" or job.attempt > job.max_retries:
                 job.state = JobState.FAILED
-                await self._emit(pb.JobFailed(job_id=job.id, queue=self.name,
+                await self._emit(jb.JobFailed(job_id=job.id, queue=self.name,
                                               attempts=job.attempt, error=outcome.message), job)
             else:
                 job.state = JobState.RETRY
                 job.not_before = self._clock() + timedelta(seconds=self.retry.delay(job.attempt))
-                await self._emit(pb.JobRetryScheduled(
+                await self._emit(jb.JobRetryScheduled(
                     job_id=job.id, queue=self.name, attempt=job.attempt,
                     next_attempt=_ts(job.not_before), error=outcome.message), job)
             self._observer(job.state.value.lower(), job)
@@ -363,7 +367,7 @@ class JobQueue:
     async def _change(self, job: Job, state: JobState, command: str, by: str, reason: str,
                       not_before: datetime | None = None) -> None:
         job.state = state
-        await self._emit(pb.JobStateChanged(job_id=job.id, queue=self.name, state=state.value,
+        await self._emit(jb.JobStateChanged(job_id=job.id, queue=self.name, state=state.value,
                                             command=command, issued_by=by, reason=reason,
                                             not_before=_ts(not_before)), job)
         self._observer(state.value.lower(), job)
@@ -376,7 +380,7 @@ class JobQueue:
         if state != self.state or force:
             log.warning("queue state", extra={"queue": self.name, "state": state, "reason": reason})
         self.state, self.reason = state, reason
-        await self._emit(pb.QueueStateChanged(queue=self.name, state=state.value, reason=reason,
+        await self._emit(jb.QueueStateChanged(queue=self.name, state=state.value, reason=reason,
                                               owner=self.owner, kind=self.kind), None)
         self._observer(f"queue:{state.value.lower()}", None)
 

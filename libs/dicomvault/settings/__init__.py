@@ -34,10 +34,13 @@ class TopicNames(BaseModel):
     dlq: str = Field("dicomvault.dlq.v1", description="Records that kept failing, with the error.")
     volumes: str = Field("dicomvault.volumes.v1",
                          description="Optical volume facts (VolumeClosed, MediaRequested, …).")
+    audit: str = Field("dicomvault.audit.v1",
+                       description="Audit facts without another event (queries, retrieves, "
+                       "refused associations and logins, start/stop), for the audit service.")
 
     def all(self) -> list[str]:
         return [self.instances, self.studies, self.jobs, self.job_commands, self.dlq,
-                self.volumes]
+                self.volumes, self.audit]
 
 
 class BusSettings(BaseModel):

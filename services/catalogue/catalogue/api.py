@@ -27,6 +27,7 @@ from catalogue.query import QueryError, find, valid_uid
 from catalogue.rebuild import decode
 from catalogue.volumes_api import volumes_router
 from dicomvault.auth import AuthSettings, TokenVerifier
+from dicomvault.health import alive, readiness
 from dicomvault.metrics import metrics_app
 from dicomvault.query import (
     FindRequest,
@@ -125,7 +126,7 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "alive"}
+        return alive()
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -138,9 +139,7 @@ def build_app(sessions: async_sessionmaker, consumer_ready: Callable[[], bool],
         if not consumer_ready():
             reasons.append("consumer not assigned to partitions yet")
         reasons += problems()  # e.g. the database cannot commit (disk full)
-        if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        return readiness(reasons)
 
     @app.post("/api/v1/find", response_model=FindResponse)
     async def find_(req: FindRequest) -> FindResponse:

@@ -20,8 +20,10 @@ one by one with the per-record rules.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from itertools import groupby
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,7 +39,7 @@ from catalogue.models import Journal
 from catalogue.projection import apply
 from dicomvault.bus import PermanentError, TransientError
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobState, QueueState
 from dicomvault.store.uids import is_valid_uid
@@ -90,9 +92,9 @@ async def append_many(session: AsyncSession, events: list[Event],
 def check(event: Event) -> None:
     """Reject (to the DLQ) facts that can never be projected: UIDs missing or invalid."""
     p = event.payload
-    if isinstance(p, v1.InstanceStored):
+    if isinstance(p, ev.InstanceStored):
         names = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
-    elif isinstance(p, (v1.StudyStable, v1.StudyArchived, v1.StudyEvicted)):
+    elif isinstance(p, (ev.StudyStable, ev.StudyArchived, ev.StudyEvicted)):
         names = ("study_instance_uid",)
     elif isinstance(p, JOB_FACTS):
         names = ()
@@ -111,6 +113,9 @@ def check(event: Event) -> None:
             raise PermanentError(f"{event.type}: invalid {name} {getattr(p, name)!r}")
 
 
+T = TypeVar("T")
+
+
 class Policy:
     """Handler of the instances, studies, jobs and job-commands topics."""
 
@@ -120,17 +125,7 @@ class Policy:
         self.health = health or CommitHealth()
 
     async def __call__(self, event: Event) -> None:
-        try:
-            outcome = await self._apply(event)
-        except SQLAlchemyError as exc:
-            self.health.failed(exc)
-            if is_connectivity_error(exc) or is_disk_full(exc):  # retried, never a DLQ
-                raise TransientError(f"catalogue database unavailable or full: {exc}") from exc
-            raise
-        except (OSError, TimeoutError) as exc:
-            self.health.failed(exc)
-            raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
-        self.health.succeeded()
+        outcome = await self._committed(self._apply(event))
         metrics.EVENTS.labels(event.type, outcome).inc()
 
     async def batch(self, events: list[Event]) -> None:
@@ -139,8 +134,16 @@ class Policy:
             if not event.id:
                 raise PermanentError("event without ce_id")
             check(event)
+        outcomes = await self._committed(self._apply_batch(events))
+        for ce_type, outcome in outcomes:
+            metrics.EVENTS.labels(ce_type, outcome).inc()
+
+    async def _committed(self, work: Awaitable[T]) -> T:
+        """Await one transaction's ``work``; the commit health follows its outcome, and a
+        database that cannot be reached is a TransientError (the loop retries; nothing is
+        committed)."""
         try:
-            outcomes = await self._apply_batch(events)
+            result = await work
         except SQLAlchemyError as exc:
             self.health.failed(exc)
             if is_connectivity_error(exc) or is_disk_full(exc):  # retried, never a DLQ
@@ -150,8 +153,7 @@ class Policy:
             self.health.failed(exc)
             raise TransientError(f"catalogue database unavailable: {exc!r}") from exc
         self.health.succeeded()
-        for ce_type, outcome in outcomes:
-            metrics.EVENTS.labels(ce_type, outcome).inc()
+        return result
 
     async def _apply_batch(self, events: list[Event]) -> list[tuple[str, str]]:
         first: dict[str, Event] = {}
@@ -169,7 +171,7 @@ class Policy:
                                 key=lambda item: item[0])
             outcomes += [(e.type, "duplicate") for e in unique if e.id not in seqs]
             for stored, group in groupby(journalled, key=lambda item: isinstance(
-                    item[1].payload, v1.InstanceStored)):
+                    item[1].payload, ev.InstanceStored)):
                 run = list(group)
                 outcomes += await (_apply_stored(session, run) if stored
                                    else _apply_each(session, run))

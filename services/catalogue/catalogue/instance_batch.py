@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalogue import bulk
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
 from catalogue.projection import DEFAULT_TIER, RECALL, ts
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 
 CHUNK = 500  # keys per IN query
 
@@ -113,7 +113,7 @@ class InstanceBatch:
         self.gone: set[tuple] = set()  # locations deleted by a replace
         self.unverified: set[tuple[str, str]] = set()  # (study, tier kept) of a replace
 
-    async def load(self, session: AsyncSession, facts: list[v1.InstanceStored]) -> None:
+    async def load(self, session: AsyncSession, facts: list[ev.InstanceStored]) -> None:
         await self.patients.load(session, "patient_id", (p.patient_id for p in facts))
         await self.studies.load(session, "study_instance_uid",
                                 (p.study_instance_uid for p in facts))
@@ -123,14 +123,14 @@ class InstanceBatch:
         await self.instances.load(session, "sop_instance_uid", sops)
         await self.locations.load(session, "sop_instance_uid", sops)  # every tier's copy
 
-    def _add_location(self, p: v1.InstanceStored, tier: str, received: datetime,
+    def _add_location(self, p: ev.InstanceStored, tier: str, received: datetime,
                       values: Row) -> bool:
         self.locations.put({"sop_instance_uid": p.sop_instance_uid, "tier": tier,
                             "stored_at": received, **values})
         self.gone.discard((p.sop_instance_uid, tier))
         return True
 
-    def apply(self, p: v1.InstanceStored, time: datetime, seq: int) -> bool:
+    def apply(self, p: ev.InstanceStored, time: datetime, seq: int) -> bool:
         """``projection._instance_stored`` in memory; True if a row changed."""
         received = ts(p.received_time, time)
         tier = p.tier or DEFAULT_TIER

@@ -17,7 +17,7 @@ from catalogue.jobs_projection import JOB_FACTS, apply_jobs
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
 from catalogue.volumes_projection import VOLUME_FACTS, apply_volumes
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.events.v1 import jobs_pb2 as jb
 
 DEFAULT_TIER = "cache"
@@ -34,13 +34,13 @@ def ts(value: Timestamp, fallback: datetime) -> datetime:
 async def apply(session: AsyncSession, event: Event, seq: int) -> bool:
     """Apply one journalled event to the projections; True if a projection changed."""
     p = event.payload
-    if isinstance(p, v1.InstanceStored):
+    if isinstance(p, ev.InstanceStored):
         changed = await _instance_stored(session, p, event.time, seq)
-    elif isinstance(p, v1.StudyStable):
+    elif isinstance(p, ev.StudyStable):
         changed = await _study_stable(session, p)
-    elif isinstance(p, v1.StudyArchived):
+    elif isinstance(p, ev.StudyArchived):
         changed = await _study_archived(session, p, event.time)
-    elif isinstance(p, v1.StudyEvicted):
+    elif isinstance(p, ev.StudyEvicted):
         changed = await _study_evicted(session, p)
     elif isinstance(p, (*JOB_FACTS, jb.QueueStateChanged)):
         changed = await apply_jobs(session, event)
@@ -63,7 +63,7 @@ def _set(row: object, values: dict[str, object], only_non_empty: bool = False) -
     return changed
 
 
-async def _instance_stored(session: AsyncSession, p: v1.InstanceStored, time: datetime,
+async def _instance_stored(session: AsyncSession, p: ev.InstanceStored, time: datetime,
                            seq: int) -> bool:
     received = ts(p.received_time, time)
     tier = p.tier or DEFAULT_TIER
@@ -162,7 +162,7 @@ async def _instance_stored(session: AsyncSession, p: v1.InstanceStored, time: da
     return True
 
 
-async def _study_stable(session: AsyncSession, p: v1.StudyStable) -> bool:
+async def _study_stable(session: AsyncSession, p: ev.StudyStable) -> bool:
     study = await session.get(Study, p.study_instance_uid)
     if study is None or study.stable_revision >= p.revision:
         return False
@@ -173,7 +173,7 @@ async def _study_stable(session: AsyncSession, p: v1.StudyStable) -> bool:
 CHECKSUM_CHUNK = 500
 
 
-async def _holds_current_bytes(session: AsyncSession, p: v1.StudyArchived) -> bool:
+async def _holds_current_bytes(session: AsyncSession, p: ev.StudyArchived) -> bool:
     """Whether every instance the copy lists (with its checksum) holds the bytes the catalogue
     knows now: the instance's checksum, or that of a copy recorded for it (a recall's own
     bytes). A copy written from old bytes that reaches the catalogue after the new ones (the
@@ -197,7 +197,7 @@ async def _holds_current_bytes(session: AsyncSession, p: v1.StudyArchived) -> bo
     return all(given[uid] in shas for uid, shas in known.items())
 
 
-async def _study_archived(session: AsyncSession, p: v1.StudyArchived, time: datetime) -> bool:
+async def _study_archived(session: AsyncSession, p: ev.StudyArchived, time: datetime) -> bool:
     key = (p.study_instance_uid, p.tier, p.archive_id)
     verified = p.verified and await _holds_current_bytes(session, p)
     values = {"location": p.location, "verified": verified,
@@ -211,7 +211,7 @@ async def _study_archived(session: AsyncSession, p: v1.StudyArchived, time: date
     return _set(row, values)
 
 
-async def _study_evicted(session: AsyncSession, p: v1.StudyEvicted) -> bool:
+async def _study_evicted(session: AsyncSession, p: ev.StudyEvicted) -> bool:
     tier = p.tier or DEFAULT_TIER
     changed = False
     if tier == DEFAULT_TIER or not p.archive_id:

@@ -64,7 +64,8 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                                 on_record=metrics.on_record,
                                 batch_handler=policy.batch if cs.batch_max_records > 1 else None,
                                 max_records=cs.batch_max_records,
-                                fetch_max_wait_ms=cs.fetch_max_wait_ms)
+                                fetch_max_wait_ms=cs.fetch_max_wait_ms,
+                                batch_linger_ms=cs.batch_linger_ms)
             emitter = StableEmitter(settings, maker, publisher)
             commands = Commands(publisher, bus.topics.job_commands)
             verifier = TokenVerifier(settings.auth)

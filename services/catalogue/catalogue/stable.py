@@ -26,14 +26,14 @@ from catalogue.models import Instance, Journal, Series, Study
 from catalogue.settings import CatalogueSettings
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/catalogue"
 
 
-async def build_stable(session: AsyncSession, study: Study) -> v1.StudyStable:
+async def build_stable(session: AsyncSession, study: Study) -> ev.StudyStable:
     """The StudyStable fact for a study at its current revision, every field filled."""
     uid = study.study_instance_uid
     n_series = await session.scalar(
@@ -47,7 +47,7 @@ async def build_stable(session: AsyncSession, study: Study) -> v1.StudyStable:
         Series.study_instance_uid == uid, Series.station_name != "").distinct())).all()
     aes = (await session.scalars(select(Instance.calling_ae).where(
         Instance.study_instance_uid == uid, Instance.calling_ae != "").distinct())).all()
-    msg = v1.StudyStable(
+    msg = ev.StudyStable(
         study_instance_uid=uid, patient_id=study.patient_id, number_of_series=int(n_series or 0),
         number_of_instances=int(n_inst), size_bytes=int(size), modalities=sorted(modalities),
         calling_aes=sorted(aes), station_names=sorted(stations), revision=study.revision)

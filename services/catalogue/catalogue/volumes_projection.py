@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalogue.models import OpticalVolume
 from dicomvault.events import Event
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.events.v1 import optical_pb2 as op
 
 VOLUME_FACTS = (op.VolumeClosed, op.VolumeBurned, op.VolumeBurnFailed, op.VolumeVerified,
                 op.VolumeDeleted, op.MediaRequested, op.MediaRequestWithdrawn,
-                archive_pb2.StudyRecalled)
+                ar.StudyRecalled)
 TIER = "optical"
 
 
@@ -49,7 +49,7 @@ async def _row(session: AsyncSession, archive_id: str, label: str, when: datetim
 async def apply_volumes(session: AsyncSession, event: Event) -> bool:
     """Apply one volume fact; True if a row changed."""
     p, when = event.payload, event.time
-    if isinstance(p, archive_pb2.StudyRecalled):
+    if isinstance(p, ar.StudyRecalled):
         return await _recalled(session, p, when)
     if isinstance(p, op.MediaRequestWithdrawn):
         return await _withdrawn(session, p, when)
@@ -112,7 +112,7 @@ async def _withdrawn(session: AsyncSession, p: op.MediaRequestWithdrawn, when: d
     return True
 
 
-async def _recalled(session: AsyncSession, p: archive_pb2.StudyRecalled, when: datetime
+async def _recalled(session: AsyncSession, p: ar.StudyRecalled, when: datetime
                     ) -> bool:
     """A recall from optical read its volumes: their media requests are satisfied."""
     if p.tier != TIER or not p.archive_id or not p.location:

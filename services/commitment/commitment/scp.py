@@ -1,9 +1,12 @@
 """COMMIT_SCP jobs: a modality asked us to commit; check each instance, then report.
 
-The report goes on the requesting association while it is still open (and after our
-N-ACTION response), otherwise on a new association to the modality's host and port
-(PS3.4 J.3.3). A report that cannot be delivered is retried with the job's retry policy;
-when the retries are spent the job is FAILED, visibly, with the reason."""
+Requests come from the gateway's DIMSE port (``CommitmentRequestReceived`` on the bus: the
+report goes on a new association to the host/port the gateway's modalities table gave) or,
+deprecated, from our own listener: there the report goes on the requesting association
+while it is still open (and after our N-ACTION response), otherwise on a new association to
+the host and port of our own modalities table (PS3.4 J.3.3). A report that cannot be
+delivered is retried with the job's retry policy; when the retries are spent the job is
+FAILED, visibly, with the reason (at once when there is no host/port to report to)."""
 
 from __future__ import annotations
 
@@ -19,12 +22,17 @@ from commitment.catalogue import CatalogueClient, CatalogueUnavailable
 from commitment.dimse import Dimse, DimseError, Peer
 from commitment.recent import Recent, Transaction
 from commitment.settings import CommitmentSection
+from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.jobs import Job, JobQueue, Outcome
 from dicomvault.store import FileStore
 
 log = logging.getLogger(__name__)
 
 QUEUE = "commitment-scp"
+
+
+class NoAddress(DimseError):
+    """The request came through the gateway for an AE without host/port: nowhere to report."""
 
 
 @dataclass
@@ -74,6 +82,28 @@ class ScpJobs:
                         "instances": len(request.refs)})
         return job
 
+    async def handed_over(self, request: cpb.CommitmentRequestReceived) -> Job:
+        """Record a request the gateway took on its DIMSE port (idempotent: a redelivered
+        fact, or the same Transaction UID asked again, finds the same job)."""
+        txn, calling = request.transaction_uid, request.calling_ae
+        self.received.setdefault(txn, time.monotonic())
+        params = {"transaction_uid": txn, "calling_ae": calling, "received_by": "gateway",
+                  "sop_classes": "\\".join(r.sop_class_uid for r in request.instances)}
+        if request.reply_host and request.reply_port:
+            params |= {"reply_host": request.reply_host, "reply_port": str(request.reply_port)}
+        job = await self.queue.submit(
+            "", target=calling, dedupe_key=f"{calling}/{txn}", params=params,
+            sop_uids=[r.sop_instance_uid for r in request.instances],
+            created_by=f"dimse:{calling}")
+        if self.recent.get(txn) is None:
+            self.recent.add(Transaction(txn, "scp", calling, job.id, state="received",
+                                        requested=len(request.instances)))
+        metrics.REQUESTS.labels("scp", "accepted").inc()
+        log.info("storage commitment request taken over from the gateway",
+                 extra={"calling_ae": calling, "transaction_uid": txn, "job": job.id,
+                        "instances": len(request.instances)})
+        return job
+
     def answered(self, assoc, message_id: int | None) -> None:
         for req in list(self.open.values()):
             if req.assoc is assoc and (message_id is None or req.message_id == message_id):
@@ -102,7 +132,12 @@ class ScpJobs:
                      "description": f.description} for f in failed]
         self.recent.update(txn, committed=len(committed), failed=failures)
         try:
-            how = await self._deliver(calling, txn, event_type, info)
+            how = await self._deliver(job, calling, txn, event_type, info)
+        except NoAddress as exc:  # asking again cannot help: FAILED now, with the reason
+            metrics.REQUESTS.labels("scp", "report_failed").inc()
+            self.recent.update(txn, state="report_failed", message=str(exc))
+            return Outcome.failed_permanently(f"report to {calling} not delivered: {exc}",
+                                              completed=len(committed), failed=len(failed))
         except DimseError as exc:
             metrics.REQUESTS.labels("scp", "report_failed").inc()
             self.recent.update(txn, state="report_failed", message=str(exc))
@@ -125,7 +160,8 @@ class ScpJobs:
             "transaction_uid": txn, "event_type": str(event_type),
             "failed": ",".join(f"{f.sop_instance_uid}:0x{f.failure_reason:04X}" for f in failed)})
 
-    async def _deliver(self, calling: str, txn: str, event_type: int, info) -> str:
+    async def _deliver(self, job: Job, calling: str, txn: str, event_type: int,
+                       info) -> str:
         req = self.open.get(txn)
         if self.cfg.same_association and req is not None and req.assoc.is_established:
             # Our N-ACTION response must leave first (PS3.4: the report follows it).
@@ -137,12 +173,21 @@ class ScpJobs:
                 log.info("requesting association unusable, opening a new one",
                          extra={"transaction_uid": txn, "error": str(exc)})
         self.open.pop(txn, None)
+        await asyncio.to_thread(self.dimse.send_report, self._reply_to(job, calling),
+                                event_type, info)
+        return "on a new association"
+
+    def _reply_to(self, job: Job, calling: str) -> Peer:
+        if job.params.get("received_by") == "gateway":  # the gateway's table decides
+            host, port = job.params.get("reply_host", ""), int(job.params.get("reply_port", 0))
+            if not host or not port:
+                raise NoAddress(f"{calling} has no host/port in the gateway's modalities table "
+                                "(accepted under accept_any_calling_ae?)")
+            return Peer(calling, host, port)
         modality = self.cfg.modalities.get(calling)
         if modality is None:
             raise DimseError(f"{calling} is not in the modalities table (no host/port)")
-        await asyncio.to_thread(self.dimse.send_report, Peer(calling, modality.host,
-                                                             modality.port), event_type, info)
-        return "on a new association"
+        return Peer(calling, modality.host, modality.port)
 
     def on_failed(self, job: Job) -> None:
         txn = job.params.get("transaction_uid", "")

@@ -1,6 +1,7 @@
 """The commitment service: DIMSE listener, two job queues, the bus consumer and the REST API.
 
-Consumes: CommitmentRequested (studies topic) → COMMIT_SCU jobs; JobCommandIssued
+Consumes: CommitmentRequestReceived (studies topic: a modality asked on the gateway's DIMSE
+port) → COMMIT_SCP jobs; CommitmentRequested (studies topic) → COMMIT_SCU jobs; JobCommandIssued
 (job-commands topic) → the queues. Produces: job facts, StudyCommitted, StudyEvicted.
 """
 
@@ -20,7 +21,7 @@ from commitment.scp import QUEUE as SCP_QUEUE
 from commitment.scp import ScpJobs
 from commitment.scu import QUEUE as SCU_QUEUE
 from commitment.scu import SOURCE, ScuJobs
-from commitment.settings import CommitmentSettings
+from commitment.settings import CommitmentSection, CommitmentSettings
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
@@ -84,6 +85,11 @@ class Commitment:
             if not payload.instances or not payload.remote_ae:
                 raise PermanentError("CommitmentRequested without instances or remote AE")
             await self.scu.requested(event)
+        elif isinstance(payload, cpb.CommitmentRequestReceived):
+            if not payload.instances or not payload.transaction_uid or not payload.calling_ae:
+                raise PermanentError("CommitmentRequestReceived without instances, "
+                                     "Transaction UID or calling AE")
+            await self.scp.handed_over(payload)
         elif isinstance(payload, jpb.JobCommandIssued):
             for queue in self.queues:
                 if await queue.apply_command(payload):
@@ -164,6 +170,20 @@ class Commitment:
         return ""
 
 
+def warn_deprecated_table(cfg: CommitmentSection) -> None:
+    """Our own modalities table for modalities' requests is deprecated (one release)."""
+    requesters = sorted(ae for ae, m in cfg.modalities.items()
+                        if m.permissions.may_request_commitment)
+    if requesters:
+        log.warning(
+            "DEPRECATED: DICOMVAULT_COMMITMENT__MODALITIES lets modalities request storage "
+            "commitment on this service's own port; send them to the gateway's DIMSE port "
+            "(one AE, one port) and give them may_request_commitment in "
+            "DICOMVAULT_GATEWAY__MODALITIES. This table keeps working for one release "
+            "(docs/commitment.md, migration).", extra={"calling_aes": requesters,
+                                                        "port": cfg.dimse_port})
+
+
 async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
     topics = settings.bus.topics
     async with Publisher(settings.bus, "commitment") as publisher:
@@ -171,6 +191,7 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         bridge = h.Bridge(asyncio.get_running_loop(), service,
                           timeout_s=settings.commitment.dimse_timeout_s)
         service.dimse = service.scp.dimse = service.scu.dimse = Dimse(settings.commitment, bridge)
+        warn_deprecated_table(settings.commitment)
         port = await asyncio.to_thread(service.dimse.start)
         log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,
                                                   "port": port})

@@ -16,12 +16,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from dicom_gateway import viewer
 from dicom_gateway.bridge import Bridge
 from dicom_gateway.dicomweb import DicomWeb, build_router
+from dicom_gateway.dicomweb.audit import DicomWebAudit
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.limits import RequestLimits
 from dicom_gateway.node import make_store
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.audit import AuditTrail
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.health import alive, readiness
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import HttpSettings
 
@@ -32,13 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def dicomweb(settings: GatewaySettings, publisher: Publisher,
-             catalogue: CatalogueClient) -> DicomWeb:
+             catalogue: CatalogueClient, audit: AuditTrail | None = None) -> DicomWeb:
     """The DICOMweb context on the running loop: its own Ingest (same path as C-STORE)."""
     bridge = Bridge(asyncio.get_running_loop(), timeout_s=settings.gateway.store_timeout_s + 5)
     store = make_store(settings)
     return DicomWeb(settings=settings, ingest=Ingest(settings, store, publisher, bridge),
                     store=store, catalogue=catalogue, publisher=publisher,
-                    verifier=TokenVerifier(settings.auth))
+                    verifier=TokenVerifier(settings.auth), audit=audit)
 
 
 def http_settings(settings: GatewaySettings) -> HttpSettings:
@@ -67,16 +70,16 @@ def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "alive"}
+        return alive()
 
     @app.get("/readyz")
-    async def readyz():
-        reasons = await gateway.not_ready()
-        if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return {"status": "ready", "dimse_port": gateway.dimse_port}
+    async def readyz() -> JSONResponse:
+        return readiness(await gateway.not_ready(), dimse_port=gateway.dimse_port)
 
     if web is not None:
+        if web.audit is not None:
+            app.add_middleware(DicomWebAudit, trail=web.audit,
+                               called_ae=gateway.settings.gateway.ae_title)
         app.include_router(build_router(web))
         viewer_router = APIRouter()
         viewer.routes(viewer_router, web)

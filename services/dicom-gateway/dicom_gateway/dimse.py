@@ -1,5 +1,6 @@
 """The DIMSE listener: one pynetdicom AE with C-ECHO, C-STORE (every storage SOP class, SCP
-and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root), on the DIMSE
+and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root) and Storage
+Commitment Push Model N-ACTION (handed to the commitment service: ``commitment.py``), on the DIMSE
 port and, with ``tls_port``, on a DICOM TLS port with the same handlers. With ``reuse_port``
 the sockets get SO_REUSEPORT before bind, so several worker processes can share the ports
 (the kernel spreads connections)."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
 import socketserver
 import ssl
@@ -22,6 +24,7 @@ from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -30,7 +33,9 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway import handlers as h
+from dicom_gateway.balance import NOT_ACCEPTING, Balancer
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff, handle_n_action
 from dicom_gateway.fast_path import FastPath
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
@@ -38,6 +43,7 @@ from dicom_gateway.negotiation import Negotiator
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
+from dicomvault.audit import AuditTrail
 from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)
@@ -101,6 +107,58 @@ class FastPathServer(ThreadedAssociationServer):
         super().process_request_thread(request, client_address)
 
 
+class SharedListenerServer(FastPathServer):
+    """Accepts from the service process's listening socket (``listener_fd``, inherited), which
+    every worker shares: the least busy worker takes each connection (``balancer``)."""
+
+    listener_fd: int = -1
+    balancer: Balancer | None = None
+
+    def server_bind(self) -> None:
+        self.socket.close()
+        self.socket = socket.socket(fileno=os.dup(self.listener_fd))
+        # Non-blocking: every worker is woken by a connection and only one gets it; the others'
+        # accept must come back empty at once, not wait for the next connection.
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        """Already listening (the service process did)."""
+
+    def server_close(self) -> None:
+        """Close this worker's descriptor only. pynetdicom's ``server_close`` first calls
+        shutdown(SHUT_RDWR), which on a listening socket stops it for every process holding
+        it: the other workers' accepts would fail (connection refused)."""
+        self.socket.close()
+
+    def get_request(self):
+        if self.balancer is not None:
+            self.balancer.wait_turn()
+        request, address = super().get_request()  # BlockingIOError: another worker took it
+        request.setblocking(True)  # as from a blocking listener
+        if self.balancer is not None:
+            self.balancer.accepted(request)
+        return request, address
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        if self.balancer is not None:
+            self.balancer.publish()  # associations that ended since the last accept
+
+    def shutdown(self) -> None:
+        """Stop accepting. The backlog is shared: what waits in it is left to the workers that
+        go on accepting; the last one to stop takes it along (``FastPathServer.shutdown``)."""
+        if self.balancer is None:
+            return super().shutdown()
+        self.balancer.stop_accepting()
+        if self.balancer.table.least_other(self.balancer.index) != NOT_ACCEPTING:
+            socketserver.BaseServer.shutdown(self)
+            self.server_close()
+            self.ae._servers.remove(self)
+            return None
+        return super().shutdown()
+
+
 class ReusePortServer(FastPathServer):
     """An association server whose socket has SO_REUSEPORT set before bind."""
 
@@ -129,7 +187,9 @@ def server_tls(cfg: GatewaySection) -> ssl.SSLContext:
 class Dimse:
     def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
                  bridge: Bridge, reuse_port: bool = False,
-                 retriever: Retriever | None = None) -> None:
+                 retriever: Retriever | None = None, audit: AuditTrail | None = None,
+                 listener_fd: int | None = None, balancer: Balancer | None = None,
+                 commitment: CommitmentHandOff | None = None) -> None:
         # We validate every value we use ourselves; pydicom's warnings about odd values in a
         # peer's dataset would only be noise (and errors under warnings-as-errors).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -142,6 +202,8 @@ class Dimse:
         _config.LOG_HANDLER_LEVEL = "none"
         self.cfg = cfg
         self.reuse_port = reuse_port
+        self.listener_fd = listener_fd
+        self.balancer = balancer
         ae = AE(ae_title=cfg.ae_title)
         ae.maximum_pdu_size = cfg.max_pdu
         ae.maximum_associations = cfg.max_associations
@@ -160,20 +222,27 @@ class Dimse:
                       PatientRootQueryRetrieveInformationModelGet,
                       StudyRootQueryRetrieveInformationModelGet):
             ae.add_supported_context(model, QUERY_SYNTAXES)
+        if commitment is not None:
+            # Never storage-only: such an association goes to pynetdicom (negotiation.py).
+            ae.add_supported_context(StorageCommitmentPushModel, QUERY_SYNTAXES,
+                                     scu_role=True, scp_role=True)
         modalities = retriever.modalities if retriever is not None else Modalities(cfg)
         allowed = modalities.calling_aes()
         ae.require_calling_aet = [] if allowed is None else (allowed or [NOBODY])
         self.ae = ae
         self.retrieve_handlers = {} if retriever is None else {
-            C_MOVE: lambda e: h.handle_move(e, retriever),
-            C_GET: lambda e: h.handle_get(e, retriever)}
+            C_MOVE: lambda e: h.handle_move(e, retriever, audit),
+            C_GET: lambda e: h.handle_get(e, retriever, audit)}
         self.handlers = [
             (evt.EVT_C_ECHO, h.handle_echo),
             (evt.EVT_C_STORE, h.handle_store, [ingest, modalities]),
-            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities]),
+            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities,
+                                             audit]),
             (evt.EVT_ACCEPTED, h.handle_accepted),
-            (evt.EVT_REJECTED, h.handle_rejected, [allowed]),
+            (evt.EVT_REJECTED, h.handle_rejected, [allowed, audit]),
         ]
+        if commitment is not None:
+            self.handlers.append((evt.EVT_N_ACTION, handle_n_action, [commitment]))
         self.fast_path = FastPath(
             bridge.loop,
             Negotiator(ae.supported_contexts, None if allowed is None else (allowed or [NOBODY]),
@@ -181,7 +250,7 @@ class Dimse:
                        ae.implementation_version_name or ""),
             functools.partial(h.store_async, ingest=ingest, modalities=modalities),
             cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
-            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s
+            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s, audit
         ) if cfg.fast_storage else None
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None
@@ -189,6 +258,9 @@ class Dimse:
     def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
                ) -> ThreadedAssociationServer:
         server_class = ReusePortServer if self.reuse_port else FastPathServer
+        if ssl_context is None and self.listener_fd is not None:
+            server_class = type("SharedListener", (SharedListenerServer,),
+                                {"listener_fd": self.listener_fd, "balancer": self.balancer})
         server = self.ae.make_server((self.cfg.dimse_host, port), evt_handlers=self.handlers,
                                      server_class=server_class, ssl_context=ssl_context,
                                      request_handler=RetrieveRequestHandler)

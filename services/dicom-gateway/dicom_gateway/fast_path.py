@@ -20,6 +20,7 @@ from dicom_gateway import pdu
 from dicom_gateway.ingest import Outcome
 from dicom_gateway.negotiation import Negotiator, read_request, storage_only
 from dicom_gateway.storage_scp import StorageAssociation, StorageNode
+from dicomvault.audit import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,15 @@ class FastPath:
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator: Negotiator,
                  store: Callable[..., Awaitable[Outcome]], ae_title: str, max_associations: int,
                  others_active: Callable[[], int], acse_timeout_s: float,
-                 network_timeout_s: float, dimse_timeout_s: float) -> None:
+                 network_timeout_s: float, dimse_timeout_s: float,
+                 audit: AuditTrail | None = None) -> None:
         self.loop = loop
         self.acse_timeout_s = acse_timeout_s
         self.executor = ThreadPoolExecutor(max_workers=max(4, min(max_associations, 64)),
                                            thread_name_prefix="store")
         self.node = StorageNode(negotiator, functools.partial(store, executor=self.executor),
                                 ae_title, max_associations, others_active, network_timeout_s,
-                                dimse_timeout_s)
+                                dimse_timeout_s, audit)
 
     def take(self, sock: socket.socket, address: tuple) -> bool:
         """Adopt ``sock`` if its association is storage-only; False leaves it to pynetdicom.

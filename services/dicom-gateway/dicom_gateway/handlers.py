@@ -20,6 +20,7 @@ from dicom_gateway.ingest import Ingest, Outcome, StoreRequest
 from dicom_gateway.modalities import Modalities, Operation
 from dicom_gateway.retrieve import Response, RetrieveEvent, Retriever, TooMany, send_store
 from dicom_gateway.retrieve import parse as parse_retrieve
+from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
 from dicomvault.query import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def handle_store(event, ingest: Ingest, modalities: Modalities) -> Dataset:
         calling_ae=assoc.requestor.ae_title.strip(),
         called_ae=assoc.acceptor.ae_title.strip(),
         received=time.time(),
+        peer_address=peer_of(assoc),
+        association_id=f"{id(assoc):x}",
     )
     return _status(store(request, ingest, modalities))
 
@@ -99,8 +102,51 @@ def _store_counted(request: StoreRequest, outcome: Outcome, started: float) -> O
     return outcome
 
 
+def peer_of(assoc) -> str:
+    """host:port of the association's requestor."""
+    return f"{assoc.requestor.address}:{assoc.requestor.port}"
+
+
+def audit_outcome(status: int) -> int:
+    """EventOutcomeIndicator of a final DIMSE status: success (or cancel), minor failure
+    (refused: not permitted, bad identifier, unknown destination), serious failure."""
+    if status in (st.SUCCESS, st.CANCEL):
+        return SUCCESS
+    if status in (st.NOT_PERMITTED, st.IDENTIFIER_DOES_NOT_MATCH,
+                  st.MOVE_DESTINATION_UNKNOWN) or 0xB000 <= status <= 0xBFFF:
+        return MINOR_FAILURE
+    return SERIOUS_FAILURE
+
+
+def _audit_dimse(audit: AuditTrail | None, action: int, event, status: int,
+                 destination: str = "") -> None:
+    """One audit fact for a C-FIND / C-MOVE / C-GET that ended with ``status``."""
+    if audit is None:
+        return
+    assoc = event.assoc
+    try:
+        raw = event.request.Identifier
+        query = raw.getvalue() if raw is not None else b""
+    except Exception:  # noqa: BLE001 - the identifier is the peer's: maybe undecodable
+        query = b""
+    try:
+        study = str(getattr(event.identifier, "StudyInstanceUID", "") or "")
+    except Exception:  # noqa: BLE001
+        study = ""
+    calling = assoc.requestor.ae_title.strip()
+    audit.record(action, outcome=audit_outcome(status), user_id=calling,
+                 peer_address=peer_of(assoc), calling_ae=calling,
+                 called_ae=assoc.acceptor.ae_title.strip(),
+                 service={0x0020: "C-FIND", 0x0021: "C-MOVE", 0x0010: "C-GET"}.get(
+                     int(getattr(event.request, "CommandField", 0) or 0), ""),
+                 study_instance_uids=[s for s in study.split("\\") if s][:100],
+                 sop_class_uid=str(event.request.AffectedSOPClassUID or ""), query=query,
+                 description=st.label(status), destination=destination,
+                 association_id=f"{id(assoc):x}")
+
+
 def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str,
-                modalities: Modalities):
+                modalities: Modalities, audit: AuditTrail | None = None):
     """C-FIND (Patient Root, Study Root): the catalogue matches, we answer every match."""
     final = st.SUCCESS
     refused = _refused(event.assoc, Operation.QUERY, modalities)
@@ -114,6 +160,7 @@ def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str
             yield status, identifier
     finally:
         metrics.CFIND_QUERIES.labels(st.label(final)).inc()
+        _audit_dimse(audit, Action.QUERY, event, final)
 
 
 def _find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str):
@@ -157,19 +204,22 @@ def _failure(status: int, comment: str) -> tuple[Dataset, None]:
     return _status(Outcome(status, comment)), None
 
 
-def handle_move(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+def handle_move(event: RetrieveEvent, retriever: Retriever,
+                audit: AuditTrail | None = None) -> Iterator[Response]:
     """C-MOVE (Patient Root, Study Root): C-STORE every matching cached instance to the Move
     Destination of the modalities table; recall those off the cache (bounded wait)."""
-    yield from _counted(event, _move(event, retriever))
+    yield from _counted(event, _move(event, retriever), audit)
 
 
-def handle_get(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+def handle_get(event: RetrieveEvent, retriever: Retriever,
+               audit: AuditTrail | None = None) -> Iterator[Response]:
     """C-GET (Patient Root, Study Root): C-STORE every matching cached instance back on the
     requester's association (the storage contexts it proposed with the SCP role)."""
-    yield from _counted(event, _get(event, retriever))
+    yield from _counted(event, _get(event, retriever), audit)
 
 
-def _counted(event: RetrieveEvent, responses: Iterator[Response]) -> Iterator[Response]:
+def _counted(event: RetrieveEvent, responses: Iterator[Response],
+             audit: AuditTrail | None = None) -> Iterator[Response]:
     final = st.PROCESSING_FAILURE
     try:
         for response in responses:
@@ -177,6 +227,8 @@ def _counted(event: RetrieveEvent, responses: Iterator[Response]) -> Iterator[Re
             yield response
     finally:
         metrics.RETRIEVE_REQUESTS.labels(event.operation, st.label(final)).inc()
+        _audit_dimse(audit, Action.RETRIEVE_STARTED, event, final,
+                     str(getattr(event.request, "MoveDestination", "") or "").strip())
         if final not in (st.SUCCESS, st.PENDING):
             log.warning("retrieve ended", extra={"operation": event.operation,
                                                  "status": st.label(final),
@@ -256,7 +308,7 @@ def handle_accepted(event) -> None:
     metrics.ASSOCIATIONS.labels("accepted", "").inc()
 
 
-def handle_rejected(event, allowed: list[str] | None) -> None:
+def handle_rejected(event, allowed: list[str] | None, audit: AuditTrail | None = None) -> None:
     calling = event.assoc.requestor.ae_title.strip()
     if allowed is not None and calling not in allowed:
         reason = "calling_ae_not_recognised"
@@ -267,3 +319,8 @@ def handle_rejected(event, allowed: list[str] | None) -> None:
         reason = "other"
     metrics.ASSOCIATIONS.labels("rejected", reason).inc()
     log.warning("association rejected", extra={"calling_ae": calling, "reason": reason})
+    if audit is not None and reason != "local_limit_exceeded":
+        audit.record(Action.ASSOCIATION_REFUSED, outcome=MINOR_FAILURE, user_id=calling,
+                     peer_address=peer_of(event.assoc), calling_ae=calling,
+                     called_ae=event.assoc.acceptor.ae_title.strip(), service="A-ASSOCIATE",
+                     description=reason)

@@ -61,6 +61,8 @@ class StoreRequest:
     calling_ae: str
     called_ae: str
     received: float  # epoch seconds when the dataset was complete
+    peer_address: str = ""  # host:port of the association's peer (audit trail)
+    association_id: str = ""  # one per association (audit: one message per study per association)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class Part10Request:
     called_ae: str
     received: float  # epoch seconds
     study_instance_uid: str = ""  # from the request URL: the object must belong to it
+    peer_address: str = ""  # the HTTP client (audit trail)
+    user_id: str = ""  # the bearer token's subject, if any
+    association_id: str = ""  # one per STOW-RS request
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,8 @@ class Ingest:
         return self._ingest(rq.part10, rq.part10[offset:], meta["TransferSyntaxUID"],
                             affected_class, affected_sop, source=rq.source,
                             calling_ae=rq.calling_ae, called_ae=rq.called_ae,
-                            received=rq.received, study=rq.study_instance_uid)
+                            received=rq.received, study=rq.study_instance_uid,
+                            who=(rq.peer_address, rq.user_id, rq.association_id))
 
     def handle(self, rq: StoreRequest) -> Outcome:
         """C-STORE from a pynetdicom thread: durable write, then the event through the Bridge."""
@@ -254,7 +260,7 @@ class Ingest:
         return self._ingest(part10, None, rq.transfer_syntax_uid, affected_class, affected_sop,
                             source="recall" if rq.calling_ae.strip() in self.recall_aes
                             else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
-                            received=rq.received)
+                            received=rq.received, who=(rq.peer_address, "", rq.association_id))
 
     def _publish_bridged(self, pending: Pending) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
@@ -304,7 +310,8 @@ class Ingest:
 
     def _ingest(self, part10: bytes, dataset: bytes | None, transfer_syntax: str,
                 affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
-                called_ae: str, received: float, study: str = "") -> Outcome:
+                called_ae: str, received: float, study: str = "",
+                who: tuple[str, str, str] = ("", "", "")) -> Outcome:
         """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
         then write it durably and publish InstanceStored under the duplicate policy."""
         started = time.perf_counter()
@@ -337,6 +344,7 @@ class Ingest:
         msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
                               calling_ae=calling_ae, called_ae=called_ae, source=source,
                               received=received)
+        msg.peer_address, msg.user_id, msg.association_id = who
         metrics.STORE_PHASE.labels("checks").observe(time.perf_counter() - started)
         lock = self._locks[hash(key) % len(self._locks)]
         lock.acquire()

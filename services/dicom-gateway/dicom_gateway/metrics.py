@@ -5,7 +5,7 @@ serves it on a private loopback port; the service process serves ``/metrics`` as
 its own registry and every worker's (``workers.AggregateCollector``).
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
@@ -14,6 +14,11 @@ ASSOCIATIONS = Counter(
     "Association requests by result (accepted, rejected) and reason of rejection "
     "(calling_ae_not_recognised, local_limit_exceeded, other; '' when accepted).",
     ["result", "reason"], registry=REGISTRY)
+WORKER_ASSOCIATIONS = Gauge(
+    "gateway_worker_associations",
+    "Connections each DIMSE worker holds now (workers > 1; -1 while it starts, drains or is "
+    "down): how evenly the least-busy-first accept spreads the associations.",
+    ["worker"], registry=REGISTRY)
 CSTORE_REQUESTS = Counter(
     "gateway_cstore_requests_total", "C-STORE requests answered, by status (0x0000, 0xA700, …).",
     ["status"], registry=REGISTRY)
@@ -71,3 +76,12 @@ LOW_SPACE_REFUSALS = Counter(
     "gateway_low_space_refusals_total", "Stores refused (0xA700, STOW-RS 507) because the "
     "cache file system was below its free-space watermark (min_free_bytes/min_free_percent).",
     registry=REGISTRY)
+AUDIT_DROPPED = Counter(
+    "gateway_audit_facts_dropped_total", "Audit facts (queries, retrieves, refused "
+    "associations and tokens) dropped because the audit buffer was full or the broker did not "
+    "take them; the action itself was not delayed.", registry=REGISTRY)
+COMMITMENT_REQUESTS = Counter(
+    "gateway_commitment_requests_total", "Storage Commitment requests (N-ACTION) received on "
+    "the DIMSE port, by outcome: accepted (handed to the commitment service, 0x0000), refused "
+    "(0x0124, the modalities table), invalid (0x0123, 0x0117, 0x0115), unavailable (0x0213, "
+    "the broker did not take it).", ["outcome"], registry=REGISTRY)

@@ -4,7 +4,9 @@
   and with host and port it is a C-MOVE destination.
 - An AE only in ``allowed_calling_aes`` (the setting from before the table) may associate,
   store and query, as before; it may not retrieve and is no C-MOVE destination.
-- ``accept_any_calling_ae``: every other AE is treated like an ``allowed_calling_aes`` one.
+- ``accept_any_calling_ae``: every other AE is treated like an ``allowed_calling_aes`` one,
+  and may also request storage commitment (the embedded archive). Without a table entry
+  there is no host/port for the report's association: list the AE with host and port.
 - An AE in ``recall_aes`` (a remote PACS sending our own studies back) may associate and
   store, whatever its table entry says about storing; its other rights come from its table
   entry, and without one it may do nothing else.
@@ -25,6 +27,7 @@ class Operation(StrEnum):
 
 
 LEGACY = Modality(may_retrieve=False, may_request_commitment=False)
+ANY = LEGACY.model_copy(update={"may_request_commitment": True})
 RECALL_ONLY = Modality(may_store=True, may_query=False, may_retrieve=False,
                        may_request_commitment=False)
 
@@ -49,7 +52,9 @@ class Modalities:
             return m.model_copy(update={"may_store": True}) if ae in self.recall else m
         if ae in self.recall:
             return RECALL_ONLY
-        if ae in self.legacy or self.accept_any:
+        if self.accept_any:
+            return ANY
+        if ae in self.legacy:
             return LEGACY
         return None
 

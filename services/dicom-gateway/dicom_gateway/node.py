@@ -11,12 +11,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from dicom_gateway import metrics
+from dicom_gateway.balance import Balancer
 from dicom_gateway.bridge import Bridge
+from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.audit import AuditTrail
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
 from dicomvault.store import CacheStore, open_cache
@@ -27,17 +31,31 @@ def make_store(settings: GatewaySettings) -> CacheStore:
     return open_cache(settings.cache)
 
 
+def audit_trail(settings: GatewaySettings, publisher: Publisher) -> AuditTrail:
+    """The gateway's audit facts (queries, retrieves, refused associations and tokens)."""
+    return AuditTrail(publisher, settings.bus.topics.audit, "dicom-gateway",
+                      on_drop=metrics.AUDIT_DROPPED.inc)
+
+
 @contextlib.asynccontextmanager
 async def dimse_node(settings: GatewaySettings, publisher: Publisher,
-                     catalogue: CatalogueClient, reuse_port: bool = False
+                     catalogue: CatalogueClient, reuse_port: bool = False,
+                     listener_fd: int | None = None, balancer: Balancer | None = None
                      ) -> AsyncIterator[Dimse]:
-    """Start the DIMSE listener bound to this loop; stop it on exit."""
+    """Start the DIMSE listener bound to this loop; stop it on exit. A worker passes the
+    service process's listening socket (``listener_fd``) and its ``balancer``."""
     cfg = settings.gateway
     bridge = Bridge(asyncio.get_running_loop(), timeout_s=cfg.catalogue_timeout_s + 5.0)
     ingest = Ingest(settings, make_store(settings), publisher, bridge)
     retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
                           Modalities(cfg))
-    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever)
+    audit = audit_trail(settings, publisher)
+    await audit.start()
+    commitment = CommitmentHandOff(publisher, settings.bus.topics.studies, retriever.modalities,
+                                   bridge, cfg.store_timeout_s)
+    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
+                  audit=audit, listener_fd=listener_fd, balancer=balancer,
+                  commitment=commitment)
     port = await asyncio.to_thread(dimse.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,
@@ -47,3 +65,4 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     finally:
         # The loop keeps running while associations drain (their handlers need it).
         await asyncio.to_thread(dimse.stop, cfg.drain_s)
+        await audit.stop()

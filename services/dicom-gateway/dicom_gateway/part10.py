@@ -22,7 +22,7 @@ from pydicom.multival import MultiValue
 
 from dicom_gateway import header
 from dicomvault.dicom import INSTANCE_STORED_TEXT
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
@@ -231,9 +231,9 @@ def read_header_pydicom(part10: bytes) -> dict[str, str | int]:
 
 def instance_stored(header: dict[str, str | int], *, size: int, sha256: str, key: str,
                     calling_ae: str, called_ae: str, source: str, received: float,
-                    tier: str = "cache") -> v1.InstanceStored:
+                    tier: str = "cache") -> ev.InstanceStored:
     """The InstanceStored fact for one stored object."""
-    msg = v1.InstanceStored(
+    msg = ev.InstanceStored(
         **{field: str(header.get(kw, "")) for kw, field in INSTANCE_STORED_TEXT.items()},
         transfer_syntax_uid=str(header.get("TransferSyntaxUID", "")),
         number_of_frames=int(header.get("NumberOfFrames", 0) or 0),

@@ -1,48 +1,29 @@
 """C-MOVE / C-GET: which instances an identifier names (through the catalogue), where their
-cache files are, asking for a recall of those off the cache, and the C-STORE sub-operations.
-
-The stored bytes are sent as they are (pynetdicom sends the file's dataset in chunks, no
-decode) on a presentation context of the file's transfer syntax. Only when the peer accepted
-none is the object converted: an uncompressed file by pynetdicom to an uncompressed syntax the
-peer accepted, a compressed one by dicomvault.transcode to the first syntax the peer accepted
-that can be produced (decoded to Explicit/Implicit VR Little Endian, or re-encoded as JPEG
-Lossless, JPEG-LS, JPEG 2000, RLE with GDCM/pydicom); when none can be, the sub-operation
-fails.
-
-pynetdicom sends a file by path (or a decoded Dataset, which would re-encode it). A file-system
-cache copy is sent from where it is; an S3 copy is fetched into a private temporary folder
-(mode 0700) for the one sub-operation and removed right after, whatever happened.
+cache files are, asking for a recall of those off the cache, and the course of the C-STORE
+sub-operations (their counts, waiting for recalled instances). Sending each one on the wire
+is ``dicom_gateway.sending``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import ssl
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from io import BytesIO
-from pathlib import Path
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, build_context
 from pynetdicom.association import Association
-from pynetdicom.dsutils import split_dataset
-from pynetdicom.status import code_to_category
 
 from dicom_gateway import find, metrics
 from dicom_gateway import statuses as st
 from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.modalities import Modalities
-from dicom_gateway.part10 import Malformed, split_file_meta
+from dicom_gateway.sending import Target, open_destination, stored_transfer_syntax
+from dicom_gateway.sending import send_store as send_store  # the handlers take it from here
 from dicom_gateway.settings import GatewaySettings, Modality
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import (
     CatalogueClient,
     CatalogueRefused,
@@ -50,9 +31,8 @@ from dicomvault.query import (
     FindRequest,
     Level,
 )
-from dicomvault.store import CacheStore, FileStore, InvalidUID, StoreError, instance_key
+from dicomvault.store import CacheStore, InvalidUID, StoreError, instance_key
 from dicomvault.store.s3store import validate_key
-from dicomvault.transcode import TranscodeError, first_possible
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +46,6 @@ UNIQUE = [(Level.PATIENT, "PatientID"), (Level.STUDY, "StudyInstanceUID"),
           (Level.SERIES, "SeriesInstanceUID"), (Level.IMAGE, "SOPInstanceUID")]
 PAGE = 500
 MAX_SUBOPERATIONS = 65535  # the counts are US
-MAX_CONTEXTS = 128
-UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 RECALL_POLL_S = 1.0  # re-check the cache (and send a Pending response) this often
 
 
@@ -88,41 +66,6 @@ class RetrieveEvent:
 
 class TooMany(ValueError):
     """More instances match than a retrieve can count (65535)."""
-
-
-@dataclass
-class Target:
-    """One instance to send."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    key: str  # the cache copy's key (where it is, or where a recall puts it)
-    store: CacheStore = field(repr=False)
-
-    @property
-    def cached(self) -> bool:
-        try:
-            return self.store.exists(self.key)
-        except StoreError as exc:  # the cache cannot tell: treated as absent (recall, fail)
-            log.warning("retrieve: cache lookup failed",
-                        extra={"sop_instance_uid": self.sop_instance_uid, "error": str(exc)})
-            return False
-
-    @contextlib.contextmanager
-    def local_file(self) -> Iterator[Path]:
-        """A path holding the stored bytes unchanged: the file itself on a file-system cache,
-        else a private temporary copy that is removed on exit. Raises StoreError."""
-        if isinstance(self.store, FileStore):
-            yield self.store.path(self.key)
-            return
-        data = self.store.get(self.key)
-        with tempfile.TemporaryDirectory(prefix="vault-retrieve-") as folder:
-            path = Path(folder) / f"{self.sop_instance_uid}.dcm"
-            path.write_bytes(data)
-            yield path
 
 
 @dataclass
@@ -193,98 +136,6 @@ def parse(identifier: Dataset, sop_class_uid: str) -> FindRequest:
         "AvailableTransferSyntaxUID"])
 
 
-def _transfer_syntax(path: Path) -> str:
-    meta, _ = split_dataset(path)
-    return str(meta.TransferSyntaxUID)
-
-
-def stored_transfer_syntax(target: Target) -> str:
-    """The transfer syntax in the cache copy's file meta ('' when unreadable)."""
-    try:
-        if isinstance(target.store, FileStore):
-            return _transfer_syntax(target.store.path(target.key))
-        return split_file_meta(target.store.get(target.key))[0]["TransferSyntaxUID"]
-    except (StoreError, Malformed, OSError, ValueError, AttributeError) as exc:
-        log.warning("retrieve: stored transfer syntax unreadable",
-                    extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
-        return ""
-
-
-def contexts_for(targets: list[Target]) -> list:
-    """Presentation contexts for a sub-association: each (SOP class, stored transfer syntax)
-    alone, then per SOP class an uncompressed fallback; at most 128."""
-    exact: dict[tuple[str, str], None] = {}
-    classes: dict[str, None] = {}
-    for t in targets:
-        exact[(t.sop_class_uid, t.transfer_syntax_uid or ExplicitVRLittleEndian)] = None
-        classes[t.sop_class_uid] = None
-    contexts = [build_context(sop, [ts]) for sop, ts in exact]
-    contexts += [build_context(sop, UNCOMPRESSED) for sop in classes]
-    if len(contexts) > MAX_CONTEXTS:
-        log.warning("retrieve: more presentation contexts than an association can carry",
-                    extra={"contexts": len(contexts)})
-    return contexts[:MAX_CONTEXTS]
-
-
-def accepted_syntaxes(assoc: Association, sop_class_uid: str) -> list[str]:
-    """The transfer syntaxes the peer accepted for ``sop_class_uid`` (its preference order)."""
-    out: list[str] = []
-    for cx in assoc.accepted_contexts:
-        if cx.abstract_syntax == sop_class_uid:
-            out += [str(ts) for ts in cx.transfer_syntax if str(ts) not in out]
-    return out
-
-
-def _converted(assoc: Association, path: Path, target: Target) -> Dataset:
-    """The stored object in a transfer syntax the peer accepted (decoded, or re-encoded by
-    dicomvault.transcode); TranscodeError when none can be produced."""
-    accepted = accepted_syntaxes(assoc, target.sop_class_uid)
-    try:
-        data, ts = first_possible(path.read_bytes(), accepted)
-    except TranscodeError:
-        metrics.TRANSCODES.labels("dimse", "failed").inc()
-        raise
-    metrics.TRANSCODES.labels("dimse", "converted").inc()
-    log.info("retrieve: sending a converted copy", extra={
-        "sop_instance_uid": target.sop_instance_uid, "stored": target.transfer_syntax_uid,
-        "sent": ts})
-    return dcmread(BytesIO(data))
-
-
-def send_store(assoc: Association, target: Target, msg_id: int, **originator: object) -> str:
-    """One C-STORE sub-operation; its outcome: completed, warning or failed.
-
-    The stored bytes go as they are when the peer accepted their transfer syntax; otherwise
-    the object is converted to one it accepted (an uncompressed one by pynetdicom itself,
-    a compressed one decoded or re-encoded by dicomvault.transcode)."""
-    try:
-        with target.local_file() as path:
-            try:
-                rsp = assoc.send_c_store(path, msg_id=msg_id, **originator)
-            except ValueError:
-                # No context of the stored transfer syntax: the one unavoidable decode.
-                if UID(_transfer_syntax(path)).is_compressed:
-                    ds = _converted(assoc, path, target)
-                else:
-                    ds = dcmread(path)
-                rsp = assoc.send_c_store(ds, msg_id=msg_id, **originator)
-    except TranscodeError as exc:
-        log.warning("retrieve: the peer accepts no transfer syntax this object can be sent in",
-                    extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
-        return "failed"
-    except (ValueError, RuntimeError, OSError, AttributeError) as exc:
-        log.warning("retrieve: C-STORE sub-operation not sent",
-                    extra={"sop_instance_uid": target.sop_instance_uid, "error": str(exc)})
-        return "failed"
-    status = rsp.get("Status") if rsp is not None else None
-    if status is None:
-        return "failed"
-    category = code_to_category(int(status))
-    if category == "Success":
-        return "completed"
-    return "warning" if category == "Warning" else "failed"
-
-
 class Retriever:
     """What C-MOVE and C-GET need: catalogue, cache, publisher, modalities table."""
 
@@ -334,33 +185,10 @@ class Retriever:
                                   str(ts[0] if isinstance(ts, list) else ts), key, self.store))
         return targets
 
-    # --- C-MOVE destination ------------------------------------------------------------
+    # --- C-MOVE destination (``dicom_gateway.sending``) ----------------------------------
     def open_destination(self, ae_title: str, dest: Modality, targets: list[Target]
                          ) -> Association | None:
-        ae = AE(ae_title=self.cfg.ae_title)
-        ae.acse_timeout = self.cfg.acse_timeout_s
-        ae.dimse_timeout = self.cfg.dimse_timeout_s
-        ae.network_timeout = self.cfg.network_timeout_s
-        kwargs: dict = {"ae_title": ae_title, "contexts": contexts_for(targets),
-                        "max_pdu": self.cfg.max_pdu}
-        if dest.tls:
-            kwargs["tls_args"] = (self.client_tls(), None)
-        assoc = ae.associate(dest.host, dest.port, **kwargs)
-        if not assoc.is_established:
-            log.warning("retrieve: no association with the move destination",
-                        extra={"destination": ae_title, "host": dest.host, "port": dest.port})
-            ae.shutdown()
-            return None
-        return assoc
-
-    def client_tls(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                         cafile=str(self.cfg.tls_ca_file)
-                                         if self.cfg.tls_ca_file else None)
-        ctx.check_hostname = False  # DICOM peers are configured by address; the CA vouches
-        if self.cfg.tls_cert_file and self.cfg.tls_key_file:
-            ctx.load_cert_chain(str(self.cfg.tls_cert_file), str(self.cfg.tls_key_file))
-        return ctx
+        return open_destination(self.cfg, ae_title, dest, targets)
 
     # --- recall --------------------------------------------------------------------------
     def request_recall(self, absent: list[Target], calling_ae: str, operation: str) -> str:
@@ -376,7 +204,7 @@ class Retriever:
                           self.bridge.call(self.catalogue.study_copies(study))}
             except (CatalogueUnavailable, CatalogueRefused, BridgeTimeout, RuntimeError):
                 pass
-            msg = v1.RecallRequested(
+            msg = ev.RecallRequested(
                 study_instance_uid=study, requested_by=calling_ae,
                 reason=f"C-{operation.upper()}: {len(sops)} instance(s) not in the cache",
                 sop_instance_uids=sops)

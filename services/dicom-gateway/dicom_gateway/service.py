@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+from dicom_gateway import metrics
 from dicom_gateway.api import build_app, dicomweb, http_settings
+from dicom_gateway.balance import LoadTable, listening_socket
 from dicom_gateway.metrics import REGISTRY
-from dicom_gateway.node import dimse_node, make_store
+from dicom_gateway.node import audit_trail, dimse_node, make_store
 from dicom_gateway.reconcile import Reconciler
 from dicom_gateway.settings import GatewaySettings
-from dicom_gateway.workers import AggregateCollector, Worker, reserve_port, wait_ready
+from dicom_gateway.workers import AggregateCollector, Worker, wait_ready
+from dicomvault.audit import Action
 from dicomvault.bus import Publisher
 from dicomvault.lifecycle import HttpServer
 from dicomvault.query import CatalogueClient
@@ -84,7 +88,8 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     cfg = settings.gateway
     if cfg.accept_any_calling_ae:
         log.warning("ACCEPTING ANY CALLING AE TITLE: every host that reaches the DIMSE port can "
-                    "store and query. Set DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES and "
+                    "store, query and request storage commitment. Set "
+                    "DICOMVAULT_GATEWAY__ALLOWED_CALLING_AES and "
                     "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE=false in production.")
     elif not cfg.allowed_calling_aes:
         log.error("no calling AE title is allowed: every association will be rejected "
@@ -95,17 +100,29 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(catalogue.close)
         publisher = await stack.enter_async_context(Publisher(settings.bus, cfg.client_id))
+        audit = audit_trail(settings, publisher)
+        await audit.start()
+        stack.push_async_callback(audit.stop)
+        audit.record(Action.APPLICATION_START, user_id=cfg.ae_title, called_ae=cfg.ae_title,
+                     service="dicom-gateway")
         dimse = None
         if cfg.workers == 1:
             dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
             gateway.dimse_port = dimse.port
         else:
-            holder = reserve_port(cfg.dimse_host, cfg.dimse_port)
-            stack.callback(holder.close)
-            port = holder.getsockname()[1]
+            listener = listening_socket(cfg.dimse_host, cfg.dimse_port)
+            stack.callback(listener.close)
+            table = LoadTable.create(cfg.workers)
+            stack.callback(table.close)
+            port = listener.getsockname()[1]
             worker_settings = settings.model_copy(
                 update={"gateway": cfg.model_copy(update={"dimse_port": port})})
-            gateway.workers = [Worker(i, worker_settings) for i in range(cfg.workers)]
+            gateway.workers = [Worker(i, worker_settings, listener, table)
+                               for i in range(cfg.workers)]
+            for i in range(cfg.workers):
+                metrics.WORKER_ASSOCIATIONS.labels(str(i)).set_function(
+                    functools.partial(table.associations, i))
+            stack.callback(metrics.WORKER_ASSOCIATIONS.clear)  # before the table closes
             for w in gateway.workers:
                 stack.callback(w.stop, cfg.drain_s + 10.0)
                 w.start()
@@ -116,7 +133,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             gateway.dimse_port = port
             log.info("DIMSE workers listening", extra={"workers": cfg.workers, "port": port})
         reconciler = Reconciler(settings, make_store(settings), publisher, catalogue)
-        web = dicomweb(settings, publisher, catalogue)
+        web = dicomweb(settings, publisher, catalogue, audit)
         # h11 refuses a request head that arrives in pieces past its buffer limit (16 KiB by
         # default) with a bare 400 and a reset; the limits middleware (414/431 with a reason)
         # must see every head up to well past its own limits, whatever the segmentation.
@@ -147,3 +164,5 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                 drains.append(asyncio.to_thread(dimse.stop, cfg.drain_s))
             await asyncio.gather(*tasks, *drains, return_exceptions=True)
             waiter.cancel()
+            audit.record(Action.APPLICATION_STOP, user_id=cfg.ae_title, called_ae=cfg.ae_title,
+                         service="dicom-gateway")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from dicom_gateway import file_meta, metrics, pdu
 from dicom_gateway import statuses as st
 from dicom_gateway.ingest import Outcome, StoreRequest
 from dicom_gateway.negotiation import Negotiator
+from dicomvault.audit import MINOR_FAILURE, Action, AuditTrail
 from dicomvault.store.uids import is_valid_uid
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,9 @@ class StorageNode:
                  store: Callable[[StoreRequest], Awaitable[Outcome]], ae_title: str,
                  max_associations: int,
                  others_active: Callable[[], int], network_timeout_s: float,
-                 dimse_timeout_s: float) -> None:
+                 dimse_timeout_s: float, audit: AuditTrail | None = None) -> None:
         self.negotiator = negotiator
+        self.audit = audit
         self.store = store
         self.ae_title = ae_title
         self.max_associations = max_associations
@@ -82,6 +85,7 @@ class StorageAssociation(asyncio.Protocol):
         self.request = request
         self.peer = peer
         self.calling_ae = (request.calling_ae_title or "").strip()
+        self.association_id = uuid.uuid4().hex
         self.transport: asyncio.Transport | None = None
         self.established = False
         self.contexts: dict = {}
@@ -108,6 +112,12 @@ class StorageAssociation(asyncio.Protocol):
             log.warning("association rejected", extra={"calling_ae": self.calling_ae,
                                                        "reason": answer.reject_reason,
                                                        "peer": self.peer})
+            if self.node.audit is not None and answer.reject_reason != "local_limit_exceeded":
+                self.node.audit.record(
+                    Action.ASSOCIATION_REFUSED, outcome=MINOR_FAILURE, user_id=self.calling_ae,
+                    peer_address=self.peer, calling_ae=self.calling_ae,
+                    called_ae=(self.request.called_ae_title or "").strip(),
+                    service="A-ASSOCIATE", description=answer.reject_reason)
             transport.close()
             return
         metrics.ASSOCIATIONS.labels("accepted", "").inc()
@@ -260,7 +270,8 @@ class StorageAssociation(asyncio.Protocol):
                                             self.node.negotiator.implementation_uid,
                                             self.node.negotiator.implementation_version)
             + dataset,
-            calling_ae=self.calling_ae, called_ae=self.node.ae_title, received=time.time())
+            calling_ae=self.calling_ae, called_ae=self.node.ae_title, received=time.time(),
+            peer_address=self.peer, association_id=self.association_id)
         outcome = await self.node.store(request)
         return self._reply(message, outcome.status, outcome.comment)
 

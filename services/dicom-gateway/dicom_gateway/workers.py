@@ -1,9 +1,11 @@
-"""``workers: N``: N DIMSE processes share the DIMSE port with SO_REUSEPORT.
+"""``workers: N``: N DIMSE processes accept from one listening socket, the least busy first.
 
-The service process reserves the port (a socket with SO_REUSEPORT, bound but not listening,
-which also resolves port 0), then starts ``python -m dicom_gateway.workers`` N times. A worker
-reads its settings as one JSON line on stdin and runs one DIMSE node (its own publisher,
-catalogue client and event loop); stdin closing (the parent is gone) or SIGTERM stops it.
+The service process binds and listens on the DIMSE port (which also resolves port 0) and
+creates the load table (``balance.py``), then starts ``python -m dicom_gateway.workers`` N
+times; both descriptors are inherited (``DICOMVAULT_GATEWAY_LISTEN_FD``,
+``DICOMVAULT_GATEWAY_LOAD_FD``). A worker reads its settings as one JSON line on stdin and runs
+one DIMSE node (its own publisher, catalogue client and event loop); stdin closing (the parent
+is gone) or SIGTERM stops it. The TLS port, if any, is shared with SO_REUSEPORT.
 
 Metrics: each worker serves its registry on a private loopback port, which it prints as
 ``WORKER-METRICS <port>`` on stdout. The parent's ``/metrics`` is ``AggregateCollector``: its
@@ -28,27 +30,22 @@ from prometheus_client import start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from dicom_gateway.balance import NOT_ACCEPTING, Balancer, LoadTable
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Bind (not listen) a SO_REUSEPORT socket: holds the port for the workers, resolves 0."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
 class Worker:
     """One worker process, seen from the parent."""
 
-    def __init__(self, index: int, settings: GatewaySettings) -> None:
+    def __init__(self, index: int, settings: GatewaySettings, listener: socket.socket,
+                 table: LoadTable) -> None:
         self.index = index
         self.settings = settings
+        self.listener = listener
+        self.table = table
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.ready = threading.Event()
@@ -56,10 +53,15 @@ class Worker:
     def start(self) -> None:
         self.ready = threading.Event()  # until this process prints WORKER-READY
         self.metrics_port = 0
-        env = {**os.environ, "DICOMVAULT_GATEWAY_WORKER_INDEX": str(self.index)}
+        self.table.set(self.index, NOT_ACCEPTING)  # until it accepts
+        env = {**os.environ, "DICOMVAULT_GATEWAY_WORKER_INDEX": str(self.index),
+               "DICOMVAULT_GATEWAY_WORKER_COUNT": str(self.table.slots),
+               "DICOMVAULT_GATEWAY_LISTEN_FD": str(self.listener.fileno()),
+               "DICOMVAULT_GATEWAY_LOAD_FD": str(self.table.fd)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dicom_gateway.workers"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env)
+            stdout=subprocess.PIPE, env=env,
+            pass_fds=(self.listener.fileno(), self.table.fd))
         self.process.stdin.write(self.settings.model_dump_json().encode() + b"\n")
         self.process.stdin.flush()
         threading.Thread(target=self._read_stdout, daemon=True,
@@ -79,6 +81,7 @@ class Worker:
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.process is None:
             return
+        self.table.set(self.index, NOT_ACCEPTING)  # dead or stopping: nobody defers to it
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -140,6 +143,10 @@ def _worker_main() -> None:
 
     settings = GatewaySettings.model_validate_json(sys.stdin.buffer.readline())
     index = os.environ.get("DICOMVAULT_GATEWAY_WORKER_INDEX", "?")
+    listener_fd = int(os.environ["DICOMVAULT_GATEWAY_LISTEN_FD"])
+    table = LoadTable(int(os.environ["DICOMVAULT_GATEWAY_LOAD_FD"]),
+                      int(os.environ["DICOMVAULT_GATEWAY_WORKER_COUNT"]))
+    balancer = Balancer(table, int(index))
     configure(settings.log, f"gateway-worker-{index}")
     server, _thread = start_http_server(0, addr="127.0.0.1", registry=REGISTRY)
     print(f"WORKER-METRICS {server.server_address[1]}", flush=True)
@@ -164,7 +171,9 @@ def _worker_main() -> None:
                                     settings.gateway.catalogue_timeout_s, client=settings.client)
         try:
             async with Publisher(settings.bus, f"{settings.gateway.client_id}-{index}") as pub, \
-                    dimse_node(settings, pub, catalogue, reuse_port=True):
+                    dimse_node(settings, pub, catalogue, reuse_port=True,
+                               listener_fd=listener_fd, balancer=balancer):
+                balancer.publish()  # accepting: the others may defer to it
                 print("WORKER-READY", flush=True)
                 await stop.wait()
         finally:

@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from dicomvault.events import deterministic_id
-from dicomvault.events.v1 import events_pb2
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import is_valid_uid
 from hsm_archiver import metrics
 from hsm_archiver.context import CatalogueError, Context
@@ -113,7 +113,7 @@ async def evict(ctx: Context, study: str, items: list[tuple[str, float]], reason
     ``items``; returns the bytes freed. The one place both the sweep and an administrator's
     request evict through."""
     newest = max(m for _, m in items)
-    fact = events_pb2.StudyEvicted(study_instance_uid=study, tier="cache", archive_id="cache",
+    fact = ev.StudyEvicted(study_instance_uid=study, tier="cache", archive_id="cache",
                                    location=study, reason=reason)
     await ctx.publish(ctx.topics.studies, fact, study,
                       deterministic_id("evicted", "cache", study, f"{newest:.6f}"))

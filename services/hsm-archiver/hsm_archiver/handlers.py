@@ -11,7 +11,7 @@ from datetime import timedelta
 from dicomvault.bus import RecentIds, TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
-from dicomvault.events.v1 import jobs_pb2
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import JobQueue
 from dicomvault.rules import matching_rule
 from hsm_archiver import metrics
@@ -87,7 +87,7 @@ class Policies:
 
     async def commands(self, event: Event) -> None:
         """Policy of the job-commands topic: apply commands addressed to our queues."""
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._seen.first_time(
+        if not isinstance(event.payload, jb.JobCommandIssued) or not self._seen.first_time(
                 event.id):
             return
         for hosted in self.archives:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from dicomvault.dicom import instance_stored
 from dicomvault.events import deterministic_id
-from dicomvault.events.v1 import archive_pb2, events_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import Job, Outcome, ProgressReporter
 from dicomvault.query import InstanceLocation
 from dicomvault.store import instance_key, validate_uid
@@ -189,7 +190,7 @@ class HsmArchive:
         metrics.ARCHIVED_BYTES.labels(self.config.id).inc(written)
         metrics.ARCHIVED_INSTANCES.labels(self.config.id).inc(len(entries))
         held = sorted(entries, key=lambda e: e.sop)
-        fact = events_pb2.StudyArchived(
+        fact = ev.StudyArchived(
             study_instance_uid=study, tier="hsm", archive_id=self.config.id,
             location=self.location(study), number_of_instances=len(entries),
             size_bytes=sum(e.size for e in entries),
@@ -353,7 +354,7 @@ class HsmArchive:
                                      f"back from the HSM within {self.t.recall_timeout_s:g} s",
                                      completed=len(recalled), failed=len(pending))
             await asyncio.sleep(min(self.t.recall_poll_s, max(0.0, deadline - time.monotonic())))
-        fact = archive_pb2.StudyRecalled(
+        fact = ar.StudyRecalled(
             study_instance_uid=study, tier="hsm", archive_id=self.config.id, job_id=job.id,
             number_of_instances=len(recalled), location=self.location(study),
             sop_instance_uids=sorted(recalled))

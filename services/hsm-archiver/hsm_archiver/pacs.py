@@ -23,7 +23,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove, Verification
 
 from dicomvault.events import deterministic_id
-from dicomvault.events.v1 import archive_pb2, events_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import Job, Outcome, ProgressReporter
 from dicomvault.query import InstanceLocation
 from hsm_archiver import metrics
@@ -111,7 +112,7 @@ class PacsArchive:
         sent = sorted(cached, key=lambda i: i.sop_instance_uid)
         metrics.ARCHIVED_BYTES.labels(self.config.id).inc(size)
         metrics.ARCHIVED_INSTANCES.labels(self.config.id).inc(len(cached))
-        fact = events_pb2.StudyArchived(
+        fact = ev.StudyArchived(
             study_instance_uid=study, tier="pacs", archive_id=self.config.id,
             location=self.p.ae_title, number_of_instances=len(cached), size_bytes=size,
             sop_instance_uids=[i.sop_instance_uid for i in sent],
@@ -182,7 +183,7 @@ class PacsArchive:
                                  f"ended with {what} ({tally.completed} completed, "
                                  f"{tally.failed} failed) {'; '.join(tally.errors[:2])}",
                                  tally.completed, tally.failed)
-        fact = archive_pb2.StudyRecalled(
+        fact = ar.StudyRecalled(
             study_instance_uid=job.study_uid, tier="pacs", archive_id=self.config.id,
             job_id=job.id, number_of_instances=tally.completed, failed=tally.failed,
             location=self.p.ae_title)

@@ -12,8 +12,10 @@ import asyncio
 import logging
 
 import kopf
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
+from dicomvault.health import alive, readiness
 from dicomvault.lifecycle import HttpServer
 from dicomvault.metrics import metrics_app
 from vault_operator import metrics
@@ -45,14 +47,11 @@ def build_app(ready: asyncio.Event) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "alive"}
+        return alive()
 
     @app.get("/readyz")
-    async def readyz(response: Response) -> dict:
-        if not ready.is_set():
-            response.status_code = 503
-            return {"status": "starting", "reason": "kopf has not started watching yet"}
-        return {"status": "ready"}
+    async def readyz() -> JSONResponse:
+        return readiness([None if ready.is_set() else "kopf has not started watching yet"])
 
     return app
 

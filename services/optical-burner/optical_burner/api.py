@@ -8,7 +8,8 @@
 - ``DELETE /api/v1/volumes/{label}``       409 with the reason while it holds an only copy
 - ``GET /api/v1/media-requests``           volumes a retrieve waits for ("insert volume …"),
   with the RETRIEVE jobs waiting for each
-- ``GET /api/v1/queues``                   the STORE and RETRIEVE queues: state, depth, counts
+- ``GET /api/v1/queues``                   the STORE and RETRIEVE queues: state, depth, counts,
+  looks (how many times the scheduler has looked at its jobs)
 - ``GET /api/v1/jobs``                     the queues' unfinished jobs (``?state=WAITING``)
 - ``POST /api/v1/studies/{uid}/retrieve``  submit a RETRIEVE job (202 with the job), 404 when
   no volume holds the study
@@ -33,10 +34,12 @@ from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.jobs import TERMINAL
 from dicomvault.store import CacheStore
-from optical_burner.archive import Conflict, DeleteRefused, OpticalArchive
+from optical_burner.archive import OpticalArchive
 from optical_burner.burning import burn_volume
 from optical_burner.catalogue import CatalogueError
+from optical_burner.errors import Conflict, DeleteRefused
 from optical_burner.metrics import REGISTRY
+from optical_burner.queues import Queues
 from optical_burner.volumes import is_complete
 
 TERMINAL_NAMES = {s.value for s in TERMINAL}
@@ -55,9 +58,11 @@ def _job(job) -> dict:
 
 
 def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
-              cache: CacheStore | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
+              cache: CacheStore | None = None, verifier: TokenVerifier | None = None,
+              queues: Queues | None = None) -> FastAPI:
     """``cache``: the cache tier (RETRIEVE jobs write to it; without it none is submitted);
-    without a ``verifier`` nothing needs a token (tests that build the app directly)."""
+    without a ``verifier`` nothing needs a token (tests that build the app directly);
+    ``queues``: the archive's STORE and RETRIEVE queues (without them none is listed)."""
     app = FastAPI(title="DICOM Vault optical-burner", docs_url=None, redoc_url=None)
     (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
 
@@ -118,24 +123,25 @@ def build_app(arc: OpticalArchive, ready: Callable[[], str | None],
         return list(arc.media_requests.values())
 
     @app.get("/api/v1/queues")
-    async def queues() -> list[dict]:
+    async def list_queues() -> list[dict]:
         return [{"name": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
-                 "depth": q.depth(), "counts": q.counts()} for q in arc.queues or ()]
+                 "depth": q.depth(), "counts": q.counts(), "looks": q.looks}
+                for q in queues or ()]
 
     @app.get("/api/v1/jobs")
     async def jobs(state: str = "") -> list[dict]:
         wanted = {s.strip().upper() for s in state.split(",") if s.strip()}
-        return [_job(j) for q in arc.queues or () for j in q.jobs.values()
+        return [_job(j) for q in queues or () for j in q.jobs.values()
                 if (j.state.value in wanted if wanted else j.state.value not in TERMINAL_NAMES)]
 
     @app.post("/api/v1/studies/{study_uid}/retrieve")
     async def retrieve(study_uid: str):
-        if arc.queues is None or cache is None:
+        if queues is None or cache is None:
             return _error(503, "the RETRIEVE queue is not running")
         parts = arc.store.parts_of(study_uid)
         if not is_complete(parts):
             return _error(404, f"no volume of {arc.id} holds study {study_uid}")
-        job = await arc.queues.retrieve.submit(study_uid, target=arc.id,
+        job = await queues.retrieve.submit(study_uid, target=arc.id,
                                                dedupe_key=f"api:{uuid.uuid4()}",
                                                params={"requested_by": "rest", "tier": "optical"},
                                                created_by="api")

@@ -22,7 +22,8 @@ from datetime import timedelta
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import optical_pb2 as op
 from optical_burner import metrics
-from optical_burner.archive import Conflict, OpticalArchive
+from optical_burner.archive import OpticalArchive
+from optical_burner.errors import Conflict
 from optical_burner.image import compare, read_back
 from optical_burner.volumes import CopyEntry, Volume, VolumeState, now
 
@@ -33,7 +34,7 @@ async def burn_volume(arc: OpticalArchive, label: str, copy: int | None = None) 
     """Burn the missing copies of a closed volume (or copy ``copy`` again) and verify them."""
     async with arc.burn_lock:
         async with arc.lock:
-            vol = arc._get(label)
+            vol = arc.volume(label)
             if vol.state == VolumeState.OPEN or vol.image is None:
                 raise Conflict(f"volume {label} is Open: close it first")
             if vol.released or not arc.image_of(vol).is_file():

@@ -12,26 +12,17 @@ from datetime import timedelta
 from dicomvault.bus import RecentIds, TransientError
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
-from dicomvault.events.v1 import jobs_pb2
-from dicomvault.jobs import JobQueue
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.rules import matching_rule
 from optical_burner import metrics
-from optical_burner.archive import TIER, OpticalArchive
+from optical_burner.announcing import TIER
+from optical_burner.archive import OpticalArchive
 from optical_burner.catalogue import CatalogueError
+from optical_burner.queues import Queues
 from optical_burner.volumes import is_complete
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Queues:
-    """The optical archive's two queues."""
-
-    store: JobQueue
-    retrieve: JobQueue
-
-    def __iter__(self):
-        return iter((self.store, self.retrieve))
 
 
 @dataclass
@@ -102,7 +93,7 @@ class Policies:
 
     async def commands(self, event: Event) -> None:
         """Policy of the job-commands topic: apply commands addressed to our queues."""
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued) or not self._seen.first_time(
+        if not isinstance(event.payload, jb.JobCommandIssued) or not self._seen.first_time(
                 event.id):
             return
         for queue in self.queues:

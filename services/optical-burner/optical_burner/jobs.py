@@ -24,12 +24,14 @@ import logging
 
 from dicomvault.dicom import instance_stored
 from dicomvault.events import deterministic_id
-from dicomvault.events.v1 import archive_pb2
+from dicomvault.events.v1 import archive_pb2 as ar
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome, ProgressReporter
 from dicomvault.store import CacheStore
 from optical_burner import metrics
-from optical_burner.archive import TIER, ArchiveError, InstanceTooLarge, OpticalArchive
+from optical_burner.announcing import TIER
+from optical_burner.archive import OpticalArchive
 from optical_burner.catalogue import CatalogueError
+from optical_burner.errors import ArchiveError, InstanceTooLarge
 from optical_burner.retrieve import mounted_root, retrieve_study, withdraw_media_requests
 from optical_burner.volumes import InstanceEntry, latest, study_labels
 
@@ -87,7 +89,7 @@ class Executors:
             return Outcome.retry(result.message, completed=len(recalled))
         parts = arc.store.parts_of(study)
         location = "+".join(study_labels(parts))
-        await arc.emit(arc.topics.studies, archive_pb2.StudyRecalled(
+        await arc.emit(arc.topics.studies, ar.StudyRecalled(
             study_instance_uid=study, tier=TIER, archive_id=arc.id, job_id=job.id,
             number_of_instances=len(recalled), location=location,
             sop_instance_uids=sorted(recalled)),

@@ -28,8 +28,9 @@ from optical_burner.archive import OpticalArchive, Topics
 from optical_burner.burning import sweep_volumes
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.events import publisher_emit
-from optical_burner.handlers import Policies, Queues
+from optical_burner.handlers import Policies
 from optical_burner.jobs import Executors, MediaWithdrawals, wake_for_mounted_media
+from optical_burner.queues import Queues
 from optical_burner.settings import OpticalSettings
 from optical_burner.stale_requests import StaleRequests
 from optical_burner.volumes import VolumeStore
@@ -107,7 +108,7 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
                              Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
                                     instances=bus.topics.instances))
         withdrawals = MediaWithdrawals(arc)
-        arc.queues = queues = build_queues(settings, arc, cache, publisher, withdrawals)
+        queues = build_queues(settings, arc, cache, publisher, withdrawals)
         for q in queues:  # a retried job this process no longer holds runs again
             q.lookup = catalogue_lookup(catalogue, q.kind)
         # Adopt before consuming, so a redelivered trigger finds its job already there.
@@ -135,7 +136,7 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         verifier = TokenVerifier(settings.auth)
         verifier.announce("optical-burner REST API (/api/v1 GET: read scope; close, burn, "
                           "release, delete volume and retrieve: admin scope)")
-        server = HttpServer.for_app(build_app(arc, ready, cache, verifier), settings.http)
+        server = HttpServer.for_app(build_app(arc, ready, cache, verifier, queues), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop, stale),

@@ -18,11 +18,11 @@ from pathlib import Path
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context
 
+from dicomvault.transcode import TranscodeError, transcode
 from stow_exporter import metrics
 from stow_exporter.delivery import Item, Outcome
 from stow_exporter.settings import Modality
 from stow_exporter.stowresponse import describe
-from stow_exporter.transcode import TranscodeError, transcode
 
 log = logging.getLogger(__name__)
 

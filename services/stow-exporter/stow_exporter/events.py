@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from dicomvault.events.v1 import exports_pb2 as pb
+from dicomvault.events.v1 import exports_pb2 as ex
 
-STUDY_EXPORTED = "dicomvault.study.exported.v1"
-EXPORT_FAILED = "dicomvault.study.export-failed.v1"
-
-StudyExported = pb.StudyExported
-ExportFailed = pb.ExportFailed
+StudyExported = ex.StudyExported
+ExportFailed = ex.ExportFailed

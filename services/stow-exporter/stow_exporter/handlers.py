@@ -20,13 +20,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.events.v1 import jobs_pb2
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Outcome as JobOutcome
 from dicomvault.jobs import ProgressReporter
 from dicomvault.query import CatalogueError
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
+from dicomvault.transcode import TranscodeError
 from stow_exporter import metrics
 from stow_exporter.catalogue import CatalogueClient, StudyUnknown, tier_locations
 from stow_exporter.commit import commitment_request
@@ -35,7 +36,7 @@ from stow_exporter.events import ExportFailed, StudyExported
 from stow_exporter.queue import Export, ExportQueue, instance_summary
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.spec import Exporter, delay_for
-from stow_exporter.transcode import TranscodeError, for_destination
+from stow_exporter.transcode import for_destination
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ class Policy:
 
     async def __call__(self, event: Event) -> None:
         payload = event.payload
-        if not isinstance(payload, v1.StudyStable):
+        if not isinstance(payload, ev.StudyStable):
             return
         exp = self.hosted.exporter
         delay = delay_for(exp, list(payload.calling_aes), list(payload.modalities),
@@ -275,7 +276,7 @@ class Commands:
         self.hosted = hosted
 
     async def __call__(self, event: Event) -> None:
-        if not isinstance(event.payload, jobs_pb2.JobCommandIssued):
+        if not isinstance(event.payload, jb.JobCommandIssued):
             return
         for h in self.hosted:
             if h.queue is not None and await h.queue.apply_command(event.payload):

@@ -63,3 +63,23 @@ class StudyCommitted(_message.Message):
     job_id: str
     attempt: int
     def __init__(self, study_instance_uid: _Optional[str] = ..., remote_ae: _Optional[str] = ..., transaction_uid: _Optional[str] = ..., committed_sop_instance_uids: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[_Union[FailedSopReference, _Mapping]]] = ..., complete: _Optional[bool] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class CommitmentRequestReceived(_message.Message):
+    __slots__ = ("transaction_uid", "calling_ae", "called_ae", "instances", "reply_host", "reply_port", "peer_address", "received_by")
+    TRANSACTION_UID_FIELD_NUMBER: _ClassVar[int]
+    CALLING_AE_FIELD_NUMBER: _ClassVar[int]
+    CALLED_AE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    REPLY_HOST_FIELD_NUMBER: _ClassVar[int]
+    REPLY_PORT_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_BY_FIELD_NUMBER: _ClassVar[int]
+    transaction_uid: str
+    calling_ae: str
+    called_ae: str
+    instances: _containers.RepeatedCompositeFieldContainer[SopReference]
+    reply_host: str
+    reply_port: int
+    peer_address: str
+    received_by: str
+    def __init__(self, transaction_uid: _Optional[str] = ..., calling_ae: _Optional[str] = ..., called_ae: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[SopReference, _Mapping]]] = ..., reply_host: _Optional[str] = ..., reply_port: _Optional[int] = ..., peer_address: _Optional[str] = ..., received_by: _Optional[str] = ...) -> None: ...

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class InstanceStored(_message.Message):
-    __slots__ = ("sop_class_uid", "sop_instance_uid", "study_instance_uid", "series_instance_uid", "patient_id", "patient_name", "study_date", "modality", "transfer_syntax_uid", "size_bytes", "sha256", "storage_key", "calling_ae", "received_time", "tier", "called_ae", "source", "issuer_of_patient_id", "patient_birth_date", "patient_sex", "study_time", "accession_number", "study_id", "study_description", "referring_physician_name", "series_number", "series_description", "series_date", "series_time", "body_part_examined", "station_name", "instance_number", "institution_name", "content_date", "content_time", "number_of_frames", "specific_character_set")
+    __slots__ = ("sop_class_uid", "sop_instance_uid", "study_instance_uid", "series_instance_uid", "patient_id", "patient_name", "study_date", "modality", "transfer_syntax_uid", "size_bytes", "sha256", "storage_key", "calling_ae", "received_time", "tier", "called_ae", "source", "issuer_of_patient_id", "patient_birth_date", "patient_sex", "study_time", "accession_number", "study_id", "study_description", "referring_physician_name", "series_number", "series_description", "series_date", "series_time", "body_part_examined", "station_name", "instance_number", "institution_name", "content_date", "content_time", "number_of_frames", "specific_character_set", "peer_address", "user_id", "association_id")
     SOP_CLASS_UID_FIELD_NUMBER: _ClassVar[int]
     SOP_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,9 @@ class InstanceStored(_message.Message):
     CONTENT_TIME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_OF_FRAMES_FIELD_NUMBER: _ClassVar[int]
     SPECIFIC_CHARACTER_SET_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSOCIATION_ID_FIELD_NUMBER: _ClassVar[int]
     sop_class_uid: str
     sop_instance_uid: str
     study_instance_uid: str
@@ -85,7 +88,10 @@ class InstanceStored(_message.Message):
     content_time: str
     number_of_frames: int
     specific_character_set: str
-    def __init__(self, sop_class_uid: _Optional[str] = ..., sop_instance_uid: _Optional[str] = ..., study_instance_uid: _Optional[str] = ..., series_instance_uid: _Optional[str] = ..., patient_id: _Optional[str] = ..., patient_name: _Optional[str] = ..., study_date: _Optional[str] = ..., modality: _Optional[str] = ..., transfer_syntax_uid: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., storage_key: _Optional[str] = ..., calling_ae: _Optional[str] = ..., received_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tier: _Optional[str] = ..., called_ae: _Optional[str] = ..., source: _Optional[str] = ..., issuer_of_patient_id: _Optional[str] = ..., patient_birth_date: _Optional[str] = ..., patient_sex: _Optional[str] = ..., study_time: _Optional[str] = ..., accession_number: _Optional[str] = ..., study_id: _Optional[str] = ..., study_description: _Optional[str] = ..., referring_physician_name: _Optional[str] = ..., series_number: _Optional[str] = ..., series_description: _Optional[str] = ..., series_date: _Optional[str] = ..., series_time: _Optional[str] = ..., body_part_examined: _Optional[str] = ..., station_name: _Optional[str] = ..., instance_number: _Optional[str] = ..., institution_name: _Optional[str] = ..., content_date: _Optional[str] = ..., content_time: _Optional[str] = ..., number_of_frames: _Optional[int] = ..., specific_character_set: _Optional[str] = ...) -> None: ...
+    peer_address: str
+    user_id: str
+    association_id: str
+    def __init__(self, sop_class_uid: _Optional[str] = ..., sop_instance_uid: _Optional[str] = ..., study_instance_uid: _Optional[str] = ..., series_instance_uid: _Optional[str] = ..., patient_id: _Optional[str] = ..., patient_name: _Optional[str] = ..., study_date: _Optional[str] = ..., modality: _Optional[str] = ..., transfer_syntax_uid: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., storage_key: _Optional[str] = ..., calling_ae: _Optional[str] = ..., received_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tier: _Optional[str] = ..., called_ae: _Optional[str] = ..., source: _Optional[str] = ..., issuer_of_patient_id: _Optional[str] = ..., patient_birth_date: _Optional[str] = ..., patient_sex: _Optional[str] = ..., study_time: _Optional[str] = ..., accession_number: _Optional[str] = ..., study_id: _Optional[str] = ..., study_description: _Optional[str] = ..., referring_physician_name: _Optional[str] = ..., series_number: _Optional[str] = ..., series_description: _Optional[str] = ..., series_date: _Optional[str] = ..., series_time: _Optional[str] = ..., body_part_examined: _Optional[str] = ..., station_name: _Optional[str] = ..., instance_number: _Optional[str] = ..., institution_name: _Optional[str] = ..., content_date: _Optional[str] = ..., content_time: _Optional[str] = ..., number_of_frames: _Optional[int] = ..., specific_character_set: _Optional[str] = ..., peer_address: _Optional[str] = ..., user_id: _Optional[str] = ..., association_id: _Optional[str] = ...) -> None: ...
 
 class StudyStable(_message.Message):
     __slots__ = ("study_instance_uid", "patient_id", "number_of_series", "number_of_instances", "size_bytes", "modalities", "calling_aes", "station_names", "last_received_time", "revision")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.audit import AuditTrail
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
@@ -38,6 +39,7 @@ class DicomWeb:
     catalogue: CatalogueClient
     publisher: Publisher
     verifier: TokenVerifier
+    audit: AuditTrail | None = None  # queries, retrieves, refused tokens (dicomweb/audit.py)
 
     def base_url(self, request: Request) -> str:
         """The public URL of /dicomweb (setting, else from the request)."""

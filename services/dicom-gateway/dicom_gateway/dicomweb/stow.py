@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 
 from fastapi import APIRouter, HTTPException, Request
@@ -133,15 +134,21 @@ async def stow(dw: DicomWeb, request: Request, study: str) -> Response:
     # a few at a time; the answer lists them in request order.
     slots = asyncio.Semaphore(PARALLEL_PARTS)
 
+    principal = getattr(request.state, "principal", None)
+    client = request.client
+    who = (f"{client.host}:{client.port}" if client else "",
+           getattr(principal, "subject", "") or "", uuid.uuid4().hex)
+
     async def one(part) -> Result:
         async with slots:
-            return await _store_one(dw, part.content, study, received)
+            return await _store_one(dw, part.content, study, received, who)
 
     results = await asyncio.gather(*(one(part) for part in parts))
     return _answer(dw, request, study, list(results))
 
 
-async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -> Result:
+async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float,
+                     who: tuple[str, str, str] = ("", "", "")) -> Result:
     try:
         meta, offset = split_file_meta(part10)
     except Malformed as exc:
@@ -165,7 +172,8 @@ async def _store_one(dw: DicomWeb, part10: bytes, study: str, received: float) -
             return Result(sop_class, sop, "", "", Outcome(st.CANNOT_UNDERSTAND, str(exc)))
     rq = Part10Request(part10=part10, source="dicomweb", calling_ae="",
                        called_ae=dw.settings.gateway.ae_title, received=received,
-                       study_instance_uid=study)
+                       study_instance_uid=study, peer_address=who[0], user_id=who[1],
+                       association_id=who[2])
     outcome = await dw.ingest.handle_part10_async(rq)
     return Result(sop_class, sop, outcome.study_instance_uid, outcome.series_instance_uid,
                   outcome)

@@ -34,8 +34,8 @@ from dicom_gateway.dicomweb.multipart import (
 )
 from dicom_gateway.ingest import SOURCE
 from dicomvault.bus import PublishError
-from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.events import Event, deterministic_id, types
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import (
     CatalogueRefused,
     CatalogueUnavailable,
@@ -49,7 +49,7 @@ from dicomvault.transcode import TranscodeError, stored_syntax, transcode
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
-RECALL_TYPE = "dicomvault.study.recall-requested.v1"
+RECALL_TYPE = types.RECALL_REQUESTED
 CACHE = "cache"
 
 
@@ -140,7 +140,7 @@ async def _locate(dw: DicomWeb, study: str, series: str, sop: str) -> list[Insta
 async def _recall(dw: DicomWeb, study: str, exc: NotInCache) -> Response:
     """Ask for the study to be brought back to the cache tier; 503 with Retry-After."""
     retry = dw.settings.dicomweb.recall_retry_after_s
-    msg = v1.RecallRequested(study_instance_uid=study, requested_by="dicomweb",
+    msg = ev.RecallRequested(study_instance_uid=study, requested_by="dicomweb",
                              reason="WADO-RS retrieve of instances not in the cache tier",
                              sop_instance_uids=sorted(exc.missing))
     # One request per study, instance set and Retry-After window: clients that retry as told

@@ -1,0 +1,120 @@
+"""The audit service: consume the facts, keep audit messages, send them as syslog, serve them.
+
+``run`` wires: the store (table created if missing, retried until the database answers), a
+consumer loop in batch mode over the instances, studies, volumes and audit topics with
+``Policy.batch`` (one transaction per fetch; offsets committed after it), the delivery loop to
+the syslog receiver, and the HTTP API. Its own start and stop are Application Activity
+messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from datetime import UTC, datetime
+
+from audit import metrics
+from audit.api import build_app
+from audit.delivery import Delivery
+from audit.handlers import Policy
+from audit.record import Record, iso
+from audit.settings import AuditSettings
+from audit.store import Store, create, make_engine
+from audit.syslog import SyslogSender
+from dicomvault.auth import TokenVerifier
+from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.lifecycle import HttpServer, ServiceFailed
+
+log = logging.getLogger(__name__)
+
+
+def activity(event_type: str, cfg_source: str) -> Record:
+    """Application Activity (start or stop) of this service."""
+    return Record("application-activity", "E", 0, iso(datetime.now(UTC)),
+                  user_id=cfg_source, event_type=event_type, application="audit")
+
+
+async def _prepare(store: Store, stop: asyncio.Event) -> bool:
+    while not stop.is_set():
+        try:
+            await create(store.engine)
+            return True
+        except Exception as exc:  # noqa: BLE001 - retried until the database answers
+            log.warning("audit database not available, will retry", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+    return False
+
+
+async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
+    bus, cfg = settings.bus, settings.audit
+    hostname = cfg.hostname or socket.gethostname()
+    engine = make_engine(settings.database.resolved_url())
+    store = Store(engine, cfg.aggregate_s, cfg.aggregate_max_s)
+    sender = (SyslogSender(cfg.syslog_url, cfg.ca_file, cfg.cert_file, cfg.key_file)
+              if cfg.syslog_url else None)
+    if sender is None:
+        log.warning("no DICOMVAULT_AUDIT__SYSLOG_URL: audit messages are kept and served by "
+                    "/api/v1/audit, but sent to no audit record repository")
+    failed = ""
+    try:
+        if not await _prepare(store, stop):
+            return
+        async with engine.begin() as conn:
+            await store.keep(conn, activity("start", cfg.source_id))
+        await ensure_topics(bus)
+        policy = Policy(store, cfg.source_id)
+        delivery = Delivery(store, sender, cfg, hostname)
+
+        async def batch(events):
+            await policy.batch(events)
+            delivery.wake.set()
+
+        async with Publisher(bus, client_id=cfg.client_id) as publisher:
+            loop = ConsumerLoop(bus, group_id=cfg.group_id,
+                                topics=[bus.topics.instances, bus.topics.studies,
+                                        bus.topics.volumes, bus.topics.audit],
+                                handler=policy, dlq=publisher, client_id=cfg.client_id,
+                                on_record=metrics.on_record, batch_handler=batch,
+                                max_records=1000, fetch_max_wait_ms=200)
+            verifier = TokenVerifier(settings.auth)
+            verifier.announce("audit REST API (/api/v1: admin scope)")
+            ready = lambda: None if loop.ready.is_set() else "consumer not assigned yet"  # noqa: E731
+            server = HttpServer.for_app(build_app(store, cfg, hostname, ready, verifier),
+                                        settings.http)
+            tasks = [asyncio.create_task(loop.run(), name="consumer"),
+                     asyncio.create_task(server.serve(), name="http")]
+            if sender is not None:  # without a receiver the messages are only kept
+                tasks.append(asyncio.create_task(delivery.run(stop), name="delivery"))
+            log.info("audit started", extra={"port": settings.http.port,
+                                             "syslog": sender.where if sender else ""})
+            try:
+                done, _ = await asyncio.wait(
+                    [asyncio.create_task(stop.wait(), name="stop"), *tasks],
+                    return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.get_name() != "stop":
+                        failed = f"audit task {task.get_name()} ended early"
+            finally:
+                stop.set()
+                loop.stop()
+                server.should_exit = True
+                await asyncio.gather(*tasks, return_exceptions=True)
+                # The stop message is kept; it goes out with the next start if not now.
+                try:
+                    async with engine.begin() as conn:
+                        await store.keep(conn, activity("stop", cfg.source_id))
+                except Exception as exc:  # noqa: BLE001 - stopping anyway
+                    log.warning("application stop not recorded", extra={"error": repr(exc)})
+                if sender is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(
+                            Delivery(store, sender, cfg, hostname).flush(), timeout=3)
+                    await sender.close()
+    finally:
+        await engine.dispose()
+        log.info("audit stopped")
+    if failed:
+        raise ServiceFailed(failed)
