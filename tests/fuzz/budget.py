@@ -11,10 +11,13 @@ from hypothesis import HealthCheck, settings
 FUZZ_EXAMPLES = int(os.environ.get("DICOMVAULT_FUZZ_EXAMPLES", "0"))
 
 
-def budget(in_suite: int) -> settings:
+def budget(in_suite: int, at_most: int | None = None) -> settings:
     """Hypothesis settings of one door: fixed seed, ``in_suite`` examples unless `make fuzz`
-    asks for more."""
-    return settings(max_examples=FUZZ_EXAMPLES or in_suite, derandomize=True, deadline=None,
+    asks for more (``at_most``: a slow way into a door that another test fuzzes in full)."""
+    examples = FUZZ_EXAMPLES or in_suite
+    if at_most is not None:
+        examples = min(examples, max(at_most, in_suite))
+    return settings(max_examples=examples, derandomize=True, deadline=None,
                     database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dicomvault.bus.broker import EmbeddedBroker
@@ -37,6 +38,14 @@ def archive(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
         yield a.start()
     finally:
         a.stop()
+
+
+def long_http(archive: WebArchive, *scopes: str) -> httpx.Client:
+    """A client whose bearer token outlives the door's run: `make fuzz` spends more than the
+    tests' usual 10-minute tokens on one door (every request was then a 401)."""
+    token = archive.issuer.token(*scopes, expires_in=6 * 3600)
+    return httpx.Client(base_url=archive.url, headers={"Authorization": f"Bearer {token}"},
+                        timeout=60)
 
 
 _KEY = re.compile(r"\A[0-9.]{1,64}/[0-9.]{1,64}/[0-9.]{1,64}\.dcm\Z")

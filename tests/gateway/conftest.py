@@ -182,3 +182,18 @@ def sample(text: str, name: str, **labels: str) -> float:
             if s.name == name and s.labels == labels:
                 return s.value
     return 0.0
+
+
+@pytest.fixture(scope="session")
+def web_archive(broker, tmp_path_factory: pytest.TempPathFactory):
+    """One catalogue + gateway with DICOMweb (default settings) for the modules that only read
+    back studies they stored themselves (test_wado_frames, test_wado_rendered): started once
+    per session instead of once per module."""
+    from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for
+
+    folder = tmp_path_factory.mktemp("web-archive")
+    a = WebArchive(folder, bus_settings_for(broker), Issuer(folder)).start()
+    try:
+        yield a
+    finally:
+        a.stop()

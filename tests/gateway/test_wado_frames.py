@@ -4,7 +4,6 @@ pydicom's own reading of the files the modality sent and with dicomweb-client.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,15 +13,8 @@ from pydicom import dcmread
 from pydicom.encaps import generate_frames
 from pydicom.pixels import pixel_array
 
-from dicomvault.bus.broker import EmbeddedBroker
 from tests.gateway.conftest import sample
-from tests.gateway.dicomweb_peers import (
-    Issuer,
-    WebArchive,
-    bus_settings_for,
-    multipart_dicom,
-    raw_parts,
-)
+from tests.gateway.dicomweb_peers import WebArchive, multipart_dicom, raw_parts
 from tests.gateway.wado_images import (
     EXPLICIT,
     JPEG_LOSSLESS,
@@ -36,21 +28,18 @@ OCTET = 'multipart/related; type="application/octet-stream"'
 
 
 @pytest.fixture(scope="module")
-def archive(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[WebArchive, Images]]:
-    folder = tmp_path_factory.mktemp("wado-frames")
-    images = write_images(folder / "in")
-    a = WebArchive(folder, bus_settings_for(broker), Issuer(folder)).start()
-    try:
-        # The images go in byte for byte (STOW-RS of the files as written).
-        body, content_type = multipart_dicom([p.read_bytes() for p in images.files.values()])
-        with a.http() as http:
-            r = http.post("/studies", content=body, headers={"Content-Type": content_type})
-            assert r.status_code == 200, r.text
-        a.wait_indexed(images.study_uid, len(images.files))
-        yield a, images
-    finally:
-        a.stop()
+def archive(web_archive: WebArchive, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[WebArchive, Images]:
+    """The session's web archive with this module's study in it."""
+    images = write_images(tmp_path_factory.mktemp("wado-frames") / "in")
+    a = web_archive
+    # The images go in byte for byte (STOW-RS of the files as written).
+    body, content_type = multipart_dicom([p.read_bytes() for p in images.files.values()])
+    with a.http() as http:
+        r = http.post("/studies", content=body, headers={"Content-Type": content_type})
+        assert r.status_code == 200, r.text
+    a.wait_indexed(images.study_uid, len(images.files))
+    return a, images
 
 
 def native(path: Path, frame: int) -> bytes:

@@ -4,7 +4,6 @@ applied to pydicom's decoding of the files the modality sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from io import BytesIO
 
 import httpx
@@ -13,26 +12,22 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 
-from dicomvault.bus.broker import EmbeddedBroker
-from tests.gateway.dicomweb_peers import Issuer, WebArchive, bus_settings_for, multipart_dicom
+from tests.gateway.dicomweb_peers import WebArchive, multipart_dicom
 from tests.gateway.wado_images import EXPLICIT, JPEG_LOSSLESS, Images, write_images
 
 
 @pytest.fixture(scope="module")
-def archive(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[WebArchive, Images]]:
-    folder = tmp_path_factory.mktemp("wado-rendered")
-    images = write_images(folder / "in", patient_id="RENDER01")
-    a = WebArchive(folder, bus_settings_for(broker), Issuer(folder)).start()
-    try:
-        body, content_type = multipart_dicom([p.read_bytes() for p in images.files.values()])
-        with a.http() as http:
-            r = http.post("/studies", content=body, headers={"Content-Type": content_type})
-            assert r.status_code == 200, r.text
-        a.wait_indexed(images.study_uid, len(images.files))
-        yield a, images
-    finally:
-        a.stop()
+def archive(web_archive: WebArchive, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[WebArchive, Images]:
+    """The session's web archive with this module's study in it."""
+    images = write_images(tmp_path_factory.mktemp("wado-rendered") / "in", patient_id="RENDER01")
+    a = web_archive
+    body, content_type = multipart_dicom([p.read_bytes() for p in images.files.values()])
+    with a.http() as http:
+        r = http.post("/studies", content=body, headers={"Content-Type": content_type})
+        assert r.status_code == 200, r.text
+    a.wait_indexed(images.study_uid, len(images.files))
+    return a, images
 
 
 def get(a: WebArchive, url: str, accept: str = "image/png", **params: str) -> httpx.Response:

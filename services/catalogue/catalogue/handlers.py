@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalogue import bulk, metrics
-from catalogue.commits import CommitHealth
+from catalogue.commits import CommitHealth, is_disk_full
 from catalogue.db import is_connectivity_error
 from catalogue.instance_batch import InstanceBatch
 from catalogue.jobs_projection import JOB_FACTS
@@ -146,8 +146,8 @@ class Policy:
             result = await work
         except SQLAlchemyError as exc:
             self.health.failed(exc)
-            if is_connectivity_error(exc):
-                raise TransientError(f"catalogue database unavailable: {exc}") from exc
+            if is_connectivity_error(exc) or is_disk_full(exc):  # retried, never a DLQ
+                raise TransientError(f"catalogue database unavailable or full: {exc}") from exc
             raise
         except (OSError, TimeoutError) as exc:
             self.health.failed(exc)

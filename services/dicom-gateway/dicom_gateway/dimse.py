@@ -196,6 +196,10 @@ class Dimse:
         # C-MOVE/C-GET sub-operations send a cache file's dataset bytes as stored (chunks read
         # from the file), never a decoded and re-encoded copy. Affects only send_c_store(path).
         _config.STORE_SEND_CHUNKED_DATASET = True
+        # pynetdicom's "standard" handlers format every PDU and DIMSE message for a DEBUG line
+        # whatever the log level, and raise (an ERROR with a traceback per request) on a
+        # command whose Affected SOP Class UID is empty: our handlers log what matters.
+        _config.LOG_HANDLER_LEVEL = "none"
         self.cfg = cfg
         self.reuse_port = reuse_port
         self.listener_fd = listener_fd

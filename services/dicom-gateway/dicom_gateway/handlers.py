@@ -244,9 +244,13 @@ def _targets(event: RetrieveEvent, retriever: Retriever):
         return None, Response(st.UNABLE_TO_PROCESS, comment="cannot decode the identifier")
     try:
         request = parse_retrieve(event.identifier, str(event.request.AffectedSOPClassUID))
-        return retriever.resolve(request), None
     except find.BadIdentifier as exc:
         return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
+    except Exception as exc:  # noqa: BLE001 - pydicom decodes lazily: raised on first read
+        return None, Response(st.UNABLE_TO_PROCESS,
+                              comment=f"cannot decode the identifier: {exc}")
+    try:
+        return retriever.resolve(request), None
     except CatalogueRefused as exc:
         return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
     except TooMany as exc:

@@ -20,6 +20,7 @@ from pynetdicom.dsutils import decode, encode
 from pynetdicom.transport import RequestHandler
 
 from dicom_gateway import statuses as st
+from dicom_gateway.request_guard import answer_refused
 from dicom_gateway.retrieve import Response, RetrieveEvent
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class RetrieveAssociation(Association):
     """An acceptor association whose C-MOVE / C-GET requests go to the gateway's handlers."""
 
     def _serve_request(self, msg, context_id: int) -> None:
+        if answer_refused(self, msg, context_id):  # what pynetdicom would leave unanswered
+            return
         handlers: dict[type, Handler] = getattr(self._server, "retrieve_handlers", {})
         handler = handlers.get(type(msg))
         context = self._accepted_cx.get(context_id)

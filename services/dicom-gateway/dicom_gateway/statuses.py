@@ -69,6 +69,8 @@ NOT_PERMITTED = 0xC124
 # a command field the association's service does not know
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 UNRECOGNIZED_OPERATION = 0x0211
+# DIMSE-N services (PS3.7 C.4): a required parameter of the request is missing or invalid
+INVALID_ARGUMENT = 0x0115
 
 # C-MOVE / C-GET
 SUBOPS_WARNING = 0xB000
