@@ -23,6 +23,7 @@ from tests.peers.datasets import write_study
 from tests.peers.rsyslog import Rsyslog
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
 from tests.peers.tokens import ADMIN, READ, WRITE, Issuer, auth_env
+from tests.peers.wait import wait_until_blocking
 
 TRANSFERRED, BEGIN, QUERY, SECURITY_ALERT, AUTHENTICATION, ACTIVITY = (
     "110104", "110102", "110112", "110113", "110114", "110100")
@@ -84,9 +85,12 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         study = write_study(tmp_path / "study1", series=2, per_series=3)
         done = archive.storescu(study.files)
         assert done.returncode == 0, done.stdout + done.stderr
-        code, answers, out = archive.findscu(
-            "STUDY", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}")
-        assert code == 0 and len(answers) == 1, out
+        # Findable once catalogued (tens of ms after the last C-STORE response).
+        found = wait_until_blocking(lambda: (lambda r: r if r[0] == 0 and len(r[1]) == 1
+                                             else None)(archive.findscu(
+            "STUDY", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}")),
+            "the stored study found by C-FIND", timeout=30, interval=0.1)
+        code, answers, out = found
         # An AE nobody configured knocks (refused), a viewer comes without a token (401),
         # then with one.
         knock = subprocess.run([dcmtk("echoscu"), "-aet", "INTRUDER", "-aec", AE_TITLE,
@@ -132,7 +136,7 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         assert requestor(stored).get("UserID") == MODALITY
         assert requestor(stored).get("NetworkAccessPointID") == "127.0.0.1"
         assert sum(int(s.get("NumberOfInstances")) for s in stored.iter("SOPClass")) == 6
-        [find] = of(got, QUERY, study.study_uid, MODALITY)
+        find = of(got, QUERY, study.study_uid, MODALITY)[-1]  # one per C-FIND sent
         assert find.find(".//ParticipantObjectQuery").text  # the identifier, base64
         for alert in of(got, SECURITY_ALERT, user="INTRUDER"):
             assert outcome(alert) == "4"
