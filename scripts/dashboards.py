@@ -117,12 +117,12 @@ def exporter_queue_row() -> Row:
 def commitment_queue_row() -> Row:
     return Row("commitment queues", [
         Panel("Job transitions/s by state", [(q(
-            "sum by (queue, state) (rate(commitment_job_transitions_total{{NS}}[{R}]))"),
+            "sum by (queue, state) (rate(dicomvault_commitment_job_transitions_total{{NS}}[{R}]))"),
             "{{queue}} {{state}}")], "ops"),
         Panel("Failed jobs/s", [(q(
-            'sum by (queue) (rate(commitment_job_transitions_total{{NS},state=~"failed|cancelled"}[{R}]))'),
+            'sum by (queue) (rate(dicomvault_commitment_job_transitions_total{{NS},state=~"failed|cancelled"}[{R}]))'),
             "{{queue}}")], "ops"),
-        Panel("Queue depth", [(q("max by (queue) (commitment_queue_depth{{NS}})"), "{{queue}}")]),
+        Panel("Queue depth", [(q("max by (queue) (dicomvault_commitment_queue_depth{{NS}})"), "{{queue}}")]),
     ])
 
 
@@ -164,23 +164,23 @@ def hsm_row() -> Row:
 def commitment_row() -> Row:
     return Row("commitment", [
         Panel("Requests/s by role and outcome", [(q(
-            "sum by (role, outcome) (rate(commitment_requests_total{{NS}}[{R}]))"),
+            "sum by (role, outcome) (rate(dicomvault_commitment_requests_total{{NS}}[{R}]))"),
             "{{role}} {{outcome}}")], "ops"),
         Panel("Failed requests/s", [(q(
-            'sum by (role, outcome) (rate(commitment_requests_total{{NS},outcome=~"refused|invalid|report_failed|failed|timeout|partial"}[{R}]))'),
+            'sum by (role, outcome) (rate(dicomvault_commitment_requests_total{{NS},outcome=~"refused|invalid|report_failed|failed|timeout|partial"}[{R}]))'),
             "{{role}} {{outcome}}")], "ops"),
         Panel("Requests on the gateway's DIMSE port/s by outcome", [(q(
-            "sum by (outcome) (rate(gateway_commitment_requests_total{{NS}}[{R}]))"),
+            "sum by (outcome) (rate(dicomvault_gateway_commitment_requests_total{{NS}}[{R}]))"),
             "{{outcome}}")], "ops"),
         Panel("N-ACTION to N-EVENT-REPORT p50 / p95", [
-            (hist("commitment_report_latency_seconds", "role", 0.5), "p50 {{role}}"),
-            (hist("commitment_report_latency_seconds", "role", 0.95), "p95 {{role}}")], "s"),
+            (hist("dicomvault_commitment_report_latency_seconds", "role", 0.5), "p50 {{role}}"),
+            (hist("dicomvault_commitment_report_latency_seconds", "role", 0.95), "p95 {{role}}")], "s"),
         Panel("Instances in reports/s by result", [(q(
-            "sum by (role, result) (rate(commitment_instances_total{{NS}}[{R}]))"),
+            "sum by (role, result) (rate(dicomvault_commitment_instances_total{{NS}}[{R}]))"),
             "{{role}} {{result}}")], "ops"),
-        Panel("Queue depth", [(q("max by (queue) (commitment_queue_depth{{NS}})"), "{{queue}}")]),
+        Panel("Queue depth", [(q("max by (queue) (dicomvault_commitment_queue_depth{{NS}})"), "{{queue}}")]),
         Panel("Studies evicted after commitment/s", [(q(
-            "sum (rate(commitment_cache_evictions_total{{NS}}[{R}]))"), "evicted")], "ops"),
+            "sum (rate(dicomvault_commitment_cache_evictions_total{{NS}}[{R}]))"), "evicted")], "ops"),
     ])
 
 
@@ -230,58 +230,58 @@ def operator_row() -> Row:
 def gateway_row() -> Row:
     return Row("gateway", [
         Panel("Instances stored/s (C-STORE success)", [(q(
-            'sum (rate(gateway_cstore_requests_total{{NS},status="0x0000"}[{R}]))'), "stored")],
+            'sum (rate(dicomvault_gateway_cstore_requests_total{{NS},status="0x0000"}[{R}]))'), "stored")],
             "ops"),
         Panel("C-STORE failures/s by status", [(q(
-            'sum by (status) (rate(gateway_cstore_requests_total{{NS},status!="0x0000"}[{R}]))'),
+            'sum by (status) (rate(dicomvault_gateway_cstore_requests_total{{NS},status!="0x0000"}[{R}]))'),
             "{{status}}")], "ops"),
         Panel("Store duration p50 / p95 / p99", [
-            (q("histogram_quantile(0.5, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p50"),
-            (q("histogram_quantile(0.95, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p95"),
-            (q("histogram_quantile(0.99, sum by (le) (rate(gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p99")],
+            (q("histogram_quantile(0.5, sum by (le) (rate(dicomvault_gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p50"),
+            (q("histogram_quantile(0.95, sum by (le) (rate(dicomvault_gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p95"),
+            (q("histogram_quantile(0.99, sum by (le) (rate(dicomvault_gateway_store_duration_seconds_bucket{{NS}}[{R}])))"), "p99")],
             "s"),
         Panel("Where a store's time goes (p50 per phase)", [(q(
             "histogram_quantile(0.5, sum by (le, phase) "
-            "(rate(gateway_store_phase_seconds_bucket{{NS}}[{R}])))"), "{{phase}}")], "s"),
+            "(rate(dicomvault_gateway_store_phase_seconds_bucket{{NS}}[{R}])))"), "{{phase}}")], "s"),
         Panel("Associations/s by result and reason", [(q(
-            "sum by (result, reason) (rate(gateway_associations_total{{NS}}[{R}]))"),
+            "sum by (result, reason) (rate(dicomvault_gateway_associations_total{{NS}}[{R}]))"),
             "{{result}} {{reason}}")], "ops"),
         Panel("Associations held per DIMSE worker (-1: starting, draining or down)", [(q(
-            "max by (pod, worker) (gateway_worker_associations{{NS}})"), "{{pod}} {{worker}}")],
+            "max by (pod, worker) (dicomvault_gateway_worker_associations{{NS}})"), "{{pod}} {{worker}}")],
             "short"),
-        Panel("Bytes received/s", [(q("sum (rate(gateway_received_bytes_total{{NS}}[{R}]))"),
+        Panel("Bytes received/s", [(q("sum (rate(dicomvault_gateway_received_bytes_total{{NS}}[{R}]))"),
                                     "received")], "Bps"),
         Panel("C-FIND queries/s by status", [(q(
-            "sum by (status) (rate(gateway_cfind_queries_total{{NS}}[{R}]))"), "{{status}}")],
+            "sum by (status) (rate(dicomvault_gateway_cfind_queries_total{{NS}}[{R}]))"), "{{status}}")],
             "ops"),
         Panel("Duplicate stores/s by outcome", [(q(
-            "sum by (outcome) (rate(gateway_duplicates_total{{NS}}[{R}]))"), "{{outcome}}")],
+            "sum by (outcome) (rate(dicomvault_gateway_duplicates_total{{NS}}[{R}]))"), "{{outcome}}")],
             "ops"),
         Panel("Event publish failures/s", [(q(
-            "sum by (source) (rate(gateway_publish_failures_total{{NS}}[{R}]))"), "{{source}}")],
+            "sum by (source) (rate(dicomvault_gateway_publish_failures_total{{NS}}[{R}]))"), "{{source}}")],
             "ops"),
         Panel("Reconciliation: events re-emitted/s", [(q(
-            "sum (rate(gateway_reconcile_reemitted_total{{NS}}[{R}]))"), "re-emitted")], "ops"),
+            "sum (rate(dicomvault_gateway_reconcile_reemitted_total{{NS}}[{R}]))"), "re-emitted")], "ops"),
     ])
 
 
 def catalogue_row() -> Row:
     return Row("catalogue", [
         Panel("Events handled/s by outcome", [(q(
-            "sum by (outcome) (rate(catalogue_events_consumed_total{{NS}}[{R}]))"),
+            "sum by (outcome) (rate(dicomvault_catalogue_events_consumed_total{{NS}}[{R}]))"),
             "{{outcome}}")], "ops", stack=True),
         Panel("Events dead-lettered/s by type", [(q(
-            'sum by (type) (rate(catalogue_events_consumed_total{{NS},outcome="dead_lettered"}[{R}]))'),
+            'sum by (type) (rate(dicomvault_catalogue_events_consumed_total{{NS},outcome="dead_lettered"}[{R}]))'),
             "{{type}}")], "ops"),
         Panel("Projection lag p50 / p95 (ce_time to journal)", [
-            (q("histogram_quantile(0.5, sum by (le) (rate(catalogue_projection_lag_seconds_bucket{{NS}}[{R}])))"), "p50"),
-            (q("histogram_quantile(0.95, sum by (le) (rate(catalogue_projection_lag_seconds_bucket{{NS}}[{R}])))"), "p95")],
+            (q("histogram_quantile(0.5, sum by (le) (rate(dicomvault_catalogue_projection_lag_seconds_bucket{{NS}}[{R}])))"), "p50"),
+            (q("histogram_quantile(0.95, sum by (le) (rate(dicomvault_catalogue_projection_lag_seconds_bucket{{NS}}[{R}])))"), "p95")],
             "s"),
         Panel("REST API p95 by route", [
-            (hist("catalogue_api_request_duration_seconds", "route", 0.95), "{{route}}")], "s"),
-        Panel("Journal rows", [(q("max (catalogue_journal_rows{{NS}})"), "rows")]),
+            (hist("dicomvault_catalogue_api_request_duration_seconds", "route", 0.95), "{{route}}")], "s"),
+        Panel("Journal rows", [(q("max (dicomvault_catalogue_journal_rows{{NS}})"), "rows")]),
         Panel("StudyStable emitted/s", [(q(
-            "sum (rate(catalogue_study_stable_emitted_total{{NS}}[{R}]))"), "emitted")], "ops"),
+            "sum (rate(dicomvault_catalogue_study_stable_emitted_total{{NS}}[{R}]))"), "emitted")], "ops"),
     ])
 
 
@@ -327,7 +327,7 @@ def audit_row() -> Row:
         Panel("Syslog receiver reachable", [(q(
             "min (dicomvault_audit_receiver_up{{NS}})"), "up")], kind="stat"),
         Panel("Audit facts dropped by the gateway/s", [(q(
-            "sum (rate(gateway_audit_facts_dropped_total{{NS}}[{R}]))"), "dropped")], "ops",
+            "sum (rate(dicomvault_gateway_audit_facts_dropped_total{{NS}}[{R}]))"), "dropped")], "ops",
             description="Queries, retrieves and refusals whose audit fact the gateway could "
                         "not buffer or publish (the action itself went on)."),
         Panel("Events consumed/s by outcome", [(q(
@@ -339,10 +339,10 @@ def audit_row() -> Row:
 DASHBOARDS = [
     Dashboard("dicomvault-ingest", "DICOM Vault / Ingest",
               "The gateway: associations, instances and bytes received, failures by status, "
-              "store latency.", "gateway_cstore_requests_total", [gateway_row()]),
+              "store latency.", "dicomvault_gateway_cstore_requests_total", [gateway_row()]),
     Dashboard("dicomvault-catalogue", "DICOM Vault / Catalogue",
               "Events applied to the journal, projection lag, REST API latency.",
-              "catalogue_events_consumed_total", [catalogue_row()]),
+              "dicomvault_catalogue_events_consumed_total", [catalogue_row()]),
     Dashboard("dicomvault-optical", "DICOM Vault / Optical media",
               "Logical volumes, burning and verification.", "dicomvault_optical_volumes",
               [optical_row()]),
@@ -356,7 +356,7 @@ DASHBOARDS = [
               "cache eviction.", "dicomvault_archiver_archive_ready", [hsm_row()]),
     Dashboard("dicomvault-commitment", "DICOM Vault / Storage commitment",
               "Storage Commitment SCP and SCU: requests, failures, report latency.",
-              "commitment_requests_total", [commitment_row()]),
+              "dicomvault_commitment_requests_total", [commitment_row()]),
     Dashboard("dicomvault-exports", "DICOM Vault / Exports",
               "STOW-RS and C-STORE exporters and the operator that runs them.",
               "dicomvault_operator_exporters", [exporter_row(), operator_row()]),

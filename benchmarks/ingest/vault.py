@@ -72,12 +72,12 @@ class Vault:
         return [(_dt(b) - _dt(a)).total_seconds() * 1000 for a, b in rows]
 
     def phases_ms(self) -> dict[str, float]:
-        """Mean milliseconds per store in each phase (gateway_store_phase_seconds)."""
+        """Mean milliseconds per store in each phase (dicomvault_gateway_store_phase_seconds)."""
         text = httpx.get(f"http://127.0.0.1:{self.http}/metrics", timeout=10).text
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
-            if family.name != "gateway_store_phase_seconds":
+            if family.name != "dicomvault_gateway_store_phase_seconds":
                 continue
             for s in family.samples:
                 phase = s.labels.get("phase", "")

@@ -27,7 +27,7 @@ async def journal(cat: Catalogue) -> list[tuple[int, str]]:
 
 
 def consumed(outcome: str) -> float:
-    return REGISTRY.get_sample_value("catalogue_events_consumed_total",
+    return REGISTRY.get_sample_value("dicomvault_catalogue_events_consumed_total",
                                      {"type": STORED, "outcome": outcome}) or 0
 
 

@@ -108,8 +108,8 @@ async def test_catalogue_on_a_full_postgresql_disk_is_not_ready_and_catches_up(
                 r = await http.get("/readyz")
             assert r.status_code == 503 and "disk full" in r.text, r.text
             metrics = (await http.get("/metrics")).text
-            assert sample(metrics, "catalogue_commit_blocked") == 1
-            assert sample(metrics, "catalogue_commit_failures_total", reason="disk_full") >= 1
+            assert sample(metrics, "dicomvault_catalogue_commit_blocked") == 1
+            assert sample(metrics, "dicomvault_catalogue_commit_failures_total", reason="disk_full") >= 1
             assert await _instances(http, study) < 1 + LATER
 
             # Space back: ready again; every instance is there exactly once.

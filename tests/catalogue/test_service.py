@@ -52,7 +52,7 @@ async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSett
     events += [instance_stored(study, mr, modality="MR", sop_class_uid=MR, series_number="2",
                                instance_number=str(n), station_name="MR01",
                                calling_ae="MRSCANNER") for n in range(1, 3)]
-    emitted_before = REGISTRY.get_sample_value("catalogue_study_stable_emitted_total") or 0
+    emitted_before = REGISTRY.get_sample_value("dicomvault_catalogue_study_stable_emitted_total") or 0
     async with InProcess(settings) as svc, Publisher(bus_settings, "test") as pub:
         # A modality's study arrives on the instances topic, one event resent.
         for event in [*events, events[0]]:
@@ -94,10 +94,10 @@ async def test_ingest_find_stable_and_rebuild(db_url: str, bus_settings: BusSett
         # Five instances and one StudyStable: the resent event left no trace.
         assert await journal_count(db_url) == 6
         metrics = (await svc.client.get("/metrics/")).text
-        assert "catalogue_events_consumed_total" in metrics
+        assert "dicomvault_catalogue_events_consumed_total" in metrics
         assert 'outcome="duplicate"' in metrics
         assert 'route="/api/v1/find"' in metrics
-        assert REGISTRY.get_sample_value("catalogue_study_stable_emitted_total") == (
+        assert REGISTRY.get_sample_value("dicomvault_catalogue_study_stable_emitted_total") == (
             emitted_before + 1)
 
     # A rebuild from the journal gives the live projections.

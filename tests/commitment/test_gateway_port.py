@@ -87,8 +87,8 @@ async def test_a_modality_stores_and_commits_on_the_gateway_port(
 
         # The gateway counts what it received on its port.
         after = await asyncio.to_thread(gw.metrics)
-        assert [sample(after, "gateway_commitment_requests_total", outcome=o)
-                - sample(before, "gateway_commitment_requests_total", outcome=o)
+        assert [sample(after, "dicomvault_gateway_commitment_requests_total", outcome=o)
+                - sample(before, "dicomvault_gateway_commitment_requests_total", outcome=o)
                 for o in ("accepted", "refused", "invalid")] == [2.0, 1.0, 1.0]
     finally:
         await asyncio.to_thread(gw.stop)

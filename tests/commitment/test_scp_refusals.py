@@ -47,5 +47,5 @@ async def test_only_permitted_modalities_may_request_commitment(bus_settings, st
     assert await vault.commitments() == []
     async with httpx.AsyncClient() as c:
         text = (await c.get(f"{vault.url}/metrics")).text
-    assert 'commitment_requests_total{outcome="refused",role="scp"} 1.0' in text
-    assert 'commitment_requests_total{outcome="invalid",role="scp"} 4.0' in text
+    assert 'dicomvault_commitment_requests_total{outcome="refused",role="scp"} 1.0' in text
+    assert 'dicomvault_commitment_requests_total{outcome="invalid",role="scp"} 4.0' in text

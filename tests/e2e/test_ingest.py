@@ -227,7 +227,7 @@ def test_broker_restarted_during_a_send(own_broker, archive, tmp_path: Path) -> 
     wait_catalogued(vault, acknowledged, timeout_s=90)
     metrics = httpx.get(f"http://127.0.0.1:{vault.gateway_port}/metrics", timeout=10).text
     reemitted = [line for line in metrics.splitlines()
-                 if line.startswith("gateway_reconcile_reemitted_total ")]
+                 if line.startswith("dicomvault_gateway_reconcile_reemitted_total ")]
     assert reemitted and float(reemitted[0].split()[1]) >= 10, metrics
 
 

@@ -68,7 +68,7 @@ def test_both_listeners_store_the_same_file(start_gateway, tmp_path: Path) -> No
 
 def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> None:
     gw = start_gateway()
-    refused = sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122")  # process-wide
+    refused = sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0x0122")  # process-wide
     sop, dataset = dataset_bytes(ct_file(tmp_path))
     assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
     try:
@@ -92,7 +92,7 @@ def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> Non
         assert assoc.release() == RELEASE_RP
     finally:
         assoc.close()
-    assert sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122") == refused + 1
+    assert sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0x0122") == refused + 1
 
 
 def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path) -> None:
@@ -138,8 +138,8 @@ def test_unknown_calling_ae_and_the_association_limit(start_gateway) -> None:
             a.close()
     text = gw.metrics()
     for reason in ("calling_ae_not_recognised", "local_limit_exceeded"):
-        assert sample(text, "gateway_associations_total", result="rejected", reason=reason) \
-            - sample(before, "gateway_associations_total", result="rejected", reason=reason) == 1
+        assert sample(text, "dicomvault_gateway_associations_total", result="rejected", reason=reason) \
+            - sample(before, "dicomvault_gateway_associations_total", result="rejected", reason=reason) == 1
 
 
 def test_idle_association_is_aborted(start_gateway) -> None:

@@ -38,5 +38,5 @@ def test_catalogue_unreachable_is_out_of_resources(start_gateway) -> None:
     assert find(gw.port, PatientRootQueryRetrieveInformationModelFind,
                 QueryRetrieveLevel="PATIENT", PatientID="PAT*") == [st.OUT_OF_RESOURCES]
     after = gw.metrics()
-    assert sample(after, "gateway_cfind_queries_total", status="0xA700") - sample(
-        before, "gateway_cfind_queries_total", status="0xA700") == 1
+    assert sample(after, "dicomvault_gateway_cfind_queries_total", status="0xA700") - sample(
+        before, "dicomvault_gateway_cfind_queries_total", status="0xA700") == 1

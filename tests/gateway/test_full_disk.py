@@ -67,7 +67,7 @@ async def test_gateway_refuses_below_its_watermark_before_the_disk_is_full(
     assert len([p for p in gw.files() if p.suffix == ".dcm"]) == stored
     events = await read_events(bus_settings, bus_settings.topics.instances, stored)
     assert len({e.payload.sop_instance_uid for e in events}) == stored
-    assert sample(gw.metrics(), "gateway_low_space_refusals_total") == len(statuses) - stored
+    assert sample(gw.metrics(), "dicomvault_gateway_low_space_refusals_total") == len(statuses) - stored
 
     # Space freed: the next store is taken again (free space is re-read within a second).
     filler.unlink()
@@ -85,7 +85,7 @@ async def _instances(http: httpx.AsyncClient, study: str) -> int:
 
 
 async def _blocked(http: httpx.AsyncClient) -> float:
-    return sample((await http.get("/metrics")).text, "catalogue_commit_blocked")
+    return sample((await http.get("/metrics")).text, "dicomvault_catalogue_commit_blocked")
 
 
 async def test_catalogue_on_a_full_disk_is_not_ready_and_catches_up(

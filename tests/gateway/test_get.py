@@ -57,5 +57,5 @@ def test_study_and_series_got_byte_for_byte(start_gateway, catalogue, tmp_path: 
     assert received(tmp_path / "got-none") == {}
 
     after = gw.metrics()
-    name, labels = "gateway_retrieve_requests_total", {"operation": "get", "status": "0x0000"}
+    name, labels = "dicomvault_gateway_retrieve_requests_total", {"operation": "get", "status": "0x0000"}
     assert sample(after, name, **labels) - sample(before, name, **labels) == 2

@@ -89,5 +89,5 @@ def test_jpeg_lossless_study_reaches_uncompressed_only_peers(start_gateway, cata
             assert str(ds.file_meta.TransferSyntaxUID) in UNCOMPRESSED
             assert np.array_equal(ds.pixel_array, dcmread(by_sop[sop]).pixel_array)
         # Four conversions counted (two per retrieve).
-        name, labels = "gateway_transcodes_total", {"interface": "dimse", "outcome": "converted"}
+        name, labels = "dicomvault_gateway_transcodes_total", {"interface": "dimse", "outcome": "converted"}
         assert sample(gw.metrics(), name, **labels) - sample(before, name, **labels) == 4

@@ -57,7 +57,7 @@ def test_mixed_associations_answer_every_request(start_gateway, tmp_path: Path,
     gw = start_gateway(modalities={MODALITY: {"may_retrieve": True}})
     sop, dataset = dataset_bytes(ct_file(tmp_path))
     # (the registry is the process's: other gateways of this pytest run counted before)
-    refused_before = sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122")
+    refused_before = sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0x0122")
     assoc = mixed(gw.port)
     try:
         def store(sop_class: str, sop_instance: str, message_id: int) -> tuple[int, int, str]:
@@ -99,7 +99,7 @@ def test_mixed_associations_answer_every_request(start_gateway, tmp_path: Path,
     assert not [r.getMessage() for r in caplog.records if r.exc_info], caplog.text[-2000:]
     refusals = [r for r in caplog.records if r.getMessage() == "DIMSE request refused"]
     assert len(refusals) == 5 and all(r.levelname == "WARNING" for r in refusals)
-    assert sample(gw.metrics(), "gateway_cstore_requests_total", status="0x0122") == refused_before + 3
+    assert sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0x0122") == refused_before + 3
 
     # A UID over 64 characters cannot even be decoded by pynetdicom: A-ABORT at once.
     assoc = mixed(gw.port)

@@ -70,8 +70,8 @@ def test_study_series_and_image_moved_byte_for_byte(start_gateway, catalogue, st
     assert set(storescp.received()) == set(study.sop_uids)
 
     after = gw.metrics()
-    moves = ("gateway_retrieve_requests_total", {"operation": "move", "status": "0x0000"})
-    subops = ("gateway_retrieve_suboperations_total",
+    moves = ("dicomvault_gateway_retrieve_requests_total", {"operation": "move", "status": "0x0000"})
+    subops = ("dicomvault_gateway_retrieve_suboperations_total",
               {"operation": "move", "outcome": "completed"})
     assert sample(after, moves[0], **moves[1]) - sample(before, moves[0], **moves[1]) == 4
     assert sample(after, subops[0], **subops[1]) - sample(before, subops[0], **subops[1]) \
@@ -84,7 +84,7 @@ def test_unknown_destination_and_unpermitted_aes_are_refused(start_gateway, cata
         storescp.port, READONLY={"may_retrieve": False}, NOQUERY={"may_query": False}))
     study = stored_study(gw, catalogue, tmp_path / "sent", series=1, per_series=1)
     keys = ("QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}")
-    before = sample(gw.metrics(), "gateway_retrieve_requests_total", operation="move",
+    before = sample(gw.metrics(), "dicomvault_gateway_retrieve_requests_total", operation="move",
                     status="0xA801")
 
     # A Move Destination missing from the modalities table: 0xA801, nothing sent.
@@ -111,5 +111,5 @@ def test_unknown_destination_and_unpermitted_aes_are_refused(start_gateway, cata
     assert [int(s.Status) for s, _ in answers] == [st.NOT_PERMITTED]
     # RETRIEVER may retrieve but not store (may_store false): its C-STORE is refused.
     assert send_files(gw.port, study.files, calling_ae=RETRIEVER) == [0xC124]
-    assert sample(gw.metrics(), "gateway_retrieve_requests_total", operation="move",
+    assert sample(gw.metrics(), "dicomvault_gateway_retrieve_requests_total", operation="move",
                   status="0xA801") - before == 1

@@ -91,11 +91,11 @@ async def test_missing_instances_are_recalled_and_fail_visibly(
     assert error_comment(out) == "study is being recalled from hsm, retry later", out
     after = gw.metrics()
     for name, labels, added in (
-            ("gateway_recall_requests_total", {"outcome": "published"}, 2),
-            ("gateway_retrieve_suboperations_total", {"operation": "move", "outcome": "failed"},
+            ("dicomvault_gateway_recall_requests_total", {"outcome": "published"}, 2),
+            ("dicomvault_gateway_retrieve_suboperations_total", {"operation": "move", "outcome": "failed"},
              2),
-            ("gateway_retrieve_requests_total", {"operation": "move", "status": "0xB000"}, 1),
-            ("gateway_retrieve_requests_total", {"operation": "move", "status": "0xA702"}, 1)):
+            ("dicomvault_gateway_retrieve_requests_total", {"operation": "move", "status": "0xB000"}, 1),
+            ("dicomvault_gateway_retrieve_requests_total", {"operation": "move", "status": "0xA702"}, 1)):
         assert sample(after, name, **labels) - sample(before, name, **labels) == added, name
 
 

@@ -93,8 +93,8 @@ def test_unknown_calling_ae_is_rejected(start_gateway) -> None:
     assert "Rejected Permanent" in out and "Calling AE Title Not Recognized" in out, out
     after = gw.metrics()
     labels = {"result": "rejected", "reason": "calling_ae_not_recognised"}
-    assert sample(after, "gateway_associations_total", **labels) - \
-        sample(before, "gateway_associations_total", **labels) == 1
+    assert sample(after, "dicomvault_gateway_associations_total", **labels) - \
+        sample(before, "dicomvault_gateway_associations_total", **labels) == 1
 
 
 def test_any_calling_ae_when_configured(start_gateway) -> None:

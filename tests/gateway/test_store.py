@@ -88,10 +88,10 @@ async def test_study_is_stored_byte_exact_and_announced(start_gateway, tmp_path:
     def grew(name: str, **labels: str) -> float:
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    assert grew("gateway_cstore_requests_total", status="0x0000") == 6
-    assert grew("gateway_associations_total", result="accepted", reason="") == 1
-    assert grew("gateway_store_duration_seconds_count") == 6
-    assert grew("gateway_received_bytes_total") == sum(p.stat().st_size for p in stored)
+    assert grew("dicomvault_gateway_cstore_requests_total", status="0x0000") == 6
+    assert grew("dicomvault_gateway_associations_total", result="accepted", reason="") == 1
+    assert grew("dicomvault_gateway_store_duration_seconds_count") == 6
+    assert grew("dicomvault_gateway_received_bytes_total") == sum(p.stat().st_size for p in stored)
 
 
 def test_health_and_readiness_without_a_catalogue(start_gateway) -> None:

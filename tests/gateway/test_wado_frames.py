@@ -166,7 +166,7 @@ def test_metadata_bulkdata_uris_and_bulkdata(archive) -> None:
 
 def converted(a: WebArchive, outcome: str = "converted") -> float:
     text = httpx.get(f"http://127.0.0.1:{a.http_port}/metrics", timeout=10).text
-    return sample(text, "gateway_transcodes_total", interface="dicomweb", outcome=outcome)
+    return sample(text, "dicomvault_gateway_transcodes_total", interface="dicomweb", outcome=outcome)
 
 
 def test_wado_rs_instance_converted_to_the_asked_syntax(archive) -> None:

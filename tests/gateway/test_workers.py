@@ -53,15 +53,15 @@ async def test_two_workers_accept_stores(start_gateway, tmp_path: Path) -> None:
     # worker counted.
     assert listeners(gw.port) == 1
     after = gw.metrics()
-    assert sample(after, "gateway_cstore_requests_total", status="0x0000") - sample(
-        before, "gateway_cstore_requests_total", status="0x0000") == 16
-    assert sample(after, "gateway_associations_total", result="accepted", reason="") - sample(
-        before, "gateway_associations_total", result="accepted", reason="") == 4
+    assert sample(after, "dicomvault_gateway_cstore_requests_total", status="0x0000") - sample(
+        before, "dicomvault_gateway_cstore_requests_total", status="0x0000") == 16
+    assert sample(after, "dicomvault_gateway_associations_total", result="accepted", reason="") - sample(
+        before, "dicomvault_gateway_associations_total", result="accepted", reason="") == 4
 
 
 def held(gw) -> dict[str, float]:
     text = gw.metrics()
-    return {w: sample(text, "gateway_worker_associations", worker=w) for w in ("0", "1")}
+    return {w: sample(text, "dicomvault_gateway_worker_associations", worker=w) for w in ("0", "1")}
 
 
 async def test_associations_go_to_the_least_busy_worker(start_gateway) -> None:

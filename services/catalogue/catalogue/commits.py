@@ -4,7 +4,7 @@ When the database cannot write for lack of space (SQLite "database or disk is fu
 PostgreSQL SQLSTATE 53100 disk_full, ENOSPC) every event is retried without limit and
 nothing is lost, but nothing new becomes visible either. ``CommitHealth`` makes that visible:
 one ERROR line when it starts (and an INFO when commits work again), /readyz answers 503 with
-the reason meanwhile, and ``catalogue_commit_blocked`` is 1 (alert ``CatalogueCannotCommit``).
+the reason meanwhile, and ``dicomvault_catalogue_commit_blocked`` is 1 (alert ``CatalogueCannotCommit``).
 """
 
 from __future__ import annotations

@@ -5,19 +5,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry()
 
 REQUESTS = Counter(
-    "commitment_requests_total", "Storage commitment requests by role and outcome "
+    "dicomvault_commitment_requests_total", "Storage commitment requests by role and outcome "
     "(scp: accepted, refused, invalid, reported, report_failed; "
     "scu: committed, partial, failed, timeout).", ["role", "outcome"], registry=REGISTRY)
 INSTANCES = Counter(
-    "commitment_instances_total", "Instances in reports by role and result.",
+    "dicomvault_commitment_instances_total", "Instances in reports by role and result.",
     ["role", "result"], registry=REGISTRY)
 REPORT_LATENCY = Histogram(
-    "commitment_report_latency_seconds", "scp: N-ACTION received to N-EVENT-REPORT delivered; "
+    "dicomvault_commitment_report_latency_seconds", "scp: N-ACTION received to N-EVENT-REPORT delivered; "
     "scu: N-ACTION sent to N-EVENT-REPORT received.", ["role"], registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
-JOBS = Counter("commitment_job_transitions_total", "Job state transitions by queue and state.",
+JOBS = Counter("dicomvault_commitment_job_transitions_total", "Job state transitions by queue and state.",
                ["queue", "state"], registry=REGISTRY)
-QUEUE_DEPTH = Gauge("commitment_queue_depth", "Unfinished jobs per queue.", ["queue"],
+QUEUE_DEPTH = Gauge("dicomvault_commitment_queue_depth", "Unfinished jobs per queue.", ["queue"],
                     registry=REGISTRY)
-EVICTED = Counter("commitment_cache_evictions_total",
+EVICTED = Counter("dicomvault_commitment_cache_evictions_total",
                   "Studies removed from the cache after a full commitment.", registry=REGISTRY)
