@@ -1,10 +1,11 @@
 """The audit service: consume the facts, keep audit messages, send them as syslog, serve them.
 
 ``run`` wires: the store (table created if missing, retried until the database answers), a
-consumer loop in batch mode over the instances, studies, volumes and audit topics with
-``Policy.batch`` (one transaction per fetch; offsets committed after it), the delivery loop to
-the syslog receiver, and the HTTP API. Its own start and stop are Application Activity
-messages.
+consumer loop in batch mode over the instances, studies, volumes, audit and job-commands
+topics with ``Policy.batch`` (one transaction per fetch; offsets committed after it), the
+delivery loop to
+the syslog receiver, and the HTTP API (its own 401/403 are facts on the audit topic, like
+every service's). Its own start and stop are Application Activity messages.
 """
 
 from __future__ import annotations
