@@ -58,7 +58,8 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
         maker = sessions(engine)
         policy = Policy(maker)
         async with Publisher(bus, client_id=cs.client_id) as publisher:
-            trail = await start_application(publisher, bus.topics.audit, "catalogue")
+            trail = await start_application(publisher, bus.topics.audit, "catalogue",
+                                            on_drop=metrics.AUDIT_DROPPED.inc)
             loop = ConsumerLoop(bus, group_id=cs.group_id,
                                 topics=[bus.topics.instances, bus.topics.studies,
                                         bus.topics.jobs, bus.topics.job_commands,

@@ -190,7 +190,8 @@ def warn_deprecated_table(cfg: CommitmentSection) -> None:
 async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
     topics = settings.bus.topics
     async with Publisher(settings.bus, "commitment") as publisher:
-        trail = await start_application(publisher, topics.audit, "commitment")
+        trail = await start_application(publisher, topics.audit, "commitment",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         service = Commitment(settings, publisher)
         bridge = h.Bridge(asyncio.get_running_loop(), service,
                           timeout_s=settings.commitment.dimse_timeout_s)

@@ -60,7 +60,8 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
     cache = open_cache(settings.cache)
     catalogue = CatalogueClient(hs.catalogue_url, client=settings.client)
     async with Publisher(bus, client_id=hs.client_id) as publisher:
-        trail = await start_application(publisher, bus.topics.audit, OWNER)
+        trail = await start_application(publisher, bus.topics.audit, OWNER,
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         ctx = Context(bus.topics, publisher, cache, catalogue)
         hosted = build_archives(settings, ctx, publisher)
         queues = [q for h in hosted for q in (h.store, h.retrieve)]

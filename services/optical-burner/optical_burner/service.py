@@ -105,7 +105,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
     catalogue = CatalogueClient(oc.catalogue_url, client=settings.client)
     store = VolumeStore(oc.volume_store)
     async with Publisher(bus, client_id=oc.client_id) as publisher:
-        trail = await start_application(publisher, bus.topics.audit, "optical-burner")
+        trail = await start_application(publisher, bus.topics.audit, "optical-burner",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(publisher),
                              Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
                                     instances=bus.topics.instances))

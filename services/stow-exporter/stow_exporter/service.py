@@ -101,7 +101,8 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
     await ensure_topics(bus)
     catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s, client=settings.client)
     async with Publisher(bus, client_id=es.client_id) as publisher:
-        trail = await start_application(publisher, bus.topics.audit, "stow-exporter")
+        trail = await start_application(publisher, bus.topics.audit, "stow-exporter",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         hosted = build_hosted(settings, exporters, publisher, catalogue, clock)
         # Adopt unfinished jobs before consuming, so a redelivered trigger finds its job.
         adoption = asyncio.create_task(adopt_all(hosted, catalogue, es.adopt_retry_s,
