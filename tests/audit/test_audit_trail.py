@@ -2,16 +2,22 @@
 with its token, an AI node uploads over STOW-RS, an unknown AE and a request without a token
 are refused; a real rsyslog (Debian) receives one DICOM audit message per action (one per
 study per association or request for stores), the audit API serves them to administrators,
-and what the receiver missed while it was down arrives once it is back."""
+and what the receiver missed while it was down arrives once it is back. The other services'
+REST APIs record their 401/403 too, an administrator's job command names its token's subject,
+refused C-STOREs make one message per association, and every service records its start and
+stop."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from pydicom import dcmread
 
 from dicomvault.bus.broker import free_port
 from dicomvault.settings import BusSettings
@@ -23,10 +29,10 @@ from tests.peers.datasets import write_study
 from tests.peers.rsyslog import Rsyslog
 from tests.peers.services import FAST_BUS_ENV, ServiceProcess, bus_env
 from tests.peers.tokens import ADMIN, READ, WRITE, Issuer, auth_env
-from tests.peers.wait import wait_until_blocking
 
 TRANSFERRED, BEGIN, QUERY, SECURITY_ALERT, AUTHENTICATION, ACTIVITY = (
     "110104", "110102", "110112", "110113", "110114", "110100")
+START, STOP = "110120", "110121"
 
 
 def wait_for(what: str, check: Callable[[], object], timeout_s: float = 30.0):
@@ -56,6 +62,39 @@ def of(messages: list, code: str, study: str = "", user: str = "") -> list:
             and (not user or (requestor(m) is not None and requestor(m).get("UserID") == user))]
 
 
+def described(messages: list, code: str, text: str) -> list:
+    return [m for m in messages if event_code(m) == code
+            and text in (m.findtext("EventIdentification/EventOutcomeDescription") or "")]
+
+
+def activity(messages: list, application: str, kind: str) -> list:
+    """Application Start/Stop messages of ``application``."""
+    return [m for m in messages if event_code(m) == ACTIVITY
+            and m.find("EventIdentification/EventTypeCode").get("csd-code") == kind
+            and any(p.get("UserID") == application for p in m.findall("ActiveParticipant"))]
+
+
+def event_type(root) -> str:
+    code = root.find("EventIdentification/EventTypeCode")
+    return code.get("csd-code") if code is not None else ""
+
+
+def commitment_service(folder: Path, bus: BusSettings, issuer: Issuer, catalogue_url: str,
+                       token_file: Path) -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess("commitment", {
+        **bus_env(bus), **FAST_BUS_ENV, **auth_env(issuer),
+        "DICOMVAULT_HTTP__HOST": "127.0.0.1", "DICOMVAULT_HTTP__PORT": str(port),
+        "DICOMVAULT_CACHE__ROOT": str(folder / "cache"),
+        "DICOMVAULT_COMMITMENT__DIMSE_HOST": "127.0.0.1",
+        "DICOMVAULT_COMMITMENT__DIMSE_PORT": str(free_port()),
+        "DICOMVAULT_COMMITMENT__CATALOGUE_URL": catalogue_url,
+        "DICOMVAULT_CLIENT__TOKEN_FILE": str(token_file),
+        "DICOMVAULT_COMMITMENT__MODALITIES": json.dumps(
+            {"PACS1": {"host": "127.0.0.1", "port": free_port()}}),
+    }, folder, ready_url=f"http://127.0.0.1:{port}/readyz")
+
+
 def audit_service(folder: Path, bus: BusSettings, issuer: Issuer, syslog_url: str
                   ) -> ServiceProcess:
     port = free_port()
@@ -72,25 +111,35 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         tmp_path: Path, bus_settings: BusSettings, sqlite_url: str) -> None:
     issuer = Issuer(tmp_path)
     receiver = Rsyslog(tmp_path / "rsyslog").start()
-    archive = Archive(tmp_path, bus_settings, sqlite_url, env=auth_env(issuer))
+    # Bearer tokens on every service; the gateway and commitment call the catalogue with
+    # their own token.
+    service_token = tmp_path / "service.jwt"
+    service_token.write_text(issuer.token(READ, subject="dicomvault-services",
+                                          expires_in=3600))
+    archive = Archive(tmp_path, bus_settings, sqlite_url, env={
+        **auth_env(issuer), "DICOMVAULT_CLIENT__TOKEN_FILE": str(service_token)})
+    archive.catalogue.env.update(auth_env(issuer))
+    commitment = commitment_service(tmp_path, bus_settings, issuer, archive.catalogue_url,
+                                    service_token)
+    commitment_api = commitment.ready_url.replace("/readyz", "/api/v1/commitments")
     audit = audit_service(tmp_path, bus_settings, issuer, receiver.url)
     api = f"http://127.0.0.1:{audit.env['DICOMVAULT_HTTP__PORT']}/api/v1/audit"
     qido = f"http://127.0.0.1:{archive.gateway_port}/dicomweb/studies"
     try:
         audit.start()  # starts meanwhile: waited for below
         archive.start()
+        commitment.start(timeout_s=90)
         audit.ready_url = api.replace("/api/v1/audit", "/readyz")
         audit.wait_ready()
         # A modality stores a study of 6 instances in one association, then queries for it.
         study = write_study(tmp_path / "study1", series=2, per_series=3)
         done = archive.storescu(study.files)
         assert done.returncode == 0, done.stdout + done.stderr
-        # Findable once catalogued (tens of ms after the last C-STORE response).
-        found = wait_until_blocking(lambda: (lambda r: r if r[0] == 0 and len(r[1]) == 1
-                                             else None)(archive.findscu(
-            "STUDY", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}")),
-            "the stored study found by C-FIND", timeout=30, interval=0.1)
-        code, answers, out = found
+        # (the catalogue projects the study a moment after the stores were acknowledged)
+        code, answers, out = wait_for("the study in the catalogue", lambda: (
+            lambda r: r if r[0] == 0 and len(r[1]) == 1 else None)(archive.findscu(
+                "STUDY", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}")))
+        assert code == 0 and len(answers) == 1, out
         # An AE nobody configured knocks (refused), a viewer comes without a token (401),
         # then with one.
         knock = subprocess.run([dcmtk("echoscu"), "-aet", "INTRUDER", "-aec", AE_TITLE,
@@ -118,6 +167,34 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
             **issuer.bearer(WRITE, subject="ai-node")})
         assert stow.status_code == 200, stow.text
 
+        # The other services' REST APIs: no token (401), a token without the admin scope
+        # (403, its subject named).
+        queues = f"{archive.catalogue_url}/api/v1/queues"
+        assert httpx.get(queues, timeout=10).status_code == 401
+        ask = {"study_instance_uid": study.study_uid, "remote_ae": "PACS1"}
+        assert httpx.post(commitment_api, json=ask, timeout=10).status_code == 401
+        assert httpx.post(commitment_api, json=ask, timeout=10, headers=issuer.bearer(
+            READ, subject="nurse-joy")).status_code == 403
+        # An administrator pauses the commitment service's queue through the catalogue API.
+        wait_for("the commitment queues in the catalogue", lambda: any(
+            q["name"] == "commitment-scu" for q in httpx.get(
+                queues, headers=issuer.bearer(READ), timeout=10).json()["queues"]))
+        paused = httpx.post(f"{queues}/commitment-scu/pause", timeout=10, json={
+            "reason": "PACS1 maintenance"}, headers=issuer.bearer(ADMIN, subject="pacs-admin"))
+        assert paused.status_code == 202, paused.text
+        # A modality sends two instances the gateway refuses (their SOP Instance UID is not
+        # a UID) in one association: one failure message for the association.
+        bad = write_study(tmp_path / "bad", series=1, per_series=2, patient_id="PAT7")
+        for n, path in enumerate(bad.files):
+            ds = dcmread(path)
+            with warnings.catch_warnings():  # pydicom warns of the invalid UID: on purpose
+                warnings.simplefilter("ignore")
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.bad{n}"
+                ds.save_as(path)
+        refused = archive.storescu(bad.files, "-nh", "-v")  # -nh: send on after a refusal
+        assert (refused.stdout + refused.stderr).count("Error: DataSetDoesNotMatch") == 2, \
+            refused.stdout + refused.stderr
+
         # rsyslog received one message per action, each with PS3.15's required fields.
         def everything() -> list:
             got = received(receiver)
@@ -127,7 +204,14 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
                            and of(got, BEGIN, study.study_uid, "dr-house")
                            and of(got, TRANSFERRED, results.study_uid, "ai-node")
                            and len(of(got, SECURITY_ALERT, user="INTRUDER")) == 2
-                           and of(got, AUTHENTICATION) and of(got, ACTIVITY)) else []
+                           and described(got, AUTHENTICATION, "/dicomweb")
+                           and described(got, AUTHENTICATION, "GET /api/v1/queues")
+                           and len(described(got, AUTHENTICATION, "/api/v1/commitments")) == 2
+                           and of(got, SECURITY_ALERT, user="pacs-admin")
+                           and described(got, TRANSFERRED, "refused before storing")
+                           and activity(got, "catalogue", START)
+                           and activity(got, "commitment", START)
+                           and activity(got, "dicom-gateway", START)) else []
 
         got = wait_for("the audit messages in rsyslog", everything)
         [stored] = of(got, TRANSFERRED, study.study_uid)  # one per study per association
@@ -136,14 +220,26 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
         assert requestor(stored).get("UserID") == MODALITY
         assert requestor(stored).get("NetworkAccessPointID") == "127.0.0.1"
         assert sum(int(s.get("NumberOfInstances")) for s in stored.iter("SOPClass")) == 6
-        find = of(got, QUERY, study.study_uid, MODALITY)[-1]  # one per C-FIND sent
-        assert find.find(".//ParticipantObjectQuery").text  # the identifier, base64
+        for find in of(got, QUERY, study.study_uid, MODALITY):  # (asked until it matched)
+            assert find.find(".//ParticipantObjectQuery").text  # the identifier, base64
         for alert in of(got, SECURITY_ALERT, user="INTRUDER"):
             assert outcome(alert) == "4"
             assert requestor(alert).get("NetworkAccessPointID") == "127.0.0.1"
-        [login] = of(got, AUTHENTICATION)
-        assert outcome(login) == "4"
-        assert login.find("EventIdentification/EventTypeCode").get("csd-code") == "110122"
+        for login in of(got, AUTHENTICATION):  # /dicomweb, the catalogue, commitment (×2)
+            assert outcome(login) == "4"
+            assert event_type(login) == "110122"
+            assert requestor(login).get("NetworkAccessPointID") == "127.0.0.1"
+        [denied] = described(got, AUTHENTICATION, "HTTP 403 on POST /api/v1/commitments")
+        assert requestor(denied).get("UserID") == "nurse-joy"
+        [command] = of(got, SECURITY_ALERT, user="pacs-admin")  # who paused the queue
+        assert event_type(command) == "PAUSE_QUEUE" and outcome(command) == "0"
+        assert "commitment-scu" in command.findtext(
+            "EventIdentification/EventOutcomeDescription")
+        assert requestor(command).get("NetworkAccessPointID") == "127.0.0.1"
+        [refusal] = described(got, TRANSFERRED, "refused before storing")
+        assert outcome(refusal) != "0" and requestor(refusal).get("UserID") == MODALITY
+        assert "2 instances refused" in refusal.findtext(
+            "EventIdentification/EventOutcomeDescription")
         assert of(got, QUERY, study.study_uid, "dr-house")
         [uploaded] = of(got, TRANSFERRED, results.study_uid, "ai-node")  # one per request
         assert sum(int(s.get("NumberOfInstances")) for s in uploaded.iter("SOPClass")) == 2
@@ -190,7 +286,15 @@ def test_actions_become_audit_messages_in_syslog_and_the_api(
             m["delivered"] for m in httpx.get(api, params={"limit": 1000}, headers=admin,
                                               timeout=10).json()))
         assert len(rows) >= 8
+
+        # The catalogue and commitment stop: each says so.
+        commitment.stop()
+        archive.stop()
+        wait_for("the Application Stop messages", lambda: (
+            lambda g: activity(g, "catalogue", STOP) and activity(g, "commitment", STOP)
+            and activity(g, "dicom-gateway", STOP))(received(receiver)))
     finally:
         audit.stop()
+        commitment.stop()
         archive.stop()
         receiver.stop()

@@ -12,6 +12,11 @@ service's metric), never raised.
     await trail.start()                      # on the service's loop
     trail.record(Action.QUERY, user_id="CT1", peer_address="10.0.0.5:40112", ...)
     await trail.stop()                       # flushes what is buffered (bounded)
+
+Also here: ``http.AuthFailures`` (the ASGI middleware every service's HTTP app gets: 401/403
+are User Authentication failures), ``activity.application_trail`` (a service's trail with its
+Application Start/Stop) and ``refusals.StoreRefusals`` (refused C-STOREs, one fact per
+association).
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ class AuditTrail:
                peer_address: str = "", calling_ae: str = "", called_ae: str = "",
                service: str = "", study_instance_uids: Iterable[str] = (),
                sop_class_uid: str = "", query: bytes = b"", description: str = "",
-               destination: str = "", association_id: str = "") -> None:
+               destination: str = "", association_id: str = "", instances: int = 0) -> None:
         """Buffer one fact; never blocks, never raises (from any thread)."""
         try:
             now = time.time()
@@ -87,7 +92,7 @@ class AuditTrail:
                 study_instance_uids=[u for u in study_instance_uids if u],
                 sop_class_uid=sop_class_uid, query=query[:65536],
                 description=description[:1000], application=self.application,
-                destination=destination, association_id=association_id,
+                destination=destination, association_id=association_id, instances=instances,
                 time=Timestamp(seconds=int(now), nanos=int((now % 1) * 1e9)))
             loop = self._loop
             if loop is None or self._queue is None or loop.is_closed():
@@ -110,6 +115,10 @@ class AuditTrail:
             self._queue.put_nowait(fact)
         except asyncio.QueueFull:
             self._drop("buffer full")
+
+    def dropped_one(self, why: str) -> None:
+        """Count a fact that could not even be buffered (a caller's own limit)."""
+        self._drop(why)
 
     def _drop(self, why: str) -> None:
         self.dropped += 1

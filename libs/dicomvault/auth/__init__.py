@@ -215,8 +215,9 @@ class TokenVerifier:
             path = request.url.path
             if path == base or path.startswith(base + "/"):
                 try:
-                    request.state.principal = self.check(
-                        request.headers.get("authorization"), need_of(request.method))
+                    principal = self.verify(request.headers.get("authorization"))
+                    request.state.principal = principal  # also when refused (audit: who)
+                    self.check_scope(principal, need_of(request.method))
                 except HTTPException as exc:
                     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                         headers=exc.headers)

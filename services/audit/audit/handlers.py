@@ -5,10 +5,15 @@ Which fact makes which message (PS3.15 A.5.3):
   message per study per association / STOW-RS request (``Store.aggregate``).
 - StudyExported / ExportFailed, StudyArchived: DICOM Instances Transferred, action R (sent by
   an exporter or archiver to its destination).
-- StudyEvicted: DICOM Instances Accessed, action D.
+- StudyEvicted: DICOM Instances Accessed, action D (the administrator who asked for an
+  on-demand evict is the requestor).
+- JobCommandIssued (job-commands topic) and an administrator's CommitmentRequested (over the
+  commitment REST API): Security Alert with our own EventTypeCode (``99DICOMVAULT``), the
+  token's subject as requestor (as dcm4chee-arc audits task commands).
 - VolumeBurned: Export (optical media), with the studies of its VolumeClosed.
 - AuditRecorded (the audit topic): Query, Begin Transferring DICOM Instances, Security Alert,
-  User Authentication, Application Activity.
+  User Authentication, Application Activity; refused C-STOREs of an association: DICOM
+  Instances Transferred, failure.
 Reconciliation re-announcements (InstanceStored source "reconcile") are no transfer.
 """
 
@@ -27,7 +32,14 @@ from audit.store import Store
 from dicomvault.audit import SERIOUS_FAILURE, SUCCESS, Action
 from dicomvault.bus import RecentIds, TransientError
 from dicomvault.events import Event
-from dicomvault.events.v1 import audit_pb2, events_pb2, exports_pb2, optical_pb2
+from dicomvault.events.v1 import (
+    audit_pb2,
+    commitment_pb2,
+    events_pb2,
+    exports_pb2,
+    jobs_pb2,
+    optical_pb2,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +50,15 @@ FACTS = {
     Action.AUTHENTICATION: ("authentication", "E", "login"),
     Action.APPLICATION_START: ("application-activity", "E", "start"),
     Action.APPLICATION_STOP: ("application-activity", "E", "stop"),
+    Action.STORE_REFUSED: ("transferred", "C", ""),
 }
+LOCAL = "local:"  # an EventTypeCode of our own scheme (messages.LOCAL_SCHEME)
+Command = jobs_pb2.JobCommandIssued.Command
+
+
+def _api_user(who: str) -> str:
+    """The actor of an ``api:<subject>`` value: the token's subject."""
+    return who[4:] if who.startswith("api:") else who
 
 
 def _time(ts: Timestamp, fallback: datetime) -> str:
@@ -128,8 +148,10 @@ class Policy:
                 application=event.source.rsplit("/", 1)[-1]))
         elif isinstance(msg, events_pb2.StudyEvicted):
             keep.append(Record(
-                "accessed", "D", SUCCESS, iso(event.time), user_id=f"{msg.tier}:{msg.archive_id}"
-                if msg.archive_id else msg.tier, studies=[msg.study_instance_uid],
+                "accessed", "D", SUCCESS, iso(event.time),
+                user_id=_api_user(msg.requested_by) or (f"{msg.tier}:{msg.archive_id}"
+                                                        if msg.archive_id else msg.tier),
+                peer_address=msg.peer_address, studies=[msg.study_instance_uid],
                 description=f"removed from the {msg.tier} tier: {msg.reason}"[:1000],
                 application=event.source.rsplit("/", 1)[-1]))
         elif isinstance(msg, optical_pb2.VolumeClosed):
@@ -144,6 +166,29 @@ class Policy:
                 studies=self.volumes.get(msg.label, []),
                 description=f"volume {msg.label} burned to {msg.target}"[:1000],
                 application="optical-burner"))
+        elif isinstance(msg, jobs_pb2.JobCommandIssued):
+            name = Command.Name(msg.command)
+            what = f"job {msg.job_id} of queue {msg.queue}" if msg.job_id else \
+                f"queue {msg.queue}"
+            keep.append(Record(
+                "security-alert", "E", SUCCESS, iso(event.time),
+                user_id=_api_user(msg.issued_by), peer_address=msg.peer_address,
+                studies=[event.subject] if event.subject else [], event_type=LOCAL + name,
+                service=name, description=f"{name} {what}"
+                + (f": {msg.reason}" if msg.reason else "")[:1000],
+                application=event.source.rsplit("/", 1)[-1]))
+        elif isinstance(msg, commitment_pb2.CommitmentRequested):
+            if not msg.requested_by.startswith("api:"):
+                return  # an archiver's or exporter's own request: no one's action
+            keep.append(Record(
+                "security-alert", "E", SUCCESS, iso(event.time),
+                user_id=_api_user(msg.requested_by), peer_address=msg.peer_address,
+                destination=msg.remote_ae, studies=[msg.study_instance_uid],
+                event_type=LOCAL + "REQUEST_COMMITMENT", service="N-ACTION",
+                description=f"storage commitment of {len(msg.instances)} instances asked of "
+                f"{msg.remote_ae}" + (", then evict the cache copy"
+                                      if msg.delete_after_commit else ""),
+                application="commitment"))
         elif isinstance(msg, audit_pb2.AuditRecorded):
             kind = FACTS.get(msg.action)
             if kind is None:

@@ -31,6 +31,7 @@ EVENT_TYPES = {
     "login": ("110122", "Login"),
     "node-authentication": ("110126", "Node Authentication"),
 }
+LOCAL_SCHEME = "99DICOMVAULT"  # our own EventTypeCodes: administrators' commands
 ROLES = {
     "source": ("110153", "Source Role ID"),
     "destination": ("110152", "Destination Role ID"),
@@ -119,8 +120,11 @@ def to_xml(rec: Record, source_id: str, enterprise_site_id: str = "",
         "EventActionCode": rec.action, "EventDateTime": rec.time,
         "EventOutcomeIndicator": str(rec.outcome)})
     _code(ident, "EventID", code)
-    if rec.event_type:
+    if rec.event_type in EVENT_TYPES:
         _code(ident, "EventTypeCode", EVENT_TYPES[rec.event_type])
+    elif rec.event_type.startswith("local:"):  # e.g. local:RETRY_JOB -> RETRY_JOB "Retry Job"
+        code = rec.event_type[len("local:"):]
+        _code(ident, "EventTypeCode", (code, code.replace("_", " ").title()), LOCAL_SCHEME)
     if rec.description:
         ET.SubElement(ident, "EventOutcomeDescription").text = rec.description[:1000]
     _participants(root, rec, rec.called_ae or source_id, hostname)

@@ -1,10 +1,11 @@
 """The audit service: consume the facts, keep audit messages, send them as syslog, serve them.
 
 ``run`` wires: the store (table created if missing, retried until the database answers), a
-consumer loop in batch mode over the instances, studies, volumes and audit topics with
-``Policy.batch`` (one transaction per fetch; offsets committed after it), the delivery loop to
-the syslog receiver, and the HTTP API. Its own start and stop are Application Activity
-messages.
+consumer loop in batch mode over the instances, studies, volumes, audit and job-commands
+topics with ``Policy.batch`` (one transaction per fetch; offsets committed after it), the
+delivery loop to
+the syslog receiver, and the HTTP API (its own 401/403 are facts on the audit topic, like
+every service's). Its own start and stop are Application Activity messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from audit.record import Record, iso
 from audit.settings import AuditSettings
 from audit.store import Store, create, make_engine
 from audit.syslog import SyslogSender
+from dicomvault.audit import AuditTrail
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.lifecycle import HttpServer, ServiceFailed
@@ -75,15 +78,19 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
         async with Publisher(bus, client_id=cfg.client_id) as publisher:
             loop = ConsumerLoop(bus, group_id=cfg.group_id,
                                 topics=[bus.topics.instances, bus.topics.studies,
-                                        bus.topics.volumes, bus.topics.audit],
+                                        bus.topics.volumes, bus.topics.audit,
+                                        bus.topics.job_commands],
                                 handler=policy, dlq=publisher, client_id=cfg.client_id,
                                 on_record=metrics.on_record, batch_handler=batch,
                                 max_records=1000, fetch_max_wait_ms=200)
             verifier = TokenVerifier(settings.auth)
             verifier.announce("audit REST API (/api/v1: admin scope)")
             ready = lambda: None if loop.ready.is_set() else "consumer not assigned yet"  # noqa: E731
-            server = HttpServer.for_app(build_app(store, cfg, hostname, ready, verifier),
-                                        settings.http)
+            trail = AuditTrail(publisher, bus.topics.audit, "audit")  # its API's 401/403
+            await trail.start()
+            server = HttpServer.for_app(
+                AuthFailures(build_app(store, cfg, hostname, ready, verifier), trail),
+                settings.http)
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
                      asyncio.create_task(server.serve(), name="http")]
             if sender is not None:  # without a receiver the messages are only kept
@@ -102,6 +109,7 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
                 loop.stop()
                 server.should_exit = True
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await trail.stop(flush_s=1.0)
                 # The stop message is kept; it goes out with the next start if not now.
                 try:
                     async with engine.begin() as conn:

@@ -66,9 +66,10 @@ class Commands:
 
     async def issue(self, command: int, *, queue: str, issued_by: str, job_id: str = "",
                     study_uid: str = "", not_before: datetime | None = None,
-                    reason: str = "", include_refused: bool = False) -> Event:
+                    reason: str = "", include_refused: bool = False,
+                    peer_address: str = "") -> Event:
         msg = Cmd(command=command, queue=queue, job_id=job_id, issued_by=issued_by,
-                  reason=reason, include_refused=include_refused)
+                  reason=reason, include_refused=include_refused, peer_address=peer_address)
         if not_before is not None:
             msg.not_before.FromDatetime(not_before.astimezone(UTC))
         event = Event(payload=msg, source=SOURCE, subject=study_uid)

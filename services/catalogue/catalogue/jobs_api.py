@@ -53,6 +53,10 @@ def _caller(request: Request) -> str:
     return f"api:{user}" if user else f"api:anonymous@{host}"
 
 
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else ""
+
+
 def _states(value: str) -> list[str]:
     out = []
     for part in filter(None, (s.strip() for s in value.split(","))):
@@ -118,7 +122,8 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None,
         why = queue_refusal(pause, found["state"])
         if why:
             raise refuse(command, 409, f"queue {name!r}: {why}")
-        event = await issue(command, queue=name, issued_by=_caller(request), reason=body.reason)
+        event = await issue(command, queue=name, issued_by=_caller(request), reason=body.reason,
+                            peer_address=_peer(request))
         metrics.JOB_COMMANDS.labels(Cmd.Command.Name(command), "202").inc()
         return _accepted(command, event, name)
 
@@ -175,7 +180,7 @@ def jobs_router(sessions: async_sessionmaker, commands: Commands | None,
         event = await issue(spec.command, queue=row.queue, job_id=job_id,
                             study_uid=row.study_instance_uid, issued_by=_caller(request),
                             not_before=body.not_before, reason=body.reason,
-                            include_refused=body.include_refused)
+                            include_refused=body.include_refused, peer_address=_peer(request))
         metrics.JOB_COMMANDS.labels(Cmd.Command.Name(spec.command), "202").inc()
         return _accepted(spec.command, event, row.queue, job_id)
 

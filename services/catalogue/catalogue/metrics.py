@@ -49,3 +49,7 @@ COMMIT_FAILURES = Counter(
 COMMIT_BLOCKED = Gauge(
     "dicomvault_catalogue_commit_blocked", "1 while the catalogue cannot commit (disk full): new "
     "instances are not visible to queries until space is freed.", registry=REGISTRY)
+AUDIT_DROPPED = Counter(
+    "dicomvault_audit_facts_dropped_total", "Audit facts (refused tokens, start/stop) dropped "
+    "because the audit buffer was full or the broker did not take them; the request itself "
+    "was not delayed.", registry=REGISTRY)

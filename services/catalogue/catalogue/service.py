@@ -22,6 +22,8 @@ from catalogue.db import make_engine, migrate, sessions
 from catalogue.handlers import Policy, journal_size
 from catalogue.settings import CatalogueSettings
 from catalogue.stable import StableEmitter
+from dicomvault.audit.activity import start_application, stop_application
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.lifecycle import HttpServer, ServiceFailed
@@ -56,6 +58,8 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
         maker = sessions(engine)
         policy = Policy(maker)
         async with Publisher(bus, client_id=cs.client_id) as publisher:
+            trail = await start_application(publisher, bus.topics.audit, "catalogue",
+                                            on_drop=metrics.AUDIT_DROPPED.inc)
             loop = ConsumerLoop(bus, group_id=cs.group_id,
                                 topics=[bus.topics.instances, bus.topics.studies,
                                         bus.topics.jobs, bus.topics.job_commands,
@@ -73,7 +77,7 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                               "commands: admin scope)")
             app = build_app(maker, loop.ready.is_set, cs.find_max_limit, commands, verifier,
                             problems=policy.health.problems)
-            server = HttpServer.for_app(app, settings.http)
+            server = HttpServer.for_app(AuthFailures(app, trail), settings.http)
             tasks = [asyncio.create_task(loop.run(), name="consumer"),
                      asyncio.create_task(emitter.run(stop), name="stable-emitter"),
                      asyncio.create_task(server.serve(), name="http")]
@@ -96,6 +100,7 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                 loop.stop()
                 server.should_exit = True
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await stop_application(trail)
     finally:
         await engine.dispose()
         log.info("catalogue stopped")

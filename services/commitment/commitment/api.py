@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from commitment.metrics import REGISTRY
@@ -34,7 +34,9 @@ class CommitmentRequest(BaseModel):
         default_factory=list, description="Empty: every instance the catalogue knows in the study.")
     delete_after_commit: bool | None = Field(
         None, description="Evict the cache copy after a full success (default: the setting).")
-    requested_by: str = Field("api", description="Who asks; recorded on the job.")
+    requested_by: str = Field(
+        "api", description="Who asks, recorded on the job; with bearer tokens the token's "
+        "subject is recorded instead (audit: the caller cannot name someone else).")
 
 
 def build_app(service: Commitment, verifier: TokenVerifier | None = None) -> FastAPI:
@@ -52,12 +54,16 @@ def build_app(service: Commitment, verifier: TokenVerifier | None = None) -> Fas
                 "queues": service.queue_summary()}
 
     @app.post("/api/v1/commitments", status_code=202)
-    async def request_commitment(body: CommitmentRequest) -> dict:
+    async def request_commitment(body: CommitmentRequest, request: Request) -> dict:
+        principal = getattr(request.state, "principal", None)
+        who = principal.subject if principal is not None and principal.subject not in (
+            "", "anonymous") else body.requested_by
+        peer = f"{request.client.host}:{request.client.port}" if request.client else ""
         try:
             return await service.request(body.study_instance_uid, body.remote_ae,
                                          [(i.sop_class_uid, i.sop_instance_uid)
                                           for i in body.instances],
-                                         body.delete_after_commit, body.requested_by)
+                                         body.delete_after_commit, who[:128], peer)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         except ValueError as exc:

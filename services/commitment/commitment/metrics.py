@@ -21,3 +21,7 @@ QUEUE_DEPTH = Gauge("dicomvault_commitment_queue_depth", "Unfinished jobs per qu
                     registry=REGISTRY)
 EVICTED = Counter("dicomvault_commitment_cache_evictions_total",
                   "Studies removed from the cache after a full commitment.", registry=REGISTRY)
+AUDIT_DROPPED = Counter(
+    "dicomvault_audit_facts_dropped_total", "Audit facts (refused tokens, start/stop) dropped "
+    "because the audit buffer was full or the broker did not take them; the request itself "
+    "was not delayed.", registry=REGISTRY)

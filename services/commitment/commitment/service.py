@@ -22,6 +22,8 @@ from commitment.scp import ScpJobs
 from commitment.scu import QUEUE as SCU_QUEUE
 from commitment.scu import SOURCE, ScuJobs
 from commitment.settings import CommitmentSection, CommitmentSettings
+from dicomvault.audit.activity import start_application, stop_application
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
@@ -96,7 +98,8 @@ class Commitment:
                     break
 
     async def request(self, study_uid: str, remote_ae: str, pairs: list[tuple[str, str]],
-                      delete_after_commit: bool | None, requested_by: str) -> dict:
+                      delete_after_commit: bool | None, requested_by: str,
+                      peer_address: str = "") -> dict:
         """POST /api/v1/commitments: publish CommitmentRequested; the consumer makes the job."""
         try:
             validate_uid(study_uid, "Study Instance UID")
@@ -118,7 +121,7 @@ class Commitment:
         delete = self.cfg.delete_after_commit if delete_after_commit is None else delete_after_commit
         event = Event(payload=cpb.CommitmentRequested(
             study_instance_uid=study_uid, remote_ae=remote_ae, requested_by=f"api:{requested_by}",
-            delete_after_commit=delete, instances=[
+            delete_after_commit=delete, peer_address=peer_address, instances=[
                 cpb.SopReference(sop_class_uid=c, sop_instance_uid=i) for c, i in pairs]),
             source=SOURCE, subject=study_uid)
         try:
@@ -187,6 +190,8 @@ def warn_deprecated_table(cfg: CommitmentSection) -> None:
 async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
     topics = settings.bus.topics
     async with Publisher(settings.bus, "commitment") as publisher:
+        trail = await start_application(publisher, topics.audit, "commitment",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         service = Commitment(settings, publisher)
         bridge = h.Bridge(asyncio.get_running_loop(), service,
                           timeout_s=settings.commitment.dimse_timeout_s)
@@ -201,7 +206,8 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         verifier = TokenVerifier(settings.auth)
         verifier.announce("commitment REST API (/api/v1 GET: read scope; POST "
                           "/api/v1/commitments: admin scope)")
-        server = HttpServer.for_app(build_app(service, verifier), settings.http)
+        server = HttpServer.for_app(AuthFailures(build_app(service, verifier), trail),
+                                    settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]
         tasks += [asyncio.create_task(service.consumer.run(), name="consumer"),
                   asyncio.create_task(server.serve(), name="http"),
@@ -226,3 +232,4 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(service.dimse.stop)
             await service.catalogue.close()
+            await stop_application(trail)

@@ -22,6 +22,7 @@ from dicom_gateway.limits import RequestLimits
 from dicom_gateway.node import make_store
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.audit import AuditTrail
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
 from dicomvault.health import alive, readiness
@@ -79,6 +80,8 @@ def build_app(gateway: Gateway, web: DicomWeb | None = None) -> FastAPI:
     if web is not None:
         if web.audit is not None:
             app.add_middleware(DicomWebAudit, trail=web.audit,
+                               called_ae=gateway.settings.gateway.ae_title)
+            app.add_middleware(AuthFailures, trail=web.audit, prefixes=("/dicomweb", "/api/v1"),
                                called_ae=gateway.settings.gateway.ae_title)
         app.include_router(build_router(web))
         viewer_router = APIRouter()

@@ -21,6 +21,7 @@ from dicom_gateway.modalities import Modalities, Operation
 from dicom_gateway.retrieve import Response, RetrieveEvent, Retriever, TooMany, send_store
 from dicom_gateway.retrieve import parse as parse_retrieve
 from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
+from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.query import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def store(request: StoreRequest, ingest: Ingest, modalities: Modalities) -> Outc
     """C-STORE from a pynetdicom thread: permission, then ``Ingest.handle``."""
     started = time.monotonic()
     outcome = refusal(request.calling_ae, Operation.STORE, modalities) or ingest.handle(request)
-    return _store_counted(request, outcome, started)
+    return _store_counted(request, outcome, started, ingest.refusals)
 
 
 async def store_async(request: StoreRequest, ingest: Ingest, modalities: Modalities,
@@ -88,10 +89,11 @@ async def store_async(request: StoreRequest, ingest: Ingest, modalities: Modalit
     started = time.monotonic()
     outcome = refusal(request.calling_ae, Operation.STORE, modalities) \
         or await ingest.handle_async(request, executor)
-    return _store_counted(request, outcome, started)
+    return _store_counted(request, outcome, started, ingest.refusals)
 
 
-def _store_counted(request: StoreRequest, outcome: Outcome, started: float) -> Outcome:
+def _store_counted(request: StoreRequest, outcome: Outcome, started: float,
+                   refusals: StoreRefusals | None = None) -> Outcome:
     if outcome.status != st.NOT_PERMITTED:
         metrics.STORE_DURATION.observe(time.monotonic() - started)
     metrics.CSTORE_REQUESTS.labels(st.label(outcome.status)).inc()
@@ -99,6 +101,11 @@ def _store_counted(request: StoreRequest, outcome: Outcome, started: float) -> O
         log.warning("C-STORE refused", extra={"status": st.label(outcome.status),
                                               "reason": outcome.comment[:200],
                                               "calling_ae": request.calling_ae})
+    if refusals is not None and outcome.status != st.SUCCESS:  # one audit fact per association
+        refusals.refused(request.association_id, st.label(outcome.status),
+                         outcome=audit_outcome(outcome.status),
+                         calling_ae=request.calling_ae, called_ae=request.called_ae,
+                         peer_address=request.peer_address)
     return outcome
 
 

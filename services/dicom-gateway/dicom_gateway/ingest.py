@@ -38,6 +38,7 @@ from dicom_gateway.part10 import (
 )
 from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicom_gateway.space import FreeSpace
+from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
@@ -144,8 +145,9 @@ _LOCKS = [threading.Lock() for _ in range(64)]  # striped by storage key
 
 class Ingest:
     def __init__(self, settings: GatewaySettings, store: CacheStore, publisher: Publisher,
-                 bridge: Bridge) -> None:
+                 bridge: Bridge, refusals: StoreRefusals | None = None) -> None:
         self.settings = settings
+        self.refusals = refusals  # refused C-STOREs, one audit fact per association
         self.policy = settings.gateway.duplicate_policy
         self.store = store
         self.publisher = publisher

@@ -21,6 +21,7 @@ from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.audit import AuditTrail
+from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher
 from dicomvault.query import CatalogueClient
 from dicomvault.store import CacheStore, open_cache
@@ -46,11 +47,13 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     service process's listening socket (``listener_fd``) and its ``balancer``."""
     cfg = settings.gateway
     bridge = Bridge(asyncio.get_running_loop(), timeout_s=cfg.catalogue_timeout_s + 5.0)
-    ingest = Ingest(settings, make_store(settings), publisher, bridge)
-    retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
-                          Modalities(cfg))
     audit = audit_trail(settings, publisher)
     await audit.start()
+    refusals = StoreRefusals(audit)
+    await refusals.start()
+    ingest = Ingest(settings, make_store(settings), publisher, bridge, refusals)
+    retriever = Retriever(settings, make_store(settings), publisher, catalogue, bridge,
+                          Modalities(cfg))
     commitment = CommitmentHandOff(publisher, settings.bus.topics.studies, retriever.modalities,
                                    bridge, cfg.store_timeout_s)
     dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
@@ -65,4 +68,5 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     finally:
         # The loop keeps running while associations drain (their handlers need it).
         await asyncio.to_thread(dimse.stop, cfg.drain_s)
+        await refusals.stop()
         await audit.stop()

@@ -31,7 +31,7 @@ from hsm_archiver.on_demand import (
 EVICTION_HTTP = {EVICTED: 200, INVALID_UID: 400, UNKNOWN_STUDY: 404,
                  CATALOGUE_UNAVAILABLE: 503}
 
-Evict = Callable[[str, str], Awaitable[EvictionResult]]
+Evict = Callable[[str, str, str], Awaitable[EvictionResult]]  # study, who, peer address
 
 
 def build_app(archives: list[Hosted], ready: Callable[[], str | None],
@@ -68,7 +68,8 @@ def build_app(archives: list[Hosted], ready: Callable[[], str | None],
         @app.post("/api/v1/studies/{uid}/evict")
         async def evict_study(uid: str, request: Request) -> JSONResponse:
             principal = getattr(request.state, "principal", None)
-            result = await evict(uid, getattr(principal, "subject", "") or "anonymous")
+            peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+            result = await evict(uid, getattr(principal, "subject", "") or "anonymous", peer)
             code = EVICTION_HTTP.get(result.status, 409)
             body = {"study_instance_uid": uid, "status": result.status,
                     "instances": result.instances, "freed_bytes": result.freed_bytes,

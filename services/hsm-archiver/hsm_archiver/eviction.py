@@ -108,13 +108,15 @@ def describe(copies: list[tuple[str, str]]) -> str:
     return ", ".join(f"{t}:{a}" for t, a in copies)
 
 
-async def evict(ctx: Context, study: str, items: list[tuple[str, float]], reason: str) -> int:
+async def evict(ctx: Context, study: str, items: list[tuple[str, float]], reason: str, *,
+                requested_by: str = "", peer_address: str = "") -> int:
     """Publish StudyEvicted(tier=cache), then delete the study's objects as listed in
     ``items``; returns the bytes freed. The one place both the sweep and an administrator's
     request evict through."""
     newest = max(m for _, m in items)
     fact = ev.StudyEvicted(study_instance_uid=study, tier="cache", archive_id="cache",
-                                   location=study, reason=reason)
+                           location=study, reason=reason, requested_by=requested_by,
+                           peer_address=peer_address)
     await ctx.publish(ctx.topics.studies, fact, study,
                       deterministic_id("evicted", "cache", study, f"{newest:.6f}"))
 

@@ -41,4 +41,9 @@ EVICTED_BYTES = Counter("dicomvault_archiver_evicted_bytes_total",
 EVENTS = Counter("dicomvault_archiver_events_total", "Consumed events by type and outcome.",
                  ["type", "outcome"], registry=REGISTRY)
 
+AUDIT_DROPPED = Counter(
+    "dicomvault_audit_facts_dropped_total", "Audit facts (refused tokens, start/stop) dropped "
+    "because the audit buffer was full or the broker did not take them; the request itself "
+    "was not delayed.", registry=REGISTRY)
+
 QUEUES = QueueMetrics(QUEUE_DEPTH, QUEUE_STATE, JOB_DURATION, JOB_OUTCOMES)

@@ -37,7 +37,7 @@ class EvictionResult:
 
 
 async def evict_study(ctx: Context, settings: EvictionSettings, study: str,
-                      requested_by: str) -> EvictionResult:
+                      requested_by: str, peer_address: str = "") -> EvictionResult:
     if not is_valid_uid(study):
         return EvictionResult(INVALID_UID, f"{study[:80]!r} is not a valid DICOM UID")
     try:
@@ -61,6 +61,7 @@ async def evict_study(ctx: Context, settings: EvictionSettings, study: str,
             "the cache copy is kept", len(items), copies=tuple(f"{t}:{a}" for t, a in copies))
     where = describe(copies)
     freed = await evict(ctx, study, items,
-                        f"on demand by {requested_by}; verified copies on {where}")
+                        f"on demand by {requested_by}; verified copies on {where}",
+                        requested_by=f"api:{requested_by}", peer_address=peer_address)
     return EvictionResult(EVICTED, f"evicted from the cache; verified copies on {where}",
                           len(items), freed, tuple(f"{t}:{a}" for t, a in copies))

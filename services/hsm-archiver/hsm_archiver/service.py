@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 
+from dicomvault.audit.activity import start_application, stop_application
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import JobQueue, adopt_all, catalogue_lookup
@@ -58,6 +60,8 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
     cache = open_cache(settings.cache)
     catalogue = CatalogueClient(hs.catalogue_url, client=settings.client)
     async with Publisher(bus, client_id=hs.client_id) as publisher:
+        trail = await start_application(publisher, bus.topics.audit, OWNER,
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         ctx = Context(bus.topics, publisher, cache, catalogue)
         hosted = build_archives(settings, ctx, publisher)
         queues = [q for h in hosted for q in (h.store, h.retrieve)]
@@ -81,10 +85,11 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
         verifier = TokenVerifier(settings.auth)
         verifier.announce("hsm-archiver REST API (/api/v1 GET: read scope; other methods: "
                           "admin scope)")
-        async def evict(study: str, requested_by: str):
-            return await evict_study(ctx, hs.eviction, study, requested_by)
+        async def evict(study: str, requested_by: str, peer_address: str = ""):
+            return await evict_study(ctx, hs.eviction, study, requested_by, peer_address)
 
-        server = HttpServer.for_app(build_app(hosted, ready, verifier, evict), settings.http)
+        server = HttpServer.for_app(AuthFailures(build_app(hosted, ready, verifier, evict),
+                                                 trail), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks.append(asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"))
@@ -103,3 +108,4 @@ async def run(settings: ArchiverSettings, stop: asyncio.Event) -> None:
             adoption.cancel()
             await asyncio.gather(*tasks, http, adoption, return_exceptions=True)
             await catalogue.close()
+            await stop_application(trail)

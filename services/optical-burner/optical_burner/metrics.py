@@ -53,4 +53,9 @@ JOB_OUTCOMES = Counter("dicomvault_optical_job_outcomes_total",
                        "Job attempts by outcome (done, retry, failed, waiting, cancelled…).",
                        ["queue", "outcome"], registry=REGISTRY)
 
+AUDIT_DROPPED = Counter(
+    "dicomvault_audit_facts_dropped_total", "Audit facts (refused tokens, start/stop) dropped "
+    "because the audit buffer was full or the broker did not take them; the request itself "
+    "was not delayed.", registry=REGISTRY)
+
 QUEUES = QueueMetrics(QUEUE_DEPTH, QUEUE_STATE, JOB_DURATION, JOB_OUTCOMES)

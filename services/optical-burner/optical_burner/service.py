@@ -17,6 +17,8 @@ import contextlib
 import logging
 from datetime import datetime
 
+from dicomvault.audit.activity import start_application, stop_application
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import JobQueue, adopt_all, catalogue_lookup
@@ -104,6 +106,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
     catalogue = CatalogueClient(oc.catalogue_url, client=settings.client)
     store = VolumeStore(oc.volume_store)
     async with Publisher(bus, client_id=oc.client_id) as publisher:
+        trail = await start_application(publisher, bus.topics.audit, "optical-burner",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(publisher),
                              Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
                                     instances=bus.topics.instances))
@@ -136,7 +140,8 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
         verifier = TokenVerifier(settings.auth)
         verifier.announce("optical-burner REST API (/api/v1 GET: read scope; close, burn, "
                           "release, delete volume and retrieve: admin scope)")
-        server = HttpServer.for_app(build_app(arc, ready, cache, verifier, queues), settings.http)
+        server = HttpServer.for_app(AuthFailures(build_app(arc, ready, cache, verifier, queues),
+                                                 trail), settings.http)
         tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
         tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
         tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop, stale),
@@ -157,3 +162,4 @@ async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
             await asyncio.gather(*tasks, adoption, return_exceptions=True)
             await withdrawals.drain()
             await catalogue.close()
+            await stop_application(trail)

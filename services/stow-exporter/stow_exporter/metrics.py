@@ -39,3 +39,7 @@ QUEUE_DEPTH = Gauge(
 CONSUMED = Counter(
     "dicomvault_exporter_events_total", "Events consumed, by type and outcome.",
     ["type", "outcome"], registry=REGISTRY)
+AUDIT_DROPPED = Counter(
+    "dicomvault_audit_facts_dropped_total", "Audit facts (refused tokens, start/stop) dropped "
+    "because the audit buffer was full or the broker did not take them; the request itself "
+    "was not delayed.", registry=REGISTRY)

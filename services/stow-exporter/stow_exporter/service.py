@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 
+from dicomvault.audit.activity import start_application, stop_application
+from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
 from dicomvault.jobs import JobQueue, catalogue_lookup
@@ -99,6 +101,8 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
     await ensure_topics(bus)
     catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s, client=settings.client)
     async with Publisher(bus, client_id=es.client_id) as publisher:
+        trail = await start_application(publisher, bus.topics.audit, "stow-exporter",
+                                        on_drop=metrics.AUDIT_DROPPED.inc)
         hosted = build_hosted(settings, exporters, publisher, catalogue, clock)
         # Adopt unfinished jobs before consuming, so a redelivered trigger finds its job.
         adoption = asyncio.create_task(adopt_all(hosted, catalogue, es.adopt_retry_s,
@@ -127,7 +131,8 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
         verifier = TokenVerifier(settings.auth)
         verifier.announce("stow-exporter REST API (/api/v1 GET: read scope; POST "
                           "/api/v1/exports: admin scope)")
-        server = HttpServer.for_app(build_app(hosted, ready, verifier), settings.http)
+        server = HttpServer.for_app(AuthFailures(build_app(hosted, ready, verifier), trail),
+                                    settings.http)
         tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
                  for h in hosted if h.queue is not None]
         tasks += [asyncio.create_task(lp.run(), name=f"consumer-{i}")
@@ -147,3 +152,4 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
                 with contextlib.suppress(Exception):
                     await h.sender.close()
             await catalogue.close()
+            await stop_application(trail)

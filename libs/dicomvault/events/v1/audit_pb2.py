@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n dicomvault/events/v1/audit.proto\x12\x14\x64icomvault.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x04\n\rAuditRecorded\x12:\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32*.dicomvault.events.v1.AuditRecorded.Action\x12\x0f\n\x07outcome\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0cpeer_address\x18\x04 \x01(\t\x12\x12\n\ncalling_ae\x18\x05 \x01(\t\x12\x11\n\tcalled_ae\x18\x06 \x01(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x1b\n\x13study_instance_uids\x18\x08 \x03(\t\x12\x15\n\rsop_class_uid\x18\t \x01(\t\x12\r\n\x05query\x18\n \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\x12\x13\n\x0b\x61pplication\x18\x0c \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\r \x01(\t\x12(\n\x04time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61ssociation_id\x18\x0f \x01(\t\"\x9b\x01\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\t\n\x05QUERY\x10\x01\x12\x14\n\x10RETRIEVE_STARTED\x10\x02\x12\x17\n\x13\x41SSOCIATION_REFUSED\x10\x03\x12\x12\n\x0e\x41UTHENTICATION\x10\x04\x12\x15\n\x11\x41PPLICATION_START\x10\x05\x12\x14\n\x10\x41PPLICATION_STOP\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n dicomvault/events/v1/audit.proto\x12\x14\x64icomvault.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x04\n\rAuditRecorded\x12:\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32*.dicomvault.events.v1.AuditRecorded.Action\x12\x0f\n\x07outcome\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0cpeer_address\x18\x04 \x01(\t\x12\x12\n\ncalling_ae\x18\x05 \x01(\t\x12\x11\n\tcalled_ae\x18\x06 \x01(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x1b\n\x13study_instance_uids\x18\x08 \x03(\t\x12\x15\n\rsop_class_uid\x18\t \x01(\t\x12\r\n\x05query\x18\n \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\x12\x13\n\x0b\x61pplication\x18\x0c \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\r \x01(\t\x12(\n\x04time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61ssociation_id\x18\x0f \x01(\t\x12\x11\n\tinstances\x18\x10 \x01(\x05\"\xae\x01\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\t\n\x05QUERY\x10\x01\x12\x14\n\x10RETRIEVE_STARTED\x10\x02\x12\x17\n\x13\x41SSOCIATION_REFUSED\x10\x03\x12\x12\n\x0e\x41UTHENTICATION\x10\x04\x12\x15\n\x11\x41PPLICATION_START\x10\x05\x12\x14\n\x10\x41PPLICATION_STOP\x10\x06\x12\x11\n\rSTORE_REFUSED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dicomvault.events.v1.audit_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITRECORDED']._serialized_start=92
-  _globals['_AUDITRECORDED']._serialized_end=633
-  _globals['_AUDITRECORDED_ACTION']._serialized_start=478
-  _globals['_AUDITRECORDED_ACTION']._serialized_end=633
+  _globals['_AUDITRECORDED']._serialized_end=671
+  _globals['_AUDITRECORDED_ACTION']._serialized_start=497
+  _globals['_AUDITRECORDED_ACTION']._serialized_end=671
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditRecorded(_message.Message):
-    __slots__ = ("action", "outcome", "user_id", "peer_address", "calling_ae", "called_ae", "service", "study_instance_uids", "sop_class_uid", "query", "description", "application", "destination", "time", "association_id")
+    __slots__ = ("action", "outcome", "user_id", "peer_address", "calling_ae", "called_ae", "service", "study_instance_uids", "sop_class_uid", "query", "description", "application", "destination", "time", "association_id", "instances")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[AuditRecorded.Action]
@@ -21,6 +21,7 @@ class AuditRecorded(_message.Message):
         AUTHENTICATION: _ClassVar[AuditRecorded.Action]
         APPLICATION_START: _ClassVar[AuditRecorded.Action]
         APPLICATION_STOP: _ClassVar[AuditRecorded.Action]
+        STORE_REFUSED: _ClassVar[AuditRecorded.Action]
     ACTION_UNSPECIFIED: AuditRecorded.Action
     QUERY: AuditRecorded.Action
     RETRIEVE_STARTED: AuditRecorded.Action
@@ -28,6 +29,7 @@ class AuditRecorded(_message.Message):
     AUTHENTICATION: AuditRecorded.Action
     APPLICATION_START: AuditRecorded.Action
     APPLICATION_STOP: AuditRecorded.Action
+    STORE_REFUSED: AuditRecorded.Action
     ACTION_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +45,7 @@ class AuditRecorded(_message.Message):
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ASSOCIATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     action: AuditRecorded.Action
     outcome: int
     user_id: str
@@ -58,4 +61,5 @@ class AuditRecorded(_message.Message):
     destination: str
     time: _timestamp_pb2.Timestamp
     association_id: str
-    def __init__(self, action: _Optional[_Union[AuditRecorded.Action, str]] = ..., outcome: _Optional[int] = ..., user_id: _Optional[str] = ..., peer_address: _Optional[str] = ..., calling_ae: _Optional[str] = ..., called_ae: _Optional[str] = ..., service: _Optional[str] = ..., study_instance_uids: _Optional[_Iterable[str]] = ..., sop_class_uid: _Optional[str] = ..., query: _Optional[bytes] = ..., description: _Optional[str] = ..., application: _Optional[str] = ..., destination: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., association_id: _Optional[str] = ...) -> None: ...
+    instances: int
+    def __init__(self, action: _Optional[_Union[AuditRecorded.Action, str]] = ..., outcome: _Optional[int] = ..., user_id: _Optional[str] = ..., peer_address: _Optional[str] = ..., calling_ae: _Optional[str] = ..., called_ae: _Optional[str] = ..., service: _Optional[str] = ..., study_instance_uids: _Optional[_Iterable[str]] = ..., sop_class_uid: _Optional[str] = ..., query: _Optional[bytes] = ..., description: _Optional[str] = ..., application: _Optional[str] = ..., destination: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., association_id: _Optional[str] = ..., instances: _Optional[int] = ...) -> None: ...

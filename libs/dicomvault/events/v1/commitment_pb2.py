@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dicomvault/events/v1/commitment.proto\x12\x14\x64icomvault.events.v1\"?\n\x0cSopReference\x12\x15\n\rsop_class_uid\x18\x01 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x02 \x01(\t\"r\n\x12\x46\x61iledSopReference\x12\x15\n\rsop_class_uid\x18\x01 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x02 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xde\x01\n\x13\x43ommitmentRequested\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x11\n\tremote_ae\x18\x02 \x01(\t\x12\x35\n\tinstances\x18\x03 \x03(\x0b\x32\".dicomvault.events.v1.SopReference\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65lete_after_commit\x18\x05 \x01(\x08\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x1e\n\x16report_timeout_seconds\x18\x07 \x01(\x05\"\xea\x01\n\x0eStudyCommitted\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x11\n\tremote_ae\x18\x02 \x01(\t\x12\x17\n\x0ftransaction_uid\x18\x03 \x01(\t\x12#\n\x1b\x63ommitted_sop_instance_uids\x18\x04 \x03(\t\x12\x38\n\x06\x66\x61iled\x18\x05 \x03(\x0b\x32(.dicomvault.events.v1.FailedSopReference\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\"\xe5\x01\n\x19\x43ommitmentRequestReceived\x12\x17\n\x0ftransaction_uid\x18\x01 \x01(\t\x12\x12\n\ncalling_ae\x18\x02 \x01(\t\x12\x11\n\tcalled_ae\x18\x03 \x01(\t\x12\x35\n\tinstances\x18\x04 \x03(\x0b\x32\".dicomvault.events.v1.SopReference\x12\x12\n\nreply_host\x18\x05 \x01(\t\x12\x12\n\nreply_port\x18\x06 \x01(\x05\x12\x14\n\x0cpeer_address\x18\x07 \x01(\t\x12\x13\n\x0breceived_by\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dicomvault/events/v1/commitment.proto\x12\x14\x64icomvault.events.v1\"?\n\x0cSopReference\x12\x15\n\rsop_class_uid\x18\x01 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x02 \x01(\t\"r\n\x12\x46\x61iledSopReference\x12\x15\n\rsop_class_uid\x18\x01 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x02 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xf4\x01\n\x13\x43ommitmentRequested\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x11\n\tremote_ae\x18\x02 \x01(\t\x12\x35\n\tinstances\x18\x03 \x03(\x0b\x32\".dicomvault.events.v1.SopReference\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65lete_after_commit\x18\x05 \x01(\x08\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x1e\n\x16report_timeout_seconds\x18\x07 \x01(\x05\x12\x14\n\x0cpeer_address\x18\x08 \x01(\t\"\xea\x01\n\x0eStudyCommitted\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x11\n\tremote_ae\x18\x02 \x01(\t\x12\x17\n\x0ftransaction_uid\x18\x03 \x01(\t\x12#\n\x1b\x63ommitted_sop_instance_uids\x18\x04 \x03(\t\x12\x38\n\x06\x66\x61iled\x18\x05 \x03(\x0b\x32(.dicomvault.events.v1.FailedSopReference\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\"\xe5\x01\n\x19\x43ommitmentRequestReceived\x12\x17\n\x0ftransaction_uid\x18\x01 \x01(\t\x12\x12\n\ncalling_ae\x18\x02 \x01(\t\x12\x11\n\tcalled_ae\x18\x03 \x01(\t\x12\x35\n\tinstances\x18\x04 \x03(\x0b\x32\".dicomvault.events.v1.SopReference\x12\x12\n\nreply_host\x18\x05 \x01(\t\x12\x12\n\nreply_port\x18\x06 \x01(\x05\x12\x14\n\x0cpeer_address\x18\x07 \x01(\t\x12\x13\n\x0breceived_by\x18\x08 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FAILEDSOPREFERENCE']._serialized_start=128
   _globals['_FAILEDSOPREFERENCE']._serialized_end=242
   _globals['_COMMITMENTREQUESTED']._serialized_start=245
-  _globals['_COMMITMENTREQUESTED']._serialized_end=467
-  _globals['_STUDYCOMMITTED']._serialized_start=470
-  _globals['_STUDYCOMMITTED']._serialized_end=704
-  _globals['_COMMITMENTREQUESTRECEIVED']._serialized_start=707
-  _globals['_COMMITMENTREQUESTRECEIVED']._serialized_end=936
+  _globals['_COMMITMENTREQUESTED']._serialized_end=489
+  _globals['_STUDYCOMMITTED']._serialized_start=492
+  _globals['_STUDYCOMMITTED']._serialized_end=726
+  _globals['_COMMITMENTREQUESTRECEIVED']._serialized_start=729
+  _globals['_COMMITMENTREQUESTRECEIVED']._serialized_end=958
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ class FailedSopReference(_message.Message):
     def __init__(self, sop_class_uid: _Optional[str] = ..., sop_instance_uid: _Optional[str] = ..., failure_reason: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class CommitmentRequested(_message.Message):
-    __slots__ = ("study_instance_uid", "remote_ae", "instances", "requested_by", "delete_after_commit", "job_id", "report_timeout_seconds")
+    __slots__ = ("study_instance_uid", "remote_ae", "instances", "requested_by", "delete_after_commit", "job_id", "report_timeout_seconds", "peer_address")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     REMOTE_AE_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class CommitmentRequested(_message.Message):
     DELETE_AFTER_COMMIT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     REPORT_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     remote_ae: str
     instances: _containers.RepeatedCompositeFieldContainer[SopReference]
@@ -42,7 +43,8 @@ class CommitmentRequested(_message.Message):
     delete_after_commit: bool
     job_id: str
     report_timeout_seconds: int
-    def __init__(self, study_instance_uid: _Optional[str] = ..., remote_ae: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[SopReference, _Mapping]]] = ..., requested_by: _Optional[str] = ..., delete_after_commit: _Optional[bool] = ..., job_id: _Optional[str] = ..., report_timeout_seconds: _Optional[int] = ...) -> None: ...
+    peer_address: str
+    def __init__(self, study_instance_uid: _Optional[str] = ..., remote_ae: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[SopReference, _Mapping]]] = ..., requested_by: _Optional[str] = ..., delete_after_commit: _Optional[bool] = ..., job_id: _Optional[str] = ..., report_timeout_seconds: _Optional[int] = ..., peer_address: _Optional[str] = ...) -> None: ...
 
 class StudyCommitted(_message.Message):
     __slots__ = ("study_instance_uid", "remote_ae", "transaction_uid", "committed_sop_instance_uids", "failed", "complete", "job_id", "attempt")

@@ -154,15 +154,19 @@ class StudyArchived(_message.Message):
     def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., number_of_instances: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sop_instance_uids: _Optional[_Iterable[str]] = ..., verified: _Optional[bool] = ..., job_id: _Optional[str] = ..., sha256s: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StudyEvicted(_message.Message):
-    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "reason")
+    __slots__ = ("study_instance_uid", "tier", "archive_id", "location", "reason", "requested_by", "peer_address")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     tier: str
     archive_id: str
     location: str
     reason: str
-    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    requested_by: str
+    peer_address: str
+    def __init__(self, study_instance_uid: _Optional[str] = ..., tier: _Optional[str] = ..., archive_id: _Optional[str] = ..., location: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., peer_address: _Optional[str] = ...) -> None: ...

@@ -180,7 +180,7 @@ class QueueStateChanged(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class JobCommandIssued(_message.Message):
-    __slots__ = ("command", "queue", "job_id", "not_before", "issued_by", "reason", "include_refused")
+    __slots__ = ("command", "queue", "job_id", "not_before", "issued_by", "reason", "include_refused", "peer_address")
     class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         COMMAND_UNSPECIFIED: _ClassVar[JobCommandIssued.Command]
@@ -206,6 +206,7 @@ class JobCommandIssued(_message.Message):
     ISSUED_BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     command: JobCommandIssued.Command
     queue: str
     job_id: str
@@ -213,4 +214,5 @@ class JobCommandIssued(_message.Message):
     issued_by: str
     reason: str
     include_refused: bool
-    def __init__(self, command: _Optional[_Union[JobCommandIssued.Command, str]] = ..., queue: _Optional[str] = ..., job_id: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_by: _Optional[str] = ..., reason: _Optional[str] = ..., include_refused: _Optional[bool] = ...) -> None: ...
+    peer_address: str
+    def __init__(self, command: _Optional[_Union[JobCommandIssued.Command, str]] = ..., queue: _Optional[str] = ..., job_id: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_by: _Optional[str] = ..., reason: _Optional[str] = ..., include_refused: _Optional[bool] = ..., peer_address: _Optional[str] = ...) -> None: ...

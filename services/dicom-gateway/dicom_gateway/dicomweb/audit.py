@@ -1,5 +1,6 @@
-"""Audit facts of the DICOMweb doors: QIDO-RS queries, WADO-RS / WADO-URI retrieves, and
-requests refused for their token (401/403: User Authentication failures).
+"""Audit facts of the DICOMweb doors: QIDO-RS queries, WADO-RS / WADO-URI retrieves.
+Requests refused for their token (401/403: User Authentication failures) are recorded by
+the shared ``dicomvault.audit.http.AuthFailures``, as on every service's REST API.
 
 A pure ASGI middleware around /dicomweb that looks at the path and the response status once
 the response has started; it never delays or changes the answer (``AuditTrail.record`` only
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
+from dicomvault.audit.http import REFUSED
 
 PREFIX = "/dicomweb"
 QIDO_LEVELS = {"studies", "series", "instances"}
@@ -70,13 +72,8 @@ class DicomWebAudit:
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else ""
         query = scope.get("query_string") or b""
-        if status in (401, 403):
-            self.trail.record(Action.AUTHENTICATION, outcome=MINOR_FAILURE, user_id=user,
-                              peer_address=peer, called_ae=self.called_ae,
-                              service=f"{scope.get('method', '')} {PREFIX}",
-                              description=f"HTTP {status}: bearer token "
-                              f"{'refused' if status == 401 else 'lacks the scope'}")
-            return
+        if status in REFUSED:
+            return  # AuthFailures records it
         what = classify(path, scope.get("method", ""))
         if what is None:
             return
