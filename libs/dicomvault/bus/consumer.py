@@ -13,10 +13,12 @@ exception makes the loop fall back to the per-record ``handler`` for the same re
 bad record never blocks a batch forever and the failure rules below hold record by record,
 exactly as without batching.
 
-``batch_linger_ms``: when a fetch brings fewer than ``max_records`` records, keep fetching for
-up to this long before applying, so a steady trickle (one record per fetch under live ingest)
-still becomes batches: the per-transaction cost (commit, lookups, an fsync on SQLite) is then
-shared by the records of the wait, at the price of that much latency. 0 applies each fetch at
+``batch_linger_ms``: when a fetch brings only a few records (fewer than ``max_records`` / 16),
+keep fetching for up to this long, or until that many arrived, before applying: a steady
+trickle (one record per fetch under live ingest) still becomes batches, and the
+per-transaction cost (commit, lookups, an fsync on SQLite) is shared by the records of the
+wait, at the price of that much latency. A backlog never waits: its fetches are large, and
+applying one while the next is fetched is what makes a drain fast. 0 applies each fetch at
 once.
 
 Failures:
@@ -191,10 +193,11 @@ class ConsumerLoop:
     async def _linger(self, consumer: AIOKafkaConsumer,
                       batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Add what arrives within ``batch_linger_ms`` to ``batches`` (in place, each
-        partition's records still in offset order), up to ``max_records`` in all."""
+        partition's records still in offset order), until ``max_records`` / 16 are there."""
         count = sum(len(records) for records in batches.values())
+        enough = max(1, self._max_records // 16)
         deadline = time.monotonic() + self._linger_s
-        while count < self._max_records and not self._stopping.is_set():
+        while count < enough and not self._stopping.is_set():
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 return
