@@ -167,7 +167,7 @@ def commitment_row() -> Row:
             "sum by (role, outcome) (rate(dicomvault_commitment_requests_total{{NS}}[{R}]))"),
             "{{role}} {{outcome}}")], "ops"),
         Panel("Failed requests/s", [(q(
-            'sum by (role, outcome) (rate(dicomvault_commitment_requests_total{{NS},outcome=~"refused|invalid|report_failed|failed|timeout|partial"}[{R}]))'),
+            'sum by (role, outcome) (rate(dicomvault_commitment_requests_total{{NS},outcome=~"refused|invalid|.*failed|timeout|partial"}[{R}]))'),
             "{{role}} {{outcome}}")], "ops"),
         Panel("Requests on the gateway's DIMSE port/s by outcome", [(q(
             "sum by (outcome) (rate(dicomvault_gateway_commitment_requests_total{{NS}}[{R}]))"),
