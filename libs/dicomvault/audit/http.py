@@ -25,6 +25,20 @@ from dicomvault.audit import MINOR_FAILURE, Action, AuditTrail
 REFUSED = (401, 403)
 
 
+class StatusWatch:
+    """An ASGI ``send`` that passes every message through and remembers the status the app
+    answered (0 until it starts a response): what an auditing middleware records."""
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self.status = 0
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 def peer_of(scope: dict) -> str:
     """host:port of the HTTP client."""
     client = scope.get("client")
@@ -70,19 +84,12 @@ class AuthFailures:
         if self.trail is None or scope["type"] != "http" or not self.watched(
                 scope.get("path", "")):
             return await self.app(scope, receive, send)
-        status = 0
-
-        async def watch(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
             await self.app(scope, receive, watch)
         finally:
-            if status in REFUSED:
-                self._record(scope, status)
+            if watch.status in REFUSED:
+                self._record(scope, watch.status)
 
     def _record(self, scope: dict, status: int) -> None:
         route = f"{scope.get('method', '')} {scope.get('path', '')}"[:300]

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
-from dicomvault.audit.http import REFUSED
+from dicomvault.audit.http import REFUSED, StatusWatch
 
 PREFIX = "/dicomweb"
 QIDO_LEVELS = {"studies", "series", "instances"}
@@ -53,18 +53,11 @@ class DicomWebAudit:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not (path == PREFIX or path.startswith(PREFIX + "/")):
             return await self.app(scope, receive, send)
-        status = 500
-
-        async def watch(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
             await self.app(scope, receive, watch)
         finally:
-            self._record(scope, path, status)
+            self._record(scope, path, watch.status or 500)  # no answer started: a failure
 
     def _record(self, scope: dict, path: str, status: int) -> None:
         principal = (scope.get("state") or {}).get("principal")
