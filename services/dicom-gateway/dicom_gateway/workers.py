@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dicom_gateway.balance import NOT_ACCEPTING, Balancer, LoadTable
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.settings import GatewaySettings
+from dicomvault.lifecycle import heap
 from dicomvault.lifecycle.processes import stop_process
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def _worker_main() -> None:
             async with Publisher(settings.bus, f"{settings.gateway.client_id}-{index}") as pub, \
                     dimse_node(settings, pub, catalogue, reuse_port=True,
                                listener_fd=listener_fd, balancer=balancer):
+                heap.settle()  # before taking associations: no long GC pauses under load
                 balancer.publish()  # accepting: the others may defer to it
                 print("WORKER-READY", flush=True)
                 await stop.wait()
