@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import pytest
 
@@ -51,3 +52,38 @@ def test_delete_prunes_empty_folders(tmp_path) -> None:
     assert store.delete("1.2/1.2.3/1.2.3.4.dcm")
     assert not (tmp_path / "cache" / "1.2").exists()
     assert not store.delete("1.2/1.2.3/1.2.3.4.dcm")
+
+
+def test_generation_names_the_copy_in_place(tmp_path) -> None:
+    store = FileStore(tmp_path / "cache")
+    first = store.put("1.2/1.2.3/1.2.3.4.dcm", b"one")
+    assert first.generation == store.generation(first.key)
+    second = store.put(first.key, b"two")
+    assert second.generation == store.generation(first.key) != first.generation
+
+
+def test_writers_racing_a_pruning_delete_all_land(tmp_path) -> None:
+    """A delete prunes the series folder while other threads write into it: every write
+    that returned is on disk, whole, and no temporary file is left."""
+    store = FileStore(tmp_path / "cache")
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(200):
+                store.put(f"1.2/1.2.3/{n}.{i}.dcm", b"x" * 100)
+                if i % 2:  # the last file of the folder, often: the folder goes with it
+                    store.delete(f"1.2/1.2.3/{n}.{i}.dcm")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    kept = sorted(k for k, _ in store.keys())
+    assert kept == sorted(f"1.2/1.2.3/{n}.{i}.dcm" for n in range(4) for i in range(0, 200, 2))
+    assert all(store.get(k) == b"x" * 100 for k in kept)
+    assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]

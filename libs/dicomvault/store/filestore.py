@@ -6,12 +6,17 @@ key that would leave its root.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_serial = itertools.count()  # next() is atomic under the GIL: names never repeat
 
 
 class StoreError(OSError):
@@ -52,17 +57,20 @@ class FileStore:
         ``sha256``: the caller's digest of ``data``, if it has one (not computed again)."""
         target = self.path(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+            tmp, fd = self._create_temp(target.parent)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
+                try:
+                    _write_all(fd, data)
                     if self.fsync:
-                        os.fdatasync(fh.fileno())
+                        os.fdatasync(fd)
+                    # The inode and mtime stay what they are through the rename.
+                    generation = _generation(os.fstat(fd))
+                finally:
+                    os.close(fd)
                 os.replace(tmp, target)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
                 raise
             if self.fsync:
                 dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -70,13 +78,26 @@ class FileStore:
                     os.fsync(dfd)
                 finally:
                     os.close(dfd)
-            generation = _generation(target.stat())
         except StoreError:
             raise
         except OSError as exc:
             raise StoreError(f"cannot write {key}: {exc}") from exc
         return StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
                             generation)
+
+    def _create_temp(self, folder: Path) -> tuple[str, int]:
+        """A new temp file in ``folder`` (created with its parents when missing, or when a
+        concurrent ``delete`` pruned it in between); (path, descriptor open for writing).
+        Its name is unique to this process and thread: O_EXCL never meets another writer's."""
+        for attempt in range(3):
+            tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}.part"
+            try:
+                return tmp, os.open(tmp, _TEMP_FLAGS, 0o600)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                folder.mkdir(parents=True, exist_ok=True)
+        raise AssertionError("unreachable")
 
     def get(self, key: str) -> bytes:
         try:
@@ -125,6 +146,12 @@ class FileStore:
                     continue
                 if mtime > modified_after:
                     yield full.relative_to(self.root).as_posix(), mtime
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _generation(st: os.stat_result) -> str:
