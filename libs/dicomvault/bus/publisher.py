@@ -85,10 +85,9 @@ class Publisher:
         timeout = self._settings.request_timeout_s
         for attempt in (1, 2, 3):
             try:
-                md = await asyncio.wait_for(
-                    self._producer.send_and_wait(topic, value, key=key_bytes, headers=headers),
-                    timeout=timeout,
-                )
+                async with asyncio.timeout(timeout):  # no extra task per record (wait_for's)
+                    md = await self._producer.send_and_wait(topic, value, key=key_bytes,
+                                                            headers=headers)
                 where = (md.topic, md.partition)
                 seen = self._high.get(where)
                 self._high[where] = md.offset

@@ -216,9 +216,9 @@ class Ingest:
             return prepared
         try:
             started = time.perf_counter()
-            await asyncio.wait_for(
-                self.publisher.publish(self.topic, prepared.event, key=prepared.event.subject),
-                timeout=self.settings.gateway.store_timeout_s)
+            async with asyncio.timeout(self.settings.gateway.store_timeout_s):
+                await self.publisher.publish(self.topic, prepared.event,
+                                             key=prepared.event.subject)
             metrics.STORE_PHASE.labels("publish").observe(time.perf_counter() - started)
         except (PublishError, TimeoutError) as exc:
             metrics.PUBLISH_FAILURES.labels(prepared.source).inc()
