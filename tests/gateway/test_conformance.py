@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore
 

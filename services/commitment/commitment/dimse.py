@@ -13,6 +13,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 
 from commitment import handlers as h
 from commitment.settings import CommitmentSection
+from dicomvault.dicom.bridge import Bridge
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ class Peer:
 
 
 class Dimse:
-    def __init__(self, cfg: CommitmentSection, bridge: h.Bridge) -> None:
+    def __init__(self, cfg: CommitmentSection, bridge: Bridge, requests: h.Requests,
+                 reports: h.Reports) -> None:
         self.cfg = cfg
         self.ae = self._make_ae()
         self.ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
@@ -38,6 +40,8 @@ class Dimse:
         # pynetdicom treats an empty list as "anyone": keep it closed with a title no one has.
         self.ae.require_calling_aet = known or ["-NO-MODALITIES-"]
         self.bridge = bridge
+        self.requests = requests
+        self.reports = reports
         self.server = None
 
     def _make_ae(self) -> AE:
@@ -52,9 +56,9 @@ class Dimse:
         b = self.bridge
         self.server = self.ae.start_server(
             (self.cfg.dimse_host, self.cfg.dimse_port), block=False,
-            evt_handlers=[(evt.EVT_N_ACTION, h.handle_n_action, [b]),
-                          (evt.EVT_N_EVENT_REPORT, h.handle_n_event_report, [b]),
-                          (evt.EVT_DIMSE_SENT, h.handle_dimse_sent, [b]),
+            evt_handlers=[(evt.EVT_N_ACTION, h.handle_n_action, [b, self.requests]),
+                          (evt.EVT_N_EVENT_REPORT, h.handle_n_event_report, [b, self.reports]),
+                          (evt.EVT_DIMSE_SENT, h.handle_dimse_sent, [self.requests]),
                           (evt.EVT_C_ECHO, h.handle_echo)])
         return self.port
 

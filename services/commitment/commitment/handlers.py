@@ -11,11 +11,10 @@ recognized". This listener's modalities table is deprecated for requests from mo
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from typing import Protocol
 
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.dicom.commitment import (  # noqa: F401 - the service's names for them
     ALL_SUCCESS,
     CLASS_INSTANCE_CONFLICT,
@@ -47,33 +46,44 @@ from dicomvault.dicom.commitment import (  # noqa: F401 - the service's names fo
 log = logging.getLogger(__name__)
 
 
-class Bridge:
-    """What the handlers need from the service; ``call`` runs a coroutine on its loop."""
+class Requests(Protocol):
+    """What the N-ACTION handlers need from the SCP side (``scp.ScpJobs``)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, service: Any, timeout_s: float) -> None:
-        self.loop = loop
-        self.service = service  # has may_request(), accept_request(), report_received()
-        self.timeout_s = timeout_s
+    def may_request(self, calling_ae: str) -> bool:
+        """Whether the modalities table lets ``calling_ae`` request storage commitment."""
 
-    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout_s)
+    def refused(self, outcome: str) -> None:
+        """Count a request refused by ``check_request`` (its ``outcome``)."""
+
+    async def accept(self, calling_ae: str, request: CommitRequest, assoc,
+                     message_id: int) -> object:
+        """Record the request as a job (before the N-ACTION is answered)."""
+
+    def answered(self, assoc, message_id: int | None) -> None:
+        """Our N-ACTION response on ``assoc`` has left."""
 
 
-def handle_n_action(event, bridge: Bridge):
+class Reports(Protocol):
+    """What the N-EVENT-REPORT handler needs from the SCU side (``scu.ScuJobs``)."""
+
+    async def report_received(self, report: CommitReport) -> int:
+        """Hand a report to the job waiting for it; the status to answer with."""
+
+
+def handle_n_action(event, bridge: Bridge, requests: Requests):
     """Storage Commitment request from a modality (we are the SCP)."""
     calling = str(event.assoc.requestor.ae_title).strip()
     verdict = check_request(event.action_type, event.request.RequestedSOPInstanceUID,
                             lambda: event.action_information,
-                            bridge.service.may_request(calling))
+                            requests.may_request(calling))
     if verdict.request is None:
         log.warning("storage commitment request refused",
                     extra={"calling_ae": calling, "status": f"0x{verdict.status:04X}",
                            "error": verdict.reason})
-        bridge.service.count_refused(verdict.outcome)
+        requests.refused(verdict.outcome)
         return verdict.status, None
     try:
-        bridge.call(bridge.service.accept_request(calling, verdict.request, event.assoc,
-                                                  event.message_id))
+        bridge.call(requests.accept(calling, verdict.request, event.assoc, event.message_id))
     except Exception as exc:  # noqa: BLE001 - the job is not recorded: the modality asks again
         log.exception("storage commitment request not recorded",
                       extra={"calling_ae": calling, "error": repr(exc)})
@@ -81,7 +91,7 @@ def handle_n_action(event, bridge: Bridge):
     return SUCCESS, None
 
 
-def handle_n_event_report(event, bridge: Bridge):
+def handle_n_event_report(event, bridge: Bridge, reports: Reports):
     """The answer to one of our requests (we are the SCU)."""
     calling = str(event.assoc.requestor.ae_title).strip()
     if event.event_type not in (ALL_SUCCESS, SOME_FAILURES):
@@ -93,17 +103,17 @@ def handle_n_event_report(event, bridge: Bridge):
                     extra={"calling_ae": calling, "error": str(exc)})
         return INVALID_ARGUMENT_VALUE, None
     try:
-        return bridge.call(bridge.service.report_received(report)), None
+        return bridge.call(reports.report_received(report)), None
     except Exception as exc:  # noqa: BLE001
         log.error("storage commitment report not recorded", extra={"error": repr(exc)})
         return PROCESSING_FAILURE, None
 
 
-def handle_dimse_sent(event, bridge: Bridge) -> None:
+def handle_dimse_sent(event, requests: Requests) -> None:
     """Note when our N-ACTION response has left, so a report on the same association follows it."""
     if type(event.message).__name__ == "N_ACTION_RSP":
         msg_id = event.message.command_set.get("MessageIDBeingRespondedTo")
-        bridge.service.n_action_answered(event.assoc, msg_id)
+        requests.answered(event.assoc, msg_id)
 
 
 def handle_echo(event) -> int:

@@ -61,6 +61,9 @@ class ScpJobs:
         modality = self.cfg.modalities.get(calling_ae)
         return modality is not None and modality.permissions.may_request_commitment
 
+    def refused(self, outcome: str) -> None:
+        metrics.REQUESTS.labels("scp", outcome).inc()
+
     async def accept(self, calling_ae: str, request: h.CommitRequest, assoc,
                      message_id: int) -> Job:
         """Record the request as a job (before the N-ACTION is answered)."""

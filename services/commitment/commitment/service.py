@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 
-from commitment import handlers as h
 from commitment import metrics
 from commitment.api import build_app
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
@@ -26,6 +25,7 @@ from dicomvault.audit.activity import start_application, stop_application
 from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jpb
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class Commitment:
-    """What the DIMSE handlers, the consumer and the API call."""
+    """What the consumer and the API call (the DIMSE handlers call ``scp`` and ``scu``)."""
 
     def __init__(self, settings: CommitmentSettings, publisher: Publisher) -> None:
         self.settings = settings
@@ -62,23 +62,6 @@ class Commitment:
         self.dimse: Dimse | None = None
         self.consumer: ConsumerLoop | None = None
         self.adopted = False
-
-    # --- DIMSE side (called through the Bridge) -------------------------------------------
-    def may_request(self, calling_ae: str) -> bool:
-        return self.scp.may_request(calling_ae)
-
-    def count_refused(self, outcome: str) -> None:
-        metrics.REQUESTS.labels("scp", outcome).inc()
-
-    async def accept_request(self, calling_ae: str, request: h.CommitRequest, assoc,
-                             message_id: int) -> Job:
-        return await self.scp.accept(calling_ae, request, assoc, message_id)
-
-    def n_action_answered(self, assoc, message_id: int | None) -> None:
-        self.scp.answered(assoc, message_id)
-
-    async def report_received(self, report: h.CommitReport) -> int:
-        return await self.scu.report_received(report)
 
     # --- bus side -------------------------------------------------------------------------
     async def policy(self, event: Event) -> None:
@@ -193,9 +176,9 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         trail = await start_application(publisher, topics.audit, "commitment",
                                         on_drop=metrics.AUDIT_DROPPED.inc)
         service = Commitment(settings, publisher)
-        bridge = h.Bridge(asyncio.get_running_loop(), service,
-                          timeout_s=settings.commitment.dimse_timeout_s)
-        service.dimse = service.scp.dimse = service.scu.dimse = Dimse(settings.commitment, bridge)
+        bridge = Bridge(asyncio.get_running_loop(), settings.commitment.dimse_timeout_s)
+        service.dimse = service.scp.dimse = service.scu.dimse = Dimse(
+            settings.commitment, bridge, requests=service.scp, reports=service.scu)
         warn_deprecated_table(settings.commitment)
         port = await asyncio.to_thread(service.dimse.start)
         log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,

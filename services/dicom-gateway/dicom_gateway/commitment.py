@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 
 from dicom_gateway import metrics
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.modalities import Modalities, Operation
 from dicomvault.bus import Publisher
 from dicomvault.dicom import commitment as sc
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
 

@@ -34,7 +34,6 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway import handlers as h
 from dicom_gateway.balance import NOT_ACCEPTING, Balancer
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.commitment import CommitmentHandOff, handle_n_action
 from dicom_gateway.fast_path import FastPath
 from dicom_gateway.ingest import Ingest
@@ -44,6 +43,7 @@ from dicom_gateway.retrieve import Retriever
 from dicom_gateway.retrieve_scp import RetrieveRequestHandler
 from dicom_gateway.settings import GatewaySection
 from dicomvault.audit import AuditTrail
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.query import CatalogueClient
 
 log = logging.getLogger(__name__)

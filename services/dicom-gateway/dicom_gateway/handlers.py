@@ -15,13 +15,13 @@ from pydicom.dataset import Dataset
 
 from dicom_gateway import find, metrics
 from dicom_gateway import statuses as st
-from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.ingest import Ingest, Outcome, StoreRequest
 from dicom_gateway.modalities import Modalities, Operation
 from dicom_gateway.retrieve import Response, RetrieveEvent, Retriever, TooMany, send_store
 from dicom_gateway.retrieve import parse as parse_retrieve
 from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
 from dicomvault.audit.refusals import StoreRefusals
+from dicomvault.dicom.bridge import Bridge, BridgeTimeout
 from dicomvault.query import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from typing import Any
 
 from dicom_gateway import metrics
 from dicom_gateway import statuses as st
-from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.part10 import (
     Malformed,
     TooLarge,
@@ -40,6 +39,7 @@ from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicom_gateway.space import FreeSpace
 from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher, PublishError
+from dicomvault.dicom.bridge import Bridge, BridgeTimeout
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as v1
 from dicomvault.store import CacheStore, InvalidUID, StoreError, instance_key, validate_uid

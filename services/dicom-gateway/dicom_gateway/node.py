@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 from dicom_gateway import metrics
 from dicom_gateway.balance import Balancer
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.commitment import CommitmentHandOff
 from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
@@ -23,6 +22,7 @@ from dicom_gateway.settings import GatewaySettings
 from dicomvault.audit import AuditTrail
 from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.query import CatalogueClient
 from dicomvault.store import CacheStore, open_cache
 
