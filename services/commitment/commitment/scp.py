@@ -16,12 +16,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from commitment import handlers as h
 from commitment import metrics, verify
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
-from commitment.dimse import Dimse, DimseError, Peer
+from commitment.peers import DimseError, Peer, Peers
 from commitment.recent import Recent, Transaction
 from commitment.settings import CommitmentSection
+from dicomvault.dicom import commitment as sc
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.jobs import Job, JobQueue, Outcome
 from dicomvault.store import FileStore
@@ -47,12 +47,12 @@ class OpenRequest:
 
 class ScpJobs:
     def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: FileStore,
-                 recent: Recent) -> None:
+                 recent: Recent, peers: Peers) -> None:
         self.cfg = cfg
         self.catalogue = catalogue
         self.store = store
         self.recent = recent
-        self.dimse: Dimse | None = None
+        self.peers = peers
         self.queue: JobQueue | None = None
         self.open: dict[str, OpenRequest] = {}
         self.received: dict[str, float] = {}
@@ -64,7 +64,7 @@ class ScpJobs:
     def refused(self, outcome: str) -> None:
         metrics.REQUESTS.labels("scp", outcome).inc()
 
-    async def accept(self, calling_ae: str, request: h.CommitRequest, assoc,
+    async def accept(self, calling_ae: str, request: sc.CommitRequest, assoc,
                      message_id: int) -> Job:
         """Record the request as a job (before the N-ACTION is answered)."""
         txn = request.transaction_uid
@@ -115,7 +115,7 @@ class ScpJobs:
     async def execute(self, job: Job, progress) -> Outcome:
         txn, calling = job.params["transaction_uid"], job.params["calling_ae"]
         classes = job.params.get("sop_classes", "").split("\\")
-        refs = [h.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
+        refs = [sc.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
         try:
             found = await self.catalogue.lookup(job.sop_uids)
             archived: set[str] = set()
@@ -130,7 +130,7 @@ class ScpJobs:
             return Outcome.retry(f"catalogue unavailable: {exc}")
         committed, failed = await asyncio.to_thread(
             verify.check, refs, found, self.store, self.cfg.policy, archived)
-        event_type, info = h.build_report(txn, committed, failed)
+        event_type, info = sc.build_report(txn, committed, failed)
         failures = [{"sop_instance_uid": f.sop_instance_uid, "failure_reason": f.failure_reason,
                      "description": f.description} for f in failed]
         self.recent.update(txn, committed=len(committed), failed=failures)
@@ -170,13 +170,13 @@ class ScpJobs:
             # Our N-ACTION response must leave first (PS3.4: the report follows it).
             await asyncio.to_thread(req.answered.wait, self.cfg.dimse_timeout_s)
             try:
-                await asyncio.to_thread(self.dimse.send_report_on, req.assoc, event_type, info)
+                await asyncio.to_thread(self.peers.send_report_on, req.assoc, event_type, info)
                 return "on the requesting association"
             except DimseError as exc:
                 log.info("requesting association unusable, opening a new one",
                          extra={"transaction_uid": txn, "error": str(exc)})
         self.open.pop(txn, None)
-        await asyncio.to_thread(self.dimse.send_report, self._reply_to(job, calling),
+        await asyncio.to_thread(self.peers.send_report, self._reply_to(job, calling),
                                 event_type, info)
         return "on a new association"
 

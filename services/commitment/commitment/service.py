@@ -14,7 +14,8 @@ import logging
 from commitment import metrics
 from commitment.api import build_app
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
-from commitment.dimse import Dimse
+from commitment.listener import Listener
+from commitment.peers import Peers
 from commitment.recent import Recent
 from commitment.scp import QUEUE as SCP_QUEUE
 from commitment.scp import ScpJobs
@@ -47,9 +48,10 @@ class Commitment:
         self.store = open_cache(settings.cache)
         self.catalogue = CatalogueClient(cfg.catalogue_url, client=settings.client)
         self.recent = Recent(cfg.recent)
-        self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent)
+        peers = Peers(cfg)
+        self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent, peers)
         self.scu = ScuJobs(cfg, self.catalogue, self.store, self.recent, publisher,
-                           settings.bus.topics)
+                           settings.bus.topics, peers)
         common = {"owner": "commitment", "publisher": publisher, "topics": settings.bus.topics,
                   "concurrency": cfg.concurrency, "observer": self._observe}
         self.scp.queue = JobQueue(name=SCP_QUEUE, kind="COMMIT_SCP", execute=self.scp.execute,
@@ -59,7 +61,7 @@ class Commitment:
                                   retry=cfg.request_retry,
                                   lookup=catalogue_lookup(self.catalogue, "COMMIT_SCU"), **common)
         self.queues = [self.scp.queue, self.scu.queue]
-        self.dimse: Dimse | None = None
+        self.listener: Listener | None = None
         self.consumer: ConsumerLoop | None = None
         self.adopted = False
 
@@ -149,7 +151,7 @@ class Commitment:
                  "counts": q.counts()} for q in self.queues]
 
     def not_ready(self) -> str:
-        if self.dimse is None or self.dimse.server is None:
+        if self.listener is None or self.listener.server is None:
             return "DIMSE listener not started"
         if self.consumer is None or not self.consumer.ready.is_set():
             return "bus consumer not assigned (broker unreachable?)"
@@ -177,10 +179,10 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
                                         on_drop=metrics.AUDIT_DROPPED.inc)
         service = Commitment(settings, publisher)
         bridge = Bridge(asyncio.get_running_loop(), settings.commitment.dimse_timeout_s)
-        service.dimse = service.scp.dimse = service.scu.dimse = Dimse(
-            settings.commitment, bridge, requests=service.scp, reports=service.scu)
+        service.listener = Listener(settings.commitment, bridge, requests=service.scp,
+                                    reports=service.scu)
         warn_deprecated_table(settings.commitment)
-        port = await asyncio.to_thread(service.dimse.start)
+        port = await asyncio.to_thread(service.listener.start)
         log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,
                                                   "port": port})
         service.consumer = ConsumerLoop(
@@ -213,6 +215,6 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
             service.consumer.stop()
             server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(service.dimse.stop)
+            await asyncio.to_thread(service.listener.stop)
             await service.catalogue.close()
             await stop_application(trail)
