@@ -30,6 +30,7 @@ from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import events_pb2 as epb
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome
+from dicomvault.retry import retry_forever
 from dicomvault.settings import TopicNames
 from dicomvault.store import CacheStore, FileStore, StoreError, is_valid_uid
 
@@ -230,15 +231,11 @@ class ScuJobs:
 
     async def _publish(self, payload, study_uid: str) -> None:
         event = Event(payload=payload, source=SOURCE, subject=study_uid)
-        delay = 0.2
-        while True:
-            try:
-                await self.pub.publish(self.topics.studies, event, key=study_uid)
-                return
-            except PublishError as exc:
-                log.warning("fact not published yet, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await retry_forever(
+            lambda: self.pub.publish(self.topics.studies, event, key=study_uid),
+            retry_on=PublishError, first_s=0.2, max_s=10.0,
+            on_retry=lambda exc: log.warning("fact not published yet, retrying",
+                                             extra={"error": str(exc)}))
 
     def on_ended(self, job: Job) -> None:
         if job.state != JobState.FAILED:

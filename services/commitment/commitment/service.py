@@ -32,6 +32,7 @@ from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jpb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
+from dicomvault.retry import backoff
 from dicomvault.store import InvalidUID, open_cache, validate_uid
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,9 @@ class Commitment:
 
     async def adopt(self, stop: asyncio.Event) -> None:
         """Take over unfinished jobs from the catalogue; retried until it answers."""
-        delay = 1.0
-        while not stop.is_set():
+        for delay in backoff(1.0, 60.0):
+            if stop.is_set():
+                return
             try:
                 for queue in self.queues:
                     await adopt_from_catalogue(queue, self.catalogue)
@@ -144,7 +146,6 @@ class Commitment:
                 log.warning("jobs not adopted yet", extra={"error": repr(exc)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 60.0)
 
     def queue_summary(self) -> list[dict]:
         return [{"queue": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
