@@ -28,7 +28,7 @@ from dicomvault.bus import Publisher, PublishError
 from dicomvault.dicom import commitment as sc
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import events_pb2 as epb
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome
 from dicomvault.retry import retry_forever
 from dicomvault.settings import TopicNames
@@ -217,7 +217,7 @@ class ScuJobs:
                         extra={"job": job.id, "instances_without_other_copy": len(last)})
             return f"kept: {len(last)} instance(s) have no other verified copy"
         # The fact first: a reader never follows a catalogue entry to a deleted file.
-        await self._publish(epb.StudyEvicted(
+        await self._publish(ev.StudyEvicted(
             study_instance_uid=job.study_uid, tier="cache", archive_id="cache",
             location=job.study_uid, reason=f"storage commitment by {remote}"), job.study_uid)
         for loc in cached:

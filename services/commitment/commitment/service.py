@@ -29,7 +29,7 @@ from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
 from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
 from dicomvault.retry import backoff
@@ -78,7 +78,7 @@ class Commitment:
                 raise PermanentError("CommitmentRequestReceived without instances, "
                                      "Transaction UID or calling AE")
             await self.scp.handed_over(payload)
-        elif isinstance(payload, jpb.JobCommandIssued):
+        elif isinstance(payload, jb.JobCommandIssued):
             for queue in self.queues:
                 if await queue.apply_command(payload):
                     break
