@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from commitment import metrics, verify
@@ -67,44 +68,36 @@ class ScpJobs:
     async def accept(self, calling_ae: str, request: sc.CommitRequest, assoc,
                      message_id: int) -> Job:
         """Record the request as a job (before the N-ACTION is answered)."""
-        txn = request.transaction_uid
-        self.open[txn] = OpenRequest(assoc, message_id)
-        self.received.setdefault(txn, time.monotonic())
-        job = await self.queue.submit(
-            "", target=calling_ae, dedupe_key=f"{calling_ae}/{txn}",
-            params={"transaction_uid": txn, "calling_ae": calling_ae,
-                    "sop_classes": "\\".join(r.sop_class_uid for r in request.refs)},
-            sop_uids=[r.sop_instance_uid for r in request.refs],
-            created_by=f"dimse:{calling_ae}")
-        if self.recent.get(txn) is None:
-            self.recent.add(Transaction(txn, "scp", calling_ae, job.id, state="received",
-                                        requested=len(request.refs)))
-        metrics.REQUESTS.labels("scp", "accepted").inc()
-        log.info("storage commitment request accepted",
-                 extra={"calling_ae": calling_ae, "transaction_uid": txn, "job": job.id,
-                        "instances": len(request.refs)})
-        return job
+        self.open[request.transaction_uid] = OpenRequest(assoc, message_id)
+        return await self._record(calling_ae, request.transaction_uid, request.refs, {},
+                                  "storage commitment request accepted")
 
     async def handed_over(self, request: cpb.CommitmentRequestReceived) -> Job:
         """Record a request the gateway took on its DIMSE port (idempotent: a redelivered
         fact, or the same Transaction UID asked again, finds the same job)."""
-        txn, calling = request.transaction_uid, request.calling_ae
-        self.received.setdefault(txn, time.monotonic())
-        params = {"transaction_uid": txn, "calling_ae": calling, "received_by": "gateway",
-                  "sop_classes": "\\".join(r.sop_class_uid for r in request.instances)}
+        params = {"received_by": "gateway"}
         if request.reply_host and request.reply_port:
             params |= {"reply_host": request.reply_host, "reply_port": str(request.reply_port)}
+        return await self._record(request.calling_ae, request.transaction_uid, request.instances,
+                                  params, "storage commitment request taken over from the gateway")
+
+    async def _record(self, calling: str, txn: str, refs: Sequence[sc.SopRef | cpb.SopReference],
+                      params: dict[str, str], message: str) -> Job:
+        """One request as a job (one per calling AE and Transaction UID), in the recent
+        transactions, counted and logged."""
+        self.received.setdefault(txn, time.monotonic())
         job = await self.queue.submit(
-            "", target=calling, dedupe_key=f"{calling}/{txn}", params=params,
-            sop_uids=[r.sop_instance_uid for r in request.instances],
+            "", target=calling, dedupe_key=f"{calling}/{txn}",
+            params={"transaction_uid": txn, "calling_ae": calling, **params,
+                    "sop_classes": "\\".join(r.sop_class_uid for r in refs)},
+            sop_uids=[r.sop_instance_uid for r in refs],
             created_by=f"dimse:{calling}")
         if self.recent.get(txn) is None:
             self.recent.add(Transaction(txn, "scp", calling, job.id, state="received",
-                                        requested=len(request.instances)))
+                                        requested=len(refs)))
         metrics.REQUESTS.labels("scp", "accepted").inc()
-        log.info("storage commitment request taken over from the gateway",
-                 extra={"calling_ae": calling, "transaction_uid": txn, "job": job.id,
-                        "instances": len(request.instances)})
+        log.info(message, extra={"calling_ae": calling, "transaction_uid": txn, "job": job.id,
+                                 "instances": len(refs)})
         return job
 
     def answered(self, assoc, message_id: int | None) -> None:
