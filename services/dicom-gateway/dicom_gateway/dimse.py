@@ -351,10 +351,9 @@ def handle_n_action(event, handoff: CommitmentHandOff):
                            "reason": verdict.reason})
         return verdict.status, None
     request = verdict.request
-    peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
     try:
-        handoff.hand_over(handoff.fact(calling, str(assoc.acceptor.ae_title).strip(), peer,
-                                       request), request.transaction_uid)
+        handoff.hand_over(handoff.fact(calling, str(assoc.acceptor.ae_title).strip(),
+                                       peer_of(assoc), request), request.transaction_uid)
     except Exception as exc:  # noqa: BLE001 - not recorded: the modality asks again later
         metrics.COMMITMENT_REQUESTS.labels("unavailable").inc()
         log.error("storage commitment request not handed over (broker unavailable)",
