@@ -2,7 +2,7 @@
 
 QIDO-RS requests carry the gateway's default return keys (PS3.18 Table 10.6.3-3/-4/-5) and
 its default page (limit 1000); C-FIND requests carry the keys of a typical findscu identifier
-and the gateway's page of 500 (``dicom_gateway.handlers.FIND_PAGE``).
+and the gateway's page of 500 (``dicom_gateway.dimse.FIND_PAGE``).
 """
 
 from __future__ import annotations

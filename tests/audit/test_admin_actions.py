@@ -12,7 +12,9 @@ from audit.handlers import Policy
 from audit.messages import to_xml
 from audit.store import Store, create, make_engine
 from dicomvault.events import Event
-from dicomvault.events.v1 import commitment_pb2, events_pb2, jobs_pb2
+from dicomvault.events.v1 import commitment_pb2 as cpb
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2 as jb
 from tests.audit.validate import audit_message, event_code, requestor, studies
 
 STUDY = "1.2.826.0.1.3680043.8.498.7"
@@ -24,23 +26,23 @@ async def test_admin_actions_name_the_token_subject(tmp_path: Path) -> None:
         await create(engine)
         store = Store(engine, aggregate_s=3600, aggregate_max_s=7200)
         await Policy(store, "dicomvault").batch([
-            Event(events_pb2.StudyEvicted(
+            Event(ev.StudyEvicted(
                 study_instance_uid=STUDY, tier="cache", archive_id="cache", reason="on demand",
                 requested_by="api:pacs-admin", peer_address="10.0.0.9:5000"),
                 source="dicomvault/hsm-archiver", subject=STUDY),
-            Event(events_pb2.StudyEvicted(study_instance_uid=STUDY, tier="cache",
+            Event(ev.StudyEvicted(study_instance_uid=STUDY, tier="cache",
                                           archive_id="cache", reason="idle 30 days"),
                   source="dicomvault/hsm-archiver", subject=STUDY),
-            Event(commitment_pb2.CommitmentRequested(
+            Event(cpb.CommitmentRequested(
                 study_instance_uid=STUDY, remote_ae="PACS1", requested_by="api:ops",
-                peer_address="10.0.0.8:5001", instances=[commitment_pb2.SopReference(
+                peer_address="10.0.0.8:5001", instances=[cpb.SopReference(
                     sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid=STUDY + ".1")]),
                 source="dicomvault/commitment", subject=STUDY),
-            Event(commitment_pb2.CommitmentRequested(
+            Event(cpb.CommitmentRequested(
                 study_instance_uid=STUDY, remote_ae="PACS1", requested_by="exporter:e1"),
                 source="dicomvault/stow-exporter", subject=STUDY),
-            Event(jobs_pb2.JobCommandIssued(
-                command=jobs_pb2.JobCommandIssued.CANCEL_JOB, queue="hsm1", job_id="j-1",
+            Event(jb.JobCommandIssued(
+                command=jb.JobCommandIssued.CANCEL_JOB, queue="hsm1", job_id="j-1",
                 issued_by="api:alice", reason="wrong study", peer_address="10.0.0.7:5002"),
                 source="dicomvault/catalogue", subject=STUDY),
         ])

@@ -9,7 +9,7 @@ from pydicom import dcmread
 
 from dicomvault.bus import Publisher
 from dicomvault.events import Event
-from dicomvault.events.v1 import events_pb2 as epb
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.settings import BusSettings
 from dicomvault.store import FileStore, instance_key
 from tests.peers.wait import wait_until
@@ -20,12 +20,12 @@ def pair(path: Path) -> tuple[str, str]:
     return str(ds.SOPClassUID), str(ds.SOPInstanceUID)
 
 
-def put_in_cache(root: Path, path: Path) -> epb.InstanceStored:
+def put_in_cache(root: Path, path: Path) -> ev.InstanceStored:
     """Write a Part 10 file into the cache tier as the gateway would; the fact to announce."""
     ds = dcmread(path, stop_before_pixels=True)
     key = instance_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     obj = FileStore(root, fsync=False).put(key, path.read_bytes())
-    return epb.InstanceStored(
+    return ev.InstanceStored(
         sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=str(ds.SOPInstanceUID),
         study_instance_uid=str(ds.StudyInstanceUID), series_instance_uid=str(ds.SeriesInstanceUID),
         patient_id=str(ds.PatientID), patient_name=str(ds.PatientName), modality=str(ds.Modality),
@@ -38,7 +38,7 @@ async def announce(bus: BusSettings, facts: list) -> None:
     """Publish facts the way the gateway / archivers do (instances topic or studies topic)."""
     async with Publisher(bus, "test") as pub:
         for fact in facts:
-            topic = bus.topics.instances if isinstance(fact, epb.InstanceStored) else bus.topics.studies
+            topic = bus.topics.instances if isinstance(fact, ev.InstanceStored) else bus.topics.studies
             await pub.publish(topic, Event(payload=fact, source="dicomvault/test",
                                            subject=fact.study_instance_uid),
                               key=fact.study_instance_uid)

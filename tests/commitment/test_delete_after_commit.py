@@ -10,8 +10,8 @@ import httpx
 
 import commitment  # noqa: F401 - registers the commitment event types
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import events_pb2 as epb
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import RetryPolicy
 from tests.commitment.helpers import catalogued
 from tests.peers.datasets import write_study
@@ -29,8 +29,8 @@ def requested(study, remote: str) -> cpb.CommitmentRequested:
             cpb.SopReference(sop_class_uid=c, sop_instance_uid=i) for c, i in map(pair, study.files)])
 
 
-def archived(study) -> epb.StudyArchived:
-    return epb.StudyArchived(study_instance_uid=study.study_uid, tier="hsm", archive_id="HSM1",
+def archived(study) -> ev.StudyArchived:
+    return ev.StudyArchived(study_instance_uid=study.study_uid, tier="hsm", archive_id="HSM1",
                              location=f"hsm/{study.study_uid}", verified=True,
                              number_of_instances=len(study.files),
                              sop_instance_uids=study.sop_uids)
@@ -72,29 +72,29 @@ async def test_cache_copy_is_removed_only_after_full_success_and_never_the_last(
         await announce(bus_settings, [requested(a, "ORTHANC"), requested(b, "ORTHANC"),
                                       requested(c, "ORTHANC")])
         jobs = await read_facts(bus_settings, bus_settings.topics.jobs, lambda evs: sum(
-            isinstance(e.payload, jpb.JobCompleted | jpb.JobFailed) for e in evs) >= 3)
+            isinstance(e.payload, jb.JobCompleted | jb.JobFailed) for e in evs) >= 3)
         ended = {e.subject: e.payload for e in jobs
-                 if isinstance(e.payload, jpb.JobCompleted | jpb.JobFailed)}
+                 if isinstance(e.payload, jb.JobCompleted | jb.JobFailed)}
 
         def cached(study) -> int:
             return len(list((cache / study.study_uid).rglob("*.dcm")))
 
         # A: committed and held elsewhere -> evicted from the cache, and the fact says so.
-        assert isinstance(ended[a.study_uid], jpb.JobCompleted)
+        assert isinstance(ended[a.study_uid], jb.JobCompleted)
         assert ended[a.study_uid].result["evicted"].startswith("evicted 2")
         assert cached(a) == 0
         # B: committed, but the cache is its only copy in the archive -> kept.
-        assert isinstance(ended[b.study_uid], jpb.JobCompleted)
+        assert isinstance(ended[b.study_uid], jb.JobCompleted)
         assert ended[b.study_uid].result["evicted"].startswith("kept")
         assert cached(b) == 2
         # C: not fully committed -> the job fails and nothing is deleted.
-        assert isinstance(ended[c.study_uid], jpb.JobFailed)
+        assert isinstance(ended[c.study_uid], jb.JobFailed)
         assert "not committed" in ended[c.study_uid].error
         assert cached(c) == 2
 
         studies = await read_facts(bus_settings, bus_settings.topics.studies, lambda evs: any(
-            isinstance(e.payload, epb.StudyEvicted) for e in evs))
-        evicted = [e.payload for e in studies if isinstance(e.payload, epb.StudyEvicted)]
+            isinstance(e.payload, ev.StudyEvicted) for e in evs))
+        evicted = [e.payload for e in studies if isinstance(e.payload, ev.StudyEvicted)]
         assert [(x.study_instance_uid, x.tier) for x in evicted] == [(a.study_uid, "cache")]
     finally:
         orthanc.stop()

@@ -15,7 +15,7 @@ import commitment  # noqa: F401 - registers the commitment event types
 import stow_exporter  # noqa: F401
 from dicomvault.bus import Publisher, ensure_topics
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import RetryPolicy
 from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.service import build_hosted
@@ -144,8 +144,8 @@ async def test_what_orthanc_lost_is_resent_and_asked_again(
                                       for f in study.files])
         await catalogued(catalogue, study.study_uid, 2)
         # Commitment requests wait: the administrator paused the commitment-scu queue.
-        await publish(bus_settings, jpb.JobCommandIssued(
-            command=jpb.JobCommandIssued.PAUSE_QUEUE, queue="commitment-scu",
+        await publish(bus_settings, jb.JobCommandIssued(
+            command=jb.JobCommandIssued.PAUSE_QUEUE, queue="commitment-scu",
             issued_by="api:ops", reason="test"), "")
 
         async def halted() -> bool:
@@ -162,8 +162,8 @@ async def test_what_orthanc_lost_is_resent_and_asked_again(
         lost = study.sop_uids[1]
         orthanc.delete("instances", orthanc.rest.post("/tools/find", json={
             "Level": "Instance", "Query": {"SOPInstanceUID": lost}}).json()[0])
-        await publish(bus_settings, jpb.JobCommandIssued(
-            command=jpb.JobCommandIssued.RESUME_QUEUE, queue="commitment-scu",
+        await publish(bus_settings, jb.JobCommandIssued(
+            command=jb.JobCommandIssued.RESUME_QUEUE, queue="commitment-scu",
             issued_by="api:ops"), "")
 
         # Orthanc refuses the lost one (0x0112); it is re-sent by C-STORE and asked again.

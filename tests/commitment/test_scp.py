@@ -10,7 +10,7 @@ from pathlib import Path
 from pydicom.uid import MRImageStorage, generate_uid
 
 from dicomvault.bus.broker import free_port
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import RetryPolicy
 from tests.commitment.helpers import catalogued, permitted
 from tests.peers.datasets import write_study
@@ -62,10 +62,10 @@ async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
 
         # Each request was a COMMIT_SCP job in the jobs engine, completed.
         jobs = await read_facts(bus_settings, bus_settings.topics.jobs, lambda evs: sum(
-            isinstance(e.payload, jpb.JobCompleted) for e in evs) >= 3)
-        created = [e.payload for e in jobs if isinstance(e.payload, jpb.JobCreated)]
+            isinstance(e.payload, jb.JobCompleted) for e in evs) >= 3)
+        created = [e.payload for e in jobs if isinstance(e.payload, jb.JobCreated)]
         assert [(c.kind, c.queue, c.target) for c in created] == [
-            (jpb.COMMIT_SCP, "commitment-scp", "ORTHANC")] * 3
+            (jb.COMMIT_SCP, "commitment-scp", "ORTHANC")] * 3
         assert [t["state"] for t in await vault.commitments("scp")] == ["reported"] * 3
     finally:
         orthanc.stop()
@@ -102,9 +102,9 @@ async def test_a_reporting_peer_that_is_down_fails_the_job_visibly(
 
     # The report is retried (two retries), then the job fails with the reason.
     jobs = await read_facts(bus_settings, bus_settings.topics.jobs, lambda evs: any(
-        isinstance(e.payload, jpb.JobFailed) for e in evs))
-    retries = [e.payload for e in jobs if isinstance(e.payload, jpb.JobRetryScheduled)]
-    failed = next(e.payload for e in jobs if isinstance(e.payload, jpb.JobFailed))
+        isinstance(e.payload, jb.JobFailed) for e in evs))
+    retries = [e.payload for e in jobs if isinstance(e.payload, jb.JobRetryScheduled)]
+    failed = next(e.payload for e in jobs if isinstance(e.payload, jb.JobFailed))
     assert len(retries) == 2 and all("not delivered" in r.error for r in retries)
     assert failed.attempts == 3 and "CT2" in failed.error and "not delivered" in failed.error
 

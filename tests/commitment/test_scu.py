@@ -10,7 +10,7 @@ import httpx
 
 import commitment  # noqa: F401 - registers the commitment event types
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import RetryPolicy
 from tests.peers.datasets import write_study
 from tests.peers.orthanc import Orthanc
@@ -50,13 +50,13 @@ async def test_orthanc_commits_after_we_resend_what_it_refused(
         # First report: two committed, the third refused as unknown (0x0112); we re-send it
         # by C-STORE from the cache, ask again, and the job completes.
         jobs = await read_facts(bus_settings, bus_settings.topics.jobs, lambda evs: any(
-            isinstance(e.payload, jpb.JobCompleted | jpb.JobFailed) and e.payload.job_id == job_id
+            isinstance(e.payload, jb.JobCompleted | jb.JobFailed) and e.payload.job_id == job_id
             for e in evs))
         ended = [e.payload for e in jobs if getattr(e.payload, "job_id", "") == job_id][-1]
-        assert isinstance(ended, jpb.JobCompleted), ended
+        assert isinstance(ended, jb.JobCompleted), ended
         assert ended.completed == 3
-        created = next(e.payload for e in jobs if isinstance(e.payload, jpb.JobCreated))
-        assert created.kind == jpb.COMMIT_SCU and created.queue == "commitment-scu"
+        created = next(e.payload for e in jobs if isinstance(e.payload, jb.JobCreated))
+        assert created.kind == jb.COMMIT_SCU and created.queue == "commitment-scu"
         assert await asyncio.to_thread(has_instance, orthanc, missing)
 
         facts = await read_facts(bus_settings, bus_settings.topics.studies, lambda evs: sum(

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.commitment import CommitmentHandOff
-from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.listener import Listener
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.query import CatalogueClient
 from dicomvault.store import FileStore
 
@@ -31,7 +31,7 @@ def section(name: str) -> list[list[str]]:
 
 
 @pytest.fixture
-async def dimse(tmp_path: Path) -> AsyncIterator[Dimse]:
+async def dimse(tmp_path: Path) -> AsyncIterator[Listener]:
     """The gateway's AE as the service builds it (not started: only its contexts matter)."""
     import asyncio
 
@@ -44,12 +44,12 @@ async def dimse(tmp_path: Path) -> AsyncIterator[Dimse]:
     commitment = CommitmentHandOff(publisher, settings.bus.topics.studies,
                                    Modalities(settings.gateway), bridge, 1.0)
     try:
-        yield Dimse(settings.gateway, ingest, catalogue, bridge, commitment=commitment)
+        yield Listener(settings.gateway, ingest, catalogue, bridge, commitment=commitment)
     finally:
         await catalogue.close()
 
 
-async def test_conformance_statement_matches_the_ae(dimse: Dimse) -> None:
+async def test_conformance_statement_matches_the_ae(dimse: Listener) -> None:
     offered = {str(cx.abstract_syntax): [str(ts) for ts in cx.transfer_syntax]
                for cx in dimse.ae.supported_contexts}
     storage_doc = [row[0] for row in section("storage-sop-classes")]

@@ -32,7 +32,7 @@ WANTED = header.wanted(HEADER_TAGS)
 
 @pytest.fixture(autouse=True)
 def lenient_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As the gateway runs: odd values from peers are read, not warned about (dimse.py)."""
+    """As the gateway runs: odd values from peers are read, not warned about (listener.py)."""
     monkeypatch.setattr(config.settings, "reading_validation_mode", config.IGNORE)
     monkeypatch.setattr(config.settings, "writing_validation_mode", config.IGNORE)
 

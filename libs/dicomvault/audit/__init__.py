@@ -31,12 +31,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dicomvault.bus.publisher import Publisher, PublishError
 from dicomvault.events import Event
-from dicomvault.events.v1 import audit_pb2
+from dicomvault.events.v1 import audit_pb2 as au
 
 log = logging.getLogger(__name__)
 
-Action = audit_pb2.AuditRecorded.Action
-AuditRecorded = audit_pb2.AuditRecorded
+Action = au.AuditRecorded.Action
+AuditRecorded = au.AuditRecorded
 
 # EventOutcomeIndicator (PS3.15 A.5.1, RFC 3881)
 SUCCESS = 0

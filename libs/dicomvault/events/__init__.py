@@ -13,48 +13,48 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError, Message
 
-from dicomvault.events.v1 import archive_pb2 as archive_v1
-from dicomvault.events.v1 import audit_pb2 as audit_v1
-from dicomvault.events.v1 import commitment_pb2 as commitment_v1
-from dicomvault.events.v1 import events_pb2 as v1
-from dicomvault.events.v1 import exports_pb2 as exports_v1
-from dicomvault.events.v1 import jobs_pb2 as jobs_v1
-from dicomvault.events.v1 import optical_pb2 as optical_v1
+from dicomvault.events.v1 import archive_pb2 as ar
+from dicomvault.events.v1 import audit_pb2 as au
+from dicomvault.events.v1 import commitment_pb2 as cpb
+from dicomvault.events.v1 import events_pb2 as ev
+from dicomvault.events.v1 import exports_pb2 as ex
+from dicomvault.events.v1 import jobs_pb2 as jb
+from dicomvault.events.v1 import optical_pb2 as op
 
 CONTENT_TYPE = "application/protobuf"
 SPEC_VERSION = "1.0"
 
 # Stable CloudEvents type names -> message classes. Never a Python import path.
 TYPES: dict[str, type[Message]] = {
-    "dicomvault.instance.stored.v1": v1.InstanceStored,
-    "dicomvault.study.stable.v1": v1.StudyStable,
-    "dicomvault.study.recall-requested.v1": v1.RecallRequested,
-    "dicomvault.study.archived.v1": v1.StudyArchived,
-    "dicomvault.study.evicted.v1": v1.StudyEvicted,
-    "dicomvault.job.created.v1": jobs_v1.JobCreated,
-    "dicomvault.job.started.v1": jobs_v1.JobStarted,
-    "dicomvault.job.progressed.v1": jobs_v1.JobProgressed,
-    "dicomvault.job.retry-scheduled.v1": jobs_v1.JobRetryScheduled,
-    "dicomvault.job.completed.v1": jobs_v1.JobCompleted,
-    "dicomvault.job.failed.v1": jobs_v1.JobFailed,
-    "dicomvault.job.waiting.v1": jobs_v1.JobWaiting,
-    "dicomvault.job.state-changed.v1": jobs_v1.JobStateChanged,
-    "dicomvault.queue.state-changed.v1": jobs_v1.QueueStateChanged,
-    "dicomvault.job.command-issued.v1": jobs_v1.JobCommandIssued,
-    "dicomvault.study.recalled.v1": archive_v1.StudyRecalled,
-    "dicomvault.volume.closed.v1": optical_v1.VolumeClosed,
-    "dicomvault.volume.burned.v1": optical_v1.VolumeBurned,
-    "dicomvault.volume.burn-failed.v1": optical_v1.VolumeBurnFailed,
-    "dicomvault.volume.verified.v1": optical_v1.VolumeVerified,
-    "dicomvault.volume.deleted.v1": optical_v1.VolumeDeleted,
-    "dicomvault.media.requested.v1": optical_v1.MediaRequested,
-    "dicomvault.media.request-withdrawn.v1": optical_v1.MediaRequestWithdrawn,
-    "dicomvault.study.exported.v1": exports_v1.StudyExported,
-    "dicomvault.study.export-failed.v1": exports_v1.ExportFailed,
-    "dicomvault.commitment.requested.v1": commitment_v1.CommitmentRequested,
-    "dicomvault.study.committed.v1": commitment_v1.StudyCommitted,
-    "dicomvault.audit.recorded.v1": audit_v1.AuditRecorded,
-    "dicomvault.commitment.request-received.v1": commitment_v1.CommitmentRequestReceived,
+    "dicomvault.instance.stored.v1": ev.InstanceStored,
+    "dicomvault.study.stable.v1": ev.StudyStable,
+    "dicomvault.study.recall-requested.v1": ev.RecallRequested,
+    "dicomvault.study.archived.v1": ev.StudyArchived,
+    "dicomvault.study.evicted.v1": ev.StudyEvicted,
+    "dicomvault.job.created.v1": jb.JobCreated,
+    "dicomvault.job.started.v1": jb.JobStarted,
+    "dicomvault.job.progressed.v1": jb.JobProgressed,
+    "dicomvault.job.retry-scheduled.v1": jb.JobRetryScheduled,
+    "dicomvault.job.completed.v1": jb.JobCompleted,
+    "dicomvault.job.failed.v1": jb.JobFailed,
+    "dicomvault.job.waiting.v1": jb.JobWaiting,
+    "dicomvault.job.state-changed.v1": jb.JobStateChanged,
+    "dicomvault.queue.state-changed.v1": jb.QueueStateChanged,
+    "dicomvault.job.command-issued.v1": jb.JobCommandIssued,
+    "dicomvault.study.recalled.v1": ar.StudyRecalled,
+    "dicomvault.volume.closed.v1": op.VolumeClosed,
+    "dicomvault.volume.burned.v1": op.VolumeBurned,
+    "dicomvault.volume.burn-failed.v1": op.VolumeBurnFailed,
+    "dicomvault.volume.verified.v1": op.VolumeVerified,
+    "dicomvault.volume.deleted.v1": op.VolumeDeleted,
+    "dicomvault.media.requested.v1": op.MediaRequested,
+    "dicomvault.media.request-withdrawn.v1": op.MediaRequestWithdrawn,
+    "dicomvault.study.exported.v1": ex.StudyExported,
+    "dicomvault.study.export-failed.v1": ex.ExportFailed,
+    "dicomvault.commitment.requested.v1": cpb.CommitmentRequested,
+    "dicomvault.study.committed.v1": cpb.StudyCommitted,
+    "dicomvault.audit.recorded.v1": au.AuditRecorded,
+    "dicomvault.commitment.request-received.v1": cpb.CommitmentRequestReceived,
 }
 TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 

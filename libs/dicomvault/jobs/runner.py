@@ -28,6 +28,7 @@ from dicomvault.jobs.model import (
     QueueState,
     RetryPolicy,
 )
+from dicomvault.retry import retry_forever
 from dicomvault.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -388,13 +389,8 @@ class JobQueue:
         subject = job.study_uid if job is not None else ""
         key = job.id if job is not None else self.name
         event = Event(payload=payload, source=f"dicomvault/{self.owner}", subject=subject)
-        delay = 0.2
-        while True:
-            try:
-                await self._pub.publish(self._topics.jobs, event, key=key)
-                return
-            except PublishError as exc:
-                log.warning("job event not published yet, retrying",
-                            extra={"queue": self.name, "error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await retry_forever(
+            lambda: self._pub.publish(self._topics.jobs, event, key=key),
+            retry_on=PublishError, first_s=0.2, max_s=10.0,
+            on_retry=lambda exc: log.warning("job event not published yet, retrying",
+                                             extra={"queue": self.name, "error": str(exc)}))

@@ -1,136 +1,107 @@
-"""Our DIMSE side: the listener (one pynetdicom AE, both roles of the Push Model) and the
-blocking outgoing operations, which callers run with ``asyncio.to_thread``."""
+"""The DIMSE handlers of our listener (``listener.py``): N-ACTION (we are SCP),
+N-EVENT-REPORT (we are SCU), C-ECHO. Every exit returns a named status; the work happens in
+asyncio, reached only through ``Bridge.call`` (the one place that crosses from pynetdicom's
+threads), on what the handlers need (``Requests``, ``Reports``).
+
+The N-ACTION checks and their statuses are shared with the gateway's listener
+(``dicomvault.dicom.commitment.check_request``; statuses listed there). An AE that is not in
+the modalities table never gets this far: its association is rejected, "calling AE title not
+recognized". This listener's modalities table is deprecated for requests from modalities
+(the gateway's port and table take them); it stays for one release.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
-from pydicom import dcmread
-from pynetdicom import AE, build_context, evt
-from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
-
-from commitment import handlers as h
-from commitment.settings import CommitmentSection
+from dicomvault.dicom.bridge import Bridge
+from dicomvault.dicom.commitment import (
+    ALL_SUCCESS,
+    INVALID_ARGUMENT_VALUE,
+    NO_SUCH_EVENT_TYPE,
+    PROCESSING_FAILURE,
+    RESOURCE_LIMITATION,
+    SOME_FAILURES,
+    SUCCESS,
+    CommitReport,
+    CommitRequest,
+    check_request,
+    parse_report,
+)
 
 log = logging.getLogger(__name__)
 
 
-class DimseError(RuntimeError):
-    """The peer could not be reached or did not answer with Success."""
+class Requests(Protocol):
+    """What the N-ACTION handlers need from the SCP side (``scp.ScpJobs``)."""
+
+    def may_request(self, calling_ae: str) -> bool:
+        """Whether the modalities table lets ``calling_ae`` request storage commitment."""
+
+    def refused(self, outcome: str) -> None:
+        """Count a request refused by ``check_request`` (its ``outcome``)."""
+
+    async def accept(self, calling_ae: str, request: CommitRequest, assoc,
+                     message_id: int) -> object:
+        """Record the request as a job (before the N-ACTION is answered)."""
+
+    def answered(self, assoc, message_id: int | None) -> None:
+        """Our N-ACTION response on ``assoc`` has left."""
 
 
-@dataclass(frozen=True)
-class Peer:
-    ae_title: str
-    host: str
-    port: int
+class Reports(Protocol):
+    """What the N-EVENT-REPORT handler needs from the SCU side (``scu.ScuJobs``)."""
+
+    async def report_received(self, report: CommitReport) -> int:
+        """Hand a report to the job waiting for it; the status to answer with."""
 
 
-class Dimse:
-    def __init__(self, cfg: CommitmentSection, bridge: h.Bridge) -> None:
-        self.cfg = cfg
-        self.ae = self._make_ae()
-        self.ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
-        self.ae.add_supported_context(Verification)
-        known = [ae for ae in cfg.modalities]
-        # pynetdicom treats an empty list as "anyone": keep it closed with a title no one has.
-        self.ae.require_calling_aet = known or ["-NO-MODALITIES-"]
-        self.bridge = bridge
-        self.server = None
+def handle_n_action(event, bridge: Bridge, requests: Requests):
+    """Storage Commitment request from a modality (we are the SCP)."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    verdict = check_request(event.action_type, event.request.RequestedSOPInstanceUID,
+                            lambda: event.action_information,
+                            requests.may_request(calling))
+    if verdict.request is None:
+        log.warning("storage commitment request refused",
+                    extra={"calling_ae": calling, "status": f"0x{verdict.status:04X}",
+                           "error": verdict.reason})
+        requests.refused(verdict.outcome)
+        return verdict.status, None
+    try:
+        bridge.call(requests.accept(calling, verdict.request, event.assoc, event.message_id))
+    except Exception as exc:  # noqa: BLE001 - the job is not recorded: the modality asks again
+        log.exception("storage commitment request not recorded",
+                      extra={"calling_ae": calling, "error": repr(exc)})
+        return RESOURCE_LIMITATION, None
+    return SUCCESS, None
 
-    def _make_ae(self) -> AE:
-        ae = AE(ae_title=self.cfg.ae_title)
-        ae.acse_timeout = self.cfg.acse_timeout_s
-        ae.dimse_timeout = self.cfg.dimse_timeout_s
-        ae.network_timeout = self.cfg.network_timeout_s
-        return ae
 
-    # --- the listener -------------------------------------------------------------------
-    def start(self) -> int:
-        b = self.bridge
-        self.server = self.ae.start_server(
-            (self.cfg.dimse_host, self.cfg.dimse_port), block=False,
-            evt_handlers=[(evt.EVT_N_ACTION, h.handle_n_action, [b]),
-                          (evt.EVT_N_EVENT_REPORT, h.handle_n_event_report, [b]),
-                          (evt.EVT_DIMSE_SENT, h.handle_dimse_sent, [b]),
-                          (evt.EVT_C_ECHO, h.handle_echo)])
-        return self.port
+def handle_n_event_report(event, bridge: Bridge, reports: Reports):
+    """The answer to one of our requests (we are the SCU)."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    if event.event_type not in (ALL_SUCCESS, SOME_FAILURES):
+        return NO_SUCH_EVENT_TYPE, None
+    try:
+        report = parse_report(event.event_information, event.event_type, calling)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("invalid storage commitment report",
+                    extra={"calling_ae": calling, "error": str(exc)})
+        return INVALID_ARGUMENT_VALUE, None
+    try:
+        return bridge.call(reports.report_received(report)), None
+    except Exception as exc:  # noqa: BLE001
+        log.error("storage commitment report not recorded", extra={"error": repr(exc)})
+        return PROCESSING_FAILURE, None
 
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1] if self.server else 0
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server = None
+def handle_dimse_sent(event, requests: Requests) -> None:
+    """Note when our N-ACTION response has left, so a report on the same association follows it."""
+    if type(event.message).__name__ == "N_ACTION_RSP":
+        msg_id = event.message.command_set.get("MessageIDBeingRespondedTo")
+        requests.answered(event.assoc, msg_id)
 
-    # --- outgoing (blocking) ------------------------------------------------------------
-    def _associate(self, peer: Peer, contexts):
-        ae = self._make_ae()
-        assoc = ae.associate(peer.host, peer.port, contexts=contexts, ae_title=peer.ae_title)
-        if not assoc.is_established:
-            raise DimseError(f"association to {peer.ae_title}@{peer.host}:{peer.port} "
-                             f"{'rejected' if assoc.is_rejected else 'failed'}")
-        return assoc
 
-    def send_report(self, peer: Peer, event_type: int, info) -> None:
-        """N-EVENT-REPORT on a new association (we are the SCP reporting to the modality)."""
-        assoc = self._associate(peer, [build_context(StorageCommitmentPushModel)])
-        try:
-            self._report_on(assoc, event_type, info)
-        finally:
-            assoc.release()
-
-    def send_report_on(self, assoc, event_type: int, info) -> None:
-        """N-EVENT-REPORT on the modality's own association, still open."""
-        if not assoc.is_established:
-            raise DimseError("the requesting association is closed")
-        self._report_on(assoc, event_type, info)
-
-    @staticmethod
-    def _report_on(assoc, event_type: int, info) -> None:
-        status, _reply = assoc.send_n_event_report(
-            info, event_type, StorageCommitmentPushModel, h.STORAGE_COMMITMENT_INSTANCE)
-        code = status.get("Status") if status else None
-        if code is None:
-            raise DimseError("no N-EVENT-REPORT response (timeout or abort)")
-        if code != h.SUCCESS:
-            raise DimseError(f"N-EVENT-REPORT answered 0x{code:04X}")
-
-    def send_request(self, peer: Peer, transaction_uid: str, refs: list[h.SopRef]) -> None:
-        """N-ACTION Request Storage Commitment (we are the SCU); the report comes later."""
-        assoc = self._associate(peer, [build_context(StorageCommitmentPushModel)])
-        try:
-            status, _reply = assoc.send_n_action(
-                h.build_request(transaction_uid, refs), h.REQUEST_STORAGE_COMMITMENT,
-                StorageCommitmentPushModel, h.STORAGE_COMMITMENT_INSTANCE)
-            code = status.get("Status") if status else None
-            if code is None:
-                raise DimseError("no N-ACTION response (timeout or abort)")
-            if code != h.SUCCESS:
-                raise DimseError(f"N-ACTION answered 0x{code:04X}")
-        finally:
-            assoc.release()
-
-    def send_files(self, peer: Peer, files: list[Path]) -> list[str]:
-        """C-STORE Part 10 files as they are; returns the SOP Instance UIDs that failed."""
-        if not files:
-            return []
-        datasets = [dcmread(f) for f in files]
-        pairs = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
-                        for ds in datasets})
-        contexts = [build_context(cls, ts) for cls, ts in pairs][:128]
-        assoc = self._associate(peer, contexts)
-        failed: list[str] = []
-        try:
-            for ds in datasets:
-                status = assoc.send_c_store(ds)
-                code = status.get("Status") if status else None
-                if code is None or (code != 0 and not (code & 0xF000) == 0xB000):
-                    failed.append(str(ds.SOPInstanceUID))
-        finally:
-            assoc.release()
-        return failed
+def handle_echo(event) -> int:
+    return SUCCESS

@@ -14,14 +14,15 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from commitment import handlers as h
 from commitment import metrics, verify
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
-from commitment.dimse import Dimse, DimseError, Peer
+from commitment.peers import DimseError, Peer, Peers
 from commitment.recent import Recent, Transaction
 from commitment.settings import CommitmentSection
+from dicomvault.dicom import commitment as sc
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.jobs import Job, JobQueue, Outcome
 from dicomvault.store import FileStore
@@ -47,12 +48,12 @@ class OpenRequest:
 
 class ScpJobs:
     def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: FileStore,
-                 recent: Recent) -> None:
+                 recent: Recent, peers: Peers) -> None:
         self.cfg = cfg
         self.catalogue = catalogue
         self.store = store
         self.recent = recent
-        self.dimse: Dimse | None = None
+        self.peers = peers
         self.queue: JobQueue | None = None
         self.open: dict[str, OpenRequest] = {}
         self.received: dict[str, float] = {}
@@ -61,47 +62,42 @@ class ScpJobs:
         modality = self.cfg.modalities.get(calling_ae)
         return modality is not None and modality.permissions.may_request_commitment
 
-    async def accept(self, calling_ae: str, request: h.CommitRequest, assoc,
+    def refused(self, outcome: str) -> None:
+        metrics.REQUESTS.labels("scp", outcome).inc()
+
+    async def accept(self, calling_ae: str, request: sc.CommitRequest, assoc,
                      message_id: int) -> Job:
         """Record the request as a job (before the N-ACTION is answered)."""
-        txn = request.transaction_uid
-        self.open[txn] = OpenRequest(assoc, message_id)
-        self.received.setdefault(txn, time.monotonic())
-        job = await self.queue.submit(
-            "", target=calling_ae, dedupe_key=f"{calling_ae}/{txn}",
-            params={"transaction_uid": txn, "calling_ae": calling_ae,
-                    "sop_classes": "\\".join(r.sop_class_uid for r in request.refs)},
-            sop_uids=[r.sop_instance_uid for r in request.refs],
-            created_by=f"dimse:{calling_ae}")
-        if self.recent.get(txn) is None:
-            self.recent.add(Transaction(txn, "scp", calling_ae, job.id, state="received",
-                                        requested=len(request.refs)))
-        metrics.REQUESTS.labels("scp", "accepted").inc()
-        log.info("storage commitment request accepted",
-                 extra={"calling_ae": calling_ae, "transaction_uid": txn, "job": job.id,
-                        "instances": len(request.refs)})
-        return job
+        self.open[request.transaction_uid] = OpenRequest(assoc, message_id)
+        return await self._record(calling_ae, request.transaction_uid, request.refs, {},
+                                  "storage commitment request accepted")
 
     async def handed_over(self, request: cpb.CommitmentRequestReceived) -> Job:
         """Record a request the gateway took on its DIMSE port (idempotent: a redelivered
         fact, or the same Transaction UID asked again, finds the same job)."""
-        txn, calling = request.transaction_uid, request.calling_ae
-        self.received.setdefault(txn, time.monotonic())
-        params = {"transaction_uid": txn, "calling_ae": calling, "received_by": "gateway",
-                  "sop_classes": "\\".join(r.sop_class_uid for r in request.instances)}
+        params = {"received_by": "gateway"}
         if request.reply_host and request.reply_port:
             params |= {"reply_host": request.reply_host, "reply_port": str(request.reply_port)}
+        return await self._record(request.calling_ae, request.transaction_uid, request.instances,
+                                  params, "storage commitment request taken over from the gateway")
+
+    async def _record(self, calling: str, txn: str, refs: Sequence[sc.SopRef | cpb.SopReference],
+                      params: dict[str, str], message: str) -> Job:
+        """One request as a job (one per calling AE and Transaction UID), in the recent
+        transactions, counted and logged."""
+        self.received.setdefault(txn, time.monotonic())
         job = await self.queue.submit(
-            "", target=calling, dedupe_key=f"{calling}/{txn}", params=params,
-            sop_uids=[r.sop_instance_uid for r in request.instances],
+            "", target=calling, dedupe_key=f"{calling}/{txn}",
+            params={"transaction_uid": txn, "calling_ae": calling, **params,
+                    "sop_classes": "\\".join(r.sop_class_uid for r in refs)},
+            sop_uids=[r.sop_instance_uid for r in refs],
             created_by=f"dimse:{calling}")
         if self.recent.get(txn) is None:
             self.recent.add(Transaction(txn, "scp", calling, job.id, state="received",
-                                        requested=len(request.instances)))
+                                        requested=len(refs)))
         metrics.REQUESTS.labels("scp", "accepted").inc()
-        log.info("storage commitment request taken over from the gateway",
-                 extra={"calling_ae": calling, "transaction_uid": txn, "job": job.id,
-                        "instances": len(request.instances)})
+        log.info(message, extra={"calling_ae": calling, "transaction_uid": txn, "job": job.id,
+                                 "instances": len(refs)})
         return job
 
     def answered(self, assoc, message_id: int | None) -> None:
@@ -112,7 +108,7 @@ class ScpJobs:
     async def execute(self, job: Job, progress) -> Outcome:
         txn, calling = job.params["transaction_uid"], job.params["calling_ae"]
         classes = job.params.get("sop_classes", "").split("\\")
-        refs = [h.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
+        refs = [sc.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
         try:
             found = await self.catalogue.lookup(job.sop_uids)
             archived: set[str] = set()
@@ -127,7 +123,7 @@ class ScpJobs:
             return Outcome.retry(f"catalogue unavailable: {exc}")
         committed, failed = await asyncio.to_thread(
             verify.check, refs, found, self.store, self.cfg.policy, archived)
-        event_type, info = h.build_report(txn, committed, failed)
+        event_type, info = sc.build_report(txn, committed, failed)
         failures = [{"sop_instance_uid": f.sop_instance_uid, "failure_reason": f.failure_reason,
                      "description": f.description} for f in failed]
         self.recent.update(txn, committed=len(committed), failed=failures)
@@ -167,13 +163,13 @@ class ScpJobs:
             # Our N-ACTION response must leave first (PS3.4: the report follows it).
             await asyncio.to_thread(req.answered.wait, self.cfg.dimse_timeout_s)
             try:
-                await asyncio.to_thread(self.dimse.send_report_on, req.assoc, event_type, info)
+                await asyncio.to_thread(self.peers.send_report_on, req.assoc, event_type, info)
                 return "on the requesting association"
             except DimseError as exc:
                 log.info("requesting association unusable, opening a new one",
                          extra={"transaction_uid": txn, "error": str(exc)})
         self.open.pop(txn, None)
-        await asyncio.to_thread(self.dimse.send_report, self._reply_to(job, calling),
+        await asyncio.to_thread(self.peers.send_report, self._reply_to(job, calling),
                                 event_type, info)
         return "on a new association"
 

@@ -18,18 +18,19 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-from commitment import handlers as h
 from commitment import metrics
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
-from commitment.dimse import Dimse, DimseError, Peer
+from commitment.peers import DimseError, Peer, Peers
 from commitment.recent import Recent, Transaction
 from commitment.settings import CommitmentSection
 from commitment.verify import _archived, archived_study
 from dicomvault.bus import Publisher, PublishError
+from dicomvault.dicom import commitment as sc
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import events_pb2 as epb
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import Job, JobQueue, JobState, Outcome
+from dicomvault.retry import retry_forever
 from dicomvault.settings import TopicNames
 from dicomvault.store import CacheStore, FileStore, StoreError, is_valid_uid
 
@@ -43,21 +44,22 @@ SOURCE = "dicomvault/commitment"
 @dataclass
 class Progress:
     committed: set[str] = field(default_factory=set)
-    refused: dict[str, h.FailedRef] = field(default_factory=dict)
+    refused: dict[str, sc.FailedRef] = field(default_factory=dict)
 
 
 class ScuJobs:
     def __init__(self, cfg: CommitmentSection, catalogue: CatalogueClient, store: CacheStore,
-                 recent: Recent, publisher: Publisher, topics: TopicNames) -> None:
+                 recent: Recent, publisher: Publisher, topics: TopicNames,
+                 peers: Peers) -> None:
         self.cfg = cfg
         self.catalogue = catalogue
         self.store = store
         self.recent = recent
         self.pub = publisher
         self.topics = topics
-        self.dimse: Dimse | None = None
+        self.peers = peers
         self.queue: JobQueue | None = None
-        self.waiters: dict[str, asyncio.Future[h.CommitReport]] = {}
+        self.waiters: dict[str, asyncio.Future[sc.CommitReport]] = {}
         # What each job's remote committed and refused so far; a FAILED job keeps it (bounded)
         # so that a retry re-sends what was refused before asking again.
         self.progress: OrderedDict[str, Progress] = OrderedDict()
@@ -75,7 +77,7 @@ class ScuJobs:
             sop_uids=[r.sop_instance_uid for r in p.instances],
             created_by=p.requested_by or "event")
 
-    async def report_received(self, report: h.CommitReport) -> int:
+    async def report_received(self, report: sc.CommitReport) -> int:
         fut = self.waiters.get(report.transaction_uid)
         if fut is None or fut.done():
             log.warning("storage commitment report for an unknown or expired transaction",
@@ -83,9 +85,9 @@ class ScuJobs:
                                "calling_ae": report.calling_ae})
             self.recent.update(report.transaction_uid, state="late",
                                message=f"report from {report.calling_ae} after the wait ended")
-            return h.SUCCESS
+            return sc.SUCCESS
         fut.set_result(report)
-        return h.SUCCESS
+        return sc.SUCCESS
 
     # --- the job --------------------------------------------------------------------------
     async def execute(self, job: Job, progress) -> Outcome:
@@ -95,7 +97,7 @@ class ScuJobs:
             return Outcome.failed_permanently(f"{remote} is not in the modalities table")
         peer = Peer(remote, modality.host, modality.port)
         classes = job.params.get("sop_classes", "").split("\\")
-        refs = [h.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
+        refs = [sc.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
         state = self.progress.setdefault(job.id, Progress())
         pending = [r for r in refs if r.sop_instance_uid not in state.committed]
         if pending:
@@ -122,7 +124,7 @@ class ScuJobs:
         log.info("re-sending refused instances", extra={"job": job.id, "files": len(files),
                                                         "refused": len(sop_uids)})
         try:
-            await asyncio.to_thread(self.dimse.send_files, peer, files)
+            await asyncio.to_thread(self.peers.send_files, peer, files)
         except DimseError as exc:
             return Outcome.retry(f"re-send to {peer.ae_title} failed: {exc}")
         return None
@@ -141,18 +143,18 @@ class ScuJobs:
         except StoreError:
             return None
 
-    async def _ask(self, job: Job, peer: Peer, pending: list[h.SopRef],
+    async def _ask(self, job: Job, peer: Peer, pending: list[sc.SopRef],
                    state: Progress) -> Outcome | None:
         """One N-ACTION / N-EVENT-REPORT exchange; None when every instance is committed."""
         txn = generate_uid()
-        fut: asyncio.Future[h.CommitReport] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[sc.CommitReport] = asyncio.get_running_loop().create_future()
         self.waiters[txn] = fut
         self.recent.add(Transaction(txn, "scu", peer.ae_title, job.id, job.study_uid,
                                     state="requested", requested=len(pending)))
         try:
             sent = time.monotonic()
             try:
-                await asyncio.to_thread(self.dimse.send_request, peer, txn, pending)
+                await asyncio.to_thread(self.peers.send_request, peer, txn, pending)
             except DimseError as exc:
                 metrics.REQUESTS.labels("scu", "failed").inc()
                 self.recent.update(txn, state="failed", message=str(exc))
@@ -173,7 +175,7 @@ class ScuJobs:
         refused = {f.sop_instance_uid: f for f in report.failed if f.sop_instance_uid in asked}
         for sop, ref in asked.items():  # neither committed nor failed: not committed
             if sop not in refused and sop not in committed:
-                refused[sop] = h.FailedRef(ref.sop_class_uid, sop, h.PROCESSING_FAILURE,
+                refused[sop] = sc.FailedRef(ref.sop_class_uid, sop, sc.PROCESSING_FAILURE,
                                            "absent from the report")
         state.committed.update(committed)
         state.refused = refused
@@ -215,7 +217,7 @@ class ScuJobs:
                         extra={"job": job.id, "instances_without_other_copy": len(last)})
             return f"kept: {len(last)} instance(s) have no other verified copy"
         # The fact first: a reader never follows a catalogue entry to a deleted file.
-        await self._publish(epb.StudyEvicted(
+        await self._publish(ev.StudyEvicted(
             study_instance_uid=job.study_uid, tier="cache", archive_id="cache",
             location=job.study_uid, reason=f"storage commitment by {remote}"), job.study_uid)
         for loc in cached:
@@ -229,15 +231,11 @@ class ScuJobs:
 
     async def _publish(self, payload, study_uid: str) -> None:
         event = Event(payload=payload, source=SOURCE, subject=study_uid)
-        delay = 0.2
-        while True:
-            try:
-                await self.pub.publish(self.topics.studies, event, key=study_uid)
-                return
-            except PublishError as exc:
-                log.warning("fact not published yet, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await retry_forever(
+            lambda: self.pub.publish(self.topics.studies, event, key=study_uid),
+            retry_on=PublishError, first_s=0.2, max_s=10.0,
+            on_retry=lambda exc: log.warning("fact not published yet, retrying",
+                                             extra={"error": str(exc)}))
 
     def on_ended(self, job: Job) -> None:
         if job.state != JobState.FAILED:

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 
-from commitment import handlers as h
 from commitment import metrics
 from commitment.api import build_app
 from commitment.catalogue import CatalogueClient, CatalogueUnavailable
-from commitment.dimse import Dimse
+from commitment.listener import Listener
+from commitment.peers import Peers
 from commitment.recent import Recent
 from commitment.scp import QUEUE as SCP_QUEUE
 from commitment.scp import ScpJobs
@@ -26,18 +26,20 @@ from dicomvault.audit.activity import start_application, stop_application
 from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
-from dicomvault.events.v1 import jobs_pb2 as jpb
+from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue, catalogue_lookup
 from dicomvault.lifecycle import HttpServer
+from dicomvault.retry import backoff
 from dicomvault.store import InvalidUID, open_cache, validate_uid
 
 log = logging.getLogger(__name__)
 
 
 class Commitment:
-    """What the DIMSE handlers, the consumer and the API call."""
+    """What the consumer and the API call (the DIMSE handlers call ``scp`` and ``scu``)."""
 
     def __init__(self, settings: CommitmentSettings, publisher: Publisher) -> None:
         self.settings = settings
@@ -47,9 +49,10 @@ class Commitment:
         self.store = open_cache(settings.cache)
         self.catalogue = CatalogueClient(cfg.catalogue_url, client=settings.client)
         self.recent = Recent(cfg.recent)
-        self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent)
+        peers = Peers(cfg)
+        self.scp = ScpJobs(cfg, self.catalogue, self.store, self.recent, peers)
         self.scu = ScuJobs(cfg, self.catalogue, self.store, self.recent, publisher,
-                           settings.bus.topics)
+                           settings.bus.topics, peers)
         common = {"owner": "commitment", "publisher": publisher, "topics": settings.bus.topics,
                   "concurrency": cfg.concurrency, "observer": self._observe}
         self.scp.queue = JobQueue(name=SCP_QUEUE, kind="COMMIT_SCP", execute=self.scp.execute,
@@ -59,26 +62,9 @@ class Commitment:
                                   retry=cfg.request_retry,
                                   lookup=catalogue_lookup(self.catalogue, "COMMIT_SCU"), **common)
         self.queues = [self.scp.queue, self.scu.queue]
-        self.dimse: Dimse | None = None
+        self.listener: Listener | None = None
         self.consumer: ConsumerLoop | None = None
         self.adopted = False
-
-    # --- DIMSE side (called through the Bridge) -------------------------------------------
-    def may_request(self, calling_ae: str) -> bool:
-        return self.scp.may_request(calling_ae)
-
-    def count_refused(self, outcome: str) -> None:
-        metrics.REQUESTS.labels("scp", outcome).inc()
-
-    async def accept_request(self, calling_ae: str, request: h.CommitRequest, assoc,
-                             message_id: int) -> Job:
-        return await self.scp.accept(calling_ae, request, assoc, message_id)
-
-    def n_action_answered(self, assoc, message_id: int | None) -> None:
-        self.scp.answered(assoc, message_id)
-
-    async def report_received(self, report: h.CommitReport) -> int:
-        return await self.scu.report_received(report)
 
     # --- bus side -------------------------------------------------------------------------
     async def policy(self, event: Event) -> None:
@@ -92,7 +78,7 @@ class Commitment:
                 raise PermanentError("CommitmentRequestReceived without instances, "
                                      "Transaction UID or calling AE")
             await self.scp.handed_over(payload)
-        elif isinstance(payload, jpb.JobCommandIssued):
+        elif isinstance(payload, jb.JobCommandIssued):
             for queue in self.queues:
                 if await queue.apply_command(payload):
                     break
@@ -148,8 +134,9 @@ class Commitment:
 
     async def adopt(self, stop: asyncio.Event) -> None:
         """Take over unfinished jobs from the catalogue; retried until it answers."""
-        delay = 1.0
-        while not stop.is_set():
+        for delay in backoff(1.0, 60.0):
+            if stop.is_set():
+                return
             try:
                 for queue in self.queues:
                     await adopt_from_catalogue(queue, self.catalogue)
@@ -159,14 +146,13 @@ class Commitment:
                 log.warning("jobs not adopted yet", extra={"error": repr(exc)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 60.0)
 
     def queue_summary(self) -> list[dict]:
         return [{"queue": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
                  "counts": q.counts()} for q in self.queues]
 
     def not_ready(self) -> str:
-        if self.dimse is None or self.dimse.server is None:
+        if self.listener is None or self.listener.server is None:
             return "DIMSE listener not started"
         if self.consumer is None or not self.consumer.ready.is_set():
             return "bus consumer not assigned (broker unreachable?)"
@@ -193,11 +179,11 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
         trail = await start_application(publisher, topics.audit, "commitment",
                                         on_drop=metrics.AUDIT_DROPPED.inc)
         service = Commitment(settings, publisher)
-        bridge = h.Bridge(asyncio.get_running_loop(), service,
-                          timeout_s=settings.commitment.dimse_timeout_s)
-        service.dimse = service.scp.dimse = service.scu.dimse = Dimse(settings.commitment, bridge)
+        bridge = Bridge(asyncio.get_running_loop(), settings.commitment.dimse_timeout_s)
+        service.listener = Listener(settings.commitment, bridge, requests=service.scp,
+                                    reports=service.scu)
         warn_deprecated_table(settings.commitment)
-        port = await asyncio.to_thread(service.dimse.start)
+        port = await asyncio.to_thread(service.listener.start)
         log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,
                                                   "port": port})
         service.consumer = ConsumerLoop(
@@ -230,6 +216,6 @@ async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
             service.consumer.stop()
             server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(service.dimse.stop)
+            await asyncio.to_thread(service.listener.stop)
             await service.catalogue.close()
             await stop_application(trail)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from commitment import handlers as h
 from commitment.catalogue import Location
 from commitment.settings import VerifyPolicy
+from dicomvault.dicom import commitment as sc
 from dicomvault.store import CacheStore, FileStore, StoreError
 
 
@@ -64,22 +64,22 @@ def _archived(loc: Location) -> bool:
     return loc.get("tier") != "cache" and loc.get("verified", True) is not False
 
 
-def check(refs: list[h.SopRef], found: dict[str, list[Location]], store: CacheStore,
+def check(refs: list[sc.SopRef], found: dict[str, list[Location]], store: CacheStore,
           policy: VerifyPolicy, archived_studies: set[str] = frozenset()
-          ) -> tuple[list[h.SopRef], list[h.FailedRef]]:
+          ) -> tuple[list[sc.SopRef], list[sc.FailedRef]]:
     """Split the referenced instances into committed and failed (blocking: reads files)."""
-    committed: list[h.SopRef] = []
-    failed: list[h.FailedRef] = []
+    committed: list[sc.SopRef] = []
+    failed: list[sc.FailedRef] = []
     for ref in refs:
         locs = found.get(ref.sop_instance_uid) or []
         if not locs:
-            failed.append(h.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
-                                      h.NO_SUCH_OBJECT_INSTANCE, "unknown instance"))
+            failed.append(sc.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
+                                      sc.NO_SUCH_OBJECT_INSTANCE, "unknown instance"))
             continue
         classes = {loc["sop_class_uid"] for loc in locs}
         if ref.sop_class_uid not in classes:
-            failed.append(h.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
-                                      h.CLASS_INSTANCE_CONFLICT,
+            failed.append(sc.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
+                                      sc.CLASS_INSTANCE_CONFLICT,
                                       f"catalogued as {', '.join(sorted(classes))}"))
             continue
         problem = ""
@@ -95,8 +95,8 @@ def check(refs: list[h.SopRef], found: dict[str, list[Location]], store: CacheSt
         if not problem and policy.archived and not archived:
             problem = "not yet on an archive tier"
         if problem:
-            failed.append(h.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
-                                      h.PROCESSING_FAILURE, problem))
+            failed.append(sc.FailedRef(ref.sop_class_uid, ref.sop_instance_uid,
+                                      sc.PROCESSING_FAILURE, problem))
         else:
             committed.append(ref)
     return committed, failed

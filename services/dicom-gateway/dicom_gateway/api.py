@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dicom_gateway import viewer
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.dicomweb import DicomWeb, build_router
 from dicom_gateway.dicomweb.audit import DicomWebAudit
 from dicom_gateway.ingest import Ingest
@@ -25,6 +24,7 @@ from dicomvault.audit import AuditTrail
 from dicomvault.audit.http import AuthFailures
 from dicomvault.auth import TokenVerifier
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.health import alive, readiness
 from dicomvault.query import CatalogueClient
 from dicomvault.settings import HttpSettings

@@ -1,9 +1,9 @@
-"""Storage Commitment requests on the gateway's DIMSE port: checked here, verified elsewhere.
+"""Storage Commitment requests on the gateway's DIMSE port: handed over, verified elsewhere.
 
 A modality configured with the archive's one AE title, host and port sends its N-ACTION
-(Storage Commitment Push Model, PS3.4 J.3.2) here. The gateway checks it as the commitment
-service's own listener does (``dicomvault.dicom.commitment.check_request``: same statuses)
-against the gateway's modalities table (``may_request_commitment``), then hands it over as
+(Storage Commitment Push Model, PS3.4 J.3.2) here. The gateway's handler
+(``dimse.handle_n_action``) checks it as the commitment service's own listener does
+(``dicomvault.dicom.commitment.check_request``: same statuses) against the gateway's modalities table (``may_request_commitment``), then hands it over as
 ``CommitmentRequestReceived`` on the studies topic, keyed by the Transaction UID. Success is
 answered only once the broker has acknowledged that fact; otherwise 0x0213 (ask again).
 The commitment service turns the fact into a COMMIT_SCP job, verifies, and sends the
@@ -17,17 +17,12 @@ commitment service's URL nor its token to take a request.
 
 from __future__ import annotations
 
-import logging
-
-from dicom_gateway import metrics
-from dicom_gateway.bridge import Bridge
-from dicom_gateway.modalities import Modalities, Operation
+from dicom_gateway.modalities import Modalities
 from dicomvault.bus import Publisher
 from dicomvault.dicom import commitment as sc
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb
-
-log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/dicom-gateway"
 
@@ -59,34 +54,3 @@ class CommitmentHandOff:
         self.bridge.call(self.publisher.publish(self.topic, event, key=transaction_uid),
                          timeout_s=self.timeout_s)
 
-
-def handle_n_action(event, handoff: CommitmentHandOff):
-    """N-ACTION Request Storage Commitment: check, hand over, then (only then) Success."""
-    assoc = event.assoc
-    calling = str(assoc.requestor.ae_title).strip()
-    verdict = sc.check_request(
-        event.action_type, event.request.RequestedSOPInstanceUID,
-        lambda: event.action_information,
-        handoff.modalities.permitted(calling, Operation.COMMITMENT))
-    if verdict.request is None:
-        metrics.COMMITMENT_REQUESTS.labels(verdict.outcome).inc()
-        log.warning("storage commitment request refused",
-                    extra={"calling_ae": calling, "status": f"0x{verdict.status:04X}",
-                           "reason": verdict.reason})
-        return verdict.status, None
-    request = verdict.request
-    peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
-    try:
-        handoff.hand_over(handoff.fact(calling, str(assoc.acceptor.ae_title).strip(), peer,
-                                       request), request.transaction_uid)
-    except Exception as exc:  # noqa: BLE001 - not recorded: the modality asks again later
-        metrics.COMMITMENT_REQUESTS.labels("unavailable").inc()
-        log.error("storage commitment request not handed over (broker unavailable)",
-                  extra={"calling_ae": calling, "transaction_uid": request.transaction_uid,
-                         "error": repr(exc)})
-        return sc.RESOURCE_LIMITATION, None
-    metrics.COMMITMENT_REQUESTS.labels("accepted").inc()
-    log.info("storage commitment request handed over",
-             extra={"calling_ae": calling, "transaction_uid": request.transaction_uid,
-                    "instances": len(request.refs)})
-    return sc.SUCCESS, None

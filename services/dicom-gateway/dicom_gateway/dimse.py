@@ -1,304 +1,367 @@
-"""The DIMSE listener: one pynetdicom AE with C-ECHO, C-STORE (every storage SOP class, SCP
-and — for C-GET — SCU role), C-FIND, C-MOVE and C-GET (Patient Root, Study Root) and Storage
-Commitment Push Model N-ACTION (handed to the commitment service: ``commitment.py``), on the DIMSE
-port and, with ``tls_port``, on a DICOM TLS port with the same handlers. With ``reuse_port``
-the sockets get SO_REUSEPORT before bind, so several worker processes can share the ports
-(the kernel spreads connections)."""
+"""The DIMSE handlers (pynetdicom's, of ``listener.Listener``; C-STORE also on the storage fast
+path): one function per DIMSE service, dependencies bound through ``evt_handlers`` tuples,
+every exit a named status from ``statuses`` (N-ACTION: from ``dicomvault.dicom.commitment``).
+
+Statuses: see ``dicom_gateway.statuses`` and docs/gateway.md.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import os
-import socket
-import socketserver
-import ssl
-import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Executor
 
-from pydicom import config as pydicom_config
-from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StorageCommitmentPushModel,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
-from pynetdicom.transport import ThreadedAssociationServer
+from pydicom.dataset import Dataset
 
-from dicom_gateway import handlers as h
-from dicom_gateway.balance import NOT_ACCEPTING, Balancer
-from dicom_gateway.bridge import Bridge
-from dicom_gateway.commitment import CommitmentHandOff, handle_n_action
-from dicom_gateway.fast_path import FastPath
-from dicom_gateway.ingest import Ingest
-from dicom_gateway.modalities import Modalities
-from dicom_gateway.negotiation import Negotiator
-from dicom_gateway.retrieve import Retriever
-from dicom_gateway.retrieve_scp import RetrieveRequestHandler
-from dicom_gateway.settings import GatewaySection
-from dicomvault.audit import AuditTrail
-from dicomvault.query import CatalogueClient
+from dicom_gateway import find, metrics
+from dicom_gateway import statuses as st
+from dicom_gateway.commitment import CommitmentHandOff
+from dicom_gateway.ingest import Ingest, Outcome, StoreRequest
+from dicom_gateway.modalities import Modalities, Operation
+from dicom_gateway.retrieve import Response, RetrieveEvent, Retriever, TooMany, send_store
+from dicom_gateway.retrieve import parse as parse_retrieve
+from dicomvault.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Action, AuditTrail
+from dicomvault.audit.refusals import StoreRefusals
+from dicomvault.dicom import commitment as sc
+from dicomvault.dicom.bridge import Bridge, BridgeTimeout
+from dicomvault.query import CatalogueClient, CatalogueRefused, CatalogueUnavailable
 
 log = logging.getLogger(__name__)
 
-TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
-    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless (Process 14)
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-]
-QUERY_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"]
-# pynetdicom treats an empty require_calling_aet as "anyone": keep an empty allowlist closed.
-NOBODY = "-NO-AE-ALLOWED-"
+FIND_PAGE = 500  # matches asked from the catalogue per request (cancel is checked between)
 
 
-class FastPathServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server, offering each connection to the storage fast path first
-    (``fast_path`` is set by ``Dimse``; None: pynetdicom serves every association)."""
-
-    fast_path: FastPath | None = None
-
-    def shutdown(self) -> None:
-        """Stop accepting without dropping what already connected: pynetdicom's shutdown
-        closes the socket with connections still in its backlog (reset, and with workers
-        sharing the port they would have been served by another worker)."""
-        socketserver.BaseServer.shutdown(self)  # serve_forever has returned
-        self.socket.setblocking(False)
-        while True:
-            try:
-                request, client_address = self.get_request()
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
-            request.setblocking(True)  # as accept() on the listening (blocking) socket gives
-            self.process_request(request, client_address)
-        self.server_close()
-        self.ae._servers.remove(self)
-
-    def process_request_thread(self, request, client_address) -> None:
-        # Nagle off: every DIMSE response is a small write that would otherwise wait ~40 ms
-        # for the peer's delayed ACK (C-FIND answers: p50 70 -> 23 ms, measured here).
-        with contextlib.suppress(OSError, AttributeError):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        fast = self.fast_path
-        if fast is not None:
-            try:
-                if fast.take(request, client_address):
-                    return
-            except Exception:  # noqa: BLE001 - pynetdicom still serves it
-                log.exception("storage fast path failed to take a connection")
-        super().process_request_thread(request, client_address)
+def _status(outcome: Outcome) -> Dataset:
+    ds = Dataset()
+    ds.Status = outcome.status
+    if outcome.comment:
+        ds.ErrorComment = outcome.comment[:64]
+    return ds
 
 
-class SharedListenerServer(FastPathServer):
-    """Accepts from the service process's listening socket (``listener_fd``, inherited), which
-    every worker shares: the least busy worker takes each connection (``balancer``)."""
-
-    listener_fd: int = -1
-    balancer: Balancer | None = None
-
-    def server_bind(self) -> None:
-        self.socket.close()
-        self.socket = socket.socket(fileno=os.dup(self.listener_fd))
-        # Non-blocking: every worker is woken by a connection and only one gets it; the others'
-        # accept must come back empty at once, not wait for the next connection.
-        self.socket.setblocking(False)
-        self.server_address = self.socket.getsockname()
-
-    def server_activate(self) -> None:
-        """Already listening (the service process did)."""
-
-    def server_close(self) -> None:
-        """Close this worker's descriptor only. pynetdicom's ``server_close`` first calls
-        shutdown(SHUT_RDWR), which on a listening socket stops it for every process holding
-        it: the other workers' accepts would fail (connection refused)."""
-        self.socket.close()
-
-    def get_request(self):
-        if self.balancer is not None:
-            self.balancer.wait_turn()
-        request, address = super().get_request()  # BlockingIOError: another worker took it
-        request.setblocking(True)  # as from a blocking listener
-        if self.balancer is not None:
-            self.balancer.accepted(request)
-        return request, address
-
-    def service_actions(self) -> None:
-        super().service_actions()
-        if self.balancer is not None:
-            self.balancer.publish()  # associations that ended since the last accept
-
-    def shutdown(self) -> None:
-        """Stop accepting. The backlog is shared: what waits in it is left to the workers that
-        go on accepting; the last one to stop takes it along (``FastPathServer.shutdown``)."""
-        if self.balancer is None:
-            return super().shutdown()
-        self.balancer.stop_accepting()
-        if self.balancer.table.least_other(self.balancer.index) != NOT_ACCEPTING:
-            socketserver.BaseServer.shutdown(self)
-            self.server_close()
-            self.ae._servers.remove(self)
-            return None
-        return super().shutdown()
+def handle_echo(event) -> int:
+    return st.SUCCESS
 
 
-class ReusePortServer(FastPathServer):
-    """An association server whose socket has SO_REUSEPORT set before bind."""
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+def _refused(assoc, operation: Operation, modalities: Modalities) -> Outcome | None:
+    """NOT_PERMITTED when the modalities table does not allow the calling AE this."""
+    return refusal(assoc.requestor.ae_title.strip(), operation, modalities)
 
 
-def server_tls(cfg: GatewaySection) -> ssl.SSLContext:
-    """The TLS listener's context: our certificate; client certificates verified by the CA."""
-    if not cfg.tls_cert_file or not cfg.tls_key_file:
-        raise ValueError("tls_port needs tls_cert_file and tls_key_file")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(cfg.tls_cert_file), str(cfg.tls_key_file))
-    if cfg.tls_ca_file:
-        ctx.load_verify_locations(str(cfg.tls_ca_file))
-    if cfg.tls_require_client_cert:
-        if not cfg.tls_ca_file:
-            raise ValueError("tls_require_client_cert needs tls_ca_file")
-        ctx.verify_mode = ssl.CERT_REQUIRED
+def refusal(calling: str, operation: Operation, modalities: Modalities) -> Outcome | None:
+    """NOT_PERMITTED when the modalities table does not allow ``calling`` this."""
+    if modalities.permitted(calling, operation):
+        return None
+    metrics.OPERATIONS_REFUSED.labels(operation.value).inc()
+    log.warning("operation not permitted", extra={"calling_ae": calling,
+                                                  "operation": operation.value})
+    return Outcome(st.NOT_PERMITTED, f"{calling} may not {operation.value} here")
+
+
+def handle_store(event, ingest: Ingest, modalities: Modalities) -> Dataset:
+    """C-STORE (pynetdicom listener): durable file, InstanceStored on the broker, Success."""
+    rq = event.request
+    assoc = event.assoc
+    request = StoreRequest(
+        affected_sop_class_uid=str(rq.AffectedSOPClassUID or ""),
+        affected_sop_instance_uid=str(rq.AffectedSOPInstanceUID or ""),
+        transfer_syntax_uid=str(event.context.transfer_syntax),
+        dataset=event.encoded_dataset(include_meta=False),
+        part10=lambda: event.encoded_dataset(include_meta=True),
+        calling_ae=assoc.requestor.ae_title.strip(),
+        called_ae=assoc.acceptor.ae_title.strip(),
+        received=time.time(),
+        peer_address=peer_of(assoc),
+        association_id=f"{id(assoc):x}",
+    )
+    return _status(store(request, ingest, modalities))
+
+
+def store(request: StoreRequest, ingest: Ingest, modalities: Modalities) -> Outcome:
+    """C-STORE from a pynetdicom thread: permission, then ``Ingest.handle``."""
+    started = time.monotonic()
+    outcome = refusal(request.calling_ae, Operation.STORE, modalities) or ingest.handle(request)
+    return _store_counted(request, outcome, started, ingest.refusals)
+
+
+async def store_async(request: StoreRequest, ingest: Ingest, modalities: Modalities,
+                      executor: Executor) -> Outcome:
+    """C-STORE on the node's loop (storage fast path): permission, then
+    ``Ingest.handle_async`` (the write on ``executor``, the publish on the loop)."""
+    started = time.monotonic()
+    outcome = refusal(request.calling_ae, Operation.STORE, modalities) \
+        or await ingest.handle_async(request, executor)
+    return _store_counted(request, outcome, started, ingest.refusals)
+
+
+def _store_counted(request: StoreRequest, outcome: Outcome, started: float,
+                   refusals: StoreRefusals | None = None) -> Outcome:
+    if outcome.status != st.NOT_PERMITTED:
+        metrics.STORE_DURATION.observe(time.monotonic() - started)
+    metrics.CSTORE_REQUESTS.labels(st.label(outcome.status)).inc()
+    if outcome.status not in (st.SUCCESS, st.NOT_PERMITTED):
+        log.warning("C-STORE refused", extra={"status": st.label(outcome.status),
+                                              "reason": outcome.comment[:200],
+                                              "calling_ae": request.calling_ae})
+    if refusals is not None and outcome.status != st.SUCCESS:  # one audit fact per association
+        refusals.refused(request.association_id, st.label(outcome.status),
+                         outcome=audit_outcome(outcome.status),
+                         calling_ae=request.calling_ae, called_ae=request.called_ae,
+                         peer_address=request.peer_address)
+    return outcome
+
+
+def peer_of(assoc) -> str:
+    """host:port of the association's requestor."""
+    return f"{assoc.requestor.address}:{assoc.requestor.port}"
+
+
+def audit_outcome(status: int) -> int:
+    """EventOutcomeIndicator of a final DIMSE status: success (or cancel), minor failure
+    (refused: not permitted, bad identifier, unknown destination), serious failure."""
+    if status in (st.SUCCESS, st.CANCEL):
+        return SUCCESS
+    if status in (st.NOT_PERMITTED, st.IDENTIFIER_DOES_NOT_MATCH,
+                  st.MOVE_DESTINATION_UNKNOWN) or 0xB000 <= status <= 0xBFFF:
+        return MINOR_FAILURE
+    return SERIOUS_FAILURE
+
+
+def _audit_dimse(audit: AuditTrail | None, action: int, event, status: int,
+                 destination: str = "") -> None:
+    """One audit fact for a C-FIND / C-MOVE / C-GET that ended with ``status``."""
+    if audit is None:
+        return
+    assoc = event.assoc
+    try:
+        raw = event.request.Identifier
+        query = raw.getvalue() if raw is not None else b""
+    except Exception:  # noqa: BLE001 - the identifier is the peer's: maybe undecodable
+        query = b""
+    try:
+        study = str(getattr(event.identifier, "StudyInstanceUID", "") or "")
+    except Exception:  # noqa: BLE001
+        study = ""
+    calling = assoc.requestor.ae_title.strip()
+    audit.record(action, outcome=audit_outcome(status), user_id=calling,
+                 peer_address=peer_of(assoc), calling_ae=calling,
+                 called_ae=assoc.acceptor.ae_title.strip(),
+                 service={0x0020: "C-FIND", 0x0021: "C-MOVE", 0x0010: "C-GET"}.get(
+                     int(getattr(event.request, "CommandField", 0) or 0), ""),
+                 study_instance_uids=[s for s in study.split("\\") if s][:100],
+                 sop_class_uid=str(event.request.AffectedSOPClassUID or ""), query=query,
+                 description=st.label(status), destination=destination,
+                 association_id=f"{id(assoc):x}")
+
+
+def handle_find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str,
+                modalities: Modalities, audit: AuditTrail | None = None):
+    """C-FIND (Patient Root, Study Root): the catalogue matches, we answer every match."""
+    final = st.SUCCESS
+    refused = _refused(event.assoc, Operation.QUERY, modalities)
+    answers = ([(_status(refused), None)] if refused is not None
+               else _find(event, catalogue, bridge, ae_title))
+    try:
+        for status, identifier in answers:
+            code = status.Status if isinstance(status, Dataset) else status
+            if code not in (st.PENDING, st.PENDING_WARNING):
+                final = code
+            yield status, identifier
+    finally:
+        metrics.CFIND_QUERIES.labels(st.label(final)).inc()
+        _audit_dimse(audit, Action.QUERY, event, final)
+
+
+def _find(event, catalogue: CatalogueClient, bridge: Bridge, ae_title: str):
+    try:
+        identifier = event.identifier
+        query = find.parse(identifier, event.request.AffectedSOPClassUID)
+    except find.BadIdentifier as exc:
+        yield _failure(st.IDENTIFIER_DOES_NOT_MATCH, str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - an undecodable identifier
+        yield _failure(st.UNABLE_TO_PROCESS, f"cannot decode the identifier: {exc}")
+        return
+    pending = st.PENDING_WARNING if query.unsupported else st.PENDING
+    offset = 0
+    while True:
+        if event.is_cancelled:
+            yield st.CANCEL, None
+            return
+        page = query.request.model_copy(update={"limit": FIND_PAGE, "offset": offset})
+        try:
+            response = bridge.call(catalogue.find(page))
+        except CatalogueRefused as exc:
+            yield _failure(st.IDENTIFIER_DOES_NOT_MATCH, str(exc))
+            return
+        except (CatalogueUnavailable, BridgeTimeout, RuntimeError) as exc:
+            log.warning("C-FIND: catalogue unavailable", extra={"error": str(exc)})
+            yield _failure(st.OUT_OF_RESOURCES, "catalogue unavailable")
+            return
+        for match in response.matches:
+            if event.is_cancelled:
+                yield st.CANCEL, None
+                return
+            yield pending, find.answer(query, match, ae_title)
+        offset += len(response.matches)
+        if len(response.matches) < FIND_PAGE:
+            return
+
+
+def _failure(status: int, comment: str) -> tuple[Dataset, None]:
+    log.warning("C-FIND refused", extra={"status": st.label(status), "reason": comment})
+    return _status(Outcome(status, comment)), None
+
+
+def handle_move(event: RetrieveEvent, retriever: Retriever,
+                audit: AuditTrail | None = None) -> Iterator[Response]:
+    """C-MOVE (Patient Root, Study Root): C-STORE every matching cached instance to the Move
+    Destination of the modalities table; recall those off the cache (bounded wait)."""
+    yield from _counted(event, _move(event, retriever), audit)
+
+
+def handle_get(event: RetrieveEvent, retriever: Retriever,
+               audit: AuditTrail | None = None) -> Iterator[Response]:
+    """C-GET (Patient Root, Study Root): C-STORE every matching cached instance back on the
+    requester's association (the storage contexts it proposed with the SCP role)."""
+    yield from _counted(event, _get(event, retriever), audit)
+
+
+def _counted(event: RetrieveEvent, responses: Iterator[Response],
+             audit: AuditTrail | None = None) -> Iterator[Response]:
+    final = st.PROCESSING_FAILURE
+    try:
+        for response in responses:
+            final = response.status
+            yield response
+    finally:
+        metrics.RETRIEVE_REQUESTS.labels(event.operation, st.label(final)).inc()
+        _audit_dimse(audit, Action.RETRIEVE_STARTED, event, final,
+                     str(getattr(event.request, "MoveDestination", "") or "").strip())
+        if final not in (st.SUCCESS, st.PENDING):
+            log.warning("retrieve ended", extra={"operation": event.operation,
+                                                 "status": st.label(final),
+                                                 "calling_ae": event.calling_ae})
+
+
+def _targets(event: RetrieveEvent, retriever: Retriever):
+    """(targets, None) or (None, refusal)."""
+    refused = _refused(event.assoc, Operation.RETRIEVE, retriever.modalities)
+    if refused is not None:
+        return None, Response(refused.status, comment=refused.comment)
+    if event.identifier is None:
+        return None, Response(st.UNABLE_TO_PROCESS, comment="cannot decode the identifier")
+    try:
+        request = parse_retrieve(event.identifier, str(event.request.AffectedSOPClassUID))
+    except find.BadIdentifier as exc:
+        return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
+    except Exception as exc:  # noqa: BLE001 - pydicom decodes lazily: raised on first read
+        return None, Response(st.UNABLE_TO_PROCESS,
+                              comment=f"cannot decode the identifier: {exc}")
+    try:
+        return retriever.resolve(request), None
+    except CatalogueRefused as exc:
+        return None, Response(st.IDENTIFIER_DOES_NOT_MATCH, comment=str(exc))
+    except TooMany as exc:
+        return None, Response(st.MATCHES_UNKNOWN, comment=str(exc))
+    except (CatalogueUnavailable, BridgeTimeout, RuntimeError) as exc:
+        log.warning("retrieve: catalogue unavailable", extra={"error": str(exc)})
+        return None, Response(st.MATCHES_UNKNOWN, comment="catalogue unavailable")
+
+
+def _move(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    destination_ae = str(event.request.MoveDestination or "").strip()
+    targets, refusal = _targets(event, retriever)
+    if refusal is not None:
+        yield refusal
+        return
+    destination = retriever.modalities.destination(destination_ae)
+    if destination is None:
+        yield Response(st.MOVE_DESTINATION_UNKNOWN,
+                       comment=f"move destination {destination_ae!r} unknown"[:64])
+        return
+    if not targets:
+        yield Response(st.SUCCESS, None, 0, 0, 0)
+        return
+    sub = retriever.open_destination(destination_ae, destination, targets)
+    if sub is None:
+        yield Response(st.MOVE_DESTINATION_UNKNOWN,
+                       comment=f"no association with {destination_ae}"[:64])
+        return
+    originator = {"originator_aet": retriever.cfg.ae_title,
+                  "originator_id": event.request.MessageID}
+    try:
+        yield from retriever.suboperations(
+            "move", targets, lambda t, n: send_store(sub, t, n, **originator),
+            event.calling_ae, event.is_cancelled)
+    finally:
+        sub.release()
+        sub.ae.shutdown()
+
+
+def _get(event: RetrieveEvent, retriever: Retriever) -> Iterator[Response]:
+    targets, refusal = _targets(event, retriever)
+    if refusal is not None:
+        yield refusal
+        return
+    if not targets:
+        yield Response(st.SUCCESS, None, 0, 0, 0)
+        return
+    base = int(event.request.MessageID)
+    yield from retriever.suboperations(
+        "get", targets, lambda t, n: send_store(event.assoc, t, (base + n) % 65536 or 1),
+        event.calling_ae, event.is_cancelled)
+
+
+def handle_accepted(event) -> None:
+    metrics.ASSOCIATIONS.labels("accepted", "").inc()
+
+
+def handle_rejected(event, allowed: list[str] | None, audit: AuditTrail | None = None) -> None:
+    calling = event.assoc.requestor.ae_title.strip()
+    if allowed is not None and calling not in allowed:
+        reason = "calling_ae_not_recognised"
+    elif len([a for a in event.assoc.ae.active_associations if a.is_acceptor]) > \
+            event.assoc.ae.maximum_associations:
+        reason = "local_limit_exceeded"
     else:
-        ctx.verify_mode = ssl.CERT_OPTIONAL if cfg.tls_ca_file else ssl.CERT_NONE
-    return ctx
+        reason = "other"
+    metrics.ASSOCIATIONS.labels("rejected", reason).inc()
+    log.warning("association rejected", extra={"calling_ae": calling, "reason": reason})
+    if audit is not None and reason != "local_limit_exceeded":
+        audit.record(Action.ASSOCIATION_REFUSED, outcome=MINOR_FAILURE, user_id=calling,
+                     peer_address=peer_of(event.assoc), calling_ae=calling,
+                     called_ae=event.assoc.acceptor.ae_title.strip(), service="A-ASSOCIATE",
+                     description=reason)
 
 
-class Dimse:
-    def __init__(self, cfg: GatewaySection, ingest: Ingest, catalogue: CatalogueClient,
-                 bridge: Bridge, reuse_port: bool = False,
-                 retriever: Retriever | None = None, audit: AuditTrail | None = None,
-                 listener_fd: int | None = None, balancer: Balancer | None = None,
-                 commitment: CommitmentHandOff | None = None) -> None:
-        # We validate every value we use ourselves; pydicom's warnings about odd values in a
-        # peer's dataset would only be noise (and errors under warnings-as-errors).
-        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-        # C-MOVE/C-GET sub-operations send a cache file's dataset bytes as stored (chunks read
-        # from the file), never a decoded and re-encoded copy. Affects only send_c_store(path).
-        _config.STORE_SEND_CHUNKED_DATASET = True
-        # pynetdicom's "standard" handlers format every PDU and DIMSE message for a DEBUG line
-        # whatever the log level, and raise (an ERROR with a traceback per request) on a
-        # command whose Affected SOP Class UID is empty: our handlers log what matters.
-        _config.LOG_HANDLER_LEVEL = "none"
-        self.cfg = cfg
-        self.reuse_port = reuse_port
-        self.listener_fd = listener_fd
-        self.balancer = balancer
-        ae = AE(ae_title=cfg.ae_title)
-        ae.maximum_pdu_size = cfg.max_pdu
-        ae.maximum_associations = cfg.max_associations
-        ae.acse_timeout = cfg.acse_timeout_s
-        ae.dimse_timeout = cfg.dimse_timeout_s
-        ae.network_timeout = cfg.network_timeout_s
-        for cx in AllStoragePresentationContexts:
-            # SCU role accepted too: a C-GET requester is the storage SCP on its association.
-            ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES,
-                                     scu_role=True, scp_role=True)
-        ae.add_supported_context(Verification, QUERY_SYNTAXES)
-        for model in (PatientRootQueryRetrieveInformationModelFind,
-                      StudyRootQueryRetrieveInformationModelFind,
-                      PatientRootQueryRetrieveInformationModelMove,
-                      StudyRootQueryRetrieveInformationModelMove,
-                      PatientRootQueryRetrieveInformationModelGet,
-                      StudyRootQueryRetrieveInformationModelGet):
-            ae.add_supported_context(model, QUERY_SYNTAXES)
-        if commitment is not None:
-            # Never storage-only: such an association goes to pynetdicom (negotiation.py).
-            ae.add_supported_context(StorageCommitmentPushModel, QUERY_SYNTAXES,
-                                     scu_role=True, scp_role=True)
-        modalities = retriever.modalities if retriever is not None else Modalities(cfg)
-        allowed = modalities.calling_aes()
-        ae.require_calling_aet = [] if allowed is None else (allowed or [NOBODY])
-        self.ae = ae
-        self.retrieve_handlers = {} if retriever is None else {
-            C_MOVE: lambda e: h.handle_move(e, retriever, audit),
-            C_GET: lambda e: h.handle_get(e, retriever, audit)}
-        self.handlers = [
-            (evt.EVT_C_ECHO, h.handle_echo),
-            (evt.EVT_C_STORE, h.handle_store, [ingest, modalities]),
-            (evt.EVT_C_FIND, h.handle_find, [catalogue, bridge, cfg.ae_title, modalities,
-                                             audit]),
-            (evt.EVT_ACCEPTED, h.handle_accepted),
-            (evt.EVT_REJECTED, h.handle_rejected, [allowed, audit]),
-        ]
-        if commitment is not None:
-            self.handlers.append((evt.EVT_N_ACTION, handle_n_action, [commitment]))
-        self.fast_path = FastPath(
-            bridge.loop,
-            Negotiator(ae.supported_contexts, None if allowed is None else (allowed or [NOBODY]),
-                       cfg.max_pdu, ae.implementation_class_uid,
-                       ae.implementation_version_name or ""),
-            functools.partial(h.store_async, ingest=ingest, modalities=modalities),
-            cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
-            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s, audit
-        ) if cfg.fast_storage else None
-        self.server: ThreadedAssociationServer | None = None
-        self.tls_server: ThreadedAssociationServer | None = None
-
-    def _serve(self, port: int, ssl_context: ssl.SSLContext | None, name: str
-               ) -> ThreadedAssociationServer:
-        server_class = ReusePortServer if self.reuse_port else FastPathServer
-        if ssl_context is None and self.listener_fd is not None:
-            server_class = type("SharedListener", (SharedListenerServer,),
-                                {"listener_fd": self.listener_fd, "balancer": self.balancer})
-        server = self.ae.make_server((self.cfg.dimse_host, port), evt_handlers=self.handlers,
-                                     server_class=server_class, ssl_context=ssl_context,
-                                     request_handler=RetrieveRequestHandler)
-        server.retrieve_handlers = self.retrieve_handlers  # read by RetrieveAssociation
-        server.fast_path = None if ssl_context is not None else self.fast_path
-        self.ae._servers.append(server)  # so that ae.shutdown() also stops it
-        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
-        return server
-
-    def start(self) -> int:
-        """Bind and serve in threads (DIMSE and, with tls_port, DICOM TLS); return the port."""
-        self.server = self._serve(self.cfg.dimse_port, None, "dimse-acceptor")
-        if self.cfg.tls_port:
-            self.tls_server = self._serve(self.cfg.tls_port, server_tls(self.cfg),
-                                          "dimse-tls-acceptor")
-        return self.port
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1] if self.server else 0
-
-    def stop(self, grace_s: float = 5.0) -> None:
-        """Stop accepting; let running associations finish for ``grace_s``, then abort them."""
-        for server in (self.server, self.tls_server):
-            if server is not None:
-                server.shutdown()
-        self.server = self.tls_server = None
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and (
-                any(a.is_established for a in self._acceptors())
-                or (self.fast_path is not None and self.fast_path.established())):
-            time.sleep(0.05)
-        for assoc in self._acceptors():
-            assoc.abort()
-        if self.fast_path is not None:
-            self.fast_path.abort_all()
-            self.fast_path.close()
-
-    def _acceptors(self) -> list:
-        # active_associations lists every Association thread of the process: keep ours.
-        return [a for a in self.ae.active_associations if a.is_acceptor and a.ae is self.ae]
+def handle_n_action(event, handoff: CommitmentHandOff):
+    """N-ACTION Request Storage Commitment: check, hand over, then (only then) Success."""
+    assoc = event.assoc
+    calling = str(assoc.requestor.ae_title).strip()
+    verdict = sc.check_request(
+        event.action_type, event.request.RequestedSOPInstanceUID,
+        lambda: event.action_information,
+        handoff.modalities.permitted(calling, Operation.COMMITMENT))
+    if verdict.request is None:
+        metrics.COMMITMENT_REQUESTS.labels(verdict.outcome).inc()
+        log.warning("storage commitment request refused",
+                    extra={"calling_ae": calling, "status": f"0x{verdict.status:04X}",
+                           "reason": verdict.reason})
+        return verdict.status, None
+    request = verdict.request
+    try:
+        handoff.hand_over(handoff.fact(calling, str(assoc.acceptor.ae_title).strip(),
+                                       peer_of(assoc), request), request.transaction_uid)
+    except Exception as exc:  # noqa: BLE001 - not recorded: the modality asks again later
+        metrics.COMMITMENT_REQUESTS.labels("unavailable").inc()
+        log.error("storage commitment request not handed over (broker unavailable)",
+                  extra={"calling_ae": calling, "transaction_uid": request.transaction_uid,
+                         "error": repr(exc)})
+        return sc.RESOURCE_LIMITATION, None
+    metrics.COMMITMENT_REQUESTS.labels("accepted").inc()
+    log.info("storage commitment request handed over",
+             extra={"calling_ae": calling, "transaction_uid": request.transaction_uid,
+                    "instances": len(request.refs)})
+    return sc.SUCCESS, None

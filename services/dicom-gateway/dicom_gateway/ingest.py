@@ -27,7 +27,6 @@ from typing import Any
 
 from dicom_gateway import metrics
 from dicom_gateway import statuses as st
-from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.part10 import (
     Malformed,
     TooLarge,
@@ -40,14 +39,14 @@ from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicom_gateway.space import FreeSpace
 from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher, PublishError
-from dicomvault.events import Event, deterministic_id
-from dicomvault.events.v1 import events_pb2 as v1
+from dicomvault.dicom.bridge import Bridge, BridgeTimeout
+from dicomvault.events import Event, deterministic_id, types
+from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import CacheStore, InvalidUID, StoreError, instance_key, validate_uid
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/dicom-gateway"
-STORED_TYPE = "dicomvault.instance.stored.v1"
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class Pending:
                        series_instance_uid=msg.series_instance_uid)
 
 
-def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "", generation: str = "") -> Event:
+def stored_event(msg: ev.InstanceStored, replaces_sha256: str = "", generation: str = "") -> Event:
     """InstanceStored with an id derived from (key, content, cache copy): re-emitting it is
     the same fact.
 
@@ -127,7 +126,7 @@ def stored_event(msg: v1.InstanceStored, replaces_sha256: str = "", generation: 
     still present (the catalogue asked for it because it no longer counts that copy): its id
     also names the receipt time.
     """
-    parts = [STORED_TYPE, msg.storage_key, msg.sha256]
+    parts = [types.INSTANCE_STORED, msg.storage_key, msg.sha256]
     if generation:
         parts += ["generation", generation]
     if msg.source == "recall":
@@ -359,7 +358,7 @@ class Ingest:
             lock.release()
         return outcome
 
-    def _write(self, key: str, part10: bytes, msg: v1.InstanceStored, source: str,
+    def _write(self, key: str, part10: bytes, msg: ev.InstanceStored, source: str,
                lock: threading.Lock) -> Outcome | Pending:
         # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
         previous: bytes | None = None

@@ -13,16 +13,16 @@ from collections.abc import AsyncIterator
 
 from dicom_gateway import metrics
 from dicom_gateway.balance import Balancer
-from dicom_gateway.bridge import Bridge
 from dicom_gateway.commitment import CommitmentHandOff
-from dicom_gateway.dimse import Dimse
 from dicom_gateway.ingest import Ingest
+from dicom_gateway.listener import Listener
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.retrieve import Retriever
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.audit import AuditTrail
 from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
 from dicomvault.query import CatalogueClient
 from dicomvault.store import CacheStore, open_cache
 
@@ -42,7 +42,7 @@ def audit_trail(settings: GatewaySettings, publisher: Publisher) -> AuditTrail:
 async def dimse_node(settings: GatewaySettings, publisher: Publisher,
                      catalogue: CatalogueClient, reuse_port: bool = False,
                      listener_fd: int | None = None, balancer: Balancer | None = None
-                     ) -> AsyncIterator[Dimse]:
+                     ) -> AsyncIterator[Listener]:
     """Start the DIMSE listener bound to this loop; stop it on exit. A worker passes the
     service process's listening socket (``listener_fd``) and its ``balancer``."""
     cfg = settings.gateway
@@ -56,17 +56,17 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
                           Modalities(cfg))
     commitment = CommitmentHandOff(publisher, settings.bus.topics.studies, retriever.modalities,
                                    bridge, cfg.store_timeout_s)
-    dimse = Dimse(cfg, ingest, catalogue, bridge, reuse_port=reuse_port, retriever=retriever,
-                  audit=audit, listener_fd=listener_fd, balancer=balancer,
-                  commitment=commitment)
-    port = await asyncio.to_thread(dimse.start)
+    listener = Listener(cfg, ingest, catalogue, bridge, reuse_port=reuse_port,
+                        retriever=retriever, audit=audit, listener_fd=listener_fd,
+                        balancer=balancer, commitment=commitment)
+    port = await asyncio.to_thread(listener.start)
     logging.getLogger(__name__).info(
         "DIMSE listening", extra={"ae_title": cfg.ae_title, "host": cfg.dimse_host, "port": port,
                                   "tls_port": cfg.tls_port})
     try:
-        yield dimse
+        yield listener
     finally:
         # The loop keeps running while associations drain (their handlers need it).
-        await asyncio.to_thread(dimse.stop, cfg.drain_s)
+        await asyncio.to_thread(listener.stop, cfg.drain_s)
         await refusals.stop()
         await audit.stop()

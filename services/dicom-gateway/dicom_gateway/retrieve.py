@@ -16,12 +16,12 @@ from pynetdicom.association import Association
 
 from dicom_gateway import find, metrics
 from dicom_gateway import statuses as st
-from dicom_gateway.bridge import Bridge, BridgeTimeout
 from dicom_gateway.modalities import Modalities
 from dicom_gateway.sending import Target, open_destination, stored_transfer_syntax
 from dicom_gateway.sending import send_store as send_store  # the handlers take it from here
 from dicom_gateway.settings import GatewaySettings, Modality
 from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge, BridgeTimeout
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.query import (

@@ -3,7 +3,7 @@
 pynetdicom's own Query/Retrieve SCP would C-STORE *decoded* datasets it re-encodes and keeps
 its own counts; the gateway sends the stored bytes as they are, waits for recalls while
 sending Pending responses and says why instances failed. So the association threads of our
-listener are ``RetrieveAssociation``s: C-MOVE and C-GET requests go to ``handlers.handle_move``
+listener are ``RetrieveAssociation``s: C-MOVE and C-GET requests go to ``dimse.handle_move``
 / ``handle_get`` (bound per server, like evt_handlers), everything else to pynetdicom as usual.
 """
 

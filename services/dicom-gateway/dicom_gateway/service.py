@@ -105,10 +105,10 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
         stack.push_async_callback(audit.stop)
         audit.record(Action.APPLICATION_START, user_id=cfg.ae_title, called_ae=cfg.ae_title,
                      service="dicom-gateway")
-        dimse = None
+        node = None
         if cfg.workers == 1:
-            dimse = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
-            gateway.dimse_port = dimse.port
+            node = await stack.enter_async_context(dimse_node(settings, publisher, catalogue))
+            gateway.dimse_port = node.port
         else:
             listener = listening_socket(cfg.dimse_host, cfg.dimse_port)
             stack.callback(listener.close)
@@ -160,8 +160,8 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             log.info("draining", extra={"drain_s": cfg.drain_s})
             server.should_exit = True
             drains = [asyncio.to_thread(w.stop, cfg.drain_s + 10.0) for w in gateway.workers]
-            if dimse is not None:
-                drains.append(asyncio.to_thread(dimse.stop, cfg.drain_s))
+            if node is not None:
+                drains.append(asyncio.to_thread(node.stop, cfg.drain_s))
             await asyncio.gather(*tasks, *drains, return_exceptions=True)
             waiter.cancel()
             audit.record(Action.APPLICATION_STOP, user_id=cfg.ae_title, called_ae=cfg.ae_title,

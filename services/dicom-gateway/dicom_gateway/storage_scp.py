@@ -4,14 +4,14 @@ pynetdicom runs every association in two threads that pass each PDU through queu
 with a fixed sleep; measured here, a bare pynetdicom storage SCP tops out near half of
 Orthanc's rate with small instances, before any durable write. Modalities mostly open
 associations that only store, so those are served here instead: the PDUs are parsed as they
-arrive on the loop, and each complete C-STORE goes to ``handlers.store_async``: the same
+arrive on the loop, and each complete C-STORE goes to ``dimse.store_async``: the same
 permission check and ``Ingest`` steps as the pynetdicom listener (validation and durable write
 on a thread of the node's store pool, then InstanceStored published from the loop and
 acknowledged by the broker). The response is written
 only after that returns: no Success before the file is durable and the event acknowledged.
 
-What an association may hold here is decided before the first byte is consumed (``Listener``
-in ``dimse.py`` peeks at the A-ASSOCIATE-RQ): storage SOP classes and Verification only, no
+What an association may hold here is decided before the first byte is consumed (``FastPath``
+in ``fast_path.py`` peeks at the A-ASSOCIATE-RQ): storage SOP classes and Verification only, no
 role selection or user identity. Every other association (C-FIND, C-MOVE, C-GET, TLS, …) is
 pynetdicom's, unchanged. Protocol errors abort the association (A-ABORT); every C-STORE and
 C-ECHO request gets a response with a named status.

@@ -25,6 +25,7 @@ from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Outcome as JobOutcome
 from dicomvault.jobs import ProgressReporter
 from dicomvault.query import CatalogueError
+from dicomvault.retry import retry_forever
 from dicomvault.settings import TopicNames
 from dicomvault.store import FileStore, StoreError
 from dicomvault.transcode import TranscodeError
@@ -234,16 +235,12 @@ class Hosted:
     async def _send(self, event: Event, study_uid: str, publisher: Publisher | None = None) -> None:
         publisher = publisher or self.requests
         assert publisher is not None
-        delay = 0.5
-        while True:  # a fact must not be lost to a broker hiccup; the id dedupes repeats
-            try:
-                await publisher.publish(self.topics.studies, event, key=study_uid)
-                return
-            except PublishError as exc:
-                log.warning("cannot publish export verdict, retrying",
-                            extra={"exporter": self.id, "error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        # A fact must not be lost to a broker hiccup; the id dedupes repeats.
+        await retry_forever(
+            lambda: publisher.publish(self.topics.studies, event, key=study_uid),
+            retry_on=PublishError, first_s=0.5, max_s=30.0,
+            on_retry=lambda exc: log.warning("cannot publish export verdict, retrying",
+                                             extra={"exporter": self.id, "error": str(exc)}))
 
 
 class Policy:

@@ -28,8 +28,8 @@ from starlette.requests import ClientDisconnect
 from dicom_gateway import statuses as st
 from dicom_gateway.dicomweb import DicomWeb, dicomjson
 from dicom_gateway.dicomweb.multipart import BadMultipart, media_type, split
-from dicom_gateway.dimse import TRANSFER_SYNTAXES
 from dicom_gateway.ingest import Outcome, Part10Request
+from dicom_gateway.listener import TRANSFER_SYNTAXES
 from dicom_gateway.part10 import (
     DEFLATED,
     Malformed,

@@ -1,4 +1,8 @@
-"""The one place where pynetdicom's threads cross into the service's asyncio loop."""
+"""The one place where pynetdicom's threads cross into a service's asyncio loop.
+
+pynetdicom runs every association in its own threads; the DIMSE handlers of the gateway and
+of the commitment service reach the service's asyncio parts (publisher, catalogue client, job
+queues) only through ``Bridge.call``, never through an ad hoc ``run_coroutine_threadsafe``."""
 
 from __future__ import annotations
 
