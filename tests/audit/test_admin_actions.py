@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.handlers import Policy
 from audit.messages import to_xml
+from audit.policies import Policy
 from audit.store import Store, create, make_engine
 from dicomvault.events import Event
 from dicomvault.events.v1 import commitment_pb2 as cpb

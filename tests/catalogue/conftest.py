@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 import catalogue  # noqa: F401 - registers the contract types
 from catalogue.api import build_app
 from catalogue.db import make_engine, migrate, sessions
-from catalogue.handlers import Policy
+from catalogue.policies import Policy
 from catalogue.settings import CatalogueSettings
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 
 from catalogue.api import build_app
 from catalogue.db import alembic_config, make_engine, migrate, sessions
-from catalogue.handlers import Policy
+from catalogue.policies import Policy
 from tests.catalogue.conftest import Catalogue
 from tests.catalogue.helpers import MR, instance_stored, uid
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from catalogue.db import make_engine, sessions
-from catalogue.handlers import Policy
 from catalogue.models import Study
+from catalogue.policies import Policy
 from catalogue.stable import StableEmitter
 from dicomvault.bus import Publisher, TransientError
 from dicomvault.bus.broker import free_port

@@ -16,7 +16,7 @@ from dicomvault.bus import Publisher, ensure_topics
 from dicomvault.settings import CacheSettings
 from dicomvault.store import FileStore
 from stow_exporter.catalogue import CatalogueClient
-from stow_exporter.handlers import Hosted
+from stow_exporter.policies import Hosted
 from stow_exporter.service import build_hosted
 from stow_exporter.settings import ExporterSection, ExporterSettings
 from stow_exporter.spec import Exporter

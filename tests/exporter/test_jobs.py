@@ -6,7 +6,7 @@ import asyncio
 
 from dicomvault.events import Event
 from dicomvault.events.v1 import jobs_pb2 as jb
-from stow_exporter.handlers import Commands
+from stow_exporter.policies import Commands
 from tests.exporter.conftest import drain, exporter
 from tests.exporter.helpers import job_facts
 from tests.exporter.servers import StowServer, serve

@@ -10,7 +10,7 @@ import pytest
 from dicomvault.events import Event
 from dicomvault.events.v1 import exports_pb2 as ex
 from dicomvault.events.v1 import jobs_pb2 as jb
-from stow_exporter.handlers import Commands, Hosted
+from stow_exporter.policies import Commands, Hosted
 from stow_exporter.queue import Export
 from stow_exporter.spec import Exporter
 from tests.commitment.conftest import read_facts

@@ -11,8 +11,8 @@ import pytest
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from stow_exporter.api import build_app
-from stow_exporter.handlers import Policy
 from stow_exporter.metrics import REGISTRY
+from stow_exporter.policies import Policy
 from stow_exporter.schedule import in_window, next_window, parse_schedule
 from tests.exporter.conftest import Clock, drain, exporter
 from tests.exporter.servers import StowServer, serve

@@ -18,7 +18,7 @@ from pydicom import dcmread
 import catalogue  # noqa: F401 - registers the contract types
 from catalogue.api import build_app
 from catalogue.db import make_engine, migrate, sessions
-from catalogue.handlers import Policy
+from catalogue.policies import Policy
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import FileStore, instance_key

@@ -11,8 +11,8 @@ from dicomvault.bus import ConsumerLoop, Publisher
 from dicomvault.events import Event
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.jobs import JobQueue, JobState
-from optical_burner.handlers import Policies
 from optical_burner.jobs import Executors
+from optical_burner.policies import Policies
 from optical_burner.queues import Queues
 from tests.peers.wait import wait_until
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from audit import metrics
 from audit.api import build_app
 from audit.delivery import Delivery
-from audit.handlers import Policy
+from audit.policies import Policy
 from audit.record import Record, iso
 from audit.settings import AuditSettings
 from audit.store import Store, create, make_engine

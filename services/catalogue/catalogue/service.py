@@ -19,7 +19,7 @@ from catalogue import metrics
 from catalogue.api import build_app
 from catalogue.commands import Commands
 from catalogue.db import make_engine, migrate, sessions
-from catalogue.handlers import Policy, journal_size
+from catalogue.policies import Policy, journal_size
 from catalogue.settings import CatalogueSettings
 from catalogue.stable import StableEmitter
 from dicomvault.audit.activity import start_application, stop_application

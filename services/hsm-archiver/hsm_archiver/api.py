@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.metrics import metrics_app
-from hsm_archiver.handlers import Hosted
 from hsm_archiver.metrics import REGISTRY
 from hsm_archiver.on_demand import (
     CATALOGUE_UNAVAILABLE,
@@ -25,6 +24,7 @@ from hsm_archiver.on_demand import (
     UNKNOWN_STUDY,
     EvictionResult,
 )
+from hsm_archiver.policies import Hosted
 
 # Outcome of an eviction request -> HTTP status; every refusal not listed is 409 (conflict:
 # the study is not in the cache, or not safe enough elsewhere to leave it).

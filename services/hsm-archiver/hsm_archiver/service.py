@@ -23,10 +23,10 @@ from hsm_archiver import metrics
 from hsm_archiver.api import build_app
 from hsm_archiver.context import CatalogueClient, Context
 from hsm_archiver.eviction import run_evictions
-from hsm_archiver.handlers import Hosted, Policies
 from hsm_archiver.hsm import HsmArchive
 from hsm_archiver.on_demand import evict_study
 from hsm_archiver.pacs import PacsArchive
+from hsm_archiver.policies import Hosted, Policies
 from hsm_archiver.settings import ArchiverSettings
 
 log = logging.getLogger(__name__)

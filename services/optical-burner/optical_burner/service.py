@@ -30,8 +30,8 @@ from optical_burner.archive import OpticalArchive, Topics
 from optical_burner.burning import sweep_volumes
 from optical_burner.catalogue import CatalogueClient
 from optical_burner.events import publisher_emit
-from optical_burner.handlers import Policies
 from optical_burner.jobs import Executors, MediaWithdrawals, wake_for_mounted_media
+from optical_burner.policies import Policies
 from optical_burner.queues import Queues
 from optical_burner.settings import OpticalSettings
 from optical_burner.stale_requests import StaleRequests

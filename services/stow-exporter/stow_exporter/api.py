@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from dicomvault.auth import AuthSettings, TokenVerifier
 from dicomvault.health import health_router
 from dicomvault.store import InvalidUID, validate_uid
-from stow_exporter.handlers import Hosted
 from stow_exporter.metrics import REGISTRY
+from stow_exporter.policies import Hosted
 
 
 class ExportRequest(BaseModel):

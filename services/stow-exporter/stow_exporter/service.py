@@ -24,7 +24,7 @@ from stow_exporter import metrics
 from stow_exporter.api import build_app
 from stow_exporter.catalogue import CatalogueClient
 from stow_exporter.dimse import CStoreSender
-from stow_exporter.handlers import Commands, Hosted, Policy, Sender
+from stow_exporter.policies import Commands, Hosted, Policy, Sender
 from stow_exporter.queue import KIND, ExportQueue
 from stow_exporter.schedule import Clock, local_now
 from stow_exporter.settings import ExporterSettings
