@@ -5,16 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.auth import AuthSettings
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    DatabaseSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import ServiceSettings
+from dicomvault.settings import DatabaseSettings, HttpSettings
 
 
 class AuditHttp(HttpSettings):
@@ -66,18 +59,13 @@ class AuditSection(BaseModel):
     max_limit: int = Field(1000, ge=1, description="Ceiling of GET /api/v1/audit's limit.")
 
 
-class AuditSettings(BaseSettings):
-    """Everything the audit service reads from ``DICOMVAULT_*``."""
+class AuditSettings(ServiceSettings):
+    """Everything the audit service reads from ``DICOMVAULT_*``: the shared sections,
+    ``database`` and ``audit``. Bearer tokens (``auth``) on /api/v1: the admin scope."""
 
-    model_config = SETTINGS_CONFIG
-
-    bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
-    log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
     http: AuditHttp = Field(default_factory=AuditHttp,
                             description="GET /api/v1/audit, /metrics and health (port 8087).")
     database: AuditDatabase = Field(default_factory=AuditDatabase,
                                     description="The audit messages' own table.")
     audit: AuditSection = Field(default_factory=AuditSection,
                                 description="Syslog receiver, message identity, aggregation.")
-    auth: AuthSettings = Field(default_factory=AuthSettings,
-                               description="Bearer tokens on /api/v1: the admin scope.")

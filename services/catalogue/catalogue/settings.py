@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.auth import AuthSettings
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    DatabaseSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import ServiceSettings
+from dicomvault.settings import DatabaseSettings, HttpSettings
 
 
 class CatalogueHttp(HttpSettings):
@@ -62,13 +55,12 @@ class CatalogueSection(BaseModel):
     )
 
 
-class CatalogueSettings(BaseSettings):
-    """Everything the catalogue reads from ``DICOMVAULT_*``."""
+class CatalogueSettings(ServiceSettings):
+    """Everything the catalogue reads from ``DICOMVAULT_*``: the shared sections, ``database``
+    and ``catalogue``. Bearer tokens (``auth``) on /api/v1: every read needs the read scope
+    (the archive's own services send theirs from client.token_file), the administrators'
+    commands (queue pause/resume, job retry/cancel/…) the admin scope."""
 
-    model_config = SETTINGS_CONFIG
-
-    bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
-    log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
     http: CatalogueHttp = Field(
         default_factory=CatalogueHttp,
         description="REST API, /metrics and health listener (default port 8081).",
@@ -78,10 +70,4 @@ class CatalogueSettings(BaseSettings):
     )
     catalogue: CatalogueSection = Field(
         default_factory=CatalogueSection, description="Consumer group and StudyStable emitter."
-    )
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings,
-        description="Bearer tokens (JWT) on /api/v1: every read needs the read scope (the "
-        "archive's own services send theirs from client.token_file), the administrators' "
-        "commands (queue pause/resume, job retry/cancel/…) the admin scope.",
     )

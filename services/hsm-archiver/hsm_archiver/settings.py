@@ -15,19 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings
 
 from dicomvault import rules
-from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    CacheSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import WorkerSettings
+from dicomvault.settings import HttpSettings
 
 
 class Rule(rules.Rule):
@@ -139,19 +131,9 @@ class HsmSection(BaseModel):
         return self
 
 
-class ArchiverSettings(BaseSettings):
-    model_config = SETTINGS_CONFIG
+class ArchiverSettings(WorkerSettings):
+    """The shared sections, HTTP on port 8082, and ``hsm``. Bearer tokens (``auth``): GET
+    /api/v1/archives needs the read scope; any other method under /api/v1 the admin scope."""
 
-    bus: BusSettings = Field(default_factory=BusSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8082))
-    cache: CacheSettings = Field(default_factory=CacheSettings)
     hsm: HsmSection = Field(default_factory=HsmSection)
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings,
-        description=(
-            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/archives needs the read "
-            "scope; any other method under /api/v1 the admin scope. /metrics, /healthz and "
-            "/readyz stay open."),
-    )

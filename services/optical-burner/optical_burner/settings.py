@@ -18,19 +18,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings
 
 from dicomvault import rules
-from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    CacheSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import WorkerSettings
+from dicomvault.settings import CacheSettings, HttpSettings
 
 MB = 1000 * 1000
 
@@ -173,20 +165,11 @@ class OpticalCacheSettings(CacheSettings):
     """The cache tier this service reads studies from and recalls them into."""
 
 
-class OpticalSettings(BaseSettings):
-    model_config = SETTINGS_CONFIG
+class OpticalSettings(WorkerSettings):
+    """The shared sections, HTTP on port 8083, and ``optical``. Bearer tokens (``auth``): GET
+    /api/v1/* (volumes, media requests, queues, jobs) needs the read scope; the POSTs (close,
+    burn, release, retrieve) and DELETE of a volume the admin scope."""
 
-    bus: BusSettings = Field(default_factory=BusSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8083))
     cache: OpticalCacheSettings = Field(default_factory=OpticalCacheSettings)
     optical: OpticalSection = Field(default_factory=OpticalSection)
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings,
-        description=(
-            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/* (volumes, media "
-            "requests, queues, jobs) needs the read scope; the POSTs (close, burn, release, "
-            "retrieve) and DELETE of a volume the admin scope. /metrics, /healthz and /readyz "
-            "stay open."),
-    )

@@ -11,17 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.auth import AuthSettings
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    CacheSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import WorkerSettings
+from dicomvault.settings import HttpSettings
 
 
 class Modality(BaseModel):
@@ -68,19 +60,10 @@ class ExporterSection(BaseModel):
     publish_events: bool = Field(True, description="Publish StudyExported / ExportFailed.")
 
 
-class ExporterSettings(BaseSettings):
-    model_config = SETTINGS_CONFIG
+class ExporterSettings(WorkerSettings):
+    """The shared sections, HTTP on port 8084, and ``exporter``. Bearer tokens (``auth``): GET
+    /api/v1/exporters and /api/v1/exports need the read scope; POST /api/v1/exports (a manual
+    export) the admin scope."""
 
-    bus: BusSettings = Field(default_factory=BusSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8084))
-    cache: CacheSettings = Field(default_factory=CacheSettings)
     exporter: ExporterSection = Field(default_factory=ExporterSection)
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings,
-        description=(
-            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/exporters and "
-            "/api/v1/exports need the read scope; POST /api/v1/exports (a manual export) the "
-            "admin scope. /metrics, /healthz and /readyz stay open."),
-    )
