@@ -7,7 +7,7 @@ from dicomvault.bus.consumer import (
     PermanentError,
     TransientError,
 )
-from dicomvault.bus.publisher import Publisher, PublishError
+from dicomvault.bus.publisher import Publisher, PublishError, publish_retrying
 from dicomvault.bus.recent import RecentIds
 from dicomvault.bus.topics import ensure_topics
 
@@ -21,4 +21,5 @@ __all__ = [
     "RecentIds",
     "TransientError",
     "ensure_topics",
+    "publish_retrying",
 ]

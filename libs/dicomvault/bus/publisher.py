@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from dicomvault.bus.topics import ensure_topics
 from dicomvault.events import Event
+from dicomvault.retry import backoff
 from dicomvault.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -123,3 +124,22 @@ class Publisher:
             )
         except Exception as exc:  # noqa: BLE001 - any failure here means "not durable"
             raise PublishError(f"broker unreachable: {exc!r}") from exc
+
+
+async def publish_retrying(publisher: Publisher, topic: str, event: Event, key: str, *,
+                           attempts: int = 8, first_delay_s: float = 0.2,
+                           max_delay_s: float = 5.0) -> None:
+    """Publish a fact that must get out even while the broker restarts (an archive's
+    StudyArchived, a volume's facts): ``attempts`` tries, the delay between them doubling from
+    ``first_delay_s`` up to ``max_delay_s``; the last failure is raised. The event keeps its
+    id, so a retry that did reach the broker is one fact to every consumer."""
+    waits = backoff(first_delay_s, max_delay_s)
+    for attempt in range(attempts):
+        try:
+            await publisher.publish(topic, event, key=key)
+            return
+        except Exception:  # PublishError: the broker may be restarting
+            if attempt == attempts - 1:
+                raise
+            log.warning("publish failed, retrying", extra={"topic": topic})
+            await asyncio.sleep(next(waits))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf.message import Message
 
-from dicomvault.bus import Publisher
+from dicomvault.bus import Publisher, publish_retrying
 from dicomvault.events import Event
 from dicomvault.jobs import Job, Outcome, ProgressReporter
 from dicomvault.query import CatalogueClient, CatalogueError
@@ -20,8 +18,6 @@ from hsm_archiver.settings import ArchiveConfig
 # The archives read the catalogue through the shared client: ``instances(study, tier)`` and
 # ``study(uid)``; CatalogueError (unreachable, 5xx, 4xx) means "retry later" here.
 __all__ = ["Archive", "CacheStore", "CatalogueClient", "CatalogueError", "Context"]
-
-log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/hsm-archiver"
 
@@ -34,19 +30,10 @@ class Context:
     catalogue: CatalogueClient
 
     async def publish(self, topic: str, payload: Message, study_uid: str, event_id: str) -> None:
-        """Publish a fact keyed by its study, with a deterministic id (re-emission = same fact)."""
-        delay = 0.2
+        """Publish a fact keyed by its study, with a deterministic id (re-emission = same fact),
+        retried while the broker restarts."""
         event = Event(payload=payload, source=SOURCE, subject=study_uid, id=event_id)
-        for attempt in range(8):
-            try:
-                await self.publisher.publish(topic, event, key=study_uid)
-                return
-            except Exception:  # PublishError: the broker may be restarting
-                if attempt == 7:
-                    raise
-                log.warning("publish failed, retrying", extra={"topic": topic})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await publish_retrying(self.publisher, topic, event, key=study_uid)
 
 
 class Archive(Protocol):

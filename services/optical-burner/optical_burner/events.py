@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
+from dicomvault.bus import Publisher, publish_retrying
 from dicomvault.events import Event
-
-log = logging.getLogger(__name__)
 
 SOURCE = "dicomvault/optical-burner"
 
@@ -18,22 +15,12 @@ SOURCE = "dicomvault/optical-burner"
 Emit = Callable[[str, Message, str, str], Awaitable[None]]
 
 
-def publisher_emit(publisher, retries: int = 8) -> Emit:
+def publisher_emit(publisher: Publisher, retries: int = 8) -> Emit:
     """An ``Emit`` over a ``dicomvault.bus.Publisher``, retried while the broker restarts."""
 
     async def emit(topic: str, payload: Message, key: str, event_id: str) -> None:
         subject = getattr(payload, "study_instance_uid", "") or ""
         event = Event(payload=payload, source=SOURCE, subject=subject, id=event_id)
-        delay = 0.2
-        for attempt in range(retries):
-            try:
-                await publisher.publish(topic, event, key=key)
-                return
-            except Exception:  # PublishError: the broker may be restarting
-                if attempt == retries - 1:
-                    raise
-                log.warning("publish failed, retrying", extra={"topic": topic})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await publish_retrying(publisher, topic, event, key=key, attempts=retries)
 
     return emit
