@@ -1,11 +1,11 @@
 """The audit service: consume the facts, keep audit messages, send them as syslog, serve them.
 
-``run`` wires: the store (table created if missing, retried until the database answers), a
-consumer loop in batch mode over the instances, studies, volumes, audit and job-commands
-topics with ``Policy.batch`` (one transaction per fetch; offsets committed after it), the
-delivery loop to
-the syslog receiver, and the HTTP API (its own 401/403 are facts on the audit topic, like
-every service's). Its own start and stop are Application Activity messages.
+``run`` wires: the store (table created if missing, retried until the database answers), then
+on the shared skeleton (``dicomvault.service.Service``) a consumer loop in batch mode over the
+instances, studies, volumes, audit and job-commands topics with ``Policy.batch`` (one
+transaction per fetch; offsets committed after it), the delivery loop to the syslog receiver,
+and the HTTP API (its own 401/403 are facts on the audit topic, like every service's). Its
+own start and stop are Application Activity messages.
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from audit.record import Record, iso
 from audit.settings import AuditSettings
 from audit.store import Store, create, make_engine
 from audit.syslog import SyslogSender
-from dicomvault.audit import AuditTrail
-from dicomvault.audit.http import AuthFailures
-from dicomvault.auth import TokenVerifier
-from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
-from dicomvault.lifecycle import HttpServer, ServiceFailed
+from dicomvault.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +57,11 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
     if sender is None:
         log.warning("no DICOMVAULT_AUDIT__SYSLOG_URL: audit messages are kept and served by "
                     "/api/v1/audit, but sent to no audit record repository")
-    failed = ""
     try:
         if not await _prepare(store, stop):
             return
         async with engine.begin() as conn:
             await store.keep(conn, activity("start", cfg.source_id))
-        await ensure_topics(bus)
         policy = Policy(store, cfg.source_id)
         delivery = Delivery(store, sender, cfg, hostname)
 
@@ -75,54 +69,39 @@ async def run(settings: AuditSettings, stop: asyncio.Event) -> None:
             await policy.batch(events)
             delivery.wake.set()
 
-        async with Publisher(bus, client_id=cfg.client_id) as publisher:
-            loop = ConsumerLoop(bus, group_id=cfg.group_id,
-                                topics=[bus.topics.instances, bus.topics.studies,
-                                        bus.topics.volumes, bus.topics.audit,
-                                        bus.topics.job_commands],
-                                handler=policy, dlq=publisher, client_id=cfg.client_id,
-                                on_record=metrics.on_record, batch_handler=batch,
-                                max_records=1000, fetch_max_wait_ms=200)
-            verifier = TokenVerifier(settings.auth)
-            verifier.announce("audit REST API (/api/v1: admin scope)")
+        async def stopping() -> None:
+            """The stop message is kept; it goes out with the next start if not now."""
+            try:
+                async with engine.begin() as conn:
+                    await store.keep(conn, activity("stop", cfg.source_id))
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                log.warning("application stop not recorded", extra={"error": repr(exc)})
+            if sender is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        Delivery(store, sender, cfg, hostname).flush(), timeout=3)
+                await sender.close()
+
+        # Its own start and stop are kept in its store, not published: the trail only
+        # carries its API's 401/403. Only a stop ends it; a part ending on its own is an error.
+        async with Service("audit", settings, stop, client_id=cfg.client_id,
+                           application_activity=False, audit_flush_s=1.0,
+                           fail_on_early_end=True) as service:
+            service.on_close(stopping)
+            loop = service.consume(cfg.group_id,
+                                   [bus.topics.instances, bus.topics.studies,
+                                    bus.topics.volumes, bus.topics.audit,
+                                    bus.topics.job_commands],
+                                   policy, on_record=metrics.on_record, batch_handler=batch,
+                                   max_records=1000, fetch_max_wait_ms=200)
+            verifier = service.tokens("audit REST API (/api/v1: admin scope)")
             ready = lambda: None if loop.ready.is_set() else "consumer not assigned yet"  # noqa: E731
-            trail = AuditTrail(publisher, bus.topics.audit, "audit")  # its API's 401/403
-            await trail.start()
-            server = HttpServer.for_app(
-                AuthFailures(build_app(store, cfg, hostname, ready, verifier), trail),
-                settings.http)
-            tasks = [asyncio.create_task(loop.run(), name="consumer"),
-                     asyncio.create_task(server.serve(), name="http")]
+            service.serve_http(build_app(store, cfg, hostname, ready, verifier))
             if sender is not None:  # without a receiver the messages are only kept
-                tasks.append(asyncio.create_task(delivery.run(stop), name="delivery"))
+                service.spawn(delivery.run(stop), "delivery")
             log.info("audit started", extra={"port": settings.http.port,
                                              "syslog": sender.where if sender else ""})
-            try:
-                done, _ = await asyncio.wait(
-                    [asyncio.create_task(stop.wait(), name="stop"), *tasks],
-                    return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.get_name() != "stop":
-                        failed = f"audit task {task.get_name()} ended early"
-            finally:
-                stop.set()
-                loop.stop()
-                server.should_exit = True
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await trail.stop(flush_s=1.0)
-                # The stop message is kept; it goes out with the next start if not now.
-                try:
-                    async with engine.begin() as conn:
-                        await store.keep(conn, activity("stop", cfg.source_id))
-                except Exception as exc:  # noqa: BLE001 - stopping anyway
-                    log.warning("application stop not recorded", extra={"error": repr(exc)})
-                if sender is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(
-                            Delivery(store, sender, cfg, hostname).flush(), timeout=3)
-                    await sender.close()
+            await service.until_stopped()
     finally:
         await engine.dispose()
         log.info("audit stopped")
-    if failed:
-        raise ServiceFailed(failed)

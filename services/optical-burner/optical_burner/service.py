@@ -1,6 +1,7 @@
 """The optical-burner service.
 
-``run`` wires: the publisher; the volume store and the optical archive; its STORE queue
+``run`` wires, on the shared skeleton (``dicomvault.service.Service``: publisher, audit trail,
+consumers, HTTP, stop order): the volume store and the optical archive; its STORE queue
 (``<archive id>``) and RETRIEVE queue (``<archive id>-retrieve``) on the jobs engine, their
 unfinished jobs adopted from the catalogue (and studies an earlier version left in
 ``pending.json`` turned into STORE jobs); consumers of the studies topic (StudyStable,
@@ -17,12 +18,9 @@ import contextlib
 import logging
 from datetime import datetime
 
-from dicomvault.audit.activity import start_application, stop_application
-from dicomvault.audit.http import AuthFailures
-from dicomvault.auth import TokenVerifier
-from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.bus import Publisher
 from dicomvault.jobs import JobQueue, adopt_all, catalogue_lookup
-from dicomvault.lifecycle import HttpServer
+from dicomvault.service import Service
 from dicomvault.store import CacheStore, open_cache
 from optical_burner import metrics
 from optical_burner.api import build_app
@@ -98,68 +96,42 @@ async def run_sweeps(arc: OpticalArchive, queues: Queues, interval_s: float,
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
-
 async def run(settings: OpticalSettings, stop: asyncio.Event) -> None:
     bus, oc = settings.bus, settings.optical
-    await ensure_topics(bus)
     cache = open_cache(settings.cache)
     catalogue = CatalogueClient(oc.catalogue_url, client=settings.client)
     store = VolumeStore(oc.volume_store)
-    async with Publisher(bus, client_id=oc.client_id) as publisher:
-        trail = await start_application(publisher, bus.topics.audit, "optical-burner",
-                                        on_drop=metrics.AUDIT_DROPPED.inc)
-        arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(publisher),
+    async with Service(OWNER, settings, stop, client_id=oc.client_id,
+                       audit_dropped=metrics.AUDIT_DROPPED.inc) as service:
+        service.on_close(catalogue.close)
+        arc = OpticalArchive(oc, store, cache, catalogue, publisher_emit(service.publisher),
                              Topics(studies=bus.topics.studies, volumes=bus.topics.volumes,
                                     instances=bus.topics.instances))
         withdrawals = MediaWithdrawals(arc)
-        queues = build_queues(settings, arc, cache, publisher, withdrawals)
+        service.on_close(withdrawals.drain)  # after the queues ended, before the catalogue
+        queues = build_queues(settings, arc, cache, service.publisher, withdrawals)
         for q in queues:  # a retried job this process no longer holds runs again
             q.lookup = catalogue_lookup(catalogue, q.kind)
         # Adopt before consuming, so a redelivered trigger finds its job already there.
-        adoption = asyncio.create_task(adopt_all(list(queues), catalogue,
-                                                 oc.adopt_retry_s, stop))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
+        adoption = await service.first(
+            adopt_all(list(queues), catalogue, oc.adopt_retry_s, stop), "adoption")
         await migrate_pending(store, queues.store, oc.archive_id)
         stale = StaleRequests(arc, queues.retrieve, catalogue, adopted=lambda: (
             adoption.done() and not adoption.cancelled() and adoption.exception() is None),
             grace_s=oc.stale_request_grace_s)
         policies = Policies(arc, queues, oc.recall_tier_order)
-        loops = [
-            ConsumerLoop(bus, group_id=f"{oc.client_id}.studies", topics=[bus.topics.studies],
-                         handler=policies.studies, dlq=publisher, client_id=oc.client_id),
-            ConsumerLoop(bus, group_id=f"{oc.client_id}.commands",
-                         topics=[bus.topics.job_commands], handler=policies.commands,
-                         dlq=publisher, client_id=oc.client_id),
-        ]
-
-        def ready() -> str | None:
-            waiting = [lp for lp in loops if not lp.ready.is_set()]
-            return "consumers not assigned to partitions yet" if waiting else None
-
-        verifier = TokenVerifier(settings.auth)
-        verifier.announce("optical-burner REST API (/api/v1 GET: read scope; close, burn, "
-                          "release, delete volume and retrieve: admin scope)")
-        server = HttpServer.for_app(AuthFailures(build_app(arc, ready, cache, verifier, queues),
-                                                 trail), settings.http)
-        tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in queues]
-        tasks += [asyncio.create_task(lp.run(), name="consumer") for lp in loops]
-        tasks += [asyncio.create_task(run_sweeps(arc, queues, oc.sweep_s, stop, stale),
-                                      name="sweep"),
-                  asyncio.create_task(metrics.QUEUES.watch_depths(queues, stop), name="depths"),
-                  asyncio.create_task(server.serve(), name="http")]
+        service.consume(f"{oc.client_id}.studies", [bus.topics.studies], policies.studies)
+        service.consume(f"{oc.client_id}.commands", [bus.topics.job_commands],
+                        policies.commands)
+        verifier = service.tokens("optical-burner REST API (/api/v1 GET: read scope; close, "
+                                  "burn, release, delete volume and retrieve: admin scope)")
+        service.serve_http(build_app(arc, service.ready, cache, verifier, queues))
+        for q in queues:
+            service.spawn(q.run(stop), f"queue-{q.name}")
+        service.spawn(run_sweeps(arc, queues, oc.sweep_s, stop, stale), "sweep")
+        service.spawn(metrics.QUEUES.watch_depths(queues, stop), "depths")
         log.info("optical-burner started", extra={"archive": oc.archive_id,
                                                   "volume_store": str(oc.volume_store),
                                                   "queues": [q.name for q in queues],
                                                   "port": settings.http.port})
-        try:
-            await stop.wait()
-        finally:
-            for lp in loops:
-                lp.stop()
-            server.should_exit = True
-            adoption.cancel()
-            await asyncio.gather(*tasks, adoption, return_exceptions=True)
-            await withdrawals.drain()
-            await catalogue.close()
-            await stop_application(trail)
+        await service.until_stopped()

@@ -12,13 +12,10 @@ import asyncio
 import contextlib
 import logging
 
-from dicomvault.audit.activity import start_application, stop_application
-from dicomvault.audit.http import AuthFailures
-from dicomvault.auth import TokenVerifier
-from dicomvault.bus import ConsumerLoop, Publisher, ensure_topics
+from dicomvault.bus import Publisher
 from dicomvault.jobs import JobQueue, catalogue_lookup
 from dicomvault.jobs import adopt_all as adopt_jobs
-from dicomvault.lifecycle import HttpServer
+from dicomvault.service import Service
 from dicomvault.store import open_cache
 from stow_exporter import metrics
 from stow_exporter.api import build_app
@@ -57,6 +54,14 @@ async def adopt_all(hosted: list[Hosted], catalogue: CatalogueClient, retry_s: f
 
     await adopt_jobs([h.queue.jobs for h in owners.values()], catalogue, retry_s, stop,
                      adopted=views)
+
+
+async def close_senders(hosted: list[Hosted]) -> None:
+    """Close every exporter's sender (its HTTP client or association); a failure to close one
+    does not keep the others open."""
+    for h in hosted:
+        with contextlib.suppress(Exception):
+            await h.sender.close()
 
 
 def make_sender(exporter: Exporter, settings: ExporterSettings) -> Sender:
@@ -98,58 +103,36 @@ async def run(settings: ExporterSettings, stop: asyncio.Event, *,
               clock: Clock = local_now, exporters: list[Exporter] | None = None) -> None:
     bus, es = settings.bus, settings.exporter
     exporters = exporters if exporters is not None else load_exporters(es.spec_file)
-    await ensure_topics(bus)
     catalogue = CatalogueClient(es.catalogue_url, es.catalogue_timeout_s, client=settings.client)
-    async with Publisher(bus, client_id=es.client_id) as publisher:
-        trail = await start_application(publisher, bus.topics.audit, "stow-exporter",
-                                        on_drop=metrics.AUDIT_DROPPED.inc)
-        hosted = build_hosted(settings, exporters, publisher, catalogue, clock)
+    async with Service("stow-exporter", settings, stop, client_id=es.client_id,
+                       audit_dropped=metrics.AUDIT_DROPPED.inc) as service:
+        service.on_close(catalogue.close)
+        hosted = build_hosted(settings, exporters, service.publisher, catalogue, clock)
+        service.on_close(lambda: close_senders(hosted))
         # Adopt unfinished jobs before consuming, so a redelivered trigger finds its job.
-        adoption = asyncio.create_task(adopt_all(hosted, catalogue, es.adopt_retry_s,
-                                                 stop), name="adoption")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(adoption), timeout=30)
+        await service.first(adopt_all(hosted, catalogue, es.adopt_retry_s, stop), "adoption")
 
         def on_record(type_: str, outcome: str) -> None:
             if outcome != "applied":
                 metrics.CONSUMED.labels(type_, outcome).inc()
 
-        loops = [ConsumerLoop(bus, group_id=group_id(h.exporter), topics=[bus.topics.studies],
-                              handler=Policy(h), dlq=publisher,
-                              client_id=f"{es.client_id}-{h.id}", on_record=on_record)
-                 for h in hosted]
-        loops.append(ConsumerLoop(bus, group_id=f"{es.client_id}.commands.{_host_key(hosted)}",
-                                  topics=[bus.topics.job_commands], handler=Commands(hosted),
-                                  dlq=publisher, client_id=f"{es.client_id}-commands"))
+        for h in hosted:
+            service.consume(group_id(h.exporter), [bus.topics.studies], Policy(h),
+                            client_id=f"{es.client_id}-{h.id}", name=h.id, on_record=on_record)
+        service.consume(f"{es.client_id}.commands.{_host_key(hosted)}",
+                        [bus.topics.job_commands], Commands(hosted),
+                        client_id=f"{es.client_id}-commands", name="job-commands")
 
         def ready() -> str | None:
-            waiting = [h.id for h, lp in zip(hosted, loops, strict=False) if not lp.ready.is_set()]
-            if not loops[-1].ready.is_set():
-                waiting.append("job-commands")
+            waiting = service.waiting()
             return f"consumers not assigned yet: {', '.join(waiting)}" if waiting else None
 
-        verifier = TokenVerifier(settings.auth)
-        verifier.announce("stow-exporter REST API (/api/v1 GET: read scope; POST "
-                          "/api/v1/exports: admin scope)")
-        server = HttpServer.for_app(AuthFailures(build_app(hosted, ready, verifier), trail),
-                                    settings.http)
-        tasks = [asyncio.create_task(h.queue.run(stop), name=f"queue-{h.id}")
-                 for h in hosted if h.queue is not None]
-        tasks += [asyncio.create_task(lp.run(), name=f"consumer-{i}")
-                  for i, lp in enumerate(loops)]
-        http = asyncio.create_task(server.serve(), name="http")
+        verifier = service.tokens("stow-exporter REST API (/api/v1 GET: read scope; POST "
+                                  "/api/v1/exports: admin scope)")
+        service.serve_http(build_app(hosted, ready, verifier))
+        for h in hosted:
+            if h.queue is not None:
+                service.spawn(h.queue.run(stop), f"queue-{h.id}")
         log.info("stow-exporter started", extra={
             "exporters": [h.id for h in hosted], "port": settings.http.port})
-        try:
-            await stop.wait()
-        finally:
-            for lp in loops:
-                lp.stop()
-            server.should_exit = True
-            adoption.cancel()
-            await asyncio.gather(*tasks, http, adoption, return_exceptions=True)
-            for h in hosted:
-                with contextlib.suppress(Exception):
-                    await h.sender.close()
-            await catalogue.close()
-            await stop_application(trail)
+        await service.until_stopped()
