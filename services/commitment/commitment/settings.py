@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.auth import AuthSettings
 from dicomvault.jobs import RetryPolicy
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    CacheSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import WorkerSettings
+from dicomvault.settings import HttpSettings
 
 
 class Permissions(BaseModel):
@@ -82,19 +74,10 @@ class CommitmentSection(BaseModel):
     recent: int = Field(500, ge=10, description="Transactions kept for GET /api/v1/commitments.")
 
 
-class CommitmentSettings(BaseSettings):
-    model_config = SETTINGS_CONFIG
+class CommitmentSettings(WorkerSettings):
+    """The shared sections, HTTP on port 8085, and ``commitment``. Bearer tokens (``auth``):
+    GET /api/v1/commitments needs the read scope; POST /api/v1/commitments (a commitment
+    request) the admin scope."""
 
-    bus: BusSettings = Field(default_factory=BusSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8085))
-    cache: CacheSettings = Field(default_factory=CacheSettings)
     commitment: CommitmentSection = Field(default_factory=CommitmentSection)
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings,
-        description=(
-            "Bearer tokens (JWT) on this service's REST API: GET /api/v1/commitments needs the "
-            "read scope; POST /api/v1/commitments (a commitment request) the admin scope. "
-            "/metrics, /healthz and /readyz stay open."),
-    )

@@ -6,17 +6,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.auth import AuthSettings
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    CacheSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import WorkerSettings
 
 
 class DuplicatePolicy(StrEnum):
@@ -199,33 +190,20 @@ class HttpsSection(BaseModel):
         None, description="Deprecated: use http.key_password_file.")
 
 
-class GatewaySettings(BaseSettings):
-    """Everything the gateway reads from ``DICOMVAULT_*``."""
+class GatewaySettings(WorkerSettings):
+    """Everything the gateway reads from ``DICOMVAULT_*``: the shared sections (``http``:
+    /metrics, /healthz, /readyz and /dicomweb on the default port 8080; ``cache``: the tier it
+    writes to; ``auth``: bearer tokens on /dicomweb), ``gateway``, ``dicomweb``, ``viewer``
+    and the deprecated ``https``."""
 
-    model_config = SETTINGS_CONFIG
-
-    bus: BusSettings = Field(default_factory=BusSettings, description="Broker and topics.")
-    log: LogSettings = Field(default_factory=LogSettings, description="Structured logging.")
-    http: HttpSettings = Field(
-        default_factory=HttpSettings,
-        description="/metrics, /healthz, /readyz and /dicomweb; default port 8080; HTTPS with "
-        "cert_file and key_file.",
-    )
-    cache: CacheSettings = Field(
-        default_factory=CacheSettings, description="The cache tier the gateway writes to."
-    )
     gateway: GatewaySection = Field(
         default_factory=GatewaySection, description="DIMSE listener and its policies."
     )
     dicomweb: DicomWebSection = Field(
         default_factory=DicomWebSection, description="DICOMweb under /dicomweb."
     )
-    auth: AuthSettings = Field(
-        default_factory=AuthSettings, description="Bearer tokens (JWT) on /dicomweb."
-    )
     viewer: ViewerSection = Field(
         default_factory=ViewerSection, description="The OHIF viewer at /viewer.")
     https: HttpsSection = Field(
         default_factory=HttpsSection, description="Deprecated: TLS settings moved to http."
     )
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")

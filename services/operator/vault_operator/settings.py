@@ -8,15 +8,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings
 
-from dicomvault.settings import (
-    SETTINGS_CONFIG,
-    BusSettings,
-    ClientSettings,
-    HttpSettings,
-    LogSettings,
-)
+from dicomvault.service import ServiceSettings
+from dicomvault.settings import ClientSettings, HttpSettings
 
 
 class OperatorSection(BaseModel):
@@ -82,11 +76,14 @@ class OperatorSection(BaseModel):
     request_timeout_s: float = Field(15.0, gt=0, description="Timeout of Kubernetes/catalogue calls.")
 
 
-class OperatorSettings(BaseSettings):
-    model_config = SETTINGS_CONFIG
+class OperatorSettings(ServiceSettings):
+    """The shared sections, HTTP on port 8086, ``client`` (its queue-count calls to the
+    catalogue) and ``operator``. Its HTTP port serves only /metrics, /healthz and /readyz,
+    which stay open: it has no /api/v1, so ``auth`` is there (from the base) but checks
+    nothing."""
 
-    bus: BusSettings = Field(default_factory=BusSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8086))
     operator: OperatorSection = Field(default_factory=OperatorSection)
-    client: ClientSettings = Field(default_factory=ClientSettings, description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
+    client: ClientSettings = Field(
+        default_factory=ClientSettings,
+        description="Calls to the catalogue: CA bundle (HTTPS) and bearer token file.")
