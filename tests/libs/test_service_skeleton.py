@@ -76,3 +76,20 @@ async def test_a_part_ending_on_its_own_fails_the_service_and_all_still_stops(
             await service.until_stopped()
     # The other parts were stopped and what the service closes was closed.
     assert stop.is_set() and said == ["part ended", "closed"]
+
+
+async def test_parts_that_end_at_the_stop_do_not_fail_the_service(
+        bus_settings: BusSettings) -> None:
+    stop = asyncio.Event()
+
+    async def part() -> None:  # a queue: it returns once stop is set
+        await stop.wait()
+
+    async with Service("skeleton-test", settings_on(bus_settings), stop,
+                       client_id="skeleton-test", fail_on_early_end=True) as service:
+        for i in range(3):
+            service.spawn(part(), f"part-{i}")
+        asyncio.get_running_loop().call_soon(stop.set)
+        # The parts end on the stop, maybe before the skeleton sees it: that is no failure.
+        await service.until_stopped()
+    assert stop.is_set()

@@ -173,6 +173,8 @@ class Service:
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
+        if self.stop.is_set():  # a task that watches ``stop`` may end before ``stopped`` does
+            return
         for task in done:
             if task is stopped:
                 continue
