@@ -6,6 +6,7 @@ inherit it). /metrics, /healthz and /readyz stay open."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -39,13 +40,15 @@ class CommitmentRequest(BaseModel):
         "subject is recorded instead (audit: the caller cannot name someone else).")
 
 
-def build_app(service: Commitment, verifier: TokenVerifier | None = None) -> FastAPI:
-    """Without a ``verifier`` nothing needs a token (tests that build the app directly)."""
+def build_app(service: Commitment, not_ready: Callable[[], str],
+              verifier: TokenVerifier | None = None) -> FastAPI:
+    """``not_ready()``: why /readyz fails ("" when ready). Without a ``verifier`` nothing
+    needs a token (tests that build the app directly)."""
     app = FastAPI(title="DICOM Vault commitment", docs_url=None, redoc_url=None)
     (verifier or TokenVerifier(AuthSettings(enabled=False))).guard_api(app)
     app.mount("/metrics/", metrics_app(REGISTRY))
 
-    app.include_router(health_router(REGISTRY, service.not_ready))
+    app.include_router(health_router(REGISTRY, not_ready))
 
     @app.get("/api/v1/commitments")
     async def list_commitments(role: str | None = Query(None, pattern="^(scp|scu)$"),

@@ -1,4 +1,6 @@
-"""The commitment service: DIMSE listener, two job queues, the bus consumer and the REST API.
+"""The commitment service: DIMSE listener, two job queues, the bus consumer and the REST API,
+on the shared skeleton (``dicomvault.service.Service``: publisher, audit trail, consumer, HTTP,
+stop order); the DIMSE listener starts before the consumer and stops after every task ended.
 
 Consumes: CommitmentRequestReceived (studies topic: a modality asked on the gateway's DIMSE
 port) → COMMIT_SCP jobs; CommitmentRequested (studies topic) → COMMIT_SCU jobs; JobCommandIssued
@@ -22,17 +24,14 @@ from commitment.scp import ScpJobs
 from commitment.scu import QUEUE as SCU_QUEUE
 from commitment.scu import SOURCE, ScuJobs
 from commitment.settings import CommitmentSection, CommitmentSettings
-from dicomvault.audit.activity import start_application, stop_application
-from dicomvault.audit.http import AuthFailures
-from dicomvault.auth import TokenVerifier
-from dicomvault.bus import ConsumerLoop, PermanentError, Publisher, PublishError
+from dicomvault.bus import PermanentError, Publisher, PublishError
 from dicomvault.dicom.bridge import Bridge
 from dicomvault.events import Event, deterministic_id
 from dicomvault.events.v1 import commitment_pb2 as cpb
 from dicomvault.events.v1 import jobs_pb2 as jb
 from dicomvault.jobs import Job, JobQueue, adopt_from_catalogue, catalogue_lookup
-from dicomvault.lifecycle import HttpServer
 from dicomvault.retry import backoff
+from dicomvault.service import Service
 from dicomvault.store import InvalidUID, open_cache, validate_uid
 
 log = logging.getLogger(__name__)
@@ -62,8 +61,6 @@ class Commitment:
                                   retry=cfg.request_retry,
                                   lookup=catalogue_lookup(self.catalogue, "COMMIT_SCU"), **common)
         self.queues = [self.scp.queue, self.scu.queue]
-        self.listener: Listener | None = None
-        self.consumer: ConsumerLoop | None = None
         self.adopted = False
 
     # --- bus side -------------------------------------------------------------------------
@@ -151,12 +148,6 @@ class Commitment:
         return [{"queue": q.name, "kind": q.kind, "state": q.state.value, "reason": q.reason,
                  "counts": q.counts()} for q in self.queues]
 
-    def not_ready(self) -> str:
-        if self.listener is None or self.listener.server is None:
-            return "DIMSE listener not started"
-        if self.consumer is None or not self.consumer.ready.is_set():
-            return "bus consumer not assigned (broker unreachable?)"
-        return ""
 
 
 def warn_deprecated_table(cfg: CommitmentSection) -> None:
@@ -174,48 +165,35 @@ def warn_deprecated_table(cfg: CommitmentSection) -> None:
 
 
 async def run(settings: CommitmentSettings, stop: asyncio.Event) -> None:
-    topics = settings.bus.topics
-    async with Publisher(settings.bus, "commitment") as publisher:
-        trail = await start_application(publisher, topics.audit, "commitment",
-                                        on_drop=metrics.AUDIT_DROPPED.inc)
-        service = Commitment(settings, publisher)
-        bridge = Bridge(asyncio.get_running_loop(), settings.commitment.dimse_timeout_s)
-        service.listener = Listener(settings.commitment, bridge, requests=service.scp,
-                                    reports=service.scu)
-        warn_deprecated_table(settings.commitment)
-        port = await asyncio.to_thread(service.listener.start)
-        log.info("DIMSE listener started", extra={"ae_title": settings.commitment.ae_title,
-                                                  "port": port})
-        service.consumer = ConsumerLoop(
-            settings.bus, group_id="commitment", topics=[topics.studies, topics.job_commands],
-            handler=service.policy, dlq=publisher, client_id="commitment")
-        verifier = TokenVerifier(settings.auth)
-        verifier.announce("commitment REST API (/api/v1 GET: read scope; POST "
-                          "/api/v1/commitments: admin scope)")
-        server = HttpServer.for_app(AuthFailures(build_app(service, verifier), trail),
-                                    settings.http)
-        tasks = [asyncio.create_task(q.run(stop), name=f"queue-{q.name}") for q in service.queues]
-        tasks += [asyncio.create_task(service.consumer.run(), name="consumer"),
-                  asyncio.create_task(server.serve(), name="http"),
-                  asyncio.create_task(service.adopt(stop), name="adopt")]
-        try:
-            # Until stopped; a part that dies (the HTTP port taken, …) takes the service down.
-            pending = {asyncio.create_task(stop.wait()), *tasks}
-            while not stop.is_set():
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if stop.is_set():
-                    break
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        raise task.exception()
-                    if task.get_name() in ("http", "consumer") or task.get_name().startswith(
-                            "queue-"):
-                        raise RuntimeError(f"{task.get_name()} stopped on its own")
-        finally:
-            stop.set()
-            service.consumer.stop()
-            server.should_exit = True
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(service.listener.stop)
-            await service.catalogue.close()
-            await stop_application(trail)
+    cfg, topics = settings.commitment, settings.bus.topics
+    # Until stopped; a part that ends on its own (the HTTP port taken, …) ends the service.
+    async with Service("commitment", settings, stop, client_id="commitment",
+                       audit_dropped=metrics.AUDIT_DROPPED.inc,
+                       fail_on_early_end=True) as service:
+        commitment = Commitment(settings, service.publisher)
+        service.on_close(commitment.catalogue.close)
+        bridge = Bridge(asyncio.get_running_loop(), cfg.dimse_timeout_s)
+        listener = Listener(cfg, bridge, requests=commitment.scp, reports=commitment.scu)
+        warn_deprecated_table(cfg)
+        port = await asyncio.to_thread(listener.start)
+        # Stopped once every task has ended, before the catalogue client closes.
+        service.on_close(lambda: asyncio.to_thread(listener.stop))
+        log.info("DIMSE listener started", extra={"ae_title": cfg.ae_title, "port": port})
+        service.consume("commitment", [topics.studies, topics.job_commands], commitment.policy)
+
+        def not_ready() -> str:
+            if listener.server is None:
+                return "DIMSE listener not started"
+            if service.waiting():
+                return "bus consumer not assigned (broker unreachable?)"
+            return ""
+
+        verifier = service.tokens("commitment REST API (/api/v1 GET: read scope; POST "
+                                  "/api/v1/commitments: admin scope)")
+        service.serve_http(build_app(commitment, not_ready, verifier))
+        for queue in commitment.queues:
+            service.spawn(queue.run(stop), f"queue-{queue.name}")
+        # Adoption runs beside the consumer (not before it, as in the archivers): retried
+        # until the catalogue answers, cancelled at the stop.
+        await service.first(commitment.adopt(stop), "adopt", within_s=0)
+        await service.until_stopped()
