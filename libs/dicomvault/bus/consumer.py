@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -47,6 +47,7 @@ from aiokafka.errors import KafkaError
 from dicomvault.bus.publisher import Publisher
 from dicomvault.bus.topics import ensure_topics
 from dicomvault.events import EnvelopeError, Event
+from dicomvault.retry import backoff
 from dicomvault.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -105,15 +106,19 @@ class ConsumerLoop:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _backoff(self) -> Iterator[float]:
+        """The waits between tries: doubling from ``retry_backoff_s`` up to its max."""
+        return backoff(self._s.retry_backoff_s, self._s.retry_backoff_max_s)
+
     async def run(self) -> None:
-        backoff = self._s.retry_backoff_s
+        waits = self._backoff()  # between reconnections, for the loop's whole life
+        delay = next(waits)
         while not self._stopping.is_set():
             consumer = self._make_consumer()
             try:
                 await consumer.start()
                 consumer.subscribe(self._topics)
-                await self._consume(consumer)
-                backoff = self._s.retry_backoff_s
+                await self._consume(consumer)  # returns only once stopping
             except _Rejoin:
                 self.resets += 1
                 log.warning("broker reset detected: rejoining from the beginning",
@@ -123,12 +128,12 @@ class ConsumerLoop:
                     raise
                 log.warning("consumer call cancelled under us, reconnecting",
                             extra={"group": self._group_id})
-                await self._sleep(backoff)
+                await self._sleep(delay)
             except Exception as exc:  # noqa: BLE001 - only stop() ends the loop
                 log.warning("consumer error, reconnecting",
                             extra={"group": self._group_id, "error": repr(exc)[:300]})
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self._s.retry_backoff_max_s)
+                await self._sleep(delay)
+                delay = next(waits)
             finally:
                 self.ready.clear()
                 try:
@@ -254,8 +259,7 @@ class ConsumerLoop:
                     dead.add((tp, record.offset))
         if not events:
             return None
-        delay = self._s.retry_backoff_s
-        while True:
+        for delay in self._backoff():
             try:
                 await self._batch_handler(events)
                 break
@@ -274,7 +278,6 @@ class ConsumerLoop:
             if self._stopping.is_set():
                 raise _Rejoin()  # leave without committing; the records are redelivered
             await self._sleep(delay)
-            delay = min(delay * 2, self._s.retry_backoff_max_s)
         for event in events:
             self._on_record(event.type, "applied")
         return None
@@ -287,8 +290,7 @@ class ConsumerLoop:
             self._on_record("unknown", "dead_lettered")
             return
         attempt = 0
-        delay = self._s.retry_backoff_s
-        while True:
+        for delay in self._backoff():
             attempt += 1
             try:
                 await self._handler(event)
@@ -311,7 +313,6 @@ class ConsumerLoop:
             if self._stopping.is_set():
                 raise _Rejoin()  # leave without committing; the record is redelivered
             await self._sleep(delay)
-            delay = min(delay * 2, self._s.retry_backoff_max_s)
 
     async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
         """Copy the record to the DLQ with where it came from and why it failed."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from audit import metrics
 from audit.messages import to_xml
 from audit.settings import AuditSection
 from audit.store import Store
 from audit.syslog import SyslogSender, frame
+from dicomvault.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,12 @@ class Delivery:
                       success=k.record.outcome == 0, hostname=self.hostname,
                       app_name=cfg.app_name, msg_id=cfg.msg_id) for k in kept]
 
+    def _backoff(self) -> Iterator[float]:
+        """The waits while the receiver is unreachable: from retry_s doubling to retry_max_s."""
+        return backoff(self.cfg.retry_s, self.cfg.retry_max_s)
+
     async def run(self, stop: asyncio.Event) -> None:
-        delay = self.cfg.retry_s
+        waits = self._backoff()
         down_logged = False
         while not stop.is_set():
             try:
@@ -52,8 +58,7 @@ class Delivery:
                         log.warning("syslog receiver unreachable: audit messages are kept and "
                                     "sent when it is back", extra={"error": str(exc)[:300]})
                         down_logged = True
-                    await self._sleep(stop, delay)
-                    delay = min(delay * 2, self.cfg.retry_max_s)
+                    await self._sleep(stop, next(waits))
                     continue
                 await self.store.delivered([k.id for k in due])
                 metrics.SENT.inc(len(due))
@@ -61,7 +66,7 @@ class Delivery:
                 if down_logged:
                     log.info("syslog receiver reachable again")
                     down_logged = False
-                delay = self.cfg.retry_s
+                waits = self._backoff()  # reachable again: the next outage starts at retry_s
                 if len(due) == self.cfg.send_batch:
                     continue
             await self._sleep(stop, 0.25, self.wake)
