@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import timedelta
 
 from dicomvault.events import deterministic_id
 from dicomvault.events.v1 import optical_pb2 as op
+from dicomvault.retry import backoff
 from optical_burner import metrics
 from optical_burner.archive import OpticalArchive
 from optical_burner.errors import Conflict
@@ -94,7 +96,7 @@ def _state(vol: Volume, copies: int) -> VolumeState:
 async def _burn_copy(arc: OpticalArchive, vol: Volume, n: int) -> CopyEntry:
     cfg = arc.cfg.burner
     backend = arc.burner.name
-    delay = cfg.retry_backoff_s
+    waits = backoff(cfg.retry_backoff_s, math.inf)  # bounded by max_attempts, not by a cap
     entry = CopyEntry(number=n, backend=backend)
     for attempt in range(1, cfg.max_attempts + 1):
         result = await arc.burner.burn(vol.label, n, arc.image_of(vol), arc.volid(vol))
@@ -127,8 +129,7 @@ async def _burn_copy(arc: OpticalArchive, vol: Volume, n: int) -> CopyEntry:
             vol.label, deterministic_id("optical-burn-failed", arc.id, vol.label, str(n),
                                         now().isoformat()))
         if attempt < cfg.max_attempts:
-            await asyncio.sleep(delay)
-            delay *= 2
+            await asyncio.sleep(next(waits))
     return entry
 
 
