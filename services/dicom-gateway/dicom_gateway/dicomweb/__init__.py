@@ -1,5 +1,5 @@
 """DICOMweb on the gateway's HTTP port, under /dicomweb: STOW-RS (stow.py), QIDO-RS (qido.py),
-WADO-RS (wado.py; frames.py, bulkdata.py, rendered.py; pixels.py decodes), WADO-URI
+WADO-RS (wado.py; frames.py, bulkdata.py, rendered.py; instances.py finds and reads, pixels.py decodes), WADO-URI
 (wado_uri.py), multipart/related (multipart.py), DICOM JSON (dicomjson.py).
 
 STOW-RS parts go through the same ``Ingest`` as C-STORE (validation, duplicate policy,

@@ -19,7 +19,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from dicom_gateway.dicomweb import DicomWeb
+from dicom_gateway.dicomweb import DicomWeb, frames, instances
 from dicom_gateway.dicomweb.multipart import accept_list
 
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
@@ -90,7 +90,6 @@ def little_endian(value: bytes, vr: str, big_endian: bool) -> bytes:
 
 
 def routes(router: APIRouter, dw: DicomWeb, deps: list) -> None:
-    from dicom_gateway.dicomweb import frames, wado
     from dicom_gateway.dicomweb.multipart import closing, new_boundary, part_header
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag_path:path}",
@@ -100,9 +99,9 @@ def routes(router: APIRouter, dw: DicomWeb, deps: list) -> None:
         if tag_path.strip("/").upper() == "7FE00010":
             return await frames.answer(dw, request, study, series, sop, None)
         try:
-            loc = (await wado.locate(dw, study, series, sop))[0]
-            data = await wado.read(dw, loc)
-        except wado.Unavailable as exc:
+            loc = (await instances.locate(dw, study, series, sop))[0]
+            data = await instances.read(dw, loc)
+        except instances.Unavailable as exc:
             return exc.response
         if not any(m.type in ("*/*", "multipart/*") or (
                 m.type == "multipart/related"

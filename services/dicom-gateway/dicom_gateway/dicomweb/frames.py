@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from dicom_gateway import metrics
-from dicom_gateway.dicomweb import DicomWeb, pixels, wado
+from dicom_gateway.dicomweb import DicomWeb, instances, pixels
 from dicom_gateway.dicomweb.multipart import accept_list, closing, new_boundary, part_header
 from dicomvault.transcode import TranscodeError
 
@@ -56,9 +56,9 @@ async def answer(dw: DicomWeb, request: Request, study: str, series: str, sop: s
                  numbers: list[int] | None) -> Response:
     """The frames ``numbers`` (all when None) of one instance as multipart/related."""
     try:
-        loc = (await wado.locate(dw, study, series, sop))[0]
-        data = await wado.read(dw, loc)
-    except wado.Unavailable as exc:
+        loc = (await instances.locate(dw, study, series, sop))[0]
+        data = await instances.read(dw, loc)
+    except instances.Unavailable as exc:
         return exc.response
     out, media, ts = await asyncio.to_thread(_serve, data, numbers,
                                              request.headers.get("accept"))

@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydicom import dcmread
 
-from dicom_gateway.dicomweb import DicomWeb, pixels, render, wado
+from dicom_gateway.dicomweb import DicomWeb, instances, pixels, render
 from dicom_gateway.dicomweb.multipart import accept_list, closing, new_boundary, part_header
 from dicomvault.query import InstanceLocation
 
@@ -64,7 +64,7 @@ def draw(data: bytes, frames: list[int], opts: render.Options) -> list[bytes]:
 
 async def _drawn(dw: DicomWeb, loc: InstanceLocation, frames: list[int],
                  opts: render.Options) -> list[bytes]:
-    data = await wado.read(dw, loc)
+    data = await instances.read(dw, loc)
     try:
         return await asyncio.to_thread(draw, data, frames, opts)
     except IndexError as exc:
@@ -85,13 +85,13 @@ async def one(dw: DicomWeb, request: Request, study: str, series: str, sop: str,
               frames: list[int] | None, thumbnail: bool) -> Response:
     opts = options(request, thumbnail)
     try:
-        found = await wado.locate(dw, study, series, sop)
+        found = await instances.locate(dw, study, series, sop)
         if thumbnail and not sop:
             first_series = [loc for loc in found
                             if loc.series_instance_uid == found[0].series_instance_uid]
             found = [first_series[len(first_series) // 2]]
         images = await _drawn(dw, found[0], frames or [1], opts)
-    except wado.Unavailable as exc:
+    except instances.Unavailable as exc:
         return exc.response
     if len(images) == 1:
         return Response(images[0], media_type=opts.media_type)
@@ -103,12 +103,12 @@ async def every(dw: DicomWeb, request: Request, study: str, series: str) -> Resp
     opts = options(request, False)
     images = []
     try:
-        for loc in await wado.locate(dw, study, series):
+        for loc in await instances.locate(dw, study, series):
             try:
                 images += await _drawn(dw, loc, [1], opts)
             except HTTPException:
                 continue  # no pixels (SR, KOS…): not part of the rendered series
-    except wado.Unavailable as exc:
+    except instances.Unavailable as exc:
         return exc.response
     if not images:
         raise HTTPException(406, "nothing in this study or series can be rendered")
