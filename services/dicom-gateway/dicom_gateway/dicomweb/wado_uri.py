@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicom_gateway.dicomweb import DicomWeb, render, rendered, wado
+from dicom_gateway.dicomweb import DicomWeb, instances, render, rendered, wado
 
 DICOM = "application/dicom"
 UNSUPPORTED = ("anonymize", "annotation", "region", "presentationUID",
@@ -83,9 +83,9 @@ async def answer(dw: DicomWeb, request: Request) -> Response:
              for t in (params.get("contentType") or "").split(",") if t.strip()]
     frame = _int(params, "frameNumber", 1, 2**31 - 1)
     try:
-        loc = (await wado.locate(dw, *uids))[0]
-        data = await wado.read(dw, loc)
-    except wado.Unavailable as exc:
+        loc = (await instances.locate(dw, *uids))[0]
+        data = await instances.read(dw, loc)
+    except instances.Unavailable as exc:
         return exc.response
     if not asked:
         asked = [render.JPEG if await asyncio.to_thread(_has_pixels, data) else DICOM]
