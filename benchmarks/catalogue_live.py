@@ -81,7 +81,8 @@ def _parse(text: str):
 
 
 async def run(backend: str, url: str, broker: EmbeddedBroker, bus: BusSettings, work: Path,
-              rate: float, seconds: float, linger_ms: int, fetch_wait_ms: int) -> Live:
+              rate: float, seconds: float, linger_ms: int, fetch_wait_ms: int,
+              fetch_min_bytes: int = 1) -> Live:
     port = free_port()
     group = f"live-{backend}-{linger_ms}-{uuid.uuid4().hex[:6]}"
     env = catalogue_env(bus, url, port, DICOMVAULT_CATALOGUE__GROUP_ID=group,
@@ -89,6 +90,7 @@ async def run(backend: str, url: str, broker: EmbeddedBroker, bus: BusSettings, 
                         DICOMVAULT_CATALOGUE__STABLE_AFTER_S="3600",
                         DICOMVAULT_CATALOGUE__BATCH_LINGER_MS=str(linger_ms),
                         DICOMVAULT_CATALOGUE__FETCH_MAX_WAIT_MS=str(fetch_wait_ms),
+                        DICOMVAULT_CATALOGUE__FETCH_MIN_BYTES=str(fetch_min_bytes),
                         DICOMVAULT_LOG__LEVEL="WARNING")
     proc = ServiceProcess("catalogue", env, work, ready_url=f"http://127.0.0.1:{port}/readyz")
     count = Counter(url)
@@ -138,12 +140,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{work / f'catalogue-{suffix}.db'}"
                     results.append(await run(backend, url, broker, bus, work, args.rate,
-                                             args.seconds, linger, args.fetch_wait))
+                                             args.seconds, linger, args.fetch_wait,
+                                             args.fetch_min_bytes))
                 else:
                     name, url = await create_pg()
                     try:
                         results.append(await run(backend, url, broker, bus, work, args.rate,
-                                                 args.seconds, linger, args.fetch_wait))
+                                                 args.seconds, linger, args.fetch_wait,
+                                             args.fetch_min_bytes))
                     finally:
                         await drop_pg(name)
                 r = results[-1]
@@ -173,6 +177,8 @@ def main() -> None:
     ap.add_argument("--linger", type=int, nargs="+", default=[0, 50],
                     help="catalogue.batch_linger_ms values to compare")
     ap.add_argument("--fetch-wait", type=int, default=50, help="catalogue.fetch_max_wait_ms")
+    ap.add_argument("--fetch-min-bytes", type=int, default=1,
+                    help="catalogue.fetch_min_bytes")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                     choices=["sqlite", "postgresql"])
     asyncio.run(main_async(ap.parse_args()))

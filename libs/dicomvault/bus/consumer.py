@@ -13,6 +13,11 @@ exception makes the loop fall back to the per-record ``handler`` for the same re
 bad record never blocks a batch forever and the failure rules below hold record by record,
 exactly as without batching.
 
+``fetch_min_bytes`` / ``fetch_max_wait_ms``: the broker answers a fetch once that many bytes
+are there or that long passed. With Kafka's default of 1 byte every record of a steady trickle
+is a fetch of its own, which the embedded broker pays for on every partition the consumer
+holds; a few KiB make it gather the trickle (measured in docs/scaling.md).
+
 ``batch_linger_ms``: when a fetch brings only a few records (fewer than ``max_records`` / 16),
 keep fetching for up to this long, or until that many arrived, before applying: a steady
 trickle (one record per fetch under live ingest) still becomes batches, and the
@@ -84,6 +89,7 @@ class ConsumerLoop:
         batch_handler: BatchHandler | None = None,
         max_records: int = 500,
         fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
         batch_linger_ms: int = 0,
     ) -> None:
         self._s = settings
@@ -93,6 +99,7 @@ class ConsumerLoop:
         self._batch_handler = batch_handler
         self._max_records = max_records
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
         self._linger_s = batch_linger_ms / 1000
         self.batch_fallbacks = 0  # batches re-run record by record, for tests and logs
         self._dlq = dlq
@@ -154,6 +161,7 @@ class ConsumerLoop:
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
             fetch_max_wait_ms=self._fetch_max_wait_ms,
+            fetch_min_bytes=self._fetch_min_bytes,
         )
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:

@@ -61,6 +61,7 @@ async def run(settings: CatalogueSettings, stop: asyncio.Event) -> None:
                 policy, on_record=metrics.on_record,
                 batch_handler=policy.batch if cs.batch_max_records > 1 else None,
                 max_records=cs.batch_max_records, fetch_max_wait_ms=cs.fetch_max_wait_ms,
+                fetch_min_bytes=cs.fetch_min_bytes,
                 batch_linger_ms=cs.batch_linger_ms)
             service.spawn(StableEmitter(settings, maker, service.publisher).run(stop),
                           "stable-emitter")

@@ -40,16 +40,25 @@ class CatalogueSection(BaseModel):
         "1 applies record by record.",
     )
     batch_linger_ms: int = Field(
-        50, ge=0, le=1000,
-        description="After a fetch smaller than `batch_max_records`, keep fetching this long "
-        "before applying, so live ingest (one fact per fetch) is applied in batches: fewer "
-        "commits and lookups per fact, that much more latency. Measured here at 300 facts/s "
-        "(benchmarks.catalogue_live, SQLite): 2.35 ms CPU/fact with 0, 1.37 with 20, 1.02 "
-        "with 50, 0.79 with 100. 0: apply each fetch at once.",
+        0, ge=0, le=1000,
+        description="After a fetch smaller than `batch_max_records` / 16, keep fetching this "
+        "long before applying (client-side gathering). Off by default: the broker gathers "
+        "(`fetch_min_bytes`), which costs it and the catalogue less. Measured here at 300 "
+        "facts/s with fetch_min_bytes 1 (benchmarks.catalogue_live, SQLite): 2.35 ms CPU/fact "
+        "with 0, 1.02 with 50, 0.79 with 100.",
+    )
+    fetch_min_bytes: int = Field(
+        16384, ge=1,
+        description="Bytes the broker gathers before it answers a fetch, unless "
+        "`fetch_max_wait_ms` passes first: under live ingest each fetch then brings a batch "
+        "(~16 facts) instead of one or two. Measured at 1,000 facts/s on the embedded broker: "
+        "broker CPU 0.62 -> 0.32 ms/fact, publish -> journal p95 79 -> 33 ms against 1 with a "
+        "50 ms client linger. 1: answer as soon as anything is there.",
     )
     fetch_max_wait_ms: int = Field(
         50, ge=0, le=500,
-        description="Longest the broker may hold an empty fetch. Measured on the embedded "
+        description="Longest the broker may hold a fetch that has less than `fetch_min_bytes`: "
+        "the catalogue's added latency under a trickle. Measured on the embedded "
         "broker: a fact published to an idle catalogue was fetched after ~115 ms (p50) with "
         "Kafka's default 500, ~7 ms with 50; lower costs idle fetch requests only.",
     )
