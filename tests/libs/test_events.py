@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
-from dicomvault.events import EnvelopeError, Event, deterministic_id
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dicomvault.events import ID_NAMESPACE, EnvelopeError, Event, deterministic_id
 from dicomvault.events.v1 import events_pb2 as ev
 
 
@@ -34,6 +38,15 @@ def test_unknown_type_and_garbage_payload_are_refused() -> None:
         Event.from_record(value, bad_type)
     with pytest.raises(EnvelopeError, match="undecodable"):
         Event.from_record(b"\xff\xff\xff", headers)
+
+
+@given(st.lists(st.text(), min_size=1, max_size=6))
+def test_deterministic_ids_are_the_uuid5_of_their_parts(parts: list[str]) -> None:
+    """Ids already in journals and on the broker must stay what they were: a fact re-emitted
+    by a newer version (reconciliation, an identical resend) is the same fact."""
+    assert deterministic_id(*parts) == str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+    assert deterministic_id("dicomvault.instance.stored.v1", "1.2/3.4/5.6", "ab") == \
+        "9887db8a-c8ee-51a7-986a-715580d6743b"
 
 
 def test_deterministic_ids_repeat() -> None:

@@ -13,6 +13,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from dicomvault.bus.partitioner import KeyPartitioner
 from dicomvault.bus.topics import ensure_topics
 from dicomvault.events import Event
 from dicomvault.retry import backoff
@@ -48,6 +49,7 @@ class Publisher:
             request_timeout_ms=int(self._settings.request_timeout_s * 1000),
             max_request_size=16 * 1024 * 1024,
             linger_ms=0,
+            partitioner=KeyPartitioner(),
         )
         await self._producer.start()
 

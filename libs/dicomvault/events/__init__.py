@@ -7,6 +7,7 @@ attributes (``ce_id``, ``ce_type``, ``ce_source``, ``ce_time``, ``ce_subject``,
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ TYPE_OF: dict[type[Message], str] = {cls: name for name, cls in TYPES.items()}
 
 # Deterministic ids (uuid5) live in this namespace.
 ID_NAMESPACE = uuid.UUID("6f1d7a4e-2f0b-4b8e-9d7c-3a1c2e5b9f10")
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 
 
 class EnvelopeError(ValueError):
@@ -73,8 +75,16 @@ def register(type_name: str, cls: type[Message]) -> None:
 
 
 def deterministic_id(*parts: str) -> str:
-    """An event id derived from its content, so that re-emitting a fact is idempotent."""
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+    """An event id derived from its content, so that re-emitting a fact is idempotent.
+
+    ``uuid.uuid5(ID_NAMESPACE, "\\x1f".join(parts))`` as text, computed without the two UUID
+    objects (a third of the cost; every C-STORE makes one)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode(),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class StoredObject:
 class FileStore:
     def __init__(self, root: Path, fsync: bool = True) -> None:
         self.root = Path(root).resolve()
+        self._root = str(self.root)
         self.fsync = fsync
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -43,11 +44,15 @@ class FileStore:
         """The file of ``key``. A key with an empty, ``.`` or ``..`` part, a leading ``/``, a
         backslash or a NUL cannot name a path outside the root, so none is resolved (the
         store never creates links; resolving cost several system calls per store)."""
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """``path(key)`` as text: the write path builds no Path objects."""
         if not key or key.startswith("/") or "\\" in key or "\x00" in key or any(
             part in ("", ".", "..") for part in key.split("/")
         ):
             raise StoreError(f"illegal key {key!r}")
-        return self.root / key
+        return f"{self._root}/{key}"
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -55,9 +60,10 @@ class FileStore:
     def put(self, key: str, data: bytes, sha256: str | None = None) -> StoredObject:
         """Write ``data`` under ``key`` atomically; the file is durable when this returns.
         ``sha256``: the caller's digest of ``data``, if it has one (not computed again)."""
-        target = self.path(key)
+        target = self._file(key)
+        folder = target.rpartition("/")[0]
         try:
-            tmp, fd = self._create_temp(target.parent)
+            tmp, fd = self._create_temp(folder)
             try:
                 try:
                     _write_all(fd, data)
@@ -73,7 +79,7 @@ class FileStore:
                     os.unlink(tmp)
                 raise
             if self.fsync:
-                dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+                dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
                 try:
                     os.fsync(dfd)
                 finally:
@@ -85,7 +91,7 @@ class FileStore:
         return StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
                             generation)
 
-    def _create_temp(self, folder: Path) -> tuple[str, int]:
+    def _create_temp(self, folder: str) -> tuple[str, int]:
         """A new temp file in ``folder`` (created with its parents when missing, or when a
         concurrent ``delete`` pruned it in between); (path, descriptor open for writing).
         Its name is unique to this process and thread: O_EXCL never meets another writer's."""
@@ -96,7 +102,7 @@ class FileStore:
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-                folder.mkdir(parents=True, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
         raise AssertionError("unreachable")
 
     def get(self, key: str) -> bytes:
@@ -112,7 +118,7 @@ class FileStore:
     def generation(self, key: str) -> str | None:
         """Inode and nanosecond mtime: every ``put`` renames a new file into place."""
         try:
-            return _generation(self.path(key).stat())
+            return _generation(os.stat(self._file(key)))
         except FileNotFoundError:
             return None
         except OSError as exc:

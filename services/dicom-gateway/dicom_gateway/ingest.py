@@ -218,7 +218,7 @@ class Ingest:
             async with asyncio.timeout(self.settings.gateway.store_timeout_s):
                 await self.publisher.publish(self.topic, prepared.event,
                                              key=prepared.event.subject)
-            metrics.STORE_PHASE.labels("publish").observe(time.perf_counter() - started)
+            metrics.PHASE["publish"].observe(time.perf_counter() - started)
         except (PublishError, TimeoutError) as exc:
             metrics.PUBLISH_FAILURES.labels(prepared.source).inc()
             return self._not_taken(prepared, PublishError(str(exc) or "publish timed out"))
@@ -270,7 +270,7 @@ class Ingest:
             self.bridge.call(
                 self.publisher.publish(self.topic, pending.event, key=pending.event.subject),
                 timeout_s=self.settings.gateway.store_timeout_s)
-            metrics.STORE_PHASE.labels("publish").observe(time.perf_counter() - started)
+            metrics.PHASE["publish"].observe(time.perf_counter() - started)
         except (PublishError, BridgeTimeout, RuntimeError) as exc:
             metrics.PUBLISH_FAILURES.labels(pending.source).inc()
             raise PublishError(str(exc)) from exc
@@ -346,7 +346,7 @@ class Ingest:
                               calling_ae=calling_ae, called_ae=called_ae, source=source,
                               received=received)
         msg.peer_address, msg.user_id, msg.association_id = who
-        metrics.STORE_PHASE.labels("checks").observe(time.perf_counter() - started)
+        metrics.PHASE["checks"].observe(time.perf_counter() - started)
         lock = self._locks[hash(key) % len(self._locks)]
         lock.acquire()
         try:
@@ -399,7 +399,7 @@ class Ingest:
         started = time.perf_counter()
         try:
             written = self.store.put(key, part10, msg.sha256)
-            metrics.STORE_PHASE.labels("write").observe(time.perf_counter() - started)
+            metrics.PHASE["write"].observe(time.perf_counter() - started)
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")

@@ -209,7 +209,7 @@ class StorageAssociation(asyncio.Protocol):
             raise pdu.ProtocolError("a dataset fragment without its command")
         self._dataset.append(bytes(fragment))
         if last:
-            metrics.STORE_PHASE.labels("receive").observe(
+            metrics.PHASE["receive"].observe(
                 time.perf_counter() - self._first_fragment)
             cmd_cx, command = self._pending_cmd
             self._enqueue(Message(cmd_cx, command, b"".join(self._dataset)))
