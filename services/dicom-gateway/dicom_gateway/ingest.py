@@ -42,7 +42,14 @@ from dicomvault.bus import Publisher, PublishError
 from dicomvault.dicom.bridge import Bridge, BridgeTimeout
 from dicomvault.events import Event, deterministic_id, types
 from dicomvault.events.v1 import events_pb2 as ev
-from dicomvault.store import CacheStore, InvalidUID, StoreError, instance_key, validate_uid
+from dicomvault.store import (
+    CacheStore,
+    FileStore,
+    InvalidUID,
+    StoreError,
+    instance_key,
+    validate_uid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,10 @@ class Ingest:
         self.recall_aes = {ae.strip() for ae in settings.gateway.recall_aes if ae.strip()}
         self.max_inflated = settings.gateway.max_inflated_bytes
         self.space = FreeSpace(store, settings.gateway)
+        # C-STOREs on the loop may write there while no other is under way (see
+        # ``handle_async``); never to object storage, whose PUT takes a network round trip.
+        self.inline_writes = settings.gateway.inline_writes and isinstance(store, FileStore)
+        self._active = 0  # stores of this Ingest under way on its loop (write to ack)
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         """A STOW-RS part (from a worker thread): durable write, then the event."""
@@ -197,22 +208,41 @@ class Ingest:
 
     async def handle_async(self, rq: StoreRequest, executor: Executor | None = None) -> Outcome:
         """C-STORE on the node's loop (the storage fast path): the durable write on a thread of
-        ``executor``, then the event published from the loop itself."""
-        return await self._handle_async(self.prepare, rq, executor)
+        ``executor``, then the event published from the loop itself.
 
-    async def _handle_async(self, prepare: Callable[[Any], Outcome | Pending], rq: Any,
-                            executor: Executor | None) -> Outcome:
+        With ``inline_writes``, a store that finds no other store of this Ingest under way
+        writes on the loop itself: the two hand-overs to a thread and back cost more than the
+        write's own CPU (the fsync's wait is the same either way), and what else the worker's
+        loop serves meanwhile (other associations' reads, queries) waits for one write at
+        most; a second store arriving then goes to a thread. It never waits for a storage
+        key's lock on the loop: a held lock sends it to a thread like any other."""
+        return await self._handle_async(self.prepare, rq, executor, inline=self.inline_writes)
+
+    async def _handle_async(self, prepare: Callable[..., Outcome | Pending | None], rq: Any,
+                            executor: Executor | None, inline: bool = False) -> Outcome:
+        self._active += 1
+        try:
+            return await self._store_async(prepare, rq, executor,
+                                           inline and self._active == 1)
+        finally:
+            self._active -= 1
+
+    async def _store_async(self, prepare: Callable[..., Outcome | Pending | None], rq: Any,
+                           executor: Executor | None, inline: bool) -> Outcome:
         # Undoing runs on the loop (rare, small): never waiting for a thread of ``executor``
         # that may itself be waiting for this key's lock.
-        loop = asyncio.get_running_loop()
-        writing = loop.run_in_executor(executor, prepare, rq)
-        try:
-            prepared = await asyncio.shield(writing)
-        except asyncio.CancelledError:  # stopping: the write finishes, then is undone
-            writing.add_done_callback(self._abandon)
-            raise
+        prepared = prepare(rq, wait=False) if inline else None
+        if prepared is None:
+            loop = asyncio.get_running_loop()
+            writing = loop.run_in_executor(executor, prepare, rq)
+            try:
+                prepared = await asyncio.shield(writing)
+            except asyncio.CancelledError:  # stopping: the write finishes, then is undone
+                writing.add_done_callback(self._abandon)
+                raise
         if isinstance(prepared, Outcome):
             return prepared
+        assert prepared is not None  # a blocking prepare always decides
         try:
             started = time.perf_counter()
             async with asyncio.timeout(self.settings.gateway.store_timeout_s):
@@ -235,16 +265,17 @@ class Ingest:
         if not writing.cancelled() and isinstance(writing.result(), Pending):
             self._not_taken(writing.result(), None)
 
-    def prepare(self, rq: StoreRequest) -> Outcome | Pending:
+    def prepare(self, rq: StoreRequest, wait: bool = True) -> Outcome | Pending | None:
         """Validate and write durably: an Outcome when nothing is left to publish, else the
-        Pending event (the storage key's lock is held until it is finished)."""
+        Pending event (the storage key's lock is held until it is finished). ``wait=False``:
+        None, nothing written, when the storage key's lock is held by another store."""
         try:
-            return self._prepare(rq)
+            return self._prepare(rq, wait)
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("C-STORE failed unexpectedly")
             return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
 
-    def _prepare(self, rq: StoreRequest) -> Outcome | Pending:
+    def _prepare(self, rq: StoreRequest, wait: bool = True) -> Outcome | Pending | None:
         # 1. The request's own UIDs, then the dataset's framing and header.
         try:
             affected_class = validate_uid(rq.affected_sop_class_uid, "Affected SOP Class UID")
@@ -261,7 +292,8 @@ class Ingest:
         return self._ingest(part10, None, rq.transfer_syntax_uid, affected_class, affected_sop,
                             source="recall" if rq.calling_ae.strip() in self.recall_aes
                             else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
-                            received=rq.received, who=(rq.peer_address, "", rq.association_id))
+                            received=rq.received, who=(rq.peer_address, "", rq.association_id),
+                            wait=wait)
 
     def _publish_bridged(self, pending: Pending) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
@@ -312,7 +344,8 @@ class Ingest:
     def _ingest(self, part10: bytes, dataset: bytes | None, transfer_syntax: str,
                 affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
                 called_ae: str, received: float, study: str = "",
-                who: tuple[str, str, str] = ("", "", "")) -> Outcome:
+                who: tuple[str, str, str] = ("", "", ""),
+                wait: bool = True) -> Outcome | Pending | None:
         """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
         then write it durably and publish InstanceStored under the duplicate policy."""
         started = time.perf_counter()
@@ -348,7 +381,8 @@ class Ingest:
         msg.peer_address, msg.user_id, msg.association_id = who
         metrics.PHASE["checks"].observe(time.perf_counter() - started)
         lock = self._locks[hash(key) % len(self._locks)]
-        lock.acquire()
+        if not lock.acquire(blocking=wait):
+            return None  # another store holds the key's lock: the caller writes on a thread
         try:
             outcome = self._write(key, part10, msg, source, lock)
         except BaseException:

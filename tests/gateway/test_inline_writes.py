@@ -1,0 +1,84 @@
+"""A C-STORE on a DIMSE worker's loop may write its file there (``inline_writes``), but never
+waits on the loop for a storage key that another store holds: that store may itself be
+waiting for the loop (a pynetdicom association publishes through it)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydicom.uid import generate_uid
+from pynetdicom.dsutils import encode
+
+from dicom_gateway import file_meta
+from dicom_gateway import statuses as st
+from dicom_gateway.ingest import Ingest, StoreRequest
+from dicom_gateway.settings import GatewaySettings
+from dicomvault.bus import Publisher
+from dicomvault.dicom.bridge import Bridge
+from dicomvault.settings import BusSettings
+from dicomvault.store import FileStore, instance_key
+from tests.peers.datasets import ROOT, make_instance
+
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+def store_request() -> tuple[StoreRequest, str]:
+    ds = make_instance(study_uid=generate_uid(ROOT), series_uid=generate_uid(ROOT), size=16,
+                       modality="CT")
+    data = encode(ds, False, True)
+    sop_class, sop = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+    rq = StoreRequest(
+        affected_sop_class_uid=sop_class, affected_sop_instance_uid=sop,
+        transfer_syntax_uid=EXPLICIT_LE, dataset=data,
+        part10=lambda: file_meta.encode(sop_class, sop, EXPLICIT_LE) + data,
+        calling_ae="MODALITY", called_ae="DICOMVAULT", received=time.time())
+    return rq, instance_key(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), sop)
+
+
+async def test_a_held_storage_key_sends_the_store_to_a_thread(bus_settings: BusSettings,
+                                                              tmp_path: Path) -> None:
+    settings = GatewaySettings(cache={"root": tmp_path / "cache"}, bus=bus_settings)
+    assert settings.gateway.inline_writes  # the default
+    store = FileStore(tmp_path / "cache")
+    async with Publisher(bus_settings, "t") as publisher:
+        ingest = Ingest(settings, store, publisher, Bridge(asyncio.get_running_loop(), 5.0))
+        assert ingest.inline_writes
+        rq, key = store_request()
+        lock = ingest._locks[hash(key) % len(ingest._locks)]
+        lock.acquire()  # another store of this key is under way
+        released = threading.Timer(1.0, lock.release)  # even if the loop were stuck
+        released.start()
+        with ThreadPoolExecutor(2) as pool:
+            storing = asyncio.create_task(ingest.handle_async(rq, pool))
+            ticks = 0
+            started = time.monotonic()
+            while time.monotonic() - started < 0.8:
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks > 20, "the loop stood still while the key was held"
+            assert not storing.done()  # it waits for the key, on a thread
+            outcome = await asyncio.wait_for(storing, 10)
+        released.join()
+    assert outcome.status == st.SUCCESS
+    assert store.get(key) == rq.part10()
+
+
+async def test_inline_and_threaded_stores_write_the_same_file(bus_settings: BusSettings,
+                                                              tmp_path: Path) -> None:
+    rq, key = store_request()
+    written = []
+    for inline in (True, False):
+        settings = GatewaySettings(cache={"root": tmp_path / str(inline)}, bus=bus_settings,
+                                   gateway={"inline_writes": inline})
+        store = FileStore(tmp_path / str(inline))
+        async with Publisher(bus_settings, "t") as publisher:
+            ingest = Ingest(settings, store, publisher, Bridge(asyncio.get_running_loop(), 5.0))
+            with ThreadPoolExecutor(2) as pool:
+                outcome = await ingest.handle_async(rq, pool)
+        assert outcome.status == st.SUCCESS
+        written.append(store.get(key))
+    assert written[0] == written[1] == rq.part10()
