@@ -4,9 +4,9 @@ rate, as it does while modalities send (one or a few facts per fetch), not as a 
 A real Tansu broker and a real catalogue process (`dicomvault run catalogue`, SQLite, then
 PostgreSQL) are started; a publisher then sends InstanceStored events (the same payloads as
 the drain benchmark) at ``--rate`` per second for ``--seconds``. Printed per back end and per
-``batch_linger_ms``: the catalogue's CPU milliseconds per fact over the run (the figure that
-decides how much of a 2-core machine is left for the gateway), the broker's, and the lag from
-publish to the journal row (p50/p95).
+setting (``fetch_min_bytes``, ``batch_linger_ms``): the catalogue's CPU milliseconds per fact
+over the run (the figure that decides how much of a 2-core machine is left for the gateway),
+the broker's, and the lag from publish to the journal row (p50/p95).
 
     .venv/bin/python -m benchmarks.catalogue_live --help
 """
@@ -44,6 +44,7 @@ from tests.peers.services import ServiceProcess, catalogue_env
 class Live:
     backend: str
     linger_ms: int
+    min_bytes: int
     events: int
     catalogue_cpu_s: float
     broker_cpu_s: float
@@ -121,7 +122,8 @@ async def run(backend: str, url: str, broker: EmbeddedBroker, bus: BusSettings, 
     finally:
         proc.stop()
         await count.close()
-    return Live(backend, linger_ms, total, cat1 - cat0, brk1 - brk0, await lags(url, sent))
+    return Live(backend, linger_ms, fetch_min_bytes, total, cat1 - cat0, brk1 - brk0,
+                await lags(url, sent))
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -131,7 +133,7 @@ async def main_async(args: argparse.Namespace) -> None:
     results: list[Live] = []
     try:
         for backend in args.backends:
-            for linger in args.linger:
+            for min_bytes, linger in args.configs:
                 suffix = uuid.uuid4().hex[:8]
                 bus = BusSettings(bootstrap_servers=broker.bootstrap_servers,
                                   topics={name: f"live{suffix}.{name}" for name in
@@ -140,18 +142,17 @@ async def main_async(args: argparse.Namespace) -> None:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{work / f'catalogue-{suffix}.db'}"
                     results.append(await run(backend, url, broker, bus, work, args.rate,
-                                             args.seconds, linger, args.fetch_wait,
-                                             args.fetch_min_bytes))
+                                             args.seconds, linger, args.fetch_wait, min_bytes))
                 else:
                     name, url = await create_pg()
                     try:
                         results.append(await run(backend, url, broker, bus, work, args.rate,
-                                                 args.seconds, linger, args.fetch_wait,
-                                             args.fetch_min_bytes))
+                                                 args.seconds, linger, args.fetch_wait, min_bytes))
                     finally:
                         await drop_pg(name)
                 r = results[-1]
-                print(f"  {r.backend:<11} linger {r.linger_ms:>3} ms: catalogue "
+                print(f"  {r.backend:<11} min bytes {r.min_bytes:>6}, linger {r.linger_ms:>3} ms: "
+                      f"catalogue "
                       f"{1000 * r.catalogue_cpu_s / r.events:.2f} ms CPU/fact", flush=True)
     finally:
         broker.stop()
@@ -159,14 +160,20 @@ async def main_async(args: argparse.Namespace) -> None:
     print()
     print(f"catalogue under live ingest ({args.rate:.0f} InstanceStored/s for {args.seconds:.0f} s,"
           f" {os.cpu_count()} cores)")
-    print(f"{'database':<11} {'linger ms':>9} {'facts':>6} {'catalogue CPU ms/fact':>21} "
+    print(f"{'database':<11} {'min bytes':>9} {'linger ms':>9} {'facts':>6} "
+          f"{'catalogue CPU ms/fact':>21} "
           f"{'broker CPU ms/fact':>18} {'lag p50 ms':>10} {'lag p95 ms':>10}")
     for r in results:
-        print(f"{r.backend:<11} {r.linger_ms:>9} {r.events:>6} "
+        print(f"{r.backend:<11} {r.min_bytes:>9} {r.linger_ms:>9} {r.events:>6} "
               f"{1000 * r.catalogue_cpu_s / r.events:21.2f} "
               f"{1000 * r.broker_cpu_s / r.events:18.2f} {r.pct(0.5):10.0f} {r.pct(0.95):10.0f}")
     print("CPU = process CPU time over the run / facts; lag = publish → journal row "
           "(includes the linger)")
+
+
+def _config(text: str) -> tuple[int, int]:
+    min_bytes, _, linger = text.partition(":")
+    return int(min_bytes), int(linger or 0)
 
 
 def main() -> None:
@@ -174,11 +181,12 @@ def main() -> None:
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rate", type=float, default=300.0, help="InstanceStored per second")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--linger", type=int, nargs="+", default=[0, 50],
-                    help="catalogue.batch_linger_ms values to compare")
+    ap.add_argument("--configs", type=_config, nargs="+",
+                    default=[(16384, 0), (1, 50)],
+                    help="MIN_BYTES:LINGER_MS pairs (catalogue.fetch_min_bytes, "
+                    "catalogue.batch_linger_ms) to compare; default: today's default and the "
+                    "previous one (16384:0 1:50)")
     ap.add_argument("--fetch-wait", type=int, default=50, help="catalogue.fetch_max_wait_ms")
-    ap.add_argument("--fetch-min-bytes", type=int, default=1,
-                    help="catalogue.fetch_min_bytes")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                     choices=["sqlite", "postgresql"])
     asyncio.run(main_async(ap.parse_args()))
