@@ -163,12 +163,10 @@ async def test_a_batch_is_retried_whole_while_the_trouble_is_transient(
     assert failures == 0 and loop.batch_fallbacks == 0
 
 
-async def test_the_broker_gathers_a_trickle_with_fetch_min_bytes(
-        bus_settings: BusSettings) -> None:
-    """With ``fetch_min_bytes`` the broker holds each fetch until that much arrived or
-    ``fetch_max_wait_ms`` passed: a trickle (a record every 20 ms) reaches the batch handler
-    a few records at a time, in order, without any lingering in the loop (with the default
-    of 1 byte, nearly every record comes on its own)."""
+async def batches_of_a_trickle(bus: BusSettings, uids: list[str],
+                               **options: int) -> list[list[str]]:
+    """Publish ``uids`` one every 20 ms, as a modality sends them, to a batch consumer with
+    ``options``; the SOP Instance UIDs of each call of its batch handler (none go one by one)."""
     calls: list[list[str]] = []
 
     async def one(event: Event) -> None:
@@ -177,20 +175,30 @@ async def test_the_broker_gathers_a_trickle_with_fetch_min_bytes(
     async def many(events: list[Event]) -> None:
         calls.append([e.payload.sop_instance_uid for e in events])
 
-    async with Publisher(bus_settings, "test") as pub:
-        loop = ConsumerLoop(bus_settings, group_id="g-minbytes",
-                            topics=[bus_settings.topics.instances], handler=one,
-                            batch_handler=many, dlq=pub, client_id="c-minbytes",
-                            fetch_min_bytes=1024 * 1024, fetch_max_wait_ms=50)
+    group = f"g-trickle-{uids[0]}"
+    async with Publisher(bus, "test") as pub:
+        loop = ConsumerLoop(bus, group_id=group, topics=[bus.topics.instances], handler=one,
+                            batch_handler=many, dlq=pub, client_id=group, **options)
         task = asyncio.create_task(loop.run())
         await wait_until(loop.ready.is_set)
-        uids = [f"4.{n}" for n in range(1, 13)]
-        for uid in uids:  # a trickle: each record on its own, as a modality sends them
-            await pub.publish(bus_settings.topics.instances, stored(uid))
+        for uid in uids:
+            await pub.publish(bus.topics.instances, stored(uid))
             await asyncio.sleep(0.02)
         await wait_until(lambda: sum(len(c) for c in calls) == len(uids))
         loop.stop()
         await task
+    return calls
+
+
+async def test_the_broker_gathers_a_trickle_with_fetch_min_bytes(
+        bus_settings: BusSettings) -> None:
+    """With ``fetch_min_bytes`` the broker holds each fetch until that much arrived or
+    ``fetch_max_wait_ms`` passed: a trickle (a record every 20 ms) reaches the batch handler
+    a few records at a time, in order, without any lingering in the loop (with the default
+    of 1 byte, nearly every record comes on its own)."""
+    uids = [f"4.{n}" for n in range(1, 13)]
+    calls = await batches_of_a_trickle(bus_settings, uids, fetch_min_bytes=1024 * 1024,
+                                       fetch_max_wait_ms=50)
     assert [uid for call in calls for uid in call] == uids
     assert len(calls) <= len(uids) // 2, calls
 
@@ -199,25 +207,6 @@ async def test_a_trickle_is_applied_in_batches_when_the_loop_lingers(
         bus_settings: BusSettings) -> None:
     """Live ingest brings one record per fetch; with ``batch_linger_ms`` the loop gathers what
     arrives within that time into one call of the batch handler (one transaction)."""
-    calls: list[list[str]] = []
-
-    async def one(event: Event) -> None:
-        raise AssertionError("no record should go one by one")
-
-    async def many(events: list[Event]) -> None:
-        calls.append([e.payload.sop_instance_uid for e in events])
-
-    async with Publisher(bus_settings, "test") as pub:
-        loop = ConsumerLoop(bus_settings, group_id="g1", topics=[bus_settings.topics.instances],
-                            handler=one, batch_handler=many, dlq=pub, client_id="c1",
-                            batch_linger_ms=5000)
-        task = asyncio.create_task(loop.run())
-        await wait_until(loop.ready.is_set)
-        uids = [f"3.{n}" for n in range(1, 7)]
-        for uid in uids:  # a trickle: each record on its own, as a modality sends them
-            await pub.publish(bus_settings.topics.instances, stored(uid))
-            await asyncio.sleep(0.02)
-        await wait_until(lambda: sum(len(c) for c in calls) == len(uids))
-        loop.stop()
-        await task
+    uids = [f"3.{n}" for n in range(1, 7)]
+    calls = await batches_of_a_trickle(bus_settings, uids, batch_linger_ms=5000)
     assert calls == [uids]
