@@ -32,6 +32,10 @@ Failures:
 - ``PermanentError`` or an undecodable record: straight to the DLQ.
 - any other exception: retried ``max_attempts`` times, then to the DLQ with its error.
 
+Offset gaps (``bus.offset_gap_grace_s``): a fetch that skips offsets is cut at the first
+missing one and that partition is fetched again from there, so a record the broker shows late
+(Tansu with several producers on one partition) is never stepped over; see ``gaps``.
+
 Broker reset: the embedded Tansu broker keeps everything in memory. After it restarts,
 a consumer's positions point past the new logs and its committed offsets are gone. Every
 ``health_check_interval_s`` the loop compares positions with end offsets and committed
@@ -46,9 +50,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from dicomvault.bus.gaps import OffsetGaps
 from dicomvault.bus.publisher import Publisher
 from dicomvault.bus.topics import ensure_topics
 from dicomvault.events import EnvelopeError, Event
@@ -107,6 +112,7 @@ class ConsumerLoop:
         self._on_record = on_record or (lambda _type, _outcome: None)
         self._stopping = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
+        self.gaps = OffsetGaps(settings.offset_gap_grace_s)
         self.resets = 0  # broker resets survived, for tests and metrics
         self.ready = asyncio.Event()  # set once partitions are assigned
 
@@ -124,7 +130,7 @@ class ConsumerLoop:
             consumer = self._make_consumer()
             try:
                 await consumer.start()
-                consumer.subscribe(self._topics)
+                consumer.subscribe(self._topics, listener=_Forget(self.gaps))
                 await self._consume(consumer)  # returns only once stopping
             except _Rejoin:
                 self.resets += 1
@@ -167,11 +173,14 @@ class ConsumerLoop:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
         self._committed.clear()
+        self.gaps.forget()
         next_check = time.monotonic() + self._s.health_check_interval_s
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
             if batches and self._batch_handler is not None and self._linger_s > 0:
                 await self._linger(consumer, batches)
+            if batches and await self._hold_gaps(consumer, batches):
+                await self._sleep(0.005)  # the missing records are a produce request away
             if consumer.assignment():
                 self.ready.set()
             skip: set[tuple[TopicPartition, int]] = set()  # already dead-lettered
@@ -202,6 +211,23 @@ class ConsumerLoop:
                     await ensure_topics(self._s, [*self._topics, self._s.topics.dlq])
                     # Forget positions: a fresh member starts from the beginning of each log.
                     raise _Rejoin()
+
+    async def _hold_gaps(self, consumer: AIOKafkaConsumer,
+                         batches: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        """Cut ``batches`` at missing offsets and seek back to them (see ``gaps``); True when
+        something was cut. A partition's first fetch is checked from its committed offset."""
+        for tp in batches:
+            if not self.gaps.knows(tp):
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    self.gaps.expect(tp, committed)
+        seek = self.gaps.trim(batches, time.monotonic())
+        for tp, offset in seek.items():
+            log.info("offset gap: fetching the partition again from the missing offset",
+                     extra={"group": self._group_id, "topic": tp.topic,
+                            "partition": tp.partition, "offset": offset})
+            consumer.seek(tp, offset)
+        return bool(seek)
 
     async def _linger(self, consumer: AIOKafkaConsumer,
                       batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -340,3 +366,16 @@ class ConsumerLoop:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
+
+class _Forget(ConsumerRebalanceListener):
+    """A rebalance makes the next offset of the partitions it moves unknown."""
+
+    def __init__(self, gaps: OffsetGaps) -> None:
+        self._gaps = gaps
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self._gaps.forget(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self._gaps.forget(assigned)

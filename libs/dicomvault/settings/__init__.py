@@ -58,6 +58,10 @@ class BusSettings(BaseModel):
         5.0, gt=0, description="How often a consumer checks that the broker did not restart empty."
     )
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer group session timeout.")
+    offset_gap_grace_s: float = Field(
+        5.0, ge=0, description="How long a consumer waits for offsets a fetch skipped (the "
+        "embedded broker can show a partition's records out of order when several producers "
+        "write to it) before it steps over them as deleted; 0 never waits.")
 
 
 class HttpSettings(BaseModel):
