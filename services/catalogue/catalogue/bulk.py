@@ -6,7 +6,15 @@ cProfile). Here a multi-row statement is compiled once per dialect and row count
 two up to 128), rows are bound in the compiled parameter order, and only the columns whose
 type has a bind processor (the UTC datetimes) go through it: the same values SQLAlchemy would
 bind, at a fraction of the cost, and few statements per batch (PostgreSQL runs one multi-row
-statement much faster than the same rows one statement each).
+statement much faster than the same rows one statement each). ``select_in`` is the batch's
+preload in the same style: one compiled ``SELECT … WHERE key IN (…)`` per table and size.
+
+On SQLite each statement goes to aiosqlite's thread in one hand-over (``execute_fetchall``),
+not through SQLAlchemy's adapter, which makes four (cursor, execute, fetchall, close): every
+hand-over wakes the other thread and the event loop, and at a live load's ~25 facts per fetch
+those hand-overs were most of the catalogue's CPU (py-spy; benchmarks/catalogue_live). The
+statement runs on the session's own connection, inside its transaction, and a driver error
+is raised as SQLAlchemy's (``OperationalError`` …) as through the adapter.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 Row = dict[str, object]
@@ -47,6 +56,20 @@ def _compile(key: tuple, dialect: Dialect, table: Table, build: Callable[[], Ins
         procs = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
         found = _CACHE[key] = (compiled.string, columns, procs)
     return found
+
+
+async def _run(conn: AsyncConnection, sql: str, params: tuple) -> list:
+    """One statement on the session's connection; its rows (empty without RETURNING)."""
+    dialect = conn.dialect
+    if dialect.driver != "aiosqlite":
+        result = await conn.exec_driver_sql(sql, params)
+        return result.all() if result.returns_rows else []
+    raw = (await conn.get_raw_connection()).driver_connection
+    error = dialect.loaded_dbapi.Error
+    try:
+        return await raw.execute_fetchall(sql, params)
+    except error as exc:
+        raise DBAPIError.instance(sql, params, exc, error, dialect=dialect) from exc
 
 
 def _values(row: Row, columns: list[str], procs: list[Callable | None]) -> list[object]:
@@ -87,7 +110,40 @@ async def insert_returning(session: AsyncSession, key: str, table: Table,
             (key, dialect.name, n), dialect, table,
             lambda n=n, part=part: build(insert_for(dialect)).values([part[0]] * n), n)
         params = tuple(v for r in part for v in _values(r, columns, procs))
-        result = await conn.exec_driver_sql(sql, params)
+        rows_back = await _run(conn, sql, params)
         if returning:
-            out += [tuple(r) for r in result.all()]
+            out += [tuple(r) for r in rows_back]
+    return out
+
+
+def _padded(n: int) -> int:
+    """The IN list size serving ``n`` keys: a power of two (the last key repeated)."""
+    return 1 << (n - 1).bit_length()
+
+
+async def select_in(session: AsyncSession, table: Table, column: str,
+                    keys: Sequence[object], largest: int = 512) -> list[Row]:
+    """Every row of ``table`` whose ``column`` is one of ``keys``, as dicts of column values
+    (as the ORM returns them: UTC datetimes, booleans). One compiled statement per table,
+    column and power-of-two size, up to ``largest`` keys each."""
+    conn = await session.connection()
+    dialect = conn.dialect
+    names = [c.name for c in table.columns]
+    out: list[Row] = []
+    for start in range(0, len(keys), largest):
+        part = list(keys[start:start + largest])
+        n = _padded(len(part))
+        key = ("select", table.name, column, dialect.name, n)
+        found = _CACHE.get(key)
+        if found is None:
+            stmt = select(table).where(table.c[column].in_(
+                [bindparam(f"k{i}", type_=table.c[column].type) for i in range(n)]))
+            compiled = stmt.compile(dialect=dialect)
+            procs = [c.type._cached_result_processor(dialect, None) for c in table.columns]
+            found = _CACHE[key] = (compiled.string, names, procs)
+        sql, _, procs = found
+        params = tuple(part + part[-1:] * (n - len(part)))
+        for r in await _run(conn, sql, params):
+            out.append({c: v if p is None else p(v) for c, v, p in zip(names, r, procs,
+                                                                     strict=True)})
     return out

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from operator import itemgetter
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalogue import bulk
@@ -28,7 +28,7 @@ from catalogue.models import Instance, Location, Patient, Series, Study, StudyLo
 from catalogue.projection import DEFAULT_TIER, RECALL, ts
 from dicomvault.events.v1 import events_pb2 as ev
 
-CHUNK = 500  # keys per IN query
+CHUNK = 512  # keys per IN query
 
 Row = dict[str, object]
 
@@ -77,12 +77,9 @@ class _Rows:
         return changed
 
     async def load(self, session: AsyncSession, column: str, values: Iterable[object]) -> None:
-        wanted = sorted(set(values))
-        col = self.table.c[column]
-        for start in range(0, len(wanted), CHUNK):
-            stmt = select(self.table).where(col.in_(wanted[start:start + CHUNK]))
-            for row in (await session.execute(stmt)).mappings():
-                self.rows[self.key(row)] = dict(row)
+        for row in await bulk.select_in(session, self.table, column, sorted(set(values)),
+                                        largest=CHUNK):
+            self.rows[self.key(row)] = row
 
     async def write(self, session: AsyncSession, keep: tuple[str, ...] = (),
                     newer: str | None = None) -> None:
