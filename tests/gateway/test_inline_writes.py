@@ -82,3 +82,48 @@ async def test_inline_and_threaded_stores_write_the_same_file(bus_settings: BusS
         assert outcome.status == st.SUCCESS
         written.append(store.get(key))
     assert written[0] == written[1] == rq.part10()
+
+
+def distinct_stripes(ingest: Ingest, n: int) -> list[tuple[StoreRequest, str]]:
+    """``n`` store requests whose storage keys use different locks of ``ingest``."""
+    found: dict[int, tuple[StoreRequest, str]] = {}
+    while len(found) < n:
+        rq, key = store_request()
+        found.setdefault(hash(key) % len(ingest._locks), (rq, key))
+    return list(found.values())
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A real thread pool that counts the writes handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.writes = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.writes += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_small_images_of_concurrent_stores_are_written_on_the_loop(
+        bus_settings: BusSettings, tmp_path: Path) -> None:
+    """Six C-STOREs under way at once in one worker: with the default ``inline_max_bytes``
+    (64 KiB) a small image is written on the loop even while others are under way; a dataset
+    above it (or the setting at 0) goes to a write thread unless it is the only store."""
+    handed: dict[int, int] = {}
+    for limit in (65536, 100, 0):
+        settings = GatewaySettings(cache={"root": tmp_path / str(limit)}, bus=bus_settings,
+                                   gateway={"inline_max_bytes": limit})
+        store = FileStore(tmp_path / str(limit))
+        async with Publisher(bus_settings, "t") as publisher:
+            ingest = Ingest(settings, store, publisher, Bridge(asyncio.get_running_loop(), 5.0))
+            requests = distinct_stripes(ingest, 6)  # a held stripe would send one to a thread
+            assert all(100 < len(rq.dataset) <= 65536 for rq, _ in requests)
+            with CountingPool() as pool:
+                outcomes = await asyncio.gather(*(ingest.handle_async(rq, pool)
+                                                  for rq, _ in requests))
+            handed[limit] = pool.writes
+        assert [o.status for o in outcomes] == [st.SUCCESS] * 6
+        assert all(store.get(key) == rq.part10() for rq, key in requests)
+    assert handed[65536] == 0
+    assert handed[100] == handed[0] == 5  # the first store was alone: on the loop

@@ -166,6 +166,7 @@ class Ingest:
         # C-STOREs on the loop may write there while no other is under way (see
         # ``handle_async``); never to object storage, whose PUT takes a network round trip.
         self.inline_writes = settings.gateway.inline_writes and isinstance(store, FileStore)
+        self.inline_max_bytes = settings.gateway.inline_max_bytes
         self._active = 0  # stores of this Ingest under way on its loop (write to ack)
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
@@ -214,16 +215,20 @@ class Ingest:
         writes on the loop itself: the two hand-overs to a thread and back cost more than the
         write's own CPU (the fsync's wait is the same either way), and what else the worker's
         loop serves meanwhile (other associations' reads, queries) waits for one write at
-        most; a second store arriving then goes to a thread. It never waits for a storage
-        key's lock on the loop: a held lock sends it to a thread like any other."""
-        return await self._handle_async(self.prepare, rq, executor, inline=self.inline_writes)
+        most; a second store arriving then goes to a thread, unless its dataset is at most
+        ``inline_max_bytes`` (a small image's write and fsync hold the loop for less than the
+        hand-overs cost). It never waits for a storage key's lock on the loop: a held lock
+        sends it to a thread like any other."""
+        return await self._handle_async(self.prepare, rq, executor, inline=self.inline_writes,
+                                        small=len(rq.dataset) <= self.inline_max_bytes)
 
     async def _handle_async(self, prepare: Callable[..., Outcome | Pending | None], rq: Any,
-                            executor: Executor | None, inline: bool = False) -> Outcome:
+                            executor: Executor | None, inline: bool = False,
+                            small: bool = False) -> Outcome:
         self._active += 1
         try:
             return await self._store_async(prepare, rq, executor,
-                                           inline and self._active == 1)
+                                           inline and (small or self._active == 1))
         finally:
             self._active -= 1
 
