@@ -4,7 +4,7 @@ rate, as it does while modalities send (one or a few facts per fetch), not as a 
 A real Tansu broker and a real catalogue process (`dicomvault run catalogue`, SQLite, then
 PostgreSQL) are started; a publisher then sends InstanceStored events (the same payloads as
 the drain benchmark) at ``--rate`` per second for ``--seconds``. Printed per back end and per
-setting (``fetch_min_bytes``, ``batch_linger_ms``): the catalogue's CPU milliseconds per fact
+setting (``fetch_min_bytes``, ``batch_linger_ms``, ``fetch_max_wait_ms``): the catalogue's CPU milliseconds per fact
 over the run (the figure that decides how much of a 2-core machine is left for the gateway),
 the broker's, and the lag from publish to the journal row (p50/p95).
 
@@ -34,6 +34,7 @@ from benchmarks.catalogue_drain import (
     drop_pg,
     instance_stored,
 )
+from catalogue.settings import CatalogueSection
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.settings import BusSettings
@@ -45,6 +46,7 @@ class Live:
     backend: str
     linger_ms: int
     min_bytes: int
+    wait_ms: int
     events: int
     catalogue_cpu_s: float
     broker_cpu_s: float
@@ -122,8 +124,8 @@ async def run(backend: str, url: str, broker: EmbeddedBroker, bus: BusSettings, 
     finally:
         proc.stop()
         await count.close()
-    return Live(backend, linger_ms, fetch_min_bytes, total, cat1 - cat0, brk1 - brk0,
-                await lags(url, sent))
+    return Live(backend, linger_ms, fetch_min_bytes, fetch_wait_ms, total, cat1 - cat0,
+                brk1 - brk0, await lags(url, sent))
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -133,7 +135,7 @@ async def main_async(args: argparse.Namespace) -> None:
     results: list[Live] = []
     try:
         for backend in args.backends:
-            for min_bytes, linger in args.configs:
+            for min_bytes, linger, wait in args.configs:
                 suffix = uuid.uuid4().hex[:8]
                 bus = BusSettings(bootstrap_servers=broker.bootstrap_servers,
                                   topics={name: f"live{suffix}.{name}" for name in
@@ -142,16 +144,17 @@ async def main_async(args: argparse.Namespace) -> None:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{work / f'catalogue-{suffix}.db'}"
                     results.append(await run(backend, url, broker, bus, work, args.rate,
-                                             args.seconds, linger, args.fetch_wait, min_bytes))
+                                             args.seconds, linger, wait, min_bytes))
                 else:
                     name, url = await create_pg()
                     try:
                         results.append(await run(backend, url, broker, bus, work, args.rate,
-                                                 args.seconds, linger, args.fetch_wait, min_bytes))
+                                                 args.seconds, linger, wait, min_bytes))
                     finally:
                         await drop_pg(name)
                 r = results[-1]
-                print(f"  {r.backend:<11} min bytes {r.min_bytes:>6}, linger {r.linger_ms:>3} ms: "
+                print(f"  {r.backend:<11} min bytes {r.min_bytes:>6}, linger {r.linger_ms:>3} ms, "
+                      f"wait {r.wait_ms:>3} ms: "
                       f"catalogue "
                       f"{1000 * r.catalogue_cpu_s / r.events:.2f} ms CPU/fact", flush=True)
     finally:
@@ -160,20 +163,24 @@ async def main_async(args: argparse.Namespace) -> None:
     print()
     print(f"catalogue under live ingest ({args.rate:.0f} InstanceStored/s for {args.seconds:.0f} s,"
           f" {os.cpu_count()} cores)")
-    print(f"{'database':<11} {'min bytes':>9} {'linger ms':>9} {'facts':>6} "
+    print(f"{'database':<11} {'min bytes':>9} {'linger ms':>9} {'wait ms':>7} {'facts':>6} "
           f"{'catalogue CPU ms/fact':>21} "
           f"{'broker CPU ms/fact':>18} {'lag p50 ms':>10} {'lag p95 ms':>10}")
     for r in results:
-        print(f"{r.backend:<11} {r.min_bytes:>9} {r.linger_ms:>9} {r.events:>6} "
+        print(f"{r.backend:<11} {r.min_bytes:>9} {r.linger_ms:>9} {r.wait_ms:>7} {r.events:>6} "
               f"{1000 * r.catalogue_cpu_s / r.events:21.2f} "
               f"{1000 * r.broker_cpu_s / r.events:18.2f} {r.pct(0.5):10.0f} {r.pct(0.95):10.0f}")
     print("CPU = process CPU time over the run / facts; lag = publish → journal row "
           "(includes the linger)")
 
 
-def _config(text: str) -> tuple[int, int]:
-    min_bytes, _, linger = text.partition(":")
-    return int(min_bytes), int(linger or 0)
+WAIT_MS = CatalogueSection.model_fields["fetch_max_wait_ms"].default  # today's default
+
+
+def _config(text: str) -> tuple[int, int, int]:
+    """MIN_BYTES[:LINGER_MS[:WAIT_MS]]; WAIT_MS defaults to catalogue.fetch_max_wait_ms's."""
+    min_bytes, linger, wait = (text.split(":") + ["", ""])[:3]
+    return int(min_bytes), int(linger or 0), int(wait or WAIT_MS)
 
 
 def main() -> None:
@@ -182,11 +189,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0, help="InstanceStored per second")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--configs", type=_config, nargs="+",
-                    default=[(16384, 0), (1, 50)],
-                    help="MIN_BYTES:LINGER_MS pairs (catalogue.fetch_min_bytes, "
-                    "catalogue.batch_linger_ms) to compare; default: today's default and the "
-                    "previous one (16384:0 1:50)")
-    ap.add_argument("--fetch-wait", type=int, default=50, help="catalogue.fetch_max_wait_ms")
+                    default=[(16384, 0, WAIT_MS), (16384, 0, 50)],
+                    help="MIN_BYTES:LINGER_MS:WAIT_MS (catalogue.fetch_min_bytes, "
+                    "catalogue.batch_linger_ms, catalogue.fetch_max_wait_ms; WAIT_MS defaults "
+                    f"to today's {WAIT_MS}) to compare; default: today's defaults and the "
+                    "previous wait (16384:0:50)")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                     choices=["sqlite", "postgresql"])
     asyncio.run(main_async(ap.parse_args()))
