@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import hashlib
+import logging
+import mmap
+import os
 import threading
 
 import pytest
 
-from dicomvault.store import FileStore, InvalidUID, StoreError, instance_key, validate_uid
+from dicomvault.store import (
+    FileStore,
+    InvalidUID,
+    StoreError,
+    filestore,
+    instance_key,
+    validate_uid,
+)
 
 
 @pytest.mark.parametrize("uid", ["1.2.3", "1.2.840.10008.5.1.4.1.1.2", "0.1", "2.25.1234"])
@@ -87,3 +100,73 @@ def test_writers_racing_a_pruning_delete_all_land(tmp_path) -> None:
     assert kept == sorted(f"1.2/1.2.3/{n}.{i}.dcm" for n in range(4) for i in range(0, 200, 2))
     assert all(store.get(k) == b"x" * 100 for k in kept)
     assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]
+
+
+def _resident_pages(path) -> tuple[int, int]:
+    """(pages of ``path`` in the page cache, pages of the file), read with mincore(2)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mm:
+        vec = (ctypes.c_ubyte * pages)()
+        start = ctypes.c_char.from_buffer(mm)  # exports the buffer: released before the close
+        ok = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vec)
+        del start
+        assert ok == 0, os.strerror(ctypes.get_errno())
+    return sum(b & 1 for b in vec), pages
+
+
+@pytest.mark.parametrize("size", [131_072, 525_001, 262_144, (4 << 20) + 12_345])
+def test_large_objects_go_straight_to_the_device(tmp_path, size: int) -> None:
+    """At direct_min_bytes and above, a put leaves the object byte for byte on disk without
+    filling the page cache with it (O_DIRECT), whatever its alignment; below, as before."""
+    data = os.urandom(size)
+    store = FileStore(tmp_path / "cache", direct_min_bytes=131_072)
+    obj = store.put("1.2/1.2.3/1.2.3.4.dcm", data)
+    resident, pages = _resident_pages(store.path(obj.key))
+    assert resident <= 1 < pages  # at most the last block, which the cut-off reads back
+    assert store.get(obj.key) == data and obj.size == size
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == ["1.2.3.4.dcm"]
+
+    cached = FileStore(tmp_path / "buffered", direct_min_bytes=size + 1)  # just below: cached
+    obj = cached.put("1.2/1.2.3/1.2.3.4.dcm", data)
+    resident, pages = _resident_pages(cached.path(obj.key))
+    assert resident == pages
+    assert cached.get(obj.key) == data
+
+
+def test_a_file_system_refusing_o_direct_is_written_through_the_cache(tmp_path, monkeypatch,
+                                                                       caplog) -> None:
+    """EINVAL for O_DIRECT (tmpfs before Linux 6.6, some FUSE and network file systems), at
+    the open or at the first write: the object is written through the page cache instead,
+    and so is every later one."""
+    real_open, real_write = os.open, os.write
+    refused = {"open": 0, "write": 0}
+
+    def open_refusing(path, flags, *args):
+        if flags & os.O_DIRECT and "open" in refusing:
+            refused["open"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    def write_refusing(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT and "write" in refusing:
+            refused["write"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(filestore.os, "open", open_refusing)
+    monkeypatch.setattr(filestore.os, "write", write_refusing)
+    data = os.urandom(300_001)
+    for refusing in ({"open"}, {"write"}):
+        store = FileStore(tmp_path / "-".join(refusing), direct_min_bytes=131_072)
+        with caplog.at_level(logging.WARNING, logger="dicomvault.store.filestore"):
+            first = store.put("1.2/1.2.3/1.2.3.4.dcm", data)
+            second = store.put("1.2/1.2.3/1.2.3.5.dcm", data)
+        assert store.get(first.key) == data and store.get(second.key) == data
+        assert store.direct_min_bytes == 0
+        assert sorted(p.name for p in store.root.rglob("*") if p.is_file()) == [
+            "1.2.3.4.dcm", "1.2.3.5.dcm"]  # no temp file left by the refused attempt
+    assert refused == {"open": 1, "write": 1}  # once each: the store then stops asking
+    assert sum("refuses O_DIRECT" in r.getMessage() for r in caplog.records) == 2

@@ -49,4 +49,5 @@ def open_cache(settings: CacheSettings) -> CacheStore:
     """The cache tier's store for ``settings`` (``dicomvault.settings.CacheSettings``)."""
     if settings.backend == "s3":
         return S3Store(settings.s3)
-    return FileStore(settings.root, fsync=settings.fsync)
+    return FileStore(settings.root, fsync=settings.fsync,
+                     direct_min_bytes=settings.direct_io_min_bytes)

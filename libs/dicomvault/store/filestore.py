@@ -2,13 +2,22 @@
 
 Keys are relative paths built by ``instance_key`` from validated UIDs; the store refuses any
 key that would leave its root.
+
+Objects of at least ``direct_min_bytes`` are written with O_DIRECT: from a buffer each writing
+thread keeps, straight to the device, instead of copied into page-cache pages that must be
+allocated first (a 525 kB CT slice: 0.4-0.8 instead of 1.3-1.8 ms of system CPU here, where
+freshly allocated pages are expensive). A file system that refuses O_DIRECT (tmpfs, some
+network and FUSE file systems) is written through the page cache from then on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
+import logging
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -16,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere every write goes through the cache
+_BLOCK = 4096  # O_DIRECT alignment of memory, length and offset: any logical block size <= it
+_CHUNK = 4 << 20  # the per-thread buffer: larger objects go through it in chunks
 _serial = itertools.count()  # next() is atomic under the GIL: names never repeat
+_buffers = threading.local()  # each writing thread's aligned buffer, reused (pages stay warm)
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(OSError):
@@ -34,10 +49,13 @@ class StoredObject:
 
 
 class FileStore:
-    def __init__(self, root: Path, fsync: bool = True) -> None:
+    def __init__(self, root: Path, fsync: bool = True, direct_min_bytes: int = 0) -> None:
+        """``direct_min_bytes``: objects at least that large are written with O_DIRECT
+        (0: never)."""
         self.root = Path(root).resolve()
         self._root = str(self.root)
         self.fsync = fsync
+        self.direct_min_bytes = direct_min_bytes if _DIRECT else 0
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
@@ -63,16 +81,23 @@ class FileStore:
         target = self._file(key)
         folder = target.rpartition("/")[0]
         try:
-            tmp, fd = self._create_temp(folder)
+            tmp, fd, direct = self._create_temp(folder, 0 < self.direct_min_bytes <= len(data))
             try:
                 try:
-                    _write_all(fd, data)
+                    if direct and not self._write_direct(fd, data):
+                        os.close(fd)  # refused: this file system is written through the cache
+                        fd = -1
+                        os.unlink(tmp)
+                        tmp, fd, direct = self._create_temp(folder, False)
+                    if not direct:
+                        _write_all(fd, data)
                     if self.fsync:
                         os.fdatasync(fd)
                     # The inode and mtime stay what they are through the rename.
                     generation = _generation(os.fstat(fd))
                 finally:
-                    os.close(fd)
+                    if fd >= 0:
+                        os.close(fd)
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -91,19 +116,65 @@ class FileStore:
         return StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
                             generation)
 
-    def _create_temp(self, folder: str) -> tuple[str, int]:
+    def _create_temp(self, folder: str, direct: bool) -> tuple[str, int, bool]:
         """A new temp file in ``folder`` (created with its parents when missing, or when a
-        concurrent ``delete`` pruned it in between); (path, descriptor open for writing).
-        Its name is unique to this process and thread: O_EXCL never meets another writer's."""
+        concurrent ``delete`` pruned it in between); (path, descriptor open for writing,
+        whether it is open with O_DIRECT). Its name is unique to this process and thread:
+        O_EXCL never meets another writer's. ``direct``: ask for O_DIRECT, which is dropped
+        (and never asked for again) where the file system refuses it."""
         for attempt in range(3):
             tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}.part"
             try:
-                return tmp, os.open(tmp, _TEMP_FLAGS, 0o600)
+                return tmp, os.open(tmp, _TEMP_FLAGS | (_DIRECT if direct else 0), 0o600), direct
             except FileNotFoundError:
                 if attempt == 2:
                     raise
                 os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                if not direct or exc.errno != errno.EINVAL:
+                    raise
+                self._no_direct(exc)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # some file systems create the file before refusing
+                return self._create_temp(folder, False)
         raise AssertionError("unreachable")
+
+    def _write_direct(self, fd: int, data: bytes) -> bool:
+        """Write ``data`` with O_DIRECT through this thread's aligned buffer, the last block
+        padded with zeros and cut off again (ftruncate); False, nothing to keep, when the
+        file system refuses the aligned write."""
+        buf = getattr(_buffers, "buf", None)
+        if buf is None:
+            buf = _buffers.buf = mmap.mmap(-1, _CHUNK)  # page-aligned
+        view = memoryview(data)
+        try:
+            for start in range(0, len(data), _CHUNK):
+                chunk = view[start:start + _CHUNK]
+                size = len(chunk)
+                aligned = -(-size // _BLOCK) * _BLOCK
+                buf[:size] = chunk
+                if aligned > size:
+                    buf[size:aligned] = bytes(aligned - size)
+                out = memoryview(buf)[:aligned]
+                try:
+                    while out:  # O_DIRECT writes are whole or fail; loop on a short one anyway
+                        out = out[os.write(fd, out):]
+                finally:
+                    out.release()
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._no_direct(exc)
+            return False
+        if len(data) % _BLOCK:
+            os.ftruncate(fd, len(data))
+        return True
+
+    def _no_direct(self, exc: OSError) -> None:
+        if self.direct_min_bytes:
+            log.warning("file system refuses O_DIRECT; writing through the page cache",
+                        extra={"root": self._root, "error": str(exc)})
+        self.direct_min_bytes = 0
 
     def get(self, key: str) -> bytes:
         try:
