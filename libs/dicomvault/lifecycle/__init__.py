@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from dicomvault.lifecycle import heap
+from dicomvault.lifecycle import heap, malloc
 from dicomvault.logs import configure
 from dicomvault.settings import HttpSettings
 
@@ -38,6 +38,7 @@ def serve(name: str, settings: S, run: Callable[[S, asyncio.Event], Awaitable[An
     ``run`` raising ServiceFailed exits with code 1 after one ERROR line with the reason (a
     supervisor or Kubernetes restarts the process and counts it)."""
     configure(settings.log, name)
+    malloc.keep_large_buffers()  # large buffers reused, not mapped afresh each time
     heap.settle()  # what the imports built lives as long as the process: set it aside
 
     async def _main() -> None:

@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dicom_gateway.balance import NOT_ACCEPTING, Balancer, LoadTable
 from dicom_gateway.metrics import REGISTRY
 from dicom_gateway.settings import GatewaySettings
-from dicomvault.lifecycle import heap
+from dicomvault.lifecycle import heap, malloc
 from dicomvault.lifecycle.processes import stop_process
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def _worker_main() -> None:
                       int(os.environ["DICOMVAULT_GATEWAY_WORKER_COUNT"]))
     balancer = Balancer(table, int(index))
     configure(settings.log, f"gateway-worker-{index}")
+    malloc.keep_large_buffers()  # as serve() does for every service process
     server, _thread = start_http_server(0, addr="127.0.0.1", registry=REGISTRY)
     print(f"WORKER-METRICS {server.server_address[1]}", flush=True)
 
