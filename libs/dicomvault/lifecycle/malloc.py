@@ -7,8 +7,9 @@ CT slices allocates several such buffers per part (uvicorn's body chunks, the jo
 parts): each time new pages the kernel must fault in and zero. On this project's reference
 machine, a virtual machine whose host takes freed guest memory back, that was a third of the
 gateway's CPU per slice. ``keep_large_buffers`` raises both limits so that such buffers come
-from the heap and freed ones are reused: STOW-RS of 600 CT slices 361-369 -> 521-528
-instances/s, gateway CPU 2.7 -> 1.8 ms per slice; small objects 1,023-1,082 -> 1,110-1,227.
+from the heap and freed ones are reused: STOW-RS of 600 CT slices 360-416 -> 476-533
+instances/s, gateway CPU 2.3-2.7 -> 1.6-1.95 ms per slice; small objects 1,167-1,230 ->
+1,234-1,312 (alternated runs; DIMSE unchanged).
 The price is memory kept for reuse: what a process once needed stays mapped, up to
 ``trim_threshold`` free at the top of each heap, instead of going back at once.
 
