@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.catalogue_drain import cpu_seconds
+from catalogue.settings import CatalogueSection
 from dicomvault.bus.broker import EmbeddedBroker
 
 TOPIC = "growth"
@@ -96,8 +97,11 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=5000, help="records per chunk")
     ap.add_argument("--size", type=int, default=800, help="bytes per record")
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--min-bytes", type=int, default=16384, help="consumer fetch_min_bytes")
-    ap.add_argument("--max-wait-ms", type=int, default=50, help="consumer fetch_max_wait_ms")
+    catalogue = CatalogueSection()
+    ap.add_argument("--min-bytes", type=int, default=catalogue.fetch_min_bytes,
+                    help="consumer fetch_min_bytes (default: the catalogue's)")
+    ap.add_argument("--max-wait-ms", type=int, default=catalogue.fetch_max_wait_ms,
+                    help="consumer fetch_max_wait_ms (default: the catalogue's)")
     asyncio.run(main_async(ap.parse_args()))
 
 
