@@ -170,3 +170,13 @@ def test_a_file_system_refusing_o_direct_is_written_through_the_cache(tmp_path, 
             "1.2.3.4.dcm", "1.2.3.5.dcm"]  # no temp file left by the refused attempt
     assert refused == {"open": 1, "write": 1}  # once each: the store then stops asking
     assert sum("refuses O_DIRECT" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_store_without_fsync_keeps_writing_through_the_cache(tmp_path) -> None:
+    """fsync off (tests, a scratch cache) never waits for the device: no O_DIRECT either."""
+    data = os.urandom(525_001)
+    store = FileStore(tmp_path / "cache", fsync=False, direct_min_bytes=131_072)
+    obj = store.put("1.2/1.2.3/1.2.3.4.dcm", data)
+    resident, pages = _resident_pages(store.path(obj.key))
+    assert resident == pages
+    assert store.get(obj.key) == data

@@ -51,11 +51,12 @@ class StoredObject:
 class FileStore:
     def __init__(self, root: Path, fsync: bool = True, direct_min_bytes: int = 0) -> None:
         """``direct_min_bytes``: objects at least that large are written with O_DIRECT
-        (0: never)."""
+        (0: never). Only with ``fsync``: a store that does not wait for the device (tests, a
+        scratch cache) would otherwise wait for it on every large write."""
         self.root = Path(root).resolve()
         self._root = str(self.root)
         self.fsync = fsync
-        self.direct_min_bytes = direct_min_bytes if _DIRECT else 0
+        self.direct_min_bytes = direct_min_bytes if _DIRECT and fsync else 0
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
