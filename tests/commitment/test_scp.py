@@ -37,11 +37,13 @@ async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
     orthanc = Orthanc(tmp_path / "orthanc", modalities={"vault": (AE, "127.0.0.1", port)}).start()
     try:
         vault = await start_vault(bus_settings, dimse_port=port, catalogue_url=catalogue,
-                                  modalities={"ORTHANC": permitted("127.0.0.1", orthanc.dicom_port)})
+                                  modalities={"ORTHANC": permitted("127.0.0.1", orthanc.dicom_port)},
+                                  unknown_wait_s=0.5)
         study = write_study(tmp_path / "study", series=1, per_series=1)
         sop_class, sop_uid = pair(study.files[0])
 
-        # Not yet received: the report says failed, 274 (No such object instance).
+        # Not yet received (and still unknown after unknown_wait_s): the report says failed,
+        # 274 (No such object instance).
         report = await ask(orthanc, [(sop_class, sop_uid)])
         assert report["Status"] == "Failure", report
         assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in report["Failures"]] == [
@@ -67,6 +69,31 @@ async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
         assert [(c.kind, c.queue, c.target) for c in created] == [
             (jb.COMMIT_SCP, "commitment-scp", "ORTHANC")] * 3
         assert [t["state"] for t in await vault.commitments("scp")] == ["reported"] * 3
+    finally:
+        orthanc.stop()
+
+
+async def test_an_instance_catalogued_just_after_the_request_is_committed(
+        bus_settings, start_vault, catalogue, tmp_path: Path, port: int) -> None:
+    """A modality asks right after its last C-STORE, before the catalogue has applied it: the
+    archive looks again for up to unknown_wait_s and commits it instead of answering 0x0112."""
+    orthanc = Orthanc(tmp_path / "orthanc", modalities={"vault": (AE, "127.0.0.1", port)}).start()
+    try:
+        vault = await start_vault(bus_settings, dimse_port=port, catalogue_url=catalogue,
+                                  modalities={"ORTHANC": permitted("127.0.0.1", orthanc.dicom_port)},
+                                  unknown_wait_s=20)
+        study = write_study(tmp_path / "study", series=1, per_series=1)
+        sop_class, sop_uid = pair(study.files[0])
+
+        async def stored_later() -> None:
+            await asyncio.sleep(1.5)  # the request is being checked by then
+            await announce(bus_settings, [put_in_cache(vault.settings.cache.root, study.files[0])])
+
+        storing = asyncio.create_task(stored_later())
+        report = await ask(orthanc, [(sop_class, sop_uid)])
+        await storing
+        assert report["Status"] == "Success", report
+        assert [s["SOPInstanceUID"] for s in report["Success"]] == [sop_uid]
     finally:
         orthanc.stop()
 

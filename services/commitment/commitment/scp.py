@@ -29,6 +29,8 @@ from dicomvault.store import FileStore
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_RECHECK_S = 0.25  # how often an instance unknown to the catalogue is looked up again
+
 QUEUE = "commitment-scp"
 
 
@@ -105,12 +107,25 @@ class ScpJobs:
             if req.assoc is assoc and (message_id is None or req.message_id == message_id):
                 req.answered.set()
 
+    async def _known(self, sop_uids: list[str]) -> dict[str, list]:
+        """The catalogue's locations of these instances, those it does not know yet looked up
+        again every ``UNKNOWN_RECHECK_S`` until ``unknown_wait_s`` passed: the C-STOREs a
+        modality sent just before its request may not be applied yet."""
+        found = await self.catalogue.lookup(sop_uids)
+        deadline = time.monotonic() + self.cfg.unknown_wait_s
+        missing = [uid for uid in sop_uids if not found.get(uid)]
+        while missing and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(UNKNOWN_RECHECK_S, left))
+            found.update(await self.catalogue.lookup(missing))
+            missing = [uid for uid in missing if not found.get(uid)]
+        return found
+
     async def execute(self, job: Job, progress) -> Outcome:
         txn, calling = job.params["transaction_uid"], job.params["calling_ae"]
         classes = job.params.get("sop_classes", "").split("\\")
         refs = [sc.SopRef(c, i) for c, i in zip(classes, job.sop_uids, strict=False)]
         try:
-            found = await self.catalogue.lookup(job.sop_uids)
+            found = await self._known(job.sop_uids)
             archived: set[str] = set()
             if self.cfg.policy.archived:  # study-level copies (HSM tar, optical volume, PACS)
                 studies = {loc["study_instance_uid"] for locs in found.values() for loc in locs}

@@ -61,6 +61,12 @@ class CommitmentSection(BaseModel):
         default_factory=lambda: RetryPolicy(max_retries=3, initial_delay_s=30, max_delay_s=900),
         description="SCU: retries of a request (peer down, no report, instances not committed "
         "— those are re-sent by C-STORE before asking again), then the job fails.")
+    unknown_wait_s: float = Field(
+        5.0, ge=0,
+        description="SCP: how long an instance the catalogue does not know is looked up again "
+        "(every 0.25 s) before the report calls it No such object instance (0x0112). A "
+        "modality often asks right after its last C-STORE, before the catalogue has applied it "
+        "(~0.1-0.3 s with the catalogue's default fetch wait). 0: report at once.")
     same_association: bool = Field(
         True, description="SCP: send the N-EVENT-REPORT on the requesting association while it "
         "is still open; false: always open a new association to the modality.")
