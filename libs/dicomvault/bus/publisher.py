@@ -2,6 +2,16 @@
 
 ``publish`` returns only when the broker has the record (acks=all); any failure raises
 PublishError so that the caller can refuse what it was about to acknowledge.
+
+Each ``publish`` waits for its own record's acknowledgement, so batching in the producer's
+accumulator gains nothing there and costs a round of tasks and futures per record (its
+sender task, batch futures, ``asyncio.wait`` over in-flight requests: ~0.15 ms of CPU per
+record measured here, and as many turns of the event loop). ``publish`` therefore sends its
+record in a ProduceRequest of its own, through the producer's client and connection, straight
+to the partition's leader (``_produce``; same partitioner, same acks and timeout; ~0.09 ms).
+Whenever that path cannot decide alone (no metadata for the topic yet, no leader known, an
+error answer), the record goes through ``send_and_wait`` as before, which waits for metadata
+and retries; either way the record counts only once the broker has acknowledged it.
 """
 
 from __future__ import annotations
@@ -11,7 +21,10 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoError, for_code
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import TopicPartition
 
 from dicomvault.bus.partitioner import KeyPartitioner
 from dicomvault.bus.topics import ensure_topics
@@ -20,6 +33,10 @@ from dicomvault.retry import backoff
 from dicomvault.settings import BusSettings
 
 log = logging.getLogger(__name__)
+
+
+# Records above this go through the producer (its size checks); events are a few kB at most.
+DIRECT_MAX_BYTES = 1024 * 1024
 
 
 class PublishError(RuntimeError):
@@ -36,6 +53,8 @@ class Publisher:
         # than one seen before is how a producer notices that the broker came back empty.
         self._high: dict[tuple[str, int], int] = {}
         self.resets = 0
+        self._partitioner = KeyPartitioner()
+        self.direct_sends = 0  # records acknowledged through ``_produce``
 
     async def start(self) -> None:
         # Tansu acknowledges writes to a topic that does not exist and drops them: every
@@ -49,7 +68,7 @@ class Publisher:
             request_timeout_ms=int(self._settings.request_timeout_s * 1000),
             max_request_size=16 * 1024 * 1024,
             linger_ms=0,
-            partitioner=KeyPartitioner(),
+            partitioner=self._partitioner,
         )
         await self._producer.start()
 
@@ -89,12 +108,10 @@ class Publisher:
         for attempt in (1, 2, 3):
             try:
                 async with asyncio.timeout(timeout):  # no extra task per record (wait_for's)
-                    md = await self._producer.send_and_wait(topic, value, key=key_bytes,
-                                                            headers=headers)
-                where = (md.topic, md.partition)
+                    where, offset = await self._send(topic, value, key_bytes, headers)
                 seen = self._high.get(where)
-                self._high[where] = md.offset
-                if seen is None or md.offset > seen:
+                self._high[where] = offset
+                if seen is None or offset > seen:
                     return
                 if attempt == 3:
                     raise PublishError("broker reset again and again during one publish")
@@ -118,6 +135,67 @@ class Publisher:
                     with contextlib.suppress(Exception):  # best effort: the send says the rest
                         await asyncio.wait_for(
                             self._producer.client.force_metadata_update(), timeout=timeout)
+
+    async def _send(self, topic: str, value: bytes, key: bytes,
+                    headers: list[tuple[str, bytes]]) -> tuple[tuple[str, int], int]:
+        """((topic, partition), offset) of the acknowledged record: ``_produce`` when it can
+        decide alone, else the producer's ``send_and_wait``."""
+        assert self._producer is not None
+        acked = await self._produce(topic, value, key, headers)
+        if acked is not None:
+            return acked
+        md = await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+        return (md.topic, md.partition), md.offset
+
+    async def _produce(self, topic: str, value: bytes, key: bytes,
+                       headers: list[tuple[str, bytes]]) -> tuple[tuple[str, int], int] | None:
+        """Send one record (acks=all) in its own ProduceRequest to its partition's leader and
+        return ((topic, partition), offset) once acknowledged; None, before or after sending,
+        when the producer has to take it (nothing known about the topic or its leader yet, a
+        record too large, an error answer: a record the broker did take is then sent again
+        with the same event id, which consumers drop)."""
+        assert self._producer is not None
+        client = self._producer.client
+        cluster = client.cluster
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions or len(value) > DIRECT_MAX_BYTES:
+            return None
+        # The producer's own choice (``AIOKafkaProducer._partition``): same lists, same order.
+        partition = self._partitioner(key, list(partitions),
+                                      list(cluster.available_partitions_for_topic(topic)))
+        leader = cluster.leader_for_partition(TopicPartition(topic, partition))
+        if leader is None or leader < 0:
+            return None
+        # A batch as the producer's accumulator builds it (magic 2, no compression, not
+        # transactional), holding one record stamped with the current time.
+        builder = DefaultRecordBatchBuilder(2, 0, is_transactional=0, producer_id=-1,
+                                            producer_epoch=-1, base_sequence=0,
+                                            batch_size=DIRECT_MAX_BYTES * 2)
+        builder.append(0, None, key, value, headers)
+        request = ProduceRequest(None, -1, int(self._settings.request_timeout_s * 1000),
+                                 [(topic, [(partition, bytes(builder.build()))])])
+        try:
+            response = await client.send(leader, request)
+        except KafkaError as exc:
+            log.info("direct produce failed; the producer retries",
+                     extra={"topic": topic, "error": repr(exc)})
+            if getattr(exc, "invalid_metadata", False):
+                client.force_metadata_update()
+            return None
+        for answered, parts in response.topics:
+            for part in parts:
+                error = for_code(part[1])
+                if answered != topic or part[0] != partition:
+                    continue
+                if error is NoError:
+                    self.direct_sends += 1
+                    return (topic, partition), part[2]
+                log.info("direct produce refused; the producer retries",
+                         extra={"topic": topic, "error": error.__name__})
+                if getattr(error, "invalid_metadata", False):
+                    client.force_metadata_update()
+                return None
+        return None
 
     async def _recreate_topics(self) -> None:
         try:
