@@ -5,6 +5,8 @@ archive holds; it learns it from InstanceStored facts on the broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydicom.uid import MRImageStorage, generate_uid
@@ -32,16 +34,26 @@ async def ask(orthanc: Orthanc, pairs: list[tuple[str, str]]) -> dict:
     return await asyncio.to_thread(commitment_report, orthanc, txn)
 
 
-async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
-        bus_settings, start_vault, catalogue, tmp_path: Path, port: int) -> None:
+@contextlib.asynccontextmanager
+async def orthanc_and_vault(bus_settings, start_vault, catalogue, tmp_path: Path, port: int,
+                            unknown_wait_s: float) -> AsyncIterator[tuple]:
+    """Orthanc (the modality, knowing us as "vault") and the archive permitting it, with a
+    one-instance study not sent yet: (orthanc, vault, study, (SOP class, SOP instance))."""
     orthanc = Orthanc(tmp_path / "orthanc", modalities={"vault": (AE, "127.0.0.1", port)}).start()
     try:
         vault = await start_vault(bus_settings, dimse_port=port, catalogue_url=catalogue,
                                   modalities={"ORTHANC": permitted("127.0.0.1", orthanc.dicom_port)},
-                                  unknown_wait_s=0.5)
+                                  unknown_wait_s=unknown_wait_s)
         study = write_study(tmp_path / "study", series=1, per_series=1)
-        sop_class, sop_uid = pair(study.files[0])
+        yield orthanc, vault, study, pair(study.files[0])
+    finally:
+        orthanc.stop()
 
+
+async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
+        bus_settings, start_vault, catalogue, tmp_path: Path, port: int) -> None:
+    async with orthanc_and_vault(bus_settings, start_vault, catalogue, tmp_path, port,
+                                 unknown_wait_s=0.5) as (orthanc, vault, study, (sop_class, sop_uid)):
         # Not yet received (and still unknown after unknown_wait_s): the report says failed,
         # 274 (No such object instance).
         report = await ask(orthanc, [(sop_class, sop_uid)])
@@ -69,21 +81,14 @@ async def test_orthanc_asks_before_and_after_the_instance_is_catalogued(
         assert [(c.kind, c.queue, c.target) for c in created] == [
             (jb.COMMIT_SCP, "commitment-scp", "ORTHANC")] * 3
         assert [t["state"] for t in await vault.commitments("scp")] == ["reported"] * 3
-    finally:
-        orthanc.stop()
 
 
 async def test_an_instance_catalogued_just_after_the_request_is_committed(
         bus_settings, start_vault, catalogue, tmp_path: Path, port: int) -> None:
     """A modality asks right after its last C-STORE, before the catalogue has applied it: the
     archive looks again for up to unknown_wait_s and commits it instead of answering 0x0112."""
-    orthanc = Orthanc(tmp_path / "orthanc", modalities={"vault": (AE, "127.0.0.1", port)}).start()
-    try:
-        vault = await start_vault(bus_settings, dimse_port=port, catalogue_url=catalogue,
-                                  modalities={"ORTHANC": permitted("127.0.0.1", orthanc.dicom_port)},
-                                  unknown_wait_s=20)
-        study = write_study(tmp_path / "study", series=1, per_series=1)
-        sop_class, sop_uid = pair(study.files[0])
+    async with orthanc_and_vault(bus_settings, start_vault, catalogue, tmp_path, port,
+                                 unknown_wait_s=20) as (orthanc, vault, study, (sop_class, sop_uid)):
 
         async def stored_later() -> None:
             await asyncio.sleep(1.5)  # the request is being checked by then
@@ -94,8 +99,6 @@ async def test_an_instance_catalogued_just_after_the_request_is_committed(
         await storing
         assert report["Status"] == "Success", report
         assert [s["SOPInstanceUID"] for s in report["Success"]] == [sop_uid]
-    finally:
-        orthanc.stop()
 
 
 async def test_the_report_comes_on_the_requesting_association_while_it_is_open(

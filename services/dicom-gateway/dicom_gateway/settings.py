@@ -68,8 +68,10 @@ class GatewaySection(BaseModel):
     workers: int = Field(
         1, ge=1, le=64,
         description="DIMSE processes sharing the DIMSE port with SO_REUSEPORT. 1 runs DIMSE "
-        "inside the service process; N>1 starts N worker processes (pynetdicom is GIL-bound "
-        "near 240 small instances/s per process).",
+        "inside the service process; N>1 starts N worker processes. One process carries "
+        "~500-800 small or ~250-440 CT instances/s over one association (measured on 2 "
+        "cores); associations sharing a process wait for each other's writes (docs/gateway.md"
+        ", Workers).",
     )
     drain_s: float = Field(
         60.0, ge=0, description="On SIGTERM: how long associations and STOW-RS uploads in "
