@@ -39,15 +39,18 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     # Paths under the data folder: defaults, below the user's own DICOMVAULT_* variables.
     paths: dict[str, str] = field(default_factory=dict)
+    # Other defaults of the embedded archive, below the user's own variables too.
+    defaults: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0  # since `dicomvault up` (shown by `dicomvault status`)
     failures: int = 0  # exits in a row without a stable run: the restart backoff's exponent
     started_at: float = 0.0
 
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """What the child process gets: its data paths, then ``base`` (the user's
-        environment), then its own fixed settings (ports, URLs)."""
-        return {**self.paths, **(os.environ if base is None else base), **self.env}
+        """What the child process gets: its data paths and defaults, then ``base`` (the
+        user's environment), then its own fixed settings (ports, URLs)."""
+        return {**self.paths, **self.defaults, **(os.environ if base is None else base),
+                **self.env}
 
 
 @dataclass
@@ -70,6 +73,20 @@ def available(package: str) -> bool:
         return importlib.util.find_spec(f"{package}.__main__") is not None
     except ModuleNotFoundError:
         return False
+
+
+MAX_GATEWAY_WORKERS = 4
+
+
+def gateway_workers() -> int:
+    """DIMSE worker processes of the embedded gateway: one per CPU this process may use, 4 at
+    most. Associations that share a worker wait for each other's writes (docs/gateway.md,
+    Workers); a laptop takes few at once, and each worker is a Python process of its own."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_GATEWAY_WORKERS))
 
 
 def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Child]:
@@ -103,7 +120,7 @@ def plan(opts: EmbeddedOptions, bootstrap: str, scheme: str = "http") -> list[Ch
             "DICOMVAULT_GATEWAY__DIMSE_PORT": str(opts.dimse_port),
             "DICOMVAULT_GATEWAY__ACCEPT_ANY_CALLING_AE": str(opts.accept_any_calling_ae).lower(),
             "DICOMVAULT_GATEWAY__CATALOGUE_URL": catalogue_url,
-        }),
+        }, defaults={"DICOMVAULT_GATEWAY__WORKERS": str(gateway_workers())}),
         Child("hsm-archiver", "hsm_archiver", opts.http_port + 2, {
             "DICOMVAULT_HSM__CATALOGUE_URL": catalogue_url,
         }),

@@ -90,3 +90,14 @@ def test_a_path_the_user_set_wins_and_https_reaches_the_services(
         section = {"gateway": "gateway", "hsm-archiver": "hsm", "optical-burner": "optical",
                    "commitment": "commitment"}[name]
         assert getattr(settings, section).catalogue_url == "https://127.0.0.1:8081", name
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 2), (16, 4)])
+def test_the_gateway_gets_a_dimse_worker_per_cpu_up_to_four(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)))
+    children = {c.name: c for c in plan(EmbeddedOptions(data_dir=tmp_path), "127.0.0.1:9092")}
+    assert resolved(children["gateway"], monkeypatch, {}).gateway.workers == workers
+    # The user's own setting wins.
+    mine = resolved(children["gateway"], monkeypatch, {"DICOMVAULT_GATEWAY__WORKERS": "3"})
+    assert mine.gateway.workers == 3

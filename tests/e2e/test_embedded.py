@@ -24,6 +24,7 @@ import trustme
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
+from dicomvault_cli.embedded import gateway_workers
 from tests.commitment.modality import Modality, request_info
 from tests.conftest import dcmtk, peer_env
 from tests.gateway.dicomweb_peers import multipart_dicom
@@ -41,6 +42,23 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, seen
         elif proc.poll() is not None:
             break
     raise AssertionError(f"{needle!r} not printed; output:\n" + "\n".join(seen))
+
+
+def dimse_workers_of(pid: int) -> int:
+    """How many ``dicom_gateway.workers`` processes ``pid`` has started (/proc)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid \
+                and b"dicom_gateway.workers" in cmdline:
+            count += 1
+    return count
 
 
 def pid_alive(pid: int) -> bool:
@@ -75,6 +93,8 @@ def test_up_store_find_and_stop(tmp_path: Path) -> None:
         state = json.loads((data / "embedded.json").read_text())
         children = [svc["pid"] for svc in state["services"].values()]
         assert {"catalogue", "gateway"} <= set(state["services"])
+        # One DIMSE worker process per CPU (4 at most), as the benchmarks run the gateway.
+        assert dimse_workers_of(state["services"]["gateway"]["pid"]) == gateway_workers()
 
         env = peer_env()
         echo = subprocess.run([dcmtk("echoscu"), "-aec", "DICOMVAULT", "127.0.0.1", str(dimse)],
