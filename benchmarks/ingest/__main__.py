@@ -7,7 +7,8 @@ the broker's acknowledgement before Success; Orthanc runs with SyncStorageArea).
 instances/s, MB/s, CPU milliseconds per instance (Orthanc's process; the archive's broker +
 catalogue + gateway with its workers, until the catalogue holds every instance), the
 gateway/Orthanc ratio, the C-STORE-response-to-catalogued latency (p50/p95) and where a
-store's time goes in the gateway (receive, checks, write, publish: means per instance).
+store's time goes in the gateway (receive, checks, write, publish: means per instance), and
+how much of the machine's CPU sat idle during each run (computing or waiting?).
 
     make bench                       # or: .venv/bin/python -m benchmarks.ingest --help
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from pydicom.uid import generate_uid
 
 from benchmarks.ingest import stow
-from benchmarks.ingest.cpu import cpu_seconds
+from benchmarks.ingest.cpu import cpu_seconds, idle_share, machine_jiffies
 from benchmarks.ingest.orthanc import Orthanc
 from benchmarks.ingest.vault import PHASES, Vault
 from tests.peers.datasets import ROOT, make_instance
@@ -49,6 +50,7 @@ class Result:
     latency_p95_ms: float | None = None
     phases: dict[str, float] = field(default_factory=dict)
     cpu_split: dict[str, float] = field(default_factory=dict)  # seconds per process
+    idle: float = 0.0  # share of the machine's CPU time idle while sending
 
     @property
     def rate(self) -> float:
@@ -114,13 +116,14 @@ def run_orthanc(work: Path, name: str, mode: str, folders: list[Path], count: in
     orth = Orthanc(work).start()
     try:
         pid = orth.process.pid
-        before = cpu_seconds(pid)
+        before, jiffies = cpu_seconds(pid), machine_jiffies()
         secs = deliver(mode, orth.aet, orth.dicom_port, orth.stow_url, folders, requests)
+        idle = idle_share(jiffies, machine_jiffies())
         cpu = cpu_seconds(pid) - before
         assert orth.count() == count, "Orthanc lost instances"
     finally:
         orth.stop()
-    return Result("orthanc", name, mode, count, secs, mb, cpu)
+    return Result("orthanc", name, mode, count, secs, mb, cpu, idle=idle)
 
 
 def run_vault(work: Path, workers: int, name: str, mode: str, folders: list[Path], count: int,
@@ -128,8 +131,9 @@ def run_vault(work: Path, workers: int, name: str, mode: str, folders: list[Path
     vault = Vault(work, workers).start()
     try:
         pids = vault.pids()
-        before = [cpu_seconds(pid) for pid in pids]
+        before, jiffies = [cpu_seconds(pid) for pid in pids], machine_jiffies()
         secs = deliver(mode, "DICOMVAULT", vault.dimse, vault.stow_url, folders, requests)
+        idle = idle_share(jiffies, machine_jiffies())
         deadline = time.monotonic() + 120
         while vault.catalogued() < count and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -142,7 +146,7 @@ def run_vault(work: Path, workers: int, name: str, mode: str, folders: list[Path
         vault.stop()
     return Result(f"gateway (workers={workers})", name, mode, count, secs, mb, cpu,
                   pct(lat, 0.5), pct(lat, 0.95), phases,
-                  dict(zip(("broker", "catalogue", "gateway"), split, strict=True)))
+                  dict(zip(("broker", "catalogue", "gateway"), split, strict=True)), idle)
 
 
 def main() -> None:
@@ -190,14 +194,14 @@ def main() -> None:
 
 def _header() -> str:
     return (f"{'target':<20} {'data':<12} {'mode':<9} {'inst':>5} {'seconds':>7} {'inst/s':>7} "
-            f"{'MB/s':>6} {'CPU ms':>6} {'p50 ms':>7} {'p95 ms':>7}")
+            f"{'MB/s':>6} {'CPU ms':>6} {'p50 ms':>7} {'p95 ms':>7} {'idle %':>6}")
 
 
 def _row(r: Result) -> str:
     lat = (f"{r.latency_p50_ms:7.1f} {r.latency_p95_ms:7.1f}" if r.latency_p50_ms is not None
            else f"{'-':>7} {'-':>7}")
     return (f"{r.target:<20} {r.dataset:<12} {r.mode:<9} {r.instances:>5} {r.seconds:7.2f} "
-            f"{r.rate:7.1f} {r.mbps:6.1f} {r.cpu_ms:6.2f} {lat}")
+            f"{r.rate:7.1f} {r.mbps:6.1f} {r.cpu_ms:6.2f} {lat} {r.idle * 100:6.0f}")
 
 
 def report(results: list[Result], modes: list[str]) -> None:
@@ -227,7 +231,9 @@ def report(results: list[Result], modes: list[str]) -> None:
                                     for n in names))
     print("\nlatency = catalogue commit time − the gateway's InstanceStored time (just before its "
           "C-STORE response); CPU = user+system seconds of Orthanc, or of the archive's broker, "
-          "catalogue and gateway (with workers) until every instance is catalogued")
+          "catalogue and gateway (with workers) until every instance is catalogued; idle % = "
+          "the machine's CPU time idle or waiting for I/O while the instances were sent (a "
+          "run with idle left waits on something; it is not CPU-bound)")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,16 @@ def cpu_seconds(*pids: int) -> float:
             total += sum(int(v) for v in fields[11:15])
         todo += children.get(pid, [])
     return total / TICK
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(all, idle) CPU time of the whole machine so far, in clock ticks (/proc/stat); idle
+    counts waiting for I/O too. Read before and after a run: idle / all of the difference says
+    whether the run was computing or waiting."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[3] + fields[4]  # user … steal; idle + iowait
+
+
+def idle_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    spent = after[0] - before[0]
+    return (after[1] - before[1]) / spent if spent else 0.0
