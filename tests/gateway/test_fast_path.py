@@ -3,6 +3,8 @@ pynetdicom listener did, answer every request, and abort what breaks the protoco
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import subprocess
 from pathlib import Path
 
@@ -19,17 +21,25 @@ from pynetdicom.sop_class import (
 )
 
 from dicom_gateway import statuses as st
+from dicomvault.settings import BusSettings
 from tests.commitment.modality import request_info
 from tests.conftest import dcmtk, peer_env
-from tests.gateway.conftest import AE_TITLE, MODALITY, association, sample, send_files
+from tests.gateway.conftest import (
+    AE_TITLE,
+    MODALITY,
+    association,
+    read_events,
+    sample,
+    send_files,
+)
 from tests.gateway.raw_dul import EXPLICIT_LE, RawAssociation
 from tests.peers.datasets import ROOT, make_instance
 
 ASSOCIATE_AC, ASSOCIATE_RJ, RELEASE_RP, ABORT = 0x02, 0x03, 0x06, 0x07
 
 
-def ct_file(tmp_path: Path, name: str = "ct.dcm") -> Path:
-    ds = make_instance(study_uid=generate_uid(ROOT), series_uid=generate_uid(ROOT), size=16,
+def ct_file(tmp_path: Path, name: str = "ct.dcm", size: int = 16) -> Path:
+    ds = make_instance(study_uid=generate_uid(ROOT), series_uid=generate_uid(ROOT), size=size,
                        modality="CT")
     path = tmp_path / name
     ds.save_as(path, enforce_file_format=True)
@@ -64,6 +74,43 @@ def test_both_listeners_store_the_same_file(start_gateway, tmp_path: Path) -> No
     assert a.relative_to(fast.cache) == b.relative_to(slow.cache)
     assert a.read_bytes() == b.read_bytes()
     assert dcmread(a).file_meta.MediaStorageSOPInstanceUID == dcmread(path).SOPInstanceUID
+
+
+async def test_a_data_set_in_many_fragments_is_stored_and_hashed_whole(
+        start_gateway, bus_settings: BusSettings, tmp_path: Path) -> None:
+    # The fast path builds the Part 10 file and its SHA-256 fragment by fragment while the data
+    # set arrives. A 512x512 slice sent in 16 kB fragments, over P-DATA-TFs of two fragments
+    # each and cut at odd places: the file is the one the pynetdicom listener writes, and
+    # InstanceStored names that file's digest and size.
+    path = ct_file(tmp_path, size=512)
+    sop, dataset = dataset_bytes(path)
+    fast = start_gateway(folder=tmp_path / "fast")
+    slow = start_gateway(folder=tmp_path / "slow", fast_storage=False)
+    assert send_files(slow.port, [path]) == [st.SUCCESS]
+    assoc = RawAssociation(fast.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
+                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
+                           AffectedSOPInstanceUID=sop)
+        cuts = list(range(0, len(dataset), 16_381)) + [len(dataset)]
+        pieces = [dataset[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        assert len(pieces) > 16
+        for i in range(0, len(pieces), 2):
+            pdvs = b"".join(
+                struct.pack(">LBB", len(piece) + 2, 1, 0x02 if j == len(pieces) - 1 else 0x00)
+                + piece for j, piece in enumerate(pieces[i:i + 2], start=i))
+            assoc.sock.sendall(struct.pack(">BxL", 0x04, len(pdvs)) + pdvs)
+        rsp = assoc.response()
+        assert int(rsp.Status) == st.SUCCESS
+        assert assoc.release() == RELEASE_RP
+    finally:
+        assoc.close()
+    [a], [b] = fast.files(), slow.files()
+    assert a.read_bytes() == b.read_bytes()
+    events = await read_events(bus_settings, bus_settings.topics.instances, 2)
+    stored = [e.payload for e in events if e.payload.sop_instance_uid == sop]
+    assert {m.sha256 for m in stored} == {hashlib.sha256(a.read_bytes()).hexdigest()}
+    assert {m.size_bytes for m in stored} == {a.stat().st_size}
 
 
 def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> None:

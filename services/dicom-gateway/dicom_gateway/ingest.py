@@ -63,13 +63,14 @@ class StoreRequest:
     affected_sop_class_uid: str
     affected_sop_instance_uid: str
     transfer_syntax_uid: str
-    dataset: bytes  # as the peer encoded it, without file meta
+    dataset: bytes | memoryview  # as the peer encoded it, without file meta
     part10: Callable[[], bytes]  # the same bytes as a Part 10 file (preamble + file meta)
     calling_ae: str
     called_ae: str
     received: float  # epoch seconds when the dataset was complete
     peer_address: str = ""  # host:port of the association's peer (audit trail)
     association_id: str = ""  # one per association (audit: one message per study per association)
+    sha256: str = ""  # of part10(), when the receiver computed it as the data arrived
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class Ingest:
                                         "Media Storage SOP Instance UID")
         except InvalidUID as exc:
             return Outcome(st.DATASET_DOES_NOT_MATCH, str(exc))
-        return self._ingest(rq.part10, rq.part10[offset:], meta["TransferSyntaxUID"],
+        return self._ingest(rq.part10, memoryview(rq.part10)[offset:], meta["TransferSyntaxUID"],
                             affected_class, affected_sop, source=rq.source,
                             calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received, study=rq.study_instance_uid,
@@ -298,7 +299,7 @@ class Ingest:
                             source="recall" if rq.calling_ae.strip() in self.recall_aes
                             else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received, who=(rq.peer_address, "", rq.association_id),
-                            wait=wait)
+                            wait=wait, sha256=rq.sha256)
 
     def _publish_bridged(self, pending: Pending) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
@@ -350,9 +351,10 @@ class Ingest:
                 affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
                 called_ae: str, received: float, study: str = "",
                 who: tuple[str, str, str] = ("", "", ""),
-                wait: bool = True) -> Outcome | Pending | None:
+                wait: bool = True, sha256: str = "") -> Outcome | Pending | None:
         """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
-        then write it durably and publish InstanceStored under the duplicate policy."""
+        then write it durably and publish InstanceStored under the duplicate policy.
+        ``sha256``: of ``part10``, when the receiver computed it (else computed here)."""
         started = time.perf_counter()
         try:
             if dataset is not None:
@@ -379,7 +381,7 @@ class Ingest:
             return Outcome(st.DATASET_DOES_NOT_MATCH,
                            "Study Instance UID differs from the study of the request")
         metrics.RECEIVED_BYTES.inc(len(part10))
-        sha = hashlib.sha256(part10).hexdigest()
+        sha = sha256 or hashlib.sha256(part10).hexdigest()
         msg = instance_stored(header, size=len(part10), sha256=sha, key=key,
                               calling_ae=calling_ae, called_ae=called_ae, source=source,
                               received=received)

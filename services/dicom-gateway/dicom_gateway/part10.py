@@ -88,7 +88,7 @@ def check_inflated_size(deflated: bytes, ceiling: int) -> int:
     return size
 
 
-def check_framing(dataset: bytes, transfer_syntax: str,
+def check_framing(dataset: bytes | memoryview, transfer_syntax: str,
                   max_inflated_bytes: int = 1 << 30) -> None:
     """Raise Malformed unless ``dataset`` (no file meta) is a sequence of complete elements;
     TooLarge when it is deflated and inflates beyond ``inflate_ceiling``."""
@@ -105,7 +105,7 @@ def check_framing(dataset: bytes, transfer_syntax: str,
 
 
 class _Walker:
-    def __init__(self, data: bytes, little: bool) -> None:
+    def __init__(self, data: bytes | memoryview, little: bool) -> None:
         self.data = data
         e = "<" if little else ">"
         self.tag, self.u16, self.u32 = struct.Struct(e + "HH"), struct.Struct(e + "H"), \
@@ -127,7 +127,7 @@ class _Walker:
                 return pos + 8
             if tag[0] == 0xFFFE:
                 raise Malformed(f"unexpected delimiter {tag[0]:04X},{tag[1]:04X} at byte {pos}")
-            vr = self.data[pos + 4:pos + 6]
+            vr = bytes(self.data[pos + 4:pos + 6])  # hashable also when data is a view
             if implicit:
                 length, pos, vr = self.u32.unpack_from(self.data, pos + 4)[0], pos + 8, b""
             elif vr in _LONG_VRS:

@@ -20,6 +20,7 @@ C-ECHO request gets a response with a named status.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -45,7 +46,11 @@ PAUSE_AT = 2  # complete messages waiting before we stop reading (no async opera
 class Message:
     context_id: int
     command: dict[int, bytes]
-    dataset: bytes | None
+    dataset: bytes | memoryview | None
+    # A C-STORE's Part 10 file (preamble + file meta + ``dataset``) and its SHA-256, when
+    # they were built while the data set arrived (``dataset`` is then a view into it).
+    part10: bytes | None = None
+    sha256: str = ""
 
 
 class StorageNode:
@@ -93,6 +98,8 @@ class StorageAssociation(asyncio.Protocol):
         self._command: list[bytes] = []
         self._first_fragment = 0.0
         self._dataset: list[bytes] = []
+        self._head = b""  # a C-STORE's preamble + file meta, first of ``_dataset``
+        self._hasher = None  # SHA-256 of ``_dataset`` so far, when ``_head`` is set
         self._pending_cmd: tuple[int, dict[int, bytes]] | None = None
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
@@ -204,16 +211,45 @@ class StorageAssociation(asyncio.Protocol):
                 self._enqueue(Message(cx, command, None))
             else:
                 self._pending_cmd = (cx, command)
+                self._start_part10(cx, command)
             return
         if self._pending_cmd is None or self._pending_cmd[0] != cx:
             raise pdu.ProtocolError("a dataset fragment without its command")
         self._dataset.append(bytes(fragment))
+        if self._hasher is not None:
+            self._hasher.update(fragment)
         if last:
             metrics.PHASE["receive"].observe(
                 time.perf_counter() - self._first_fragment)
             cmd_cx, command = self._pending_cmd
-            self._enqueue(Message(cmd_cx, command, b"".join(self._dataset)))
-            self._pending_cmd, self._dataset = None, []
+            data = b"".join(self._dataset)
+            if self._hasher is not None:
+                message = Message(cmd_cx, command, memoryview(data)[len(self._head):], data,
+                                  self._hasher.hexdigest())
+            else:
+                message = Message(cmd_cx, command, data)
+            self._enqueue(message)
+            self._pending_cmd, self._dataset, self._head, self._hasher = None, [], b"", None
+
+    def _start_part10(self, cx: int, command: dict[int, bytes]) -> None:
+        """Before a C-STORE's data set arrives: its file's preamble and file meta go first,
+        and the file's SHA-256 is computed fragment by fragment as the data comes (while the
+        peer still sends, instead of after), so the data set is copied once, into the file.
+        Left to ``_answer`` (built afterwards) when the command's UIDs are not valid: the
+        request is refused then anyway."""
+        if pdu.us(command.get(pdu.COMMAND_FIELD)) != pdu.C_STORE_RQ:
+            return
+        sop_class = pdu.text(command.get(pdu.AFFECTED_SOP_CLASS))
+        sop_instance = pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE))
+        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+            return
+        negotiator = self.node.negotiator
+        self._head = file_meta.encode(sop_class, sop_instance,
+                                      str(self.contexts[cx].transfer_syntax[0]),
+                                      negotiator.implementation_uid,
+                                      negotiator.implementation_version)
+        self._dataset = [self._head]
+        self._hasher = hashlib.sha256(self._head)
 
     def _enqueue(self, message: Message) -> None:
         self._queue.put_nowait(message)
@@ -262,16 +298,18 @@ class StorageAssociation(asyncio.Protocol):
                                "Affected SOP Class UID is not the presentation context's")
         sop_instance = pdu.text(command.get(pdu.AFFECTED_SOP_INSTANCE))
         transfer_syntax = str(context.transfer_syntax[0])
-        dataset = message.dataset
+        dataset, built = message.dataset, message.part10
         request = StoreRequest(
             affected_sop_class_uid=sop_class, affected_sop_instance_uid=sop_instance,
             transfer_syntax_uid=transfer_syntax, dataset=dataset,
-            part10=lambda: file_meta.encode(sop_class, sop_instance, transfer_syntax,
-                                            self.node.negotiator.implementation_uid,
-                                            self.node.negotiator.implementation_version)
+            part10=(lambda: built) if built is not None else
+            lambda: file_meta.encode(sop_class, sop_instance, transfer_syntax,
+                                     self.node.negotiator.implementation_uid,
+                                     self.node.negotiator.implementation_version)
             + dataset,
             calling_ae=self.calling_ae, called_ae=self.node.ae_title, received=time.time(),
-            peer_address=self.peer, association_id=self.association_id)
+            peer_address=self.peer, association_id=self.association_id,
+            sha256=message.sha256)
         outcome = await self.node.store(request)
         return self._reply(message, outcome.status, outcome.comment)
 
