@@ -7,11 +7,13 @@ Each ``publish`` waits for its own record's acknowledgement, so batching in the 
 accumulator gains nothing there and costs a round of tasks and futures per record (its
 sender task, batch futures, ``asyncio.wait`` over in-flight requests: ~0.15 ms of CPU per
 record measured here, and as many turns of the event loop). ``publish`` therefore sends its
-record in a ProduceRequest of its own, through the producer's client and connection, straight
-to the partition's leader (``_produce``; same partitioner, same acks and timeout; ~0.09 ms).
-Whenever that path cannot decide alone (no metadata for the topic yet, no leader known, an
-error answer), the record goes through ``send_and_wait`` as before, which waits for metadata
-and retries; either way the record counts only once the broker has acknowledged it.
+record in a ProduceRequest of its own straight to the partition's leader (``_produce``; same
+partitioner, same acks and timeout), over a ``ProduceLink`` to that broker: a bare protocol
+whose answer wakes the publisher directly (~0.07 ms of CPU per record; through aiokafka's
+client and connection, 0.12). Whenever that path cannot decide alone (no metadata for the
+topic yet, no leader known, a broker without ProduceRequest v3, a lost link, an error answer),
+the record goes through ``send_and_wait`` as before, which waits for metadata and retries;
+either way the record counts only once the broker has acknowledged it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, NoError, for_code
-from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
 from dicomvault.bus.partitioner import KeyPartitioner
+from dicomvault.bus.produce_link import LinkError, ProduceLink, Unsupported
 from dicomvault.bus.topics import ensure_topics
 from dicomvault.events import Event
 from dicomvault.retry import backoff
@@ -55,6 +57,9 @@ class Publisher:
         self.resets = 0
         self._partitioner = KeyPartitioner()
         self.direct_sends = 0  # records acknowledged through ``_produce``
+        self._links: dict[int, ProduceLink] = {}  # by broker node id
+        self._linking = asyncio.Lock()
+        self._no_link: set[int] = set()  # brokers that do not take ProduceRequest v3
 
     async def start(self) -> None:
         # Tansu acknowledges writes to a topic that does not exist and drops them: every
@@ -73,6 +78,9 @@ class Publisher:
         await self._producer.start()
 
     async def stop(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links = {}
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -166,36 +174,59 @@ class Publisher:
         leader = cluster.leader_for_partition(TopicPartition(topic, partition))
         if leader is None or leader < 0:
             return None
+        link = self._links.get(leader)
+        if link is None or link.closed:
+            link = await self._link(leader)
+            if link is None:
+                return None
         # A batch as the producer's accumulator builds it (magic 2, no compression, not
         # transactional), holding one record stamped with the current time.
         builder = DefaultRecordBatchBuilder(2, 0, is_transactional=0, producer_id=-1,
                                             producer_epoch=-1, base_sequence=0,
                                             batch_size=DIRECT_MAX_BYTES * 2)
         builder.append(0, None, key, value, headers)
-        request = ProduceRequest(None, -1, int(self._settings.request_timeout_s * 1000),
-                                 [(topic, [(partition, bytes(builder.build()))])])
         try:
-            response = await client.send(leader, request)
-        except KafkaError as exc:
+            code, offset = await link.produce(topic, partition, bytes(builder.build()),
+                                              int(self._settings.request_timeout_s * 1000))
+        except LinkError as exc:
             log.info("direct produce failed; the producer retries",
                      extra={"topic": topic, "error": repr(exc)})
-            if getattr(exc, "invalid_metadata", False):
-                client.force_metadata_update()
+            link.close()
+            client.force_metadata_update()
             return None
-        for answered, parts in response.topics:
-            for part in parts:
-                error = for_code(part[1])
-                if answered != topic or part[0] != partition:
-                    continue
-                if error is NoError:
-                    self.direct_sends += 1
-                    return (topic, partition), part[2]
-                log.info("direct produce refused; the producer retries",
-                         extra={"topic": topic, "error": error.__name__})
-                if getattr(error, "invalid_metadata", False):
-                    client.force_metadata_update()
-                return None
+        error = for_code(code)
+        if error is NoError:
+            self.direct_sends += 1
+            return (topic, partition), offset
+        log.info("direct produce refused; the producer retries",
+                 extra={"topic": topic, "error": error.__name__})
+        if getattr(error, "invalid_metadata", False):
+            client.force_metadata_update()
         return None
+
+    async def _link(self, node: int) -> ProduceLink | None:
+        """The open ProduceLink to broker ``node``, opened now if needed; None when there is
+        none to have (unknown address, connection refused, no ProduceRequest v3)."""
+        if node in self._no_link or self._producer is None:
+            return None
+        async with self._linking:  # concurrent first publishes share one link
+            link = self._links.get(node)
+            if link is not None and not link.closed:
+                return link
+            broker = self._producer.client.cluster.broker_metadata(node)
+            if broker is None:
+                return None
+            try:
+                link = await ProduceLink.open(broker.host, broker.port, self._client_id,
+                                              self._settings.request_timeout_s)
+            except LinkError as exc:
+                log.info("no produce link; the producer's connection carries the records",
+                         extra={"node": node, "error": str(exc)})
+                if isinstance(exc, Unsupported):
+                    self._no_link.add(node)
+                return None
+            self._links[node] = link
+            return link
 
     async def _recreate_topics(self) -> None:
         try:
