@@ -25,7 +25,7 @@ API_VERSIONS = 18
 ACKS_ALL = -1
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # answers to one-record requests are a few dozen bytes
 
-_I16, _I32, _I64 = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">q")
+_I16, _I32 = struct.Struct(">h"), struct.Struct(">i")
 _FRAME = struct.Struct(">ii")  # answer size, correlation id
 _HEADER = struct.Struct(">ihhi")  # request size, api key, api version, correlation id
 _PRODUCE = struct.Struct(">hhii")  # transactional id (null), acks, timeout ms, topic count
@@ -117,8 +117,8 @@ class ProduceLink(asyncio.Protocol):
 
     def _request(self, api_key: int, version: int, body: bytes) -> asyncio.Future:
         """Send a request; the future gets the answer's body (after its correlation id)."""
-        if self.closed or self._transport is None:
-            raise LinkError("produce link closed")
+        if self.closed or self._transport is None or self._transport.is_closing():
+            raise LinkError("produce link closed")  # (is_closing: lost, not yet told)
         self._next_id = (self._next_id + 1) & 0x7FFFFFFF
         correlation = self._next_id
         head = _HEADER.pack(8 + 2 + len(self._client_id) + len(body), api_key, version,
