@@ -157,10 +157,11 @@ class Publisher:
 
     async def _produce(self, topic: str, value: bytes, key: bytes,
                        headers: list[tuple[str, bytes]]) -> tuple[tuple[str, int], int] | None:
-        """Send one record (acks=all) in its own ProduceRequest to its partition's leader and
-        return ((topic, partition), offset) once acknowledged; None, before or after sending,
-        when the producer has to take it (nothing known about the topic or its leader yet, a
-        record too large, an error answer: a record the broker did take is then sent again
+        """Send one record (acks=all) in its own ProduceRequest to its partition's leader, over
+        the ProduceLink to that broker, and return ((topic, partition), offset) once
+        acknowledged; None, before or after sending, when the producer has to take it (nothing
+        known about the topic or its leader yet, no link to the leader, a record too large, a
+        link lost mid-request, an error answer: a record the broker did take is then sent again
         with the same event id, which consumers drop)."""
         assert self._producer is not None
         client = self._producer.client
