@@ -10,6 +10,12 @@ gateway/Orthanc ratio, the C-STORE-response-to-catalogued latency (p50/p95) and 
 store's time goes in the gateway (receive, checks, write, publish: means per instance), and
 how much of the machine's CPU sat idle during each run (computing or waiting?).
 
+This machine's speed drifts by ±15 % from one minute to the next (every process's CPU time per
+instance rises and falls together), more than most changes we measure. So each data set and
+mode runs ``--rounds`` times (default 2), Orthanc and the archive alternately, and the report
+gives the total over the rounds (instances / seconds, CPU / instances, pooled latencies) and
+each round's own ratio, which shows the spread.
+
     make bench                       # or: .venv/bin/python -m benchmarks.ingest --help
 """
 
@@ -51,6 +57,8 @@ class Result:
     phases: dict[str, float] = field(default_factory=dict)
     cpu_split: dict[str, float] = field(default_factory=dict)  # seconds per process
     idle: float = 0.0  # share of the machine's CPU time idle while sending
+    latencies: list[float] = field(default_factory=list, repr=False)
+    rounds: int = 1
 
     @property
     def rate(self) -> float:
@@ -146,7 +154,22 @@ def run_vault(work: Path, workers: int, name: str, mode: str, folders: list[Path
         vault.stop()
     return Result(f"gateway (workers={workers})", name, mode, count, secs, mb, cpu,
                   pct(lat, 0.5), pct(lat, 0.95), phases,
-                  dict(zip(("broker", "catalogue", "gateway"), split, strict=True)), idle)
+                  dict(zip(("broker", "catalogue", "gateway"), split, strict=True)), idle, lat)
+
+
+def combine(rounds: list[Result]) -> Result:
+    """One result for several rounds of the same target, data and mode: instances and seconds
+    summed (the rate over all of them), CPU summed, latencies pooled, phases and idle averaged
+    (every round sends the same instances)."""
+    first, n = rounds[0], len(rounds)
+    lat = [v for r in rounds for v in r.latencies]
+    phases = {p: sum(r.phases.get(p, 0.0) for r in rounds) / n for p in first.phases}
+    split = {k: sum(r.cpu_split.get(k, 0.0) for r in rounds) for k in first.cpu_split}
+    return Result(first.target, first.dataset, first.mode, sum(r.instances for r in rounds),
+                  sum(r.seconds for r in rounds), sum(r.megabytes for r in rounds),
+                  sum(r.cpu_seconds for r in rounds),
+                  pct(lat, 0.5) if lat else None, pct(lat, 0.95) if lat else None, phases,
+                  split, sum(r.idle for r in rounds) / n, lat, n)
 
 
 def main() -> None:
@@ -156,6 +179,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="gateway DIMSE worker processes")
     ap.add_argument("--modes", default=",".join(MODES),
                     help=f"comma-separated subset of: {', '.join(MODES)}")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="runs of each data set and mode per target, Orthanc and the archive "
+                         "alternately")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -163,6 +189,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dicomvault-bench-"))
     graveyard: list[Path] = []
     results: list[Result] = []
+    per_round: dict[tuple[str, str], list[float]] = {}  # (data, mode): ratio of each round
     try:
         print(f"generating data in {work} …", flush=True)
         sets = {"small 64x64": (generate(work / "small", args.small, 64), args.small),
@@ -174,16 +201,22 @@ def main() -> None:
             requests = stow.bodies(files, STOW_BATCH) if any(m.startswith("stow") for m in modes) \
                 else []
             for mode in modes:
-                run += 1
-                results.append(run_orthanc(work / f"orthanc{run}", name, mode, folders, count,
-                                           mb, requests))
-                print(_row(results[-1]), flush=True)
-                graveyard.append(work / f"orthanc{run}")
-                results.append(run_vault(work / f"vault{run}", args.workers, name, mode,
-                                         folders, count, mb, requests))
-                print(_row(results[-1]), flush=True)
-                graveyard.append(work / f"vault{run}")
-        report(results, modes)
+                rounds: dict[str, list[Result]] = {"orthanc": [], "vault": []}
+                for _ in range(args.rounds):
+                    run += 1
+                    rounds["orthanc"].append(run_orthanc(work / f"orthanc{run}", name, mode,
+                                                         folders, count, mb, requests))
+                    print(_row(rounds["orthanc"][-1]), flush=True)
+                    graveyard.append(work / f"orthanc{run}")
+                    rounds["vault"].append(run_vault(work / f"vault{run}", args.workers, name,
+                                                     mode, folders, count, mb, requests))
+                    print(_row(rounds["vault"][-1]), flush=True)
+                    graveyard.append(work / f"vault{run}")
+                results.append(combine(rounds["orthanc"]))
+                results.append(combine(rounds["vault"]))
+                per_round[(name, mode)] = [g.rate / o.rate for o, g in
+                                           zip(rounds["orthanc"], rounds["vault"], strict=True)]
+        report(results, modes, per_round)
     finally:
         if not args.keep:
             # Delete after measuring: deleting big folders just before a timed run slows this disk.
@@ -204,20 +237,24 @@ def _row(r: Result) -> str:
             f"{r.rate:7.1f} {r.mbps:6.1f} {r.cpu_ms:6.2f} {lat} {r.idle * 100:6.0f}")
 
 
-def report(results: list[Result], modes: list[str]) -> None:
-    print()
+def report(results: list[Result], modes: list[str],
+           per_round: dict[tuple[str, str], list[float]]) -> None:
+    rounds = max(r.rounds for r in results)
+    print(f"\nall rounds together ({rounds} per target, data and mode):")
     print(_header())
     for r in results:
         print(_row(r))
-    print("\ngateway / Orthanc, instances/s (and CPU ms per instance, gateway : Orthanc):")
+    print("\ngateway / Orthanc, instances/s over all rounds (each round's own ratio), and CPU ms "
+          "per instance, gateway : Orthanc:")
     for name in dict.fromkeys(r.dataset for r in results):
         for mode in modes:
             o = next(r for r in results if r.target == "orthanc" and r.dataset == name
                      and r.mode == mode)
             g = next(r for r in results if r.target != "orthanc" and r.dataset == name
                      and r.mode == mode)
-            print(f"  {name:<12} {mode:<9} {g.rate / o.rate:5.2f}   "
-                  f"({g.cpu_ms:.2f} : {o.cpu_ms:.2f})")
+            each = " ".join(f"{r:.2f}" for r in per_round[(name, mode)])
+            print(f"  {name:<12} {mode:<9} {g.rate / o.rate:5.2f}   ({each})   "
+                  f"{g.cpu_ms:.2f} : {o.cpu_ms:.2f}")
     print("\nwhere a gateway store's time goes (mean ms per instance), and the archive's CPU ms "
           "per instance by process:")
     names = ("broker", "catalogue", "gateway")
