@@ -184,6 +184,8 @@ def main() -> None:
                          "alternately")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
     work = Path(tempfile.mkdtemp(prefix="dicomvault-bench-"))
