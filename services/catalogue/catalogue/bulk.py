@@ -2,12 +2,12 @@
 
 SQLAlchemy's generic executemany path builds and processes every row's parameters through the
 compiler (about a third of the catalogue's CPU per event in a drain, measured with py-spy and
-cProfile). Here a multi-row statement is compiled once per dialect and row count (powers of
-two up to 128), rows are bound in the compiled parameter order, and only the columns whose
+cProfile). Here a multi-row statement is written once per dialect and row count (powers of
+two up to 128; ``multirow`` derives each size from two compilations), rows are bound in the compiled parameter order, and only the columns whose
 type has a bind processor (the UTC datetimes) go through it: the same values SQLAlchemy would
 bind, at a fraction of the cost, and few statements per batch (PostgreSQL runs one multi-row
 statement much faster than the same rows one statement each). ``select_in`` is the batch's
-preload in the same style: one compiled ``SELECT … WHERE key IN (…)`` per table and size.
+preload in the same style: one ``SELECT … WHERE key IN (…)`` per table and size.
 
 On SQLite each statement goes to aiosqlite's thread in one hand-over (``execute_fetchall``),
 not through SQLAlchemy's adapter, which makes four (cursor, execute, fetchall, close): every
@@ -29,9 +29,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from catalogue.multirow import statement
+
 Row = dict[str, object]
-_Compiled = tuple[str, list[str], list[Callable | None]]
-_CACHE: dict[tuple, _Compiled] = {}
+_Processors = tuple[list[str], list[Callable | None]]
+_PROCESSORS: dict[tuple, _Processors] = {}
 _MULTI = re.compile(r"_m\d+$")
 
 
@@ -44,17 +46,15 @@ def insert_for(dialect: Dialect) -> Callable[[Table], Insert]:
     raise RuntimeError(f"unsupported database {dialect.name}")  # pragma: no cover
 
 
-def _compile(key: tuple, dialect: Dialect, table: Table, build: Callable[[], Insert],
-             rows: int) -> _Compiled:
-    found = _CACHE.get(key)
+def _bind_processors(key: tuple, dialect: Dialect, table: Table,
+                     first_row: list[str]) -> _Processors:
+    """The columns of a row's parameters (multi-row names: "ce_id_m0", …) and the bind
+    processor of each (None for most: only the UTC datetimes have one)."""
+    found = _PROCESSORS.get(key)
     if found is None:
-        compiled = build().compile(dialect=dialect)
-        names = list(compiled.positiontup or ())
-        width = len(names) // rows
-        # The first row's parameters, named after its columns (multi-row: "ce_id_m0", …).
-        columns = [c if c in table.c else _MULTI.sub("", c) for c in names[:width]]
+        columns = [c if c in table.c else _MULTI.sub("", c) for c in first_row]
         procs = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
-        found = _CACHE[key] = (compiled.string, columns, procs)
+        found = _PROCESSORS[key] = (columns, procs)
     return found
 
 
@@ -106,11 +106,11 @@ async def insert_returning(session: AsyncSession, key: str, table: Table,
     for n in _chunks(len(rows)):
         part = rows[start:start + n]
         start += n
-        sql, columns, procs = _compile(
-            (key, dialect.name, n), dialect, table,
-            lambda n=n, part=part: build(insert_for(dialect)).values([part[0]] * n), n)
+        stmt = statement((key, dialect.name), dialect,
+                         lambda m, row=part[0]: build(insert_for(dialect)).values([row] * m), n)
+        columns, procs = _bind_processors((key, dialect.name), dialect, table, stmt.first_row)
         params = tuple(v for r in part for v in _values(r, columns, procs))
-        rows_back = await _run(conn, sql, params)
+        rows_back = await _run(conn, stmt.sql, params)
         if returning:
             out += [tuple(r) for r in rows_back]
     return out
@@ -129,21 +129,17 @@ async def select_in(session: AsyncSession, table: Table, column: str,
     conn = await session.connection()
     dialect = conn.dialect
     names = [c.name for c in table.columns]
+    procs = [c.type._cached_result_processor(dialect, None) for c in table.columns]
     out: list[Row] = []
     for start in range(0, len(keys), largest):
         part = list(keys[start:start + largest])
         n = _padded(len(part))
-        key = ("select", table.name, column, dialect.name, n)
-        found = _CACHE.get(key)
-        if found is None:
-            stmt = select(table).where(table.c[column].in_(
-                [bindparam(f"k{i}", type_=table.c[column].type) for i in range(n)]))
-            compiled = stmt.compile(dialect=dialect)
-            procs = [c.type._cached_result_processor(dialect, None) for c in table.columns]
-            found = _CACHE[key] = (compiled.string, names, procs)
-        sql, _, procs = found
+        stmt = statement(("select", table.name, column, dialect.name), dialect,
+                         lambda m: select(table).where(table.c[column].in_(
+                             [bindparam(f"k{i}", type_=table.c[column].type)
+                              for i in range(m)])), n)
         params = tuple(part + part[-1:] * (n - len(part)))
-        for r in await _run(conn, sql, params):
+        for r in await _run(conn, stmt.sql, params):
             out.append({c: v if p is None else p(v) for c, v, p in zip(names, r, procs,
                                                                      strict=True)})
     return out

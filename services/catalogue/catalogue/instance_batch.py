@@ -22,6 +22,7 @@ from operator import itemgetter
 
 from sqlalchemy import Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from catalogue import bulk
 from catalogue.models import Instance, Location, Patient, Series, Study, StudyLocation
@@ -86,16 +87,24 @@ class _Rows:
         """Upsert the dirty rows; ``keep`` columns are only written on insert; with ``newer``,
         an existing row is only overwritten by one whose ``newer`` column is higher."""
         rows = [self.rows[k] for k in sorted(self.dirty) if k in self.rows]
-        table, pk = self.table, self.pk
+        await bulk.executemany(session, f"upsert {self.table.name}", self.table,
+                               upsert(self.table, keep, newer), rows)
 
-        def build(insert):
-            stmt = insert(table)
-            columns = [c.name for c in table.columns if c.name not in pk and c.name not in keep]
-            return stmt.on_conflict_do_update(
-                index_elements=pk, set_={c: stmt.excluded[c] for c in columns},
-                where=(table.c[newer] < stmt.excluded[newer]) if newer else None)
 
-        await bulk.executemany(session, f"upsert {table.name}", table, build, rows)
+def upsert(table: Table, keep: tuple[str, ...] = (),
+           newer: str | None = None) -> Callable[[Callable[[Table], Insert]], Insert]:
+    """The upsert of ``_Rows.write`` for a dialect's ``insert``: on a primary key conflict
+    every column but ``keep`` is overwritten, with ``newer`` only by a higher value."""
+    pk = [c.name for c in table.primary_key.columns]
+
+    def build(insert: Callable[[Table], Insert]) -> Insert:
+        stmt = insert(table)
+        columns = [c.name for c in table.columns if c.name not in pk and c.name not in keep]
+        return stmt.on_conflict_do_update(
+            index_elements=pk, set_={c: stmt.excluded[c] for c in columns},
+            where=(table.c[newer] < stmt.excluded[newer]) if newer else None)
+
+    return build
 
 
 class InstanceBatch:

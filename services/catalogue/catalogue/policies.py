@@ -20,15 +20,16 @@ one by one with the per-record rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from catalogue import bulk, metrics
 from catalogue.commits import CommitHealth, is_disk_full
@@ -78,15 +79,18 @@ async def append_many(session: AsyncSession, events: list[Event],
                       recorded_at: datetime) -> dict[str, int]:
     """Insert the journal rows of ``events`` (distinct ce_ids) in their order; the seq of each
     inserted ce_id (those already journalled are absent)."""
-    table = Journal.__table__
-
-    def build(insert):
-        return insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
-            table.c.seq, table.c.ce_id)
-
     rows = [journal_values(e, recorded_at) for e in events]
-    returned = await bulk.insert_returning(session, "journal", table, build, rows)
+    returned = await bulk.insert_returning(session, "journal", Journal.__table__,
+                                           journal_insert, rows)
     return {ce_id: seq for seq, ce_id in returned}
+
+
+def journal_insert(insert: Callable[[Table], Insert]) -> Insert:
+    """``append_many``'s statement for a dialect's ``insert``: a known ce_id is skipped, the
+    others' seq and ce_id are returned."""
+    table = Journal.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["ce_id"]).returning(
+        table.c.seq, table.c.ce_id)
 
 
 def check(event: Event) -> None:
