@@ -1,8 +1,11 @@
 """Multi-row statements derived from two compilations are SQLAlchemy's own text, for every
 statement and size the batch policy uses, on both dialects; a batch that needs many sizes
-lands whole; a statement whose rows cannot be learnt is compiled instead."""
+lands whole; a statement whose rows cannot be learnt is compiled instead; datetimes are bound
+for SQLite as SQLAlchemy binds them."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, func, select
@@ -11,7 +14,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 
 from catalogue import bulk
 from catalogue.instance_batch import upsert
-from catalogue.models import Instance, Location, Patient, Series, Study
+from catalogue.models import Instance, Journal, Location, Patient, Series, Study
 from catalogue.multirow import RowForm, statement
 from catalogue.policies import journal_insert
 from catalogue.rebuild import rebuild
@@ -35,7 +38,7 @@ def inserts(dialect):
         row = {c.name: None for c in table.columns}
         return lambda m: build(bulk.insert_for(dialect)).values([row] * m)
 
-    yield "journal", rows(Patient.__table__.metadata.tables["journal"], journal_insert)
+    yield "journal", rows(Journal.__table__, journal_insert)
     for table, keep, newer in UPSERTS:
         yield f"upsert {table.name}", rows(table, upsert(table, keep, newer))
 
@@ -91,3 +94,17 @@ async def test_a_batch_of_many_sizes_lands_whole_and_equals_a_rebuild(cat: Catal
     report = await rebuild(cat.settings(), check_only=True)
     assert report.ok, report.differences
     assert report.journal_rows == 231
+
+
+def test_utc_datetimes_are_bound_for_sqlite_as_sqlalchemy_binds_them() -> None:
+    dialect = DIALECTS["sqlite"]
+    column_type = Journal.__table__.c.recorded_at.type
+    theirs = column_type._cached_bind_processor(dialect)
+    ours = bulk.bind_processor(column_type, dialect)
+    values = [None, datetime(2026, 12, 5, 7, 1, 2, 345678, tzinfo=UTC),
+              datetime(2026, 12, 5, 7, 1, 2, tzinfo=UTC),  # no microseconds: still printed
+              datetime(2026, 12, 5, 8, 1, 2, 5, tzinfo=timezone(timedelta(hours=1))),
+              datetime(1, 1, 1, 0, 0, 0), datetime(999, 3, 4, 23, 59, 59, 999999),
+              datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    for value in values:
+        assert ours(value) == theirs(value), value
