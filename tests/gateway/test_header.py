@@ -4,6 +4,7 @@ encodings; what it leaves to pydicom (big endian, deflated) still reads the same
 
 from __future__ import annotations
 
+import warnings
 from io import BytesIO
 
 import pytest
@@ -66,6 +67,17 @@ VARIANTS = {
     "empty-values": {"PatientName": "", "PatientSex": "", "NumberOfFrames": "",
                      "IssuerOfPatientID": ""},
     "nested-undefined-sequences": {"ReferencedStudySequence": nested_sequence()},
+    "backslashes": {"StudyDescription": "Head \\Neck ", "PatientName": "A^B\\C^D ",
+                    "AccessionNumber": "X1\\Y2", "StationName": "S1 \\ S2"},
+}
+# Bytes the declared character set cannot decode, a character set pydicom does not know:
+# pydicom warns and falls back (replacement characters, the default encoding); so must the
+# direct reader.
+WARNED = {
+    "undecodable-utf-8": {"SpecificCharacterSet": "ISO_IR 192",
+                          "PatientName": b"M\xfcller^J\xfcrgen", "StationName": b"CT\xff01"},
+    "unknown-character-set": {"SpecificCharacterSet": "ISO_IR 999", "PatientName": "Doe^John",
+                              "InstitutionName": "General"},
 }
 
 
@@ -79,7 +91,7 @@ def encode(ds: Dataset, syntax: str) -> bytes:
 def instance(variant: str) -> Dataset:
     ds = make_instance(study_uid=generate_uid(ROOT), series_uid=generate_uid(ROOT), size=8,
                        modality="CT")
-    for name, value in VARIANTS[variant].items():
+    for name, value in {**VARIANTS, **WARNED}[variant].items():
         setattr(ds, name, value)
     if variant == "nested-undefined-sequences":
         ds["ReferencedStudySequence"].is_undefined_length = True
@@ -95,6 +107,23 @@ def test_direct_reader_equals_pydicom(variant: str, syntax: str) -> None:
     assert header.read(part10, offset, meta["TransferSyntaxUID"], WANTED) is not None
     # … and gives exactly pydicom's answer.
     assert read_header(part10) == read_header_pydicom(part10)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("variant", sorted(WARNED))
+def test_undecodable_values_read_as_pydicom_reads_them(variant: str, syntax: str) -> None:
+    # pydicom warns when it writes and reads these (the direct reader once per character
+    # set: its conversion is cached); the values are what count.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        part10 = encode(instance(variant), syntax)
+        meta, offset = split_file_meta(part10)
+        direct = header.read(part10, offset, meta["TransferSyntaxUID"], WANTED)
+        theirs = read_header_pydicom(part10)
+    assert direct is not None
+    assert {k: v for k, v in theirs.items() if k in direct} == direct
+    if variant == "undecodable-utf-8":
+        assert "\ufffd" in direct["PatientName"] and "\ufffd" in direct["StationName"]
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])

@@ -30,6 +30,14 @@ TEXT_VR_DELIMS = {"\n", "\r", "\t", "\f"}  # pydicom.values' delimiters for text
 _TAG = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<L")
+# An element's first 8 bytes in one unpack: tag, VR and 16-bit length (explicit VR), or tag
+# and 32-bit length (implicit VR).
+_EXPLICIT, _IMPLICIT = struct.Struct("<HH2sH"), struct.Struct("<HHL")
+_VR_TEXT = {vr: vr.decode("ascii") for vr in (
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV")}
+_VR_TEXT[b""] = ""
 
 _STRING_VRS = {"AS", "CS", "DA", "TM", "DT", "UI"}
 _TEXT_VRS = {"SH", "LO", "UC"}
@@ -63,18 +71,33 @@ def _join(values: list[str]) -> str:
     return "\\".join(v.rstrip("\x00 ") for v in values)
 
 
+def _values(text: str) -> str:
+    """``_join(text.split("\\"))``, without the split for a single value."""
+    return _join(text.split("\\")) if "\\" in text else text.rstrip("\x00 ")
+
+
+def _decode(raw: bytes, encodings: tuple[str, ...]) -> str:
+    """pydicom's ``decode_bytes``: without an escape sequence it decodes with the first
+    encoding, done here directly; anything else (or a failure) goes to pydicom as before."""
+    if b"\x1b" not in raw:
+        try:
+            return raw.decode(encodings[0])
+        except (LookupError, UnicodeError):
+            pass
+    return decode_bytes(raw, list(encodings), TEXT_VR_DELIMS)
+
+
 def _convert(vr: str, raw: bytes, encodings: tuple[str, ...]) -> str:
     if vr in _STRING_VRS:
-        return _join(raw.decode(default_encoding).rstrip(" \x00").split("\\"))
+        return _values(raw.decode(default_encoding).rstrip(" \x00"))
     if vr == "AE":
         return _join([v.strip() for v in raw.decode(default_encoding).split("\\")])
     if vr in _TEXT_VRS:
-        return _join(decode_bytes(raw, list(encodings), TEXT_VR_DELIMS).split("\\"))
+        return _values(_decode(raw, encodings))
     if vr in _SINGLE_VRS:
-        return decode_bytes(raw, list(encodings), TEXT_VR_DELIMS).rstrip("\x00 ")
+        return _decode(raw, encodings).rstrip("\x00 ")
     if vr == "PN":
-        decoded = decode_bytes(raw.rstrip(b"\x00 "), list(encodings), TEXT_VR_DELIMS)
-        return _join(decoded.split("\\"))
+        return _values(_decode(raw.rstrip(b"\x00 "), encodings))
     if vr == "IS":  # as sent, never parsed as a number (part10._raw, docs/conformance.md)
         return raw.decode("latin-1").rstrip("\x00 ")
     raise _Unsupported(vr)
@@ -97,26 +120,27 @@ def _read(data: bytes, pos: int, implicit: bool,
     last = max(tags)
     raw: dict[int, tuple[str, bytes]] = {}
     end = len(data)
+    head = _IMPLICIT.unpack_from if implicit else _EXPLICIT.unpack_from
+    u32 = _U32.unpack_from
     while pos + 8 <= end:
-        group, element = _TAG.unpack_from(data, pos)
+        if implicit:
+            group, element, length = head(data, pos)
+            vr_bytes = b""
+        else:
+            group, element, vr_bytes, length = head(data, pos)
         tag = group << 16 | element
         if tag > last:
             break
         if implicit:
-            vr = ""
-            length = _U32.unpack_from(data, pos + 4)[0]
+            pos += 8
+        elif vr_bytes in _LONG_VRS:
+            length = u32(data, pos + 8)[0]
+            pos += 12
+        elif vr_bytes.isalpha() and vr_bytes.isupper():
             pos += 8
         else:
-            vr_bytes = data[pos + 4:pos + 6]
-            if vr_bytes in _LONG_VRS:
-                length = _U32.unpack_from(data, pos + 8)[0]
-                pos += 12
-            elif vr_bytes.isalpha() and vr_bytes.isupper():
-                length = _U16.unpack_from(data, pos + 6)[0]
-                pos += 8
-            else:
-                raise _Unsupported("bad VR")
-            vr = vr_bytes.decode("ascii")
+            raise _Unsupported("bad VR")
+        vr = _VR_TEXT.get(vr_bytes) or vr_bytes.decode("ascii")
         if length == UNDEFINED:
             if tag in tags or (vr not in ("", "SQ", "UN")):
                 raise _Unsupported("undefined length")

@@ -108,8 +108,10 @@ class _Walker:
     def __init__(self, data: bytes | memoryview, little: bool) -> None:
         self.data = data
         e = "<" if little else ">"
-        self.tag, self.u16, self.u32 = struct.Struct(e + "HH"), struct.Struct(e + "H"), \
-            struct.Struct(e + "L")
+        self.tag, self.u32 = struct.Struct(e + "HH"), struct.Struct(e + "L")
+        # An element's first 8 bytes in one unpack: tag, VR and 16-bit length (explicit VR),
+        # or tag and 32-bit length (implicit VR).
+        self.explicit, self.implicit = struct.Struct(e + "HH2sH"), struct.Struct(e + "HHL")
 
     def _need(self, pos: int, n: int, end: int) -> None:
         if pos + n > end:
@@ -120,28 +122,34 @@ class _Walker:
         """Walk elements from ``pos``; stop at ``end`` or after the ``until`` delimiter."""
         if depth > MAX_DEPTH:
             raise Malformed(f"sequences nested deeper than {MAX_DEPTH} levels at byte {pos}")
+        data, u32 = self.data, self.u32.unpack_from
+        head = (self.implicit if implicit else self.explicit).unpack_from
         while pos < end or until is not None:
-            self._need(pos, 8, end)
-            tag = self.tag.unpack_from(self.data, pos)
-            if until is not None and tag == until:
-                return pos + 8
-            if tag[0] == 0xFFFE:
-                raise Malformed(f"unexpected delimiter {tag[0]:04X},{tag[1]:04X} at byte {pos}")
-            vr = bytes(self.data[pos + 4:pos + 6])  # hashable also when data is a view
+            if pos + 8 > end:
+                self._need(pos, 8, end)
             if implicit:
-                length, pos, vr = self.u32.unpack_from(self.data, pos + 4)[0], pos + 8, b""
+                group, element, length = head(data, pos)
+                vr = b""
+            else:
+                group, element, vr, length = head(data, pos)
+            if until is not None and (group, element) == until:
+                return pos + 8
+            if group == 0xFFFE:
+                raise Malformed(f"unexpected delimiter {group:04X},{element:04X} at byte {pos}")
+            if implicit or vr in _SHORT_VRS:
+                pos += 8
             elif vr in _LONG_VRS:
-                self._need(pos, 12, end)
-                length, pos = self.u32.unpack_from(self.data, pos + 8)[0], pos + 12
-            elif vr in _SHORT_VRS:
-                length, pos = self.u16.unpack_from(self.data, pos + 6)[0], pos + 8
+                if pos + 12 > end:
+                    self._need(pos, 12, end)
+                length, pos = u32(data, pos + 8)[0], pos + 12
             else:
                 raise Malformed(f"unknown VR {_shown(vr)} at byte {pos}")
             if length == UNDEFINED:
                 # SQ, encapsulated pixel data, or UN (whose content is implicit VR LE)
                 pos = self.items(pos, end, implicit or vr == b"UN", depth + 1)
             else:
-                self._need(pos, length, end)
+                if pos + length > end:
+                    self._need(pos, length, end)
                 if vr == b"SQ":  # its items may hold undefined lengths: walk them too
                     self.items(pos, pos + length, implicit, depth + 1, defined=True)
                 pos += length
