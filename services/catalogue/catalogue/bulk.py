@@ -3,9 +3,10 @@
 SQLAlchemy's generic executemany path builds and processes every row's parameters through the
 compiler (about a third of the catalogue's CPU per event in a drain, measured with py-spy and
 cProfile). Here a multi-row statement is written once per dialect and row count (powers of
-two up to 128; ``multirow`` derives each size from two compilations), rows are bound in the compiled parameter order, and only the columns whose
-type has a bind processor (the UTC datetimes) go through it: the same values SQLAlchemy would
-bind, at a fraction of the cost, and few statements per batch (PostgreSQL runs one multi-row
+two up to 128; ``multirow`` derives each size from two compilations), rows are bound in the
+compiled parameter order (``_Binder``), and only the columns whose type has a bind processor
+(the UTC datetimes, formatted directly on SQLite) go through it: the same values SQLAlchemy
+would bind, at a fraction of the cost, and few statements per batch (PostgreSQL runs one multi-row
 statement much faster than the same rows one statement each). ``select_in`` is the batch's
 preload in the same style: one ``SELECT … WHERE key IN (…)`` per table and size.
 
