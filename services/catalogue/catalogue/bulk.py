@@ -38,6 +38,8 @@ from catalogue.multirow import statement
 
 Row = dict[str, object]
 _BINDERS: dict[tuple, _Binder] = {}
+_Columns = tuple[list[str], list[Callable | None]]
+_RESULTS: dict[tuple[str, str], _Columns] = {}
 _MULTI = re.compile(r"_m\d+$")
 
 
@@ -150,6 +152,16 @@ async def insert_returning(session: AsyncSession, key: str, table: Table,
     return out
 
 
+def _result_processors(table: Table, dialect: Dialect) -> _Columns:
+    """The table's column names and each one's result processor (UTC datetimes, booleans)."""
+    found = _RESULTS.get((table.name, dialect.name))
+    if found is None:
+        found = _RESULTS[(table.name, dialect.name)] = (
+            [c.name for c in table.columns],
+            [c.type._cached_result_processor(dialect, None) for c in table.columns])
+    return found
+
+
 def _padded(n: int) -> int:
     """The IN list size serving ``n`` keys: a power of two (the last key repeated)."""
     return 1 << (n - 1).bit_length()
@@ -162,8 +174,7 @@ async def select_in(session: AsyncSession, table: Table, column: str,
     column and power-of-two size, up to ``largest`` keys each."""
     conn = await session.connection()
     dialect = conn.dialect
-    names = [c.name for c in table.columns]
-    procs = [c.type._cached_result_processor(dialect, None) for c in table.columns]
+    names, procs = _result_processors(table, dialect)
     out: list[Row] = []
     for start in range(0, len(keys), largest):
         part = list(keys[start:start + largest])

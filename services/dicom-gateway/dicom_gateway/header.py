@@ -37,7 +37,6 @@ _VR_TEXT = {vr: vr.decode("ascii") for vr in (
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV")}
-_VR_TEXT[b""] = ""
 
 _STRING_VRS = {"AS", "CS", "DA", "TM", "DT", "UI"}
 _TEXT_VRS = {"SH", "LO", "UC"}
@@ -140,7 +139,7 @@ def _read(data: bytes, pos: int, implicit: bool,
             pos += 8
         else:
             raise _Unsupported("bad VR")
-        vr = _VR_TEXT.get(vr_bytes) or vr_bytes.decode("ascii")
+        vr = _VR_TEXT.get(vr_bytes) or vr_bytes.decode("ascii")  # implicit VR: ""
         if length == UNDEFINED:
             if tag in tags or (vr not in ("", "SQ", "UN")):
                 raise _Unsupported("undefined length")
