@@ -17,12 +17,13 @@ from functools import lru_cache
 from pydicom.charset import decode_bytes, default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from dicom_gateway import vrs
+
 IMPLICIT_LE = "1.2.840.10008.1.2"
 LITTLE_ENDIAN = (IMPLICIT_LE, "1.2.840.10008.1.2.1")  # others (compressed pixels) too, below
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}
+_LONG_VRS = vrs.LONG
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 MAX_DEPTH = 16
@@ -33,10 +34,7 @@ _U32 = struct.Struct("<L")
 # An element's first 8 bytes in one unpack: tag, VR and 16-bit length (explicit VR), or tag
 # and 32-bit length (implicit VR).
 _EXPLICIT, _IMPLICIT = struct.Struct("<HH2sH"), struct.Struct("<HHL")
-_VR_TEXT = {vr: vr.decode("ascii") for vr in (
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
-    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
-    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV")}
+_VR_TEXT = vrs.TEXT
 
 _STRING_VRS = {"AS", "CS", "DA", "TM", "DT", "UI"}
 _TEXT_VRS = {"SH", "LO", "UC"}

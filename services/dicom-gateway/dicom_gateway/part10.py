@@ -20,17 +20,14 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
-from dicom_gateway import header
+from dicom_gateway import header, vrs
 from dicomvault.dicom import INSTANCE_STORED_TEXT
 from dicomvault.events.v1 import events_pb2 as ev
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")  # deflated LE, deflated image
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}
-_SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
-              b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+_LONG_VRS, _SHORT_VRS = vrs.LONG, vrs.SHORT
 MAX_DEPTH = 32  # nested sequences deeper than this are refused (real objects use a handful)
 INFLATE_RATIO = 200  # default ceiling of a deflated dataset: 200x its received size
 _CHUNK = 1 << 20
