@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from dicomvault.bus.broker import EmbeddedBroker, free_port
+from dicomvault.bus.broker import EmbeddedBroker, free_port, share_ports
 from dicomvault.settings import BusSettings
 
 PG_ADMIN_DSN = os.environ.get("DICOMVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 DCMTK = Path("/usr/bin")
+
+# `make test` runs the suite in pytest-xdist workers (separate processes, each with its own
+# broker and PostgreSQL database); each picks its free ports from its own share of the range.
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    share_ports(int(os.environ["PYTEST_XDIST_WORKER"][2:]),
+                int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 def dcmtk(tool: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 from dicomvault.bus import broker
-from dicomvault.bus.broker import _ephemeral_low, free_port
+from dicomvault.bus.broker import _ephemeral_low, free_port, share_ports
 
 
 def test_ports_are_below_the_ephemeral_range_distinct_and_bindable() -> None:
@@ -19,6 +19,16 @@ def test_ports_are_below_the_ephemeral_range_distinct_and_bindable() -> None:
         s.bind(("127.0.0.1", ports[-1]))
 
 
+def test_processes_sharing_the_range_pick_disjoint_ports(monkeypatch) -> None:
+    """Three processes (pytest-xdist workers) each take their own third of the range."""
+    monkeypatch.setattr(broker, "_share", broker._share)
+    picked = []
+    for index in range(3):
+        monkeypatch.setattr(broker, "_handed_out", set())
+        share_ports(index, 3)
+        picked.append({free_port() for _ in range(100)})
+        assert all(p % 3 == index for p in picked[-1])
+    assert not (picked[0] & picked[1] or picked[0] & picked[2] or picked[1] & picked[2])
 
 
 def test_a_port_in_use_below_the_range_is_skipped(monkeypatch) -> None:

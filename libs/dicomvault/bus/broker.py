@@ -24,6 +24,19 @@ def tansu_binary() -> Path:
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _handed_out: set[int] = set()
+_share = (0, 1)  # (index, count): this process hands out ports p with p % count == index
+
+
+def share_ports(index: int, count: int) -> None:
+    """Let ``count`` processes that pick ports at the same time never pick the same one.
+
+    ``free_port`` remembers what it handed out in its own process only: another process could
+    pick a port whose listener has not bound it yet. pytest-xdist's workers (``make test``)
+    call this with their index, and each then hands out only its own residue class."""
+    if not 0 <= index < count:
+        raise ValueError(f"process {index} of {count}")
+    global _share
+    _share = (index, count)
 
 
 def _ephemeral_low() -> int:
@@ -50,11 +63,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     before our listener binds it (EADDRINUSE). Never the same port twice in this process.
     Falls back to the kernel's pick when the range is unknown or nothing below it is free."""
     low = _ephemeral_low()
+    index, count = _share
     if low > 11024:
         rng = random.Random()
-        for _ in range(200):
+        for _ in range(200 * count):
             port = rng.randrange(low - 10000, low)
-            if port not in _handed_out and _bindable(host, port):
+            if port % count == index and port not in _handed_out and _bindable(host, port):
                 _handed_out.add(port)
                 return port
     with socket.socket() as s:
