@@ -142,3 +142,47 @@ def test_invalid_integer_string_reads_as_sent_on_both_readers() -> None:
     part10 = part10.replace(b"9173", b"91x3")  # pydicom will not write a bad IS itself
     assert read_header(part10)["InstanceNumber"] == "91x3"
     assert read_header(part10) == read_header_pydicom(part10)
+
+
+def in_order(ds: Dataset, syntax: str, order: list[int]) -> bytes:
+    """``ds`` as a Part 10 file whose top-level elements come in ``order`` (tags), which PS3.5
+    7.1 forbids unless ascending; pydicom itself always writes them sorted."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    meta_end = split_file_meta(encode(ds, syntax))[1]
+    prefix = encode(ds, syntax)[:meta_end]
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, syntax == ImplicitVRLittleEndian
+    for tag in order:
+        write_data_element(out, ds[tag])
+    return prefix + out.getvalue()
+
+
+PATIENT_ID, PATIENT_NAME, ROWS, PIXELS = 0x00100020, 0x00100010, 0x00280010, 0x7FE00010
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("case", ["late-patient-id", "rows-first", "patient-id-after-pixels",
+                                  "patient-name-twice"])
+def test_elements_out_of_order_read_as_pydicom_reads_them(case: str, syntax: str) -> None:
+    """A sender that puts a wanted element after a higher tag (or repeats one) still gets its
+    values catalogued as pydicom reads them, not lost where the walk once stopped early."""
+    ds = instance("latin-1")
+    tags = sorted(int(t) for t in ds.keys())
+    if case == "late-patient-id":  # after (0028,0010), before the pixel data
+        tags.remove(PATIENT_ID)
+        tags.insert(tags.index(PIXELS), PATIENT_ID)
+    elif case == "rows-first":
+        tags.remove(ROWS)
+        tags.insert(0, ROWS)
+    elif case == "patient-id-after-pixels":  # pydicom stops at the pixel data: not read
+        tags.remove(PATIENT_ID)
+        tags.append(PATIENT_ID)
+    else:
+        tags.insert(tags.index(PATIENT_NAME) + 1, PATIENT_NAME)
+    part10 = in_order(ds, syntax, tags)
+    assert read_header(part10) == read_header_pydicom(part10)
+    expected = "" if case == "patient-id-after-pixels" else ds.PatientID
+    assert read_header(part10)["PatientID"] == expected
+    assert read_header(part10)["PatientName"] == "Müller^Jürgen"

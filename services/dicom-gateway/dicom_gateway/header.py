@@ -2,11 +2,13 @@
 
 ``part10.read_header`` used pydicom's ``dcmread`` for ~28 top-level attributes: about 1.7 ms
 per instance on this machine, more than the durable write of a small image. ``read`` walks the
-top-level elements up to (0028,0008) and converts only the wanted values, with pydicom's own
-character-set decoding (``decode_bytes``) and the same text rules as pydicom's value
-converters followed by ``part10._text``, integer strings as sent like ``part10._raw``
-(so the results are equal: tested against the pydicom reader). It returns None for what it does not handle itself — big endian, deflated, an
-unexpected VR, nesting deeper than ``MAX_DEPTH`` — and the caller then uses pydicom.
+top-level elements up to the pixel data, as pydicom's ``stop_before_pixels`` does, and converts
+only the wanted values, with pydicom's own character-set decoding (``decode_bytes``) and the
+same text rules as pydicom's value converters followed by ``part10._text``, integer strings as
+sent like ``part10._raw`` (so the results are equal: tested against the pydicom reader). It returns None for what it
+does not handle itself — big endian, deflated, an unexpected VR, nesting deeper than
+``MAX_DEPTH``, elements out of ascending tag order or repeated — and the caller then uses
+pydicom.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 _LONG_VRS = vrs.LONG
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+PIXELS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # where stop_before_pixels stops
 MAX_DEPTH = 16
 TEXT_VR_DELIMS = {"\n", "\r", "\t", "\f"}  # pydicom.values' delimiters for text VRs
 _TAG = struct.Struct("<HH")
@@ -114,11 +117,16 @@ def read(part10: bytes, offset: int, transfer_syntax: str,
 
 def _read(data: bytes, pos: int, implicit: bool,
           tags: dict[int, tuple[str, str]]) -> dict[str, str]:
-    last = max(tags)
+    """The wanted values of the top level, up to the pixel data (where pydicom's
+    ``stop_before_pixels`` stops). Elements out of ascending tag order or repeated (PS3.5 7.1
+    forbids both; a buggy or hostile sender may do it) go to pydicom, which reads every element
+    whatever its place: stopping at the first tag past the wanted ones would miss a wanted
+    element that comes after it."""
     raw: dict[int, tuple[str, bytes]] = {}
     end = len(data)
     head = _IMPLICIT.unpack_from if implicit else _EXPLICIT.unpack_from
     u32 = _U32.unpack_from
+    previous = -1
     while pos + 8 <= end:
         if implicit:
             group, element, length = head(data, pos)
@@ -126,8 +134,11 @@ def _read(data: bytes, pos: int, implicit: bool,
         else:
             group, element, vr_bytes, length = head(data, pos)
         tag = group << 16 | element
-        if tag > last:
+        if tag <= previous:
+            raise _Unsupported("elements out of order")
+        if tag in PIXELS:
             break
+        previous = tag
         if implicit:
             pos += 8
         elif vr_bytes in _LONG_VRS:
