@@ -159,8 +159,8 @@ def in_order(ds: Dataset, syntax: str, order: list[int]) -> bytes:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_data_element
 
-    meta_end = split_file_meta(encode(ds, syntax))[1]
-    prefix = encode(ds, syntax)[:meta_end]
+    sorted_file = encode(ds, syntax)
+    prefix = sorted_file[:split_file_meta(sorted_file)[1]]
     out = DicomBytesIO()
     out.is_little_endian, out.is_implicit_VR = True, syntax == ImplicitVRLittleEndian
     for tag in order:
