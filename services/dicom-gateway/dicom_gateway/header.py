@@ -5,10 +5,10 @@ per instance on this machine, more than the durable write of a small image. ``re
 top-level elements up to the pixel data, as pydicom's ``stop_before_pixels`` does, and converts
 only the wanted values, with pydicom's own character-set decoding (``decode_bytes``) and the
 same text rules as pydicom's value converters followed by ``part10._text``, integer strings as
-sent like ``part10._raw`` (so the results are equal: tested against the pydicom reader). It returns None for what it
-does not handle itself — big endian, deflated, an unexpected VR, nesting deeper than
-``MAX_DEPTH``, elements out of ascending tag order or repeated — and the caller then uses
-pydicom.
+sent like ``part10._raw`` (so the results are equal: tested against the pydicom reader). It
+returns None for what it does not handle itself — big endian, deflated, an unexpected VR,
+nesting deeper than ``MAX_DEPTH``, elements out of ascending tag order or repeated — and the
+caller then uses pydicom.
 """
 
 from __future__ import annotations
