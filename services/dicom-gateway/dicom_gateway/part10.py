@@ -184,7 +184,11 @@ def _text(value: object) -> str:
     return str(value).rstrip("\x00 ")
 
 
-_AS_SENT = {"InstanceNumber", "SeriesNumber"}  # IS: text as sent, never parsed as a number
+# Read as sent: IS never parsed as a number; UIDs without pydicom's ``UID`` stripping
+# whitespace around them (" 1.2.3" stays invalid, as the direct reader reads it, and is
+# refused by the UID check instead of being stored under "1.2.3").
+_AS_SENT = {"InstanceNumber", "SeriesNumber", "SOPClassUID", "SOPInstanceUID",
+            "StudyInstanceUID", "SeriesInstanceUID"}
 
 
 def _raw(ds, keyword: str) -> str:
