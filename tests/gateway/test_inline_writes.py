@@ -5,6 +5,7 @@ waiting for the loop (a pynetdicom association publishes through it)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher
 from dicomvault.dicom.bridge import Bridge
 from dicomvault.settings import BusSettings
-from dicomvault.store import FileStore, instance_key
+from dicomvault.store import AioSync, FileStore, instance_key
 from tests.peers.datasets import ROOT, make_instance
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -123,7 +124,45 @@ async def test_small_images_of_concurrent_stores_are_written_on_the_loop(
                 outcomes = await asyncio.gather(*(ingest.handle_async(rq, pool)
                                                   for rq, _ in requests))
             handed[limit] = pool.writes
+            ingest.close()
         assert [o.status for o in outcomes] == [st.SUCCESS] * 6
         assert all(store.get(key) == rq.part10() for rq, key in requests)
     assert handed[65536] == 0
     assert handed[100] == handed[0] == 5  # the first store was alone: on the loop
+
+
+async def test_a_store_whose_flush_fails_on_the_loop_is_refused_and_frees_its_key(
+        bus_settings: BusSettings, tmp_path: Path, monkeypatch) -> None:
+    """While other stores are under way in a worker, a store's flushes are awaited (native AIO)
+    instead of blocking the loop; one that fails is Out of Resources as a blocking write's
+    failure is: nothing left in the cache, and the key free for the modality's resend."""
+    real = AioSync.fsync
+    failed: list[int] = []
+
+    async def first_flush_fails(self, fd: int, data_only: bool = False) -> None:
+        if not failed:
+            failed.append(fd)
+            raise OSError(errno.EIO, "Input/output error")
+        await real(self, fd, data_only)
+
+    monkeypatch.setattr(AioSync, "fsync", first_flush_fails)
+    settings = GatewaySettings(cache={"root": tmp_path / "cache"}, bus=bus_settings)
+    store = FileStore(tmp_path / "cache")
+    async with Publisher(bus_settings, "t") as publisher:
+        ingest = Ingest(settings, store, publisher, Bridge(asyncio.get_running_loop(), 5.0))
+        requests = distinct_stripes(ingest, 3)
+        with CountingPool() as pool:
+            outcomes = await asyncio.gather(*(ingest.handle_async(rq, pool)
+                                              for rq, _ in requests))
+            # The first store was alone (its flushes blocked the loop, as before); the second
+            # found it under way and awaited its flush, which failed.
+            assert failed
+            assert [o.status for o in outcomes] == [st.SUCCESS, st.OUT_OF_RESOURCES,
+                                                    st.SUCCESS]
+            assert not store.exists(requests[1][1])
+            assert not list((tmp_path / "cache").rglob(".tmp-*"))
+            assert pool.writes == 0  # all three on the loop
+            again = await ingest.handle_async(requests[1][0], pool)
+        ingest.close()
+    assert again.status == st.SUCCESS
+    assert all(store.get(key) == rq.part10() for rq, key in requests)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import fcntl
@@ -14,6 +15,7 @@ import threading
 import pytest
 
 from dicomvault.store import (
+    AioSync,
     FileStore,
     InvalidUID,
     StoreError,
@@ -180,3 +182,57 @@ def test_a_store_without_fsync_keeps_writing_through_the_cache(tmp_path) -> None
     resident, pages = _resident_pages(store.path(obj.key))
     assert resident == pages
     assert store.get(obj.key) == data
+
+
+async def test_a_put_finished_on_the_loop_writes_what_put_writes(tmp_path) -> None:
+    """begin + finish_async (the flushes awaited through native AIO) leaves the same file as
+    put: the bytes, the generation of the copy in place, no temp file."""
+    aio = AioSync.open(asyncio.get_running_loop())
+    assert aio is not None, "native AIO (io_setup) is unavailable on this machine"
+    try:
+        store = FileStore(tmp_path / "cache")
+        draft = store.begin("1.2/1.2.3/1.2.3.4.dcm", b"hello")
+        assert not store.exists(draft.stored.key)  # not in place before it is flushed
+        obj = await store.finish_async(draft, aio)
+    finally:
+        aio.close()
+    assert store.get(obj.key) == b"hello"
+    assert obj.sha256 == hashlib.sha256(b"hello").hexdigest()
+    assert obj.generation == store.generation(obj.key)
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == ["1.2.3.4.dcm"]
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+async def test_a_finish_that_fails_leaves_no_temp_file(tmp_path, on_loop: bool) -> None:
+    store = FileStore(tmp_path / "cache")
+    key = "1.2/1.2.3/1.2.3.4.dcm"
+    blocker = tmp_path / "cache" / key  # a folder where the file should go: rename fails
+    (blocker / "inside").mkdir(parents=True)
+    draft = store.begin(key, b"hello")
+    aio = AioSync.open(asyncio.get_running_loop())
+    try:
+        with pytest.raises(StoreError):
+            if on_loop:
+                await store.finish_async(draft, aio)
+            else:
+                store.finish(draft)
+    finally:
+        aio.close()
+    assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]
+    assert draft.fd == -1  # the descriptor was closed
+
+
+async def test_a_cancelled_finish_leaves_no_temp_file(tmp_path) -> None:
+    store = FileStore(tmp_path / "cache")
+    draft = store.begin("1.2/1.2.3/1.2.3.4.dcm", os.urandom(32 << 20))
+    aio = AioSync.open(asyncio.get_running_loop())
+    try:
+        finishing = asyncio.create_task(store.finish_async(draft, aio))
+        await asyncio.sleep(0)  # the data flush is under way
+        finishing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await finishing
+    finally:
+        aio.close()
+    assert not store.exists(draft.stored.key)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]

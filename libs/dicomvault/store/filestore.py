@@ -23,6 +23,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dicomvault.store.aio_sync import AioSync
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere every write goes through the cache
@@ -46,6 +50,18 @@ class StoredObject:
     # Changes with every write of the key (see ``generation``); not part of the comparison:
     # two reads of the same bytes are the same object.
     generation: str = field(default="", compare=False)
+
+
+@dataclass(slots=True)
+class Draft:
+    """A ``FileStore.put`` half done: the temp file written, not yet flushed or in place."""
+
+    stored: StoredObject  # what the finished put returns
+    tmp: str
+    target: str
+    folder: str
+    fd: int  # open for writing until placed
+    placed: bool = False  # renamed into place
 
 
 class FileStore:
@@ -79,43 +95,86 @@ class FileStore:
     def put(self, key: str, data: bytes, sha256: str | None = None) -> StoredObject:
         """Write ``data`` under ``key`` atomically; the file is durable when this returns.
         ``sha256``: the caller's digest of ``data``, if it has one (not computed again)."""
+        return self.finish(self.begin(key, data, sha256))
+
+    def begin(self, key: str, data: bytes, sha256: str | None = None) -> Draft:
+        """The first half of ``put``: ``data`` written to a temp file beside the target, not
+        yet flushed nor in place. ``finish`` or ``finish_async`` completes it (and removes
+        the temp file when that fails)."""
         target = self._file(key)
         folder = target.rpartition("/")[0]
         try:
             tmp, fd, direct = self._create_temp(folder, 0 < self.direct_min_bytes <= len(data))
             try:
-                try:
-                    if direct and not self._write_direct(fd, data):
-                        os.close(fd)  # refused: this file system is written through the cache
-                        fd = -1
-                        os.unlink(tmp)
-                        tmp, fd, direct = self._create_temp(folder, False)
-                    if not direct:
-                        _write_all(fd, data)
-                    if self.fsync:
-                        os.fdatasync(fd)
-                    # The inode and mtime stay what they are through the rename.
-                    generation = _generation(os.fstat(fd))
-                finally:
-                    if fd >= 0:
-                        os.close(fd)
-                os.replace(tmp, target)
+                if direct and not self._write_direct(fd, data):
+                    os.close(fd)  # refused: this file system is written through the cache
+                    fd = -1
+                    os.unlink(tmp)
+                    tmp, fd, direct = self._create_temp(folder, False)
+                if not direct:
+                    _write_all(fd, data)
+                # The inode and mtime stay what they are through the flush and the rename.
+                generation = _generation(os.fstat(fd))
             except BaseException:
+                if fd >= 0:
+                    os.close(fd)
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-            if self.fsync:
-                dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
         except StoreError:
             raise
         except OSError as exc:
             raise StoreError(f"cannot write {key}: {exc}") from exc
-        return StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
-                            generation)
+        return Draft(StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
+                                  generation), tmp, target, folder, fd)
+
+    def finish(self, draft: Draft) -> StoredObject:
+        """The second half of ``put``, blocking: flush the temp file, rename it into place,
+        flush the folder."""
+        with self._finishing(draft), contextlib.closing(self._flushes(draft)) as flushes:
+            for fd, data_only in flushes:
+                (os.fdatasync if data_only else os.fsync)(fd)
+        return draft.stored
+
+    async def finish_async(self, draft: Draft, aio: AioSync) -> StoredObject:
+        """``finish`` with both flushes awaited through ``aio`` instead of blocking the
+        loop: the same steps in the same order, durable when this returns."""
+        with self._finishing(draft), contextlib.closing(self._flushes(draft)) as flushes:
+            for fd, data_only in flushes:
+                await aio.fsync(fd, data_only)
+        return draft.stored
+
+    def _flushes(self, draft: Draft) -> Iterator[tuple[int, bool]]:
+        """The steps of ``finish``, each flush left to the caller: (descriptor, data only)."""
+        if self.fsync:
+            yield draft.fd, True
+        fd, draft.fd = draft.fd, -1
+        os.close(fd)
+        os.replace(draft.tmp, draft.target)
+        draft.placed = True
+        if self.fsync:
+            dfd = os.open(draft.folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                yield dfd, False
+            finally:
+                os.close(dfd)
+
+    @contextlib.contextmanager
+    def _finishing(self, draft: Draft) -> Iterator[None]:
+        """A failed ``finish``: the temp file goes (unless already in place); StoreError."""
+        try:
+            yield
+        except BaseException as exc:
+            if draft.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(draft.fd)
+                draft.fd = -1
+            if not draft.placed:
+                with contextlib.suppress(OSError):
+                    os.unlink(draft.tmp)
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise StoreError(f"cannot write {draft.stored.key}: {exc}") from exc
+            raise
 
     def _create_temp(self, folder: str, direct: bool) -> tuple[str, int, bool]:
         """A new temp file in ``folder`` (created with its parents when missing, or when a

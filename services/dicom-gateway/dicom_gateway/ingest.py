@@ -43,7 +43,9 @@ from dicomvault.dicom.bridge import Bridge, BridgeTimeout
 from dicomvault.events import Event, deterministic_id, types
 from dicomvault.events.v1 import events_pb2 as ev
 from dicomvault.store import (
+    AioSync,
     CacheStore,
+    Draft,
     FileStore,
     InvalidUID,
     StoreError,
@@ -109,6 +111,8 @@ class Pending:
     lock: threading.Lock
     written: bool  # False: an identical copy was already there (nothing to undo)
     previous: bytes | None = None  # the copy a replace overwrote (put back on failure)
+    draft: Draft | None = None  # a write still to be flushed and put in place (on the loop)
+    started: float = 0.0  # perf_counter when the write began (for the write phase)
 
     def release(self) -> None:
         self.lock.release()
@@ -168,7 +172,11 @@ class Ingest:
         # ``handle_async``); never to object storage, whose PUT takes a network round trip.
         self.inline_writes = settings.gateway.inline_writes and isinstance(store, FileStore)
         self.inline_max_bytes = settings.gateway.inline_max_bytes
+        self.store_fsyncs = isinstance(store, FileStore) and store.fsync
+        self.async_flushes = settings.gateway.async_flushes
         self._active = 0  # stores of this Ingest under way on its loop (write to ack)
+        # Per loop: its native AIO for the flushes of inline writes (None: they block it).
+        self._aio: dict[asyncio.AbstractEventLoop, AioSync | None] = {}
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         """A STOW-RS part (from a worker thread): durable write, then the event."""
@@ -219,7 +227,9 @@ class Ingest:
         most; a second store arriving then goes to a thread, unless its dataset is at most
         ``inline_max_bytes`` (a small image's write and fsync hold the loop for less than the
         hand-overs cost). It never waits for a storage key's lock on the loop: a held lock
-        sends it to a thread like any other."""
+        sends it to a thread like any other. With ``async_flushes``, a store written on the loop
+        while another is under way awaits its two flushes through native AIO (``AioSync``):
+        the loop serves the other stores meanwhile instead of standing still for the device."""
         return await self._handle_async(self.prepare, rq, executor, inline=self.inline_writes,
                                         small=len(rq.dataset) <= self.inline_max_bytes)
 
@@ -237,9 +247,12 @@ class Ingest:
                            executor: Executor | None, inline: bool) -> Outcome:
         # Undoing runs on the loop (rare, small): never waiting for a thread of ``executor``
         # that may itself be waiting for this key's lock.
-        prepared = prepare(rq, wait=False) if inline else None
+        loop = asyncio.get_running_loop()
+        # Another store under way: await this one's flushes instead of blocking the loop.
+        aio = self._aio_for(loop) if inline and self._active > 1 and self.async_flushes \
+            else None
+        prepared = prepare(rq, wait=False, defer=aio is not None) if inline else None
         if prepared is None:
-            loop = asyncio.get_running_loop()
             writing = loop.run_in_executor(executor, prepare, rq)
             try:
                 prepared = await asyncio.shield(writing)
@@ -249,6 +262,10 @@ class Ingest:
         if isinstance(prepared, Outcome):
             return prepared
         assert prepared is not None  # a blocking prepare always decides
+        if prepared.draft is not None:
+            assert aio is not None
+            if (failed := await self._finish_write(prepared, aio)) is not None:
+                return failed
         try:
             started = time.perf_counter()
             async with asyncio.timeout(self.settings.gateway.store_timeout_s):
@@ -267,21 +284,61 @@ class Ingest:
         prepared.release()
         return prepared.outcome
 
+    def close(self) -> None:
+        """Release the loops' native AIO contexts (on the loop, after the last store)."""
+        for aio in self._aio.values():
+            if aio is not None:
+                aio.close()
+        self._aio.clear()
+
+    def _aio_for(self, loop: asyncio.AbstractEventLoop) -> AioSync | None:
+        """``loop``'s native AIO, opened on first use (None: none here, or not a file store)."""
+        try:
+            return self._aio[loop]
+        except KeyError:
+            aio = AioSync.open(loop) if self.store_fsyncs else None
+            self._aio[loop] = aio
+            return aio
+
+    async def _finish_write(self, pending: Pending, aio: AioSync) -> Outcome | None:
+        """Flush and place a write begun on the loop, awaiting the device instead of blocking
+        the loop; an Outcome (the key released) when that fails."""
+        assert pending.draft is not None and isinstance(self.store, FileStore)
+        try:
+            await self.store.finish_async(pending.draft, aio)
+        except StoreError as exc:
+            log.error("cannot write to the cache tier", extra={"key": pending.key,
+                                                                "error": str(exc)})
+            pending.release()
+            return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
+        except BaseException:  # cancelled (stopping): a file already in place is undone
+            if pending.draft.placed:
+                self._not_taken(pending, None)
+            else:
+                pending.release()
+            raise
+        pending.draft = None
+        metrics.PHASE["write"].observe(time.perf_counter() - pending.started)
+        return None
+
     def _abandon(self, writing: asyncio.Future) -> None:
         if not writing.cancelled() and isinstance(writing.result(), Pending):
             self._not_taken(writing.result(), None)
 
-    def prepare(self, rq: StoreRequest, wait: bool = True) -> Outcome | Pending | None:
+    def prepare(self, rq: StoreRequest, wait: bool = True,
+                defer: bool = False) -> Outcome | Pending | None:
         """Validate and write durably: an Outcome when nothing is left to publish, else the
         Pending event (the storage key's lock is held until it is finished). ``wait=False``:
-        None, nothing written, when the storage key's lock is held by another store."""
+        None, nothing written, when the storage key's lock is held by another store.
+        ``defer``: a new file is only begun (``Pending.draft``): the caller flushes it."""
         try:
-            return self._prepare(rq, wait)
+            return self._prepare(rq, wait, defer)
         except Exception:  # noqa: BLE001 - every exit is a named status
             log.exception("C-STORE failed unexpectedly")
             return Outcome(st.PROCESSING_FAILURE, "unexpected gateway error")
 
-    def _prepare(self, rq: StoreRequest, wait: bool = True) -> Outcome | Pending | None:
+    def _prepare(self, rq: StoreRequest, wait: bool = True,
+                 defer: bool = False) -> Outcome | Pending | None:
         # 1. The request's own UIDs, then the dataset's framing and header.
         try:
             affected_class = validate_uid(rq.affected_sop_class_uid, "Affected SOP Class UID")
@@ -299,7 +356,7 @@ class Ingest:
                             source="recall" if rq.calling_ae.strip() in self.recall_aes
                             else "dimse", calling_ae=rq.calling_ae, called_ae=rq.called_ae,
                             received=rq.received, who=(rq.peer_address, "", rq.association_id),
-                            wait=wait, sha256=rq.sha256)
+                            wait=wait, sha256=rq.sha256, defer=defer)
 
     def _publish_bridged(self, pending: Pending) -> None:
         """Publish from a pynetdicom thread; raise PublishError when not acknowledged."""
@@ -351,7 +408,8 @@ class Ingest:
                 affected_class: str, affected_sop: str, *, source: str, calling_ae: str,
                 called_ae: str, received: float, study: str = "",
                 who: tuple[str, str, str] = ("", "", ""),
-                wait: bool = True, sha256: str = "") -> Outcome | Pending | None:
+                wait: bool = True, sha256: str = "",
+                defer: bool = False) -> Outcome | Pending | None:
         """Validate the object (framing of ``dataset`` unless already checked, header, UIDs),
         then write it durably and publish InstanceStored under the duplicate policy.
         ``sha256``: of ``part10``, when the receiver computed it (else computed here)."""
@@ -391,7 +449,7 @@ class Ingest:
         if not lock.acquire(blocking=wait):
             return None  # another store holds the key's lock: the caller writes on a thread
         try:
-            outcome = self._write(key, part10, msg, source, lock)
+            outcome = self._write(key, part10, msg, source, lock, defer)
         except BaseException:
             lock.release()
             raise
@@ -400,7 +458,7 @@ class Ingest:
         return outcome
 
     def _write(self, key: str, part10: bytes, msg: ev.InstanceStored, source: str,
-               lock: threading.Lock) -> Outcome | Pending:
+               lock: threading.Lock, defer: bool = False) -> Outcome | Pending:
         # 2. Duplicates: identical bytes are the same instance; different bytes follow the policy.
         previous: bytes | None = None
         try:
@@ -438,14 +496,19 @@ class Ingest:
         if refused := self.space.refusal(len(part10)):
             return Outcome(st.OUT_OF_RESOURCES, refused)
         started = time.perf_counter()
+        draft = None
         try:
-            written = self.store.put(key, part10, msg.sha256)
-            metrics.PHASE["write"].observe(time.perf_counter() - started)
+            if defer and isinstance(self.store, FileStore):
+                draft = self.store.begin(key, part10, msg.sha256)
+                written = draft.stored
+            else:
+                written = self.store.put(key, part10, msg.sha256)
+                metrics.PHASE["write"].observe(time.perf_counter() - started)
         except StoreError as exc:
             log.error("cannot write to the cache tier", extra={"key": key, "error": str(exc)})
             return Outcome(st.OUT_OF_RESOURCES, "cannot write to the cache tier")
         return Pending(key, stored_event(msg, replaces, written.generation), source, lock,
-                       written=True, previous=previous)
+                       written=True, previous=previous, draft=draft, started=started)
 
     def _undo(self, key: str, previous: bytes | None) -> None:
         try:

@@ -68,5 +68,6 @@ async def dimse_node(settings: GatewaySettings, publisher: Publisher,
     finally:
         # The loop keeps running while associations drain (their handlers need it).
         await asyncio.to_thread(listener.stop, cfg.drain_s)
+        ingest.close()
         await refusals.stop()
         await audit.stop()

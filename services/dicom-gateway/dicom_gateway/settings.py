@@ -113,6 +113,15 @@ class GatewaySection(BaseModel):
         "instance, measured here). Larger datasets then go to a write thread. 0: only when no "
         "other store is under way.",
     )
+    async_flushes: bool = Field(
+        True, description="With inline_writes, a store written on the loop while another "
+        "store of its worker is under way awaits its two flushes (the file's fdatasync, the "
+        "folder's fsync) through Linux native AIO instead of blocking the loop: the worker "
+        "reads, answers and publishes for its other associations while the device works (small "
+        "images over 4 associations: ~10 % more instances/s, measured here). A store alone "
+        "still flushes blocking (cheaper by ~20 µs of CPU per flush). Without native AIO "
+        "(another OS, a seccomp profile refusing io_setup) every flush blocks, as when off.",
+    )
     max_inflated_bytes: int = Field(
         1024**3, ge=1, description="Ceiling of a deflated dataset once inflated (the smaller "
         "of this and 200x its received size); above it the object is refused (C-STORE "
