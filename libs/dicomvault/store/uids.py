@@ -13,8 +13,25 @@ class InvalidUID(ValueError):
     """A UID that is missing, too long or not of the form digits[.digits]…"""
 
 
+# Valid UIDs seen lately. A C-STORE's SOP Instance UID is checked five times on its way (the
+# command, the header, the storage key, the response) and its study's UIDs at every instance:
+# a set lookup instead of the regular expression each time after the first (~0.1 against
+# ~1 µs). Only valid UIDs are kept, at most _SEEN_MAX, forgotten all at once when full.
+_seen: set[str] = set()
+_SEEN_MAX = 4096
+
+
 def is_valid_uid(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 64 and bool(_UID.match(value))
+    if not isinstance(value, str):
+        return False
+    if value in _seen:
+        return True
+    if 0 < len(value) <= 64 and _UID.match(value):
+        if len(_seen) >= _SEEN_MAX:
+            _seen.clear()
+        _seen.add(value)
+        return True
+    return False
 
 
 def validate_uid(value: object, what: str = "UID") -> str:

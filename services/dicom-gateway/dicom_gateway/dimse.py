@@ -99,8 +99,11 @@ def _store_counted(request: StoreRequest, outcome: Outcome, started: float,
                    refusals: StoreRefusals | None = None) -> Outcome:
     if outcome.status != st.NOT_PERMITTED:
         metrics.STORE_DURATION.observe(time.monotonic() - started)
+    if outcome.status == st.SUCCESS:
+        metrics.CSTORE_SUCCESS.inc()
+        return outcome
     metrics.CSTORE_REQUESTS.labels(st.label(outcome.status)).inc()
-    if outcome.status not in (st.SUCCESS, st.NOT_PERMITTED):
+    if outcome.status != st.NOT_PERMITTED:
         log.warning("C-STORE refused", extra={"status": st.label(outcome.status),
                                               "reason": outcome.comment[:200],
                                               "calling_ae": request.calling_ae})

@@ -39,6 +39,7 @@ STORE_PHASE = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 # The phases' series, looked up once: every store observes three or four of them.
 PHASE = {phase: STORE_PHASE.labels(phase) for phase in ("receive", "checks", "write", "publish")}
+CSTORE_SUCCESS = CSTORE_REQUESTS.labels("0x0000")  # the common case, without a labels() lookup
 DUPLICATES = Counter(
     "dicomvault_gateway_duplicates_total", "Stores of an already stored SOP Instance UID, by outcome "
     "(identical, rejected, replaced, kept, recalled).", ["outcome"], registry=REGISTRY)
