@@ -272,8 +272,19 @@ def _send_stow(url: str, files: list[Path], statuses: dict[str, int]) -> None:
             statuses[p.stem] = 0 if p.stem in stored else r.status_code
 
 
+def _send_dimse_x4(port: int, files: list[Path], statuses: dict[str, int]) -> None:
+    """Four associations at once, a quarter of the files each: a worker's stores overlap, and
+    those written on its loop while another is under way await their flushes (native AIO)."""
+    senders = [threading.Thread(target=_send_dimse, args=(port, files[i::4], statuses))
+               for i in range(4)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(60)
+
+
 @SQLITE_ONLY
-@pytest.mark.parametrize("door", ["dimse", "stow"])
+@pytest.mark.parametrize("door", ["dimse", "dimse x4", "stow"])
 def test_gateway_killed_mid_stream_loses_no_acknowledged_instance(
         archive, tmp_path: Path, door: str) -> None:
     from pydicom import dcmread
@@ -287,8 +298,9 @@ def test_gateway_killed_mid_stream_loses_no_acknowledged_instance(
     statuses: dict[str, int] = {}
     _config.STORE_SEND_CHUNKED_DATASET = True
     sender = threading.Thread(
-        target=_send_dimse if door == "dimse" else _send_stow, name="modality",
-        args=(vault.dimse_port if door == "dimse" else
+        target={"dimse": _send_dimse, "dimse x4": _send_dimse_x4, "stow": _send_stow}[door],
+        name="modality",
+        args=(vault.dimse_port if door.startswith("dimse") else
               f"http://127.0.0.1:{vault.gateway_port}/dicomweb/studies", files, statuses))
     try:
         sender.start()
