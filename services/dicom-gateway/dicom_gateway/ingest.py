@@ -172,8 +172,9 @@ class Ingest:
         # ``handle_async``); never to object storage, whose PUT takes a network round trip.
         self.inline_writes = settings.gateway.inline_writes and isinstance(store, FileStore)
         self.inline_max_bytes = settings.gateway.inline_max_bytes
-        self.store_fsyncs = isinstance(store, FileStore) and store.fsync
-        self.async_flushes = settings.gateway.async_flushes
+        # Inline writes that find another store under way await their flushes (native AIO).
+        self.async_flushes = settings.gateway.async_flushes and self.inline_writes \
+            and isinstance(store, FileStore) and store.fsync
         self._active = 0  # stores of this Ingest under way on its loop (write to ack)
         # Per loop: its native AIO for the flushes of inline writes (None: they block it).
         self._aio: dict[asyncio.AbstractEventLoop, AioSync | None] = {}
@@ -292,12 +293,11 @@ class Ingest:
         self._aio.clear()
 
     def _aio_for(self, loop: asyncio.AbstractEventLoop) -> AioSync | None:
-        """``loop``'s native AIO, opened on first use (None: none here, or not a file store)."""
+        """``loop``'s native AIO, opened on first use (None: this system has none)."""
         try:
             return self._aio[loop]
         except KeyError:
-            aio = AioSync.open(loop) if self.store_fsyncs else None
-            self._aio[loop] = aio
+            aio = self._aio[loop] = AioSync.open(loop)
             return aio
 
     async def _finish_write(self, pending: Pending, aio: AioSync) -> Outcome | None:

@@ -119,7 +119,8 @@ class GatewaySection(BaseModel):
         "folder's fsync) through Linux native AIO instead of blocking the loop: the worker "
         "reads, answers and publishes for its other associations while the device works (small "
         "images over 4 associations: ~10 % more instances/s, measured here). A store alone "
-        "still flushes blocking (cheaper by ~20 µs of CPU per flush). Without native AIO "
+        "still flushes blocking: nothing else waits for the loop then, and the hand-over to a "
+        "kernel worker and back would only add latency. Without native AIO "
         "(another OS, a seccomp profile refusing io_setup) every flush blocks, as when off.",
     )
     max_inflated_bytes: int = Field(
