@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 _SYSCALLS = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}
 _IOCB_CMD_FSYNC, _IOCB_CMD_FDSYNC = 2, 3
 _IOCB_FLAG_RESFD = 1
-_DEPTH = 256  # flushes in flight at once per loop; more block the loop as without AIO
+# Flushes in flight at once per loop (a worker has at most max_associations stores under way,
+# 32 by default); more block the loop as without AIO. fs.aio-max-nr is one budget for the
+# whole host, shared with every container on it: take little of it.
+_DEPTH = 128
 
 
 class _Iocb(ctypes.Structure):
@@ -82,11 +85,13 @@ class AioSync:
             libc.syscall.restype = ctypes.c_long
             ctx = ctypes.c_ulong(0)
             if libc.syscall(ctypes.c_long(calls[0]), ctypes.c_long(_DEPTH), ctypes.byref(ctx)) != 0:
-                log.info("native AIO unavailable: flushes block the loop",
-                         extra={"error": os.strerror(ctypes.get_errno())})
+                # EAGAIN: the host's fs.aio-max-nr is used up (by other containers too).
+                log.warning("native AIO unavailable: flushes block the loop",
+                            extra={"error": os.strerror(ctypes.get_errno())})
                 return None
         except (OSError, AttributeError) as exc:
-            log.info("native AIO unavailable: flushes block the loop", extra={"error": str(exc)})
+            log.warning("native AIO unavailable: flushes block the loop",
+                        extra={"error": str(exc)})
             return None
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         return cls(loop, libc, ctx, efd, calls)
