@@ -331,8 +331,13 @@ def _children(pid: int) -> list[int]:
     """Child processes of ``pid``, started by any of its threads."""
     from pathlib import Path as P
 
-    return sorted(int(x) for task in P(f"/proc/{pid}/task").iterdir()
-                  for x in (task / "children").read_text().split())
+    found = []
+    for task in P(f"/proc/{pid}/task").iterdir():
+        try:
+            found += (task / "children").read_text().split()
+        except FileNotFoundError:  # that thread ended after the listing
+            continue
+    return sorted(int(x) for x in found)
 
 
 @SQLITE_ONLY
