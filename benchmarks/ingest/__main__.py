@@ -174,8 +174,8 @@ def combine(rounds: list[Result]) -> Result:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--small", type=int, default=2000, help="64×64 instances")
-    ap.add_argument("--large", type=int, default=300, help="512×512 CT instances")
+    ap.add_argument("--small", type=int, default=2000, help="64×64 instances (0: none)")
+    ap.add_argument("--large", type=int, default=300, help="512×512 CT instances (0: none)")
     ap.add_argument("--workers", type=int, default=2, help="gateway DIMSE worker processes")
     ap.add_argument("--modes", default=",".join(MODES),
                     help=f"comma-separated subset of: {', '.join(MODES)}")
@@ -186,6 +186,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.small < 0 or args.large < 0 or args.small + args.large == 0:
+        ap.error("--small and --large must not be negative, and not both 0")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
     work = Path(tempfile.mkdtemp(prefix="dicomvault-bench-"))
@@ -194,8 +196,10 @@ def main() -> None:
     per_round: dict[tuple[str, str], list[float]] = {}  # (data, mode): ratio of each round
     try:
         print(f"generating data in {work} …", flush=True)
-        sets = {"small 64x64": (generate(work / "small", args.small, 64), args.small),
-                "CT 512x512": (generate(work / "large", args.large, 512), args.large)}
+        sets = {name: (generate(work / folder, count, size), count)
+                for name, folder, count, size in (("small 64x64", "small", args.small, 64),
+                                                  ("CT 512x512", "large", args.large, 512))
+                if count > 0}  # 0 leaves a set out
         print(_header(), flush=True)
         run = 0
         for name, ((folders, mb), count) in sets.items():
