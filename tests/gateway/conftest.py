@@ -84,8 +84,12 @@ class RunningGateway:
         if self._error is not None:
             raise self._error
 
-    def files(self) -> list[Path]:
-        return sorted(p for p in self.cache.rglob("*") if p.is_file())
+    def files(self, temps: bool = False) -> list[Path]:
+        """The stored objects; ``temps``: with the temp files (a write's, or a spare made
+        ahead for the next instance of a series, which exists for a few seconds after a
+        store: ``gateway.spare_files``)."""
+        return sorted(p for p in self.cache.rglob("*")
+                      if p.is_file() and (temps or not p.name.startswith(".tmp-")))
 
     def metrics(self) -> str:
         return httpx.get(f"{self.http}/metrics", timeout=10).text

@@ -132,7 +132,7 @@ def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> Non
                            MessageID=4, Priority=0, CommandDataSetType=0x0101)
         rsp = assoc.response()
         assert (rsp.CommandField, int(rsp.Status)) == (0x8020, st.UNRECOGNIZED_OPERATION)
-        assert gw.files() == []
+        assert gw.files(temps=True) == []
         # The association still works: the real instance is stored.
         assert store_raw(assoc, CTImageStorage, sop, dataset, 5) == st.SUCCESS
         assert len(gw.files()) == 1
@@ -159,7 +159,7 @@ def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path
         assert assoc.read_pdu()[0] == ABORT
     finally:
         assoc.close()
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
     # The listener is unharmed.
     assert send_files(gw.port, [ct_file(tmp_path, "after.dcm")]) == [st.SUCCESS]
 

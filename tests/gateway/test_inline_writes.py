@@ -146,7 +146,9 @@ async def test_a_store_whose_flush_fails_on_the_loop_is_refused_and_frees_its_ke
         await real(self, fd, data_only)
 
     monkeypatch.setattr(AioSync, "fsync", first_flush_fails)
-    settings = GatewaySettings(cache={"root": tmp_path / "cache"}, bus=bus_settings)
+    # No spare temp files: every temp file left would be the failed store's.
+    settings = GatewaySettings(cache={"root": tmp_path / "cache"}, bus=bus_settings,
+                               gateway={"spare_files": False})
     store = FileStore(tmp_path / "cache")
     async with Publisher(bus_settings, "t") as publisher:
         ingest = Ingest(settings, store, publisher, Bridge(asyncio.get_running_loop(), 5.0))

@@ -40,7 +40,7 @@ def test_truncated_file_is_not_understood(start_gateway, tmp_path: Path) -> None
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(good.read_bytes()[:-1000])
     assert send_files(gw.port, [cut]) == [st.CANNOT_UNDERSTAND]
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
 
 
 def test_missing_sop_instance_uid_is_refused(start_gateway, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_missing_sop_instance_uid_is_refused(start_gateway, tmp_path: Path) -> N
     del ds.SOPInstanceUID
     path = write(ds, tmp_path / "nosop.dcm")
     assert send_files(gw.port, [path]) == [st.DATASET_DOES_NOT_MATCH]
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
 
 
 @pytest.mark.parametrize("attribute", ["StudyInstanceUID", "SeriesInstanceUID"])
@@ -60,7 +60,7 @@ def test_path_like_uid_is_refused(start_gateway, tmp_path: Path, attribute: str)
     setattr(ds, attribute, "../../x")
     path = write(ds, tmp_path / "evil.dcm")
     assert send_files(gw.port, [path]) == [st.DATASET_DOES_NOT_MATCH]
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
 
 
@@ -70,7 +70,7 @@ def test_path_like_sop_instance_uid_is_refused(start_gateway, tmp_path: Path) ->
     ds.file_meta.MediaStorageSOPInstanceUID = "../../x"
     path = write(ds, tmp_path / "evil.dcm")
     assert send_files(gw.port, [path]) == [st.DATASET_DOES_NOT_MATCH]
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
 
 
 def test_dataset_must_be_the_announced_instance(start_gateway, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_dataset_must_be_the_announced_instance(start_gateway, tmp_path: Path) -
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(ROOT)  # becomes Affected SOP UID
     path = write(ds, tmp_path / "other.dcm")
     assert send_files(gw.port, [path]) == [st.DATASET_DOES_NOT_MATCH]
-    assert gw.files() == []
+    assert gw.files(temps=True) == []
 
 
 def test_unknown_calling_ae_is_rejected(start_gateway) -> None:

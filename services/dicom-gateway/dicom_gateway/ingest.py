@@ -37,6 +37,7 @@ from dicom_gateway.part10 import (
 )
 from dicom_gateway.settings import DuplicatePolicy, GatewaySettings
 from dicom_gateway.space import FreeSpace
+from dicom_gateway.spare_files import SpareFiles
 from dicomvault.audit.refusals import StoreRefusals
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.dicom.bridge import Bridge, BridgeTimeout
@@ -178,6 +179,11 @@ class Ingest:
         self._active = 0  # stores of this Ingest under way on its loop (write to ack)
         # Per loop: its native AIO for the flushes of inline writes (None: they block it).
         self._aio: dict[asyncio.AbstractEventLoop, AioSync | None] = {}
+        # Temp files made ahead for the next store of a series (see ``spare_files``).
+        self.spare_files = SpareFiles(store, settings.gateway.spare_max_age_s,
+                                      lambda: self._active > 0) \
+            if settings.gateway.spare_files and isinstance(store, FileStore) and store.fsync \
+            and self.inline_writes else None
 
     def handle_part10(self, rq: Part10Request) -> Outcome:
         """A STOW-RS part (from a worker thread): durable write, then the event."""
@@ -283,10 +289,15 @@ class Ingest:
             self._not_taken(prepared, None)
             raise
         prepared.release()
+        if self.spare_files is not None and inline:  # never on STOW-RS's loop
+            self.spare_files.after_store(loop, prepared.key, prepared.event.payload.size_bytes)
         return prepared.outcome
 
     def close(self) -> None:
-        """Release the loops' native AIO contexts (on the loop, after the last store)."""
+        """Remove the spare temp files; release the loops' native AIO contexts (on the loop,
+        after the last store)."""
+        if self.spare_files is not None:
+            self.spare_files.close()
         for aio in self._aio.values():
             if aio is not None:
                 aio.close()

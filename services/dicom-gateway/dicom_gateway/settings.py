@@ -123,6 +123,21 @@ class GatewaySection(BaseModel):
         "kernel worker and back would only add latency. Without native AIO "
         "(another OS, a seccomp profile refusing io_setup) every flush blocks, as when off.",
     )
+    spare_files: bool = Field(
+        True, description="With inline_writes, after a C-STORE's response, while the worker "
+        "waits for the next request and no other store is under way, make and flush one empty "
+        "temp file in the folder of the series just stored: the next instance of that series "
+        "is written into it instead of creating (and, on ext4, flushing the folder entry of) "
+        "its temp file on the store's critical path (small images over one association, 4 "
+        "pairs alternated: write phase 1.26-1.50 -> 0.95-1.15 ms, +3 % instances/s on "
+        "average, measured here). Same durability: the next store still flushes its file "
+        "and its folder before the event. Not after O_DIRECT writes or STOW-RS parts.",
+    )
+    spare_max_age_s: float = Field(
+        5.0, gt=0, le=3600, description="A spare temp file unused this long is removed (and "
+        "its series and study folders when that leaves them empty), so a series that got its "
+        "last instance keeps no temp file for long.",
+    )
     max_inflated_bytes: int = Field(
         1024**3, ge=1, description="Ceiling of a deflated dataset once inflated (the smaller "
         "of this and 200x its received size); above it the object is refused (C-STORE "
