@@ -289,7 +289,7 @@ class Ingest:
             self._not_taken(prepared, None)
             raise
         prepared.release()
-        if self.spare_files is not None and inline:  # never on STOW-RS's loop
+        if self.spare_files is not None and inline:  # not after STOW-RS (on threads)
             self.spare_files.after_store(loop, prepared.key, prepared.event.payload.size_bytes)
         return prepared.outcome
 
