@@ -40,7 +40,9 @@ class Spares:
     Thread-safe: writes on threads take spares that the loop made."""
 
     def __init__(self, root: str, limit: int = 4) -> None:
-        """``root``: the store's root, never pruned."""
+        """``root``: the store's root, never pruned; ``limit``: at least 1."""
+        if limit < 1:
+            raise ValueError("a pool of spares holds at least one")
         self.root = root
         self.limit = limit
         self._pool: dict[str, Spare] = {}
@@ -65,12 +67,9 @@ class Spares:
         spare.made = time.monotonic()
         with self._lock:
             old = [self._pool.pop(spare.folder)] if spare.folder in self._pool else []
-            while len(self._pool) >= self.limit > 0:
+            while len(self._pool) >= self.limit:
                 old.append(self._pool.pop(next(iter(self._pool))))
-            if self.limit > 0:
-                self._pool[spare.folder] = spare
-            else:
-                old.append(spare)
+            self._pool[spare.folder] = spare
         for gone in old:
             discard(gone)
 
