@@ -5,6 +5,7 @@ expires or the gateway stops, and none is made where it would only cost."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,3 +140,28 @@ async def test_no_spare_where_it_would_only_cost(bus_settings: BusSettings,
     assert temps(tmp_path / "busy") == []  # only the spare went
     assert FileStore(tmp_path / "busy").get(first[1]) == first[0].part10()
     assert FileStore(tmp_path / "busy").get(second[1]) == second[0].part10()
+
+
+async def test_the_start_up_sweep_removes_stale_temp_files(bus_settings: BusSettings,
+                                                            tmp_path: Path) -> None:
+    """A gateway killed outright left spares; the next start removes them once an hour old."""
+    from dicom_gateway.reconcile import STALE_TEMP_S, Reconciler
+    from dicomvault.query import CatalogueClient
+
+    root = tmp_path / "cache"
+    store = FileStore(root)
+    requests = series_requests(1)
+    folder = store.folder(requests[0][1])
+    os.makedirs(folder)
+    spare = store.new_spare(folder)
+    os.close(spare.fd)  # its process is gone
+    young = store.new_spare(folder)  # another gateway's, just made
+    aged = time.time() - STALE_TEMP_S - 60
+    os.utime(spare.tmp, (aged, aged))
+    settings = GatewaySettings(cache={"root": root}, bus=bus_settings)
+    async with Publisher(bus_settings, "t") as publisher:
+        reconciler = Reconciler(settings, store, publisher,
+                                CatalogueClient("http://127.0.0.1:9", timeout_s=1.0))
+        assert await reconciler.remove_stale_temps() == 1
+    assert temps(root) == [Path(young.tmp)]
+    os.close(young.fd)

@@ -124,3 +124,25 @@ def test_clear_removes_every_spare(tmp_path: Path) -> None:
         except OSError:
             continue
         raise AssertionError("a spare's descriptor was left open")
+
+
+def test_stale_temp_files_are_removed_fresh_ones_and_objects_kept(tmp_path: Path) -> None:
+    """What a gateway killed outright leaves (its spares, a write cut short) goes once old."""
+    store = FileStore(tmp_path)
+    key = instance_key(STUDY, SERIES, "1.2.3.4.5")
+    store.put(key, b"object")
+    old_spare, _ = offer(store, key)
+    folder = store.folder(key)
+    cut_short = f"{folder}/.tmp-1-2-3.part"
+    Path(cut_short).write_bytes(b"half")
+    fresh = f"{folder}/.tmp-1-2-4.part"
+    Path(fresh).write_bytes(b"")
+    other = f"{folder}/.tmp-not-ours"  # not a store temp file: never touched
+    Path(other).write_bytes(b"")
+    hour_ago = time.time() - 3700
+    for p in (old_spare, cut_short, other):
+        os.utime(p, (hour_ago, hour_ago))
+    os.utime(store.path(key), (hour_ago, hour_ago))
+    assert store.remove_stale_temps(time.time() - 3600) == 2
+    assert sorted(temps(tmp_path)) == sorted([Path(fresh), Path(other)])
+    assert store.get(key) == b"object"

@@ -294,6 +294,24 @@ class FileStore:
                 break
         return True
 
+    def remove_stale_temps(self, before: float) -> int:
+        """Remove temp files last modified before ``before`` (epoch seconds): what writes cut
+        short and spares of a process killed outright left behind; how many went. A temp
+        file that old belongs to no write under way (``before`` is the caller's margin)."""
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not (name.startswith(".tmp-") and name.endswith(".part")):
+                    continue
+                full = os.path.join(dirpath, name)
+                try:
+                    if os.lstat(full).st_mtime < before:
+                        os.unlink(full)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
     def keys(self, modified_after: float = 0.0, prefix: str = "") -> Iterator[tuple[str, float]]:
         """(key, mtime) of every stored object, optionally only those changed after a time
         and only under a folder prefix such as ``"<study uid>/"``."""

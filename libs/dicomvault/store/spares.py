@@ -15,7 +15,8 @@ At most ``limit`` spares exist per pool (the oldest goes); ``expire`` removes th
 a while, so a series that got its last object leaves no temp file behind for long (its empty
 folders are pruned as ``FileStore.delete`` prunes them). A spare left by a process that died
 is an empty ``.tmp-*.part`` file, like the temp file of a write cut short; object listings
-skip both.
+skip both, and ``FileStore.remove_stale_temps`` (the gateway's start-up sweep) removes both
+once old.
 """
 
 from __future__ import annotations

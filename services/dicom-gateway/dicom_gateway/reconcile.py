@@ -12,6 +12,11 @@ modification time), so the sweep works on a file system and on S3 alike.
 
 Files younger than ``store_timeout_s`` + 1 s are left alone: their C-STORE may still be
 deciding, and a failed one removes its file.
+
+At start-up (file-system caches) the sweep also removes temp files (``.tmp-*.part``) older
+than ``STALE_TEMP_S``: what writes cut short and the spare temp files of a gateway killed
+outright left behind. No write of any gateway sharing the cache keeps a temp file that long
+(a store times out after ``store_timeout_s``, a spare goes after ``spare_max_age_s``, ≤ 600 s).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from dicom_gateway.part10 import Malformed, instance_stored, read_header
 from dicom_gateway.settings import GatewaySettings
 from dicomvault.bus import Publisher, PublishError
 from dicomvault.query import CatalogueClient
-from dicomvault.store import CacheStore, StoreError, is_valid_uid
+from dicomvault.store import CacheStore, FileStore, StoreError, is_valid_uid
 
 log = logging.getLogger(__name__)
+
+STALE_TEMP_S = 3600.0  # a temp file untouched this long belongs to no write under way
 
 
 class Reconciler:
@@ -46,6 +53,10 @@ class Reconciler:
 
     async def run(self, stop: asyncio.Event) -> None:
         full = True  # the first sweep walks everything
+        try:
+            await self.remove_stale_temps()
+        except OSError as exc:
+            log.warning("stale temp files not removed", extra={"error": repr(exc)})
         while not stop.is_set():
             started = time.time()
             try:
@@ -62,6 +73,16 @@ class Reconciler:
                 log.warning("reconciliation sweep failed", extra={"error": repr(exc)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.reconcile_interval_s)
+
+    async def remove_stale_temps(self) -> int:
+        """Remove the cache's temp files older than ``STALE_TEMP_S`` (file system only)."""
+        if not isinstance(self.store, FileStore):
+            return 0
+        removed = await asyncio.to_thread(self.store.remove_stale_temps,
+                                          time.time() - STALE_TEMP_S)
+        if removed:
+            log.info("removed stale temp files from the cache", extra={"count": removed})
+        return removed
 
     async def sweep(self, modified_after: float) -> int:
         """One sweep; returns how many events it re-emitted."""

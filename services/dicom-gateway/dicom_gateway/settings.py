@@ -134,7 +134,7 @@ class GatewaySection(BaseModel):
         "and its folder before the event. Not after O_DIRECT writes or STOW-RS parts.",
     )
     spare_max_age_s: float = Field(
-        5.0, gt=0, le=3600, description="A spare temp file unused this long is removed (and "
+        5.0, gt=0, le=600, description="A spare temp file unused this long is removed (and "
         "its series and study folders when that leaves them empty), so a series that got its "
         "last instance keeps no temp file for long.",
     )
