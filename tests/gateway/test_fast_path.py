@@ -142,6 +142,37 @@ def test_every_store_request_gets_a_status(start_gateway, tmp_path: Path) -> Non
     assert sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0x0122") == refused + 1
 
 
+def test_a_data_set_over_the_limit_is_refused_and_the_association_goes_on(
+        start_gateway, tmp_path: Path) -> None:
+    # A sender streaming more than max_dataset_bytes does not make the worker hold it: the
+    # fragments are read and dropped, the request refused with 0xA700 and the limit named,
+    # nothing written; the next C-STORE on the same association is stored.
+    gw = start_gateway(max_dataset_bytes=64 * 1024)
+    refused = sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total", status="0xA700")
+    big_sop, big = dataset_bytes(ct_file(tmp_path, "big.dcm", size=512))
+    sop, small = dataset_bytes(ct_file(tmp_path))
+    assert len(big) > 4 * 64 * 1024 and len(small) < 64 * 1024
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
+                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
+                           AffectedSOPInstanceUID=big_sop)
+        pieces = [big[i:i + 16_384] for i in range(0, len(big), 16_384)]
+        for i, piece in enumerate(pieces):
+            assoc.send_pdv(1, 0x02 if i == len(pieces) - 1 else 0x00, piece)
+        rsp = assoc.response()
+        assert int(rsp.Status) == st.OUT_OF_RESOURCES
+        assert rsp.ErrorComment == f"data set larger than {64 * 1024} bytes"
+        assert gw.files(temps=True) == []
+        assert store_raw(assoc, CTImageStorage, sop, small, 2) == st.SUCCESS
+        assert len(gw.files()) == 1
+        assert assoc.release() == RELEASE_RP
+    finally:
+        assoc.close()
+    assert sample(gw.metrics(), "dicomvault_gateway_cstore_requests_total",
+                  status="0xA700") == refused + 1
+
+
 def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path) -> None:
     gw = start_gateway()
     _sop, dataset = dataset_bytes(ct_file(tmp_path))
@@ -149,6 +180,14 @@ def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path
     assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
     try:
         assoc.send_pdv(99, 0x03, b"\x00" * 12)
+        assert assoc.read_pdu()[0] == ABORT
+    finally:
+        assoc.close()
+    # A command set that never ends (non-last command fragments past 64 KiB).
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        for _ in range(5):
+            assoc.send_pdv(1, 0x01, b"\x00" * 16_384)
         assert assoc.read_pdu()[0] == ABORT
     finally:
         assoc.close()

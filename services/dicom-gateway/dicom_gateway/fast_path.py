@@ -34,14 +34,14 @@ class FastPath:
                  store: Callable[..., Awaitable[Outcome]], ae_title: str, max_associations: int,
                  others_active: Callable[[], int], acse_timeout_s: float,
                  network_timeout_s: float, dimse_timeout_s: float,
-                 audit: AuditTrail | None = None) -> None:
+                 audit: AuditTrail | None = None, max_dataset_bytes: int = 2 * 1024**3) -> None:
         self.loop = loop
         self.acse_timeout_s = acse_timeout_s
         self.executor = ThreadPoolExecutor(max_workers=max(4, min(max_associations, 64)),
                                            thread_name_prefix="store")
         self.node = StorageNode(negotiator, functools.partial(store, executor=self.executor),
                                 ae_title, max_associations, others_active, network_timeout_s,
-                                dimse_timeout_s, audit)
+                                dimse_timeout_s, audit, max_dataset_bytes)
 
     def take(self, sock: socket.socket, address: tuple) -> bool:
         """Adopt ``sock`` if its association is storage-only; False leaves it to pynetdicom.

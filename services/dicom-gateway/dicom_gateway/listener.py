@@ -253,7 +253,8 @@ class Listener:
                        ae.implementation_version_name or ""),
             functools.partial(dimse.store_async, ingest=ingest, modalities=modalities),
             cfg.ae_title, cfg.max_associations, lambda: len(self._acceptors()),
-            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s, audit
+            cfg.acse_timeout_s, cfg.network_timeout_s, cfg.dimse_timeout_s, audit,
+            max_dataset_bytes=cfg.max_dataset_bytes,
         ) if cfg.fast_storage else None
         self.server: ThreadedAssociationServer | None = None
         self.tls_server: ThreadedAssociationServer | None = None

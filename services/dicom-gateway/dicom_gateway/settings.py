@@ -138,6 +138,12 @@ class GatewaySection(BaseModel):
         "its series and study folders when that leaves them empty), so a series that got its "
         "last instance keeps no temp file for long.",
     )
+    max_dataset_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest C-STORE data set the storage fast path "
+        "receives (it holds a data set in memory until it is complete). The rest of a larger "
+        "one is read and dropped as it comes, and the request is refused with 0xA700 (Out "
+        "of Resources) and a comment naming the limit; the association stays usable. Same "
+        "default as dicomweb.max_request_bytes (STOW-RS).")
     max_inflated_bytes: int = Field(
         1024**3, ge=1, description="Ceiling of a deflated dataset once inflated (the smaller "
         "of this and 200x its received size); above it the object is refused (C-STORE "

@@ -5,7 +5,8 @@ C-STORE (PS3.4 B.2.3, PS3.7 Annex C):
   the broker. Also a resend of identical bytes, and different bytes under policy keep/replace.
 - DUPLICATE_SOP_INSTANCE 0x0111: different bytes for a stored SOP Instance UID under policy
   reject; the first copy stays.
-- OUT_OF_RESOURCES 0xA700: the file could not be written (disk full, permissions, I/O error).
+- OUT_OF_RESOURCES 0xA700: the file could not be written (disk full, permissions, I/O error);
+  also a data set over ``gateway.max_dataset_bytes`` (dropped as it arrived).
 - BUS_UNAVAILABLE 0xA701: the broker did not take InstanceStored within store_timeout_s; the
   file written for this request is removed (or the replaced copy restored). Send again later.
 - DATASET_DOES_NOT_MATCH 0xA900: a UID is missing or invalid (SOP Class/Instance, Study,

@@ -15,6 +15,11 @@ in ``fast_path.py`` peeks at the A-ASSOCIATE-RQ): storage SOP classes and Verifi
 role selection or user identity. Every other association (C-FIND, C-MOVE, C-GET, TLS, …) is
 pynetdicom's, unchanged. Protocol errors abort the association (A-ABORT); every C-STORE and
 C-ECHO request gets a response with a named status.
+
+What a peer can make an association hold is bounded: a command set (in practice a few hundred
+bytes) larger than ``MAX_COMMAND_BYTES`` aborts the association, and a C-STORE data set larger
+than ``gateway.max_dataset_bytes`` is read to its end without being kept, then refused with
+0xA700 (Out of Resources) and a comment: never a worker's memory filled by one sender.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_PDU_BYTES = 256 * 1024 * 1024  # with max_pdu 0 ("unlimited"): still no 4 GiB buffers
 PAUSE_AT = 2  # complete messages waiting before we stop reading (no async operations)
+MAX_COMMAND_BYTES = 64 * 1024  # a command set's elements are UIDs, numbers and a short text
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Message:
     # they were built while the data set arrived (``dataset`` is then a view into it).
     part10: bytes | None = None
     sha256: str = ""
+    too_large: bool = False  # a data set over the node's limit: read, dropped, refused
 
 
 class StorageNode:
@@ -60,8 +67,10 @@ class StorageNode:
                  store: Callable[[StoreRequest], Awaitable[Outcome]], ae_title: str,
                  max_associations: int,
                  others_active: Callable[[], int], network_timeout_s: float,
-                 dimse_timeout_s: float, audit: AuditTrail | None = None) -> None:
+                 dimse_timeout_s: float, audit: AuditTrail | None = None,
+                 max_dataset_bytes: int = 2 * 1024**3) -> None:
         self.negotiator = negotiator
+        self.max_dataset_bytes = max_dataset_bytes
         self.audit = audit
         self.store = store
         self.ae_title = ae_title
@@ -96,8 +105,11 @@ class StorageAssociation(asyncio.Protocol):
         self.contexts: dict = {}
         self._buf = bytearray()
         self._command: list[bytes] = []
+        self._command_bytes = 0
         self._first_fragment = 0.0
         self._dataset: list[bytes] = []
+        self._dataset_bytes = 0  # of the data set under way, counted even once dropped
+        self._too_large = False
         self._head = b""  # a C-STORE's preamble + file meta, first of ``_dataset``
         self._hasher = None  # SHA-256 of ``_dataset`` so far, when ``_head`` is set
         self._pending_cmd: tuple[int, dict[int, bytes]] | None = None
@@ -202,11 +214,14 @@ class StorageAssociation(asyncio.Protocol):
                 raise pdu.ProtocolError("a command arrived before the previous dataset")
             if not self._command:
                 self._first_fragment = time.perf_counter()
+            self._command_bytes += len(fragment)
+            if self._command_bytes > MAX_COMMAND_BYTES:
+                raise pdu.ProtocolError(f"command set over {MAX_COMMAND_BYTES} bytes")
             self._command.append(bytes(fragment))
             if not last:
                 return
             command = pdu.parse_command(b"".join(self._command))
-            self._command = []
+            self._command, self._command_bytes = [], 0
             if pdu.us(command.get(pdu.DATASET_TYPE)) == pdu.NO_DATASET:
                 self._enqueue(Message(cx, command, None))
             else:
@@ -215,21 +230,31 @@ class StorageAssociation(asyncio.Protocol):
             return
         if self._pending_cmd is None or self._pending_cmd[0] != cx:
             raise pdu.ProtocolError("a dataset fragment without its command")
-        self._dataset.append(bytes(fragment))
-        if self._hasher is not None:
-            self._hasher.update(fragment)
+        self._dataset_bytes += len(fragment)
+        if self._dataset_bytes > self.node.max_dataset_bytes:
+            # Over the limit: what was held goes, the rest is read and dropped; the request
+            # is refused when its last fragment arrives (the peer waits for an answer then).
+            self._too_large = True
+            self._dataset, self._head, self._hasher = [], b"", None
+        else:
+            self._dataset.append(bytes(fragment))
+            if self._hasher is not None:
+                self._hasher.update(fragment)
         if last:
             metrics.PHASE["receive"].observe(
                 time.perf_counter() - self._first_fragment)
             cmd_cx, command = self._pending_cmd
             data = b"".join(self._dataset)
-            if self._hasher is not None:
+            if self._too_large:
+                message = Message(cmd_cx, command, b"", too_large=True)
+            elif self._hasher is not None:
                 message = Message(cmd_cx, command, memoryview(data)[len(self._head):], data,
                                   self._hasher.hexdigest())
             else:
                 message = Message(cmd_cx, command, data)
             self._enqueue(message)
             self._pending_cmd, self._dataset, self._head, self._hasher = None, [], b"", None
+            self._dataset_bytes, self._too_large = 0, False
 
     def _start_part10(self, cx: int, command: dict[int, bytes]) -> None:
         """Before a C-STORE's data set arrives: its file's preamble and file meta go first,
@@ -292,6 +317,13 @@ class StorageAssociation(asyncio.Protocol):
             return self._reply(message, st.UNRECOGNIZED_OPERATION,
                                "only C-STORE and C-ECHO on this association",
                                response_field=(field or 0) | 0x8000)
+        if message.too_large:
+            metrics.CSTORE_REQUESTS.labels(st.label(st.OUT_OF_RESOURCES)).inc()
+            log.warning("C-STORE data set over the limit: refused",
+                        extra={"calling_ae": self.calling_ae,
+                               "limit_bytes": self.node.max_dataset_bytes})
+            return self._reply(message, st.OUT_OF_RESOURCES,
+                               f"data set larger than {self.node.max_dataset_bytes} bytes")
         if sop_class != str(context.abstract_syntax):
             metrics.CSTORE_REQUESTS.labels(st.label(st.SOP_CLASS_NOT_SUPPORTED)).inc()
             return self._reply(message, st.SOP_CLASS_NOT_SUPPORTED,
