@@ -173,6 +173,26 @@ def test_a_data_set_over_the_limit_is_refused_and_the_association_goes_on(
                   status="0xA700") == refused + 1
 
 
+def test_pynetdicom_associations_hold_no_message_over_the_limit(
+        start_gateway, tmp_path: Path) -> None:
+    # pynetdicom cannot answer before a message's last fragment: past max_dataset_bytes the
+    # association is aborted instead of held in memory; the listener goes on serving.
+    gw = start_gateway(fast_storage=False, max_dataset_bytes=64 * 1024)
+    big_sop, big = dataset_bytes(ct_file(tmp_path, "big.dcm", size=512))
+    assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
+    try:
+        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
+                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
+                           AffectedSOPInstanceUID=big_sop)
+        for i in range(0, 5 * 16_000, 16_000):
+            assoc.send_pdv(1, 0x00, big[i:i + 16_000])
+        assert assoc.read_pdu()[0] == ABORT
+    finally:
+        assoc.close()
+    assert gw.files(temps=True) == []
+    assert send_files(gw.port, [ct_file(tmp_path)]) == [st.SUCCESS]  # under the limit
+
+
 def test_protocol_violations_abort_the_association(start_gateway, tmp_path: Path) -> None:
     gw = start_gateway()
     _sop, dataset = dataset_bytes(ct_file(tmp_path))

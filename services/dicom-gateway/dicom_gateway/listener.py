@@ -269,6 +269,7 @@ class Listener:
                                      server_class=server_class, ssl_context=ssl_context,
                                      request_handler=RetrieveRequestHandler)
         server.retrieve_handlers = self.retrieve_handlers  # read by RetrieveAssociation
+        server.max_dataset_bytes = self.cfg.max_dataset_bytes  # read by RetrieveRequestHandler
         server.fast_path = None if ssl_context is not None else self.fast_path
         self.ae._servers.append(server)  # so that ae.shutdown() also stops it
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()

@@ -20,6 +20,7 @@ from pynetdicom.dsutils import decode, encode
 from pynetdicom.transport import RequestHandler
 
 from dicom_gateway import statuses as st
+from dicom_gateway.message_limit import LimitedDIMSE, limit
 from dicom_gateway.request_guard import answer_refused
 from dicom_gateway.retrieve import Response, RetrieveEvent
 
@@ -61,6 +62,7 @@ class RetrieveRequestHandler(RequestHandler):
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         assoc.__class__ = RetrieveAssociation  # same state, one overridden method
+        limit(assoc, getattr(self.server, "max_dataset_bytes", LimitedDIMSE.max_bytes))
         return assoc
 
 

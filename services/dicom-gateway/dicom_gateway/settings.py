@@ -143,7 +143,8 @@ class GatewaySection(BaseModel):
         "receives (it holds a data set in memory until it is complete). The rest of a larger "
         "one is read and dropped as it comes, and the request is refused with 0xA700 (Out "
         "of Resources) and a comment naming the limit; the association stays usable. Same "
-        "default as dicomweb.max_request_bytes (STOW-RS).")
+        "default as dicomweb.max_request_bytes (STOW-RS). On associations pynetdicom serves "
+        "(storage with Query/Retrieve, the TLS port) a message past it aborts the association.")
     max_inflated_bytes: int = Field(
         1024**3, ge=1, description="Ceiling of a deflated dataset once inflated (the smaller "
         "of this and 200x its received size); above it the object is refused (C-STORE "
