@@ -109,7 +109,6 @@ class StorageAssociation(asyncio.Protocol):
         self._first_fragment = 0.0
         self._dataset: list[bytes] = []
         self._dataset_bytes = 0  # of the data set under way, counted even once dropped
-        self._too_large = False
         self._head = b""  # a C-STORE's preamble + file meta, first of ``_dataset``
         self._hasher = None  # SHA-256 of ``_dataset`` so far, when ``_head`` is set
         self._pending_cmd: tuple[int, dict[int, bytes]] | None = None
@@ -231,10 +230,10 @@ class StorageAssociation(asyncio.Protocol):
         if self._pending_cmd is None or self._pending_cmd[0] != cx:
             raise pdu.ProtocolError("a dataset fragment without its command")
         self._dataset_bytes += len(fragment)
-        if self._dataset_bytes > self.node.max_dataset_bytes:
+        too_large = self._dataset_bytes > self.node.max_dataset_bytes
+        if too_large:
             # Over the limit: what was held goes, the rest is read and dropped; the request
             # is refused when its last fragment arrives (the peer waits for an answer then).
-            self._too_large = True
             self._dataset, self._head, self._hasher = [], b"", None
         else:
             self._dataset.append(bytes(fragment))
@@ -245,7 +244,7 @@ class StorageAssociation(asyncio.Protocol):
                 time.perf_counter() - self._first_fragment)
             cmd_cx, command = self._pending_cmd
             data = b"".join(self._dataset)
-            if self._too_large:
+            if too_large:
                 message = Message(cmd_cx, command, b"", too_large=True)
             elif self._hasher is not None:
                 message = Message(cmd_cx, command, memoryview(data)[len(self._head):], data,
@@ -254,7 +253,7 @@ class StorageAssociation(asyncio.Protocol):
                 message = Message(cmd_cx, command, data)
             self._enqueue(message)
             self._pending_cmd, self._dataset, self._head, self._hasher = None, [], b"", None
-            self._dataset_bytes, self._too_large = 0, False
+            self._dataset_bytes = 0
 
     def _start_part10(self, cx: int, command: dict[int, bytes]) -> None:
         """Before a C-STORE's data set arrives: its file's preamble and file meta go first,
