@@ -52,11 +52,17 @@ def dataset_bytes(path: Path) -> tuple[str, bytes]:
     return str(ds.SOPInstanceUID), encode(ds, False, True)
 
 
-def store_raw(assoc: RawAssociation, sop_class: str, sop_instance: str, dataset: bytes,
-              message_id: int = 1) -> int:
+def store_command(assoc: RawAssociation, sop_class: str, sop_instance: str,
+                  message_id: int = 1) -> None:
+    """A C-STORE-RQ command set on context 1; its data set is the caller's to send."""
     assoc.send_command(1, AffectedSOPClassUID=sop_class, CommandField=0x0001,
                        MessageID=message_id, Priority=0, CommandDataSetType=0x0000,
                        AffectedSOPInstanceUID=sop_instance)
+
+
+def store_raw(assoc: RawAssociation, sop_class: str, sop_instance: str, dataset: bytes,
+              message_id: int = 1) -> int:
+    store_command(assoc, sop_class, sop_instance, message_id)
     assoc.send_pdv(1, 0x02, dataset)
     rsp = assoc.response()
     assert rsp.CommandField == 0x8001 and rsp.MessageIDBeingRespondedTo == message_id
@@ -89,9 +95,7 @@ async def test_a_data_set_in_many_fragments_is_stored_and_hashed_whole(
     assert send_files(slow.port, [path]) == [st.SUCCESS]
     assoc = RawAssociation(fast.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
     try:
-        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
-                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
-                           AffectedSOPInstanceUID=sop)
+        store_command(assoc, CTImageStorage, sop)
         cuts = list(range(0, len(dataset), 16_381)) + [len(dataset)]
         pieces = [dataset[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
         assert len(pieces) > 16
@@ -154,9 +158,7 @@ def test_a_data_set_over_the_limit_is_refused_and_the_association_goes_on(
     assert len(big) > 4 * 64 * 1024 and len(small) < 64 * 1024
     assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
     try:
-        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
-                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
-                           AffectedSOPInstanceUID=big_sop)
+        store_command(assoc, CTImageStorage, big_sop)
         pieces = [big[i:i + 16_384] for i in range(0, len(big), 16_384)]
         for i, piece in enumerate(pieces):
             assoc.send_pdv(1, 0x02 if i == len(pieces) - 1 else 0x00, piece)
@@ -181,9 +183,7 @@ def test_pynetdicom_associations_hold_no_message_over_the_limit(
     big_sop, big = dataset_bytes(ct_file(tmp_path, "big.dcm", size=512))
     assoc = RawAssociation(gw.port, MODALITY, AE_TITLE, [(CTImageStorage, [EXPLICIT_LE])])
     try:
-        assoc.send_command(1, AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
-                           MessageID=1, Priority=0, CommandDataSetType=0x0000,
-                           AffectedSOPInstanceUID=big_sop)
+        store_command(assoc, CTImageStorage, big_sop)
         for i in range(0, 5 * 16_000, 16_000):
             assoc.send_pdv(1, 0x00, big[i:i + 16_000])
         assert assoc.read_pdu()[0] == ABORT
