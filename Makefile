@@ -1,6 +1,10 @@
 # DICOM Vault — developer entry points. `make run` and `make test` are all a fresh machine needs.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The interpreter the venv is made from: the distribution's CPython when it is new enough
+# (scripts/pick-python.sh says why), else python3 on PATH. PYTHON=... chooses another.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell scripts/pick-python.sh)
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -9,7 +13,7 @@ DATA_DIR ?= ./var
 OHIF_DIR ?= .ohif
 export TCP_NODELAY := 1
 
-.PHONY: help run test test-fast lint proto proto-check peers venv viewer chart-tools s3-tools bench bench-query fuzz clean
+.PHONY: FORCE help run test test-fast lint proto proto-check peers venv viewer chart-tools s3-tools bench bench-query fuzz clean
 
 help:
 	@echo "make run        start the embedded archive (broker, catalogue on SQLite, all services)"
@@ -22,7 +26,21 @@ help:
 	@echo "make bench-query  only the query benchmark (1M instances in PostgreSQL, filled once)"
 	@echo "make fuzz       the long fuzz run (FUZZ_EXAMPLES=10000 inputs per door) with counts"
 
-$(VENV)/.installed: pyproject.toml
+# The venv is made again when PYTHON names another interpreter than the one it was made from
+# (the stamp changes only then, so nothing is reinstalled otherwise).
+$(VENV)/.interpreter: FORCE
+	@want="$$(readlink -f "$$(command -v $(PYTHON))")"; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$want" ]; then \
+		if [ -e $(VENV) ]; then \
+			echo "$(VENV) was made from $$(cat $@ 2>/dev/null || echo another interpreter): making it again from $$want"; \
+			rm -rf $(VENV); \
+		fi; \
+		mkdir -p $(VENV) && echo "$$want" > $@; \
+	fi
+
+FORCE:
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.interpreter
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[$(EXTRAS)]"

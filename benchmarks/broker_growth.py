@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.catalogue_drain import cpu_seconds
+from benchmarks.interpreter import describe
 from catalogue.settings import CatalogueSection
 from dicomvault.bus.broker import EmbeddedBroker
 
@@ -102,7 +103,9 @@ def main() -> None:
                     help="consumer fetch_min_bytes (default: the catalogue's)")
     ap.add_argument("--max-wait-ms", type=int, default=catalogue.fetch_max_wait_ms,
                     help="consumer fetch_max_wait_ms (default: the catalogue's)")
-    asyncio.run(main_async(ap.parse_args()))
+    args = ap.parse_args()
+    print(f"python: {describe()}", flush=True)
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import asyncpg
 
+from benchmarks.interpreter import describe
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
 from dicomvault.events import Event
@@ -236,7 +237,9 @@ def main() -> None:
                     help="catalogue.batch_max_records (1: record by record, as before batching)")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                     choices=["sqlite", "postgresql"])
-    asyncio.run(main_async(ap.parse_args()))
+    args = ap.parse_args()
+    print(f"python: {describe()}", flush=True)
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

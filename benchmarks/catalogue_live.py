@@ -34,6 +34,7 @@ from benchmarks.catalogue_drain import (
     drop_pg,
     instance_stored,
 )
+from benchmarks.interpreter import describe
 from catalogue.settings import CatalogueSection
 from dicomvault.bus import Publisher
 from dicomvault.bus.broker import EmbeddedBroker, free_port
@@ -196,7 +197,9 @@ def main() -> None:
                     "previous wait (16384:0:50)")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                     choices=["sqlite", "postgresql"])
-    asyncio.run(main_async(ap.parse_args()))
+    args = ap.parse_args()
+    print(f"python: {describe()}", flush=True)
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

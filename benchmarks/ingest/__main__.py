@@ -36,6 +36,7 @@ from benchmarks.ingest import stow
 from benchmarks.ingest.cpu import cpu_seconds, idle_share, machine_jiffies
 from benchmarks.ingest.orthanc import Orthanc
 from benchmarks.ingest.vault import PHASES, Vault
+from benchmarks.interpreter import describe
 from tests.peers.datasets import ROOT, make_instance
 
 STORESCU = "/usr/bin/storescu"
@@ -195,6 +196,7 @@ def main() -> None:
     results: list[Result] = []
     per_round: dict[tuple[str, str], list[float]] = {}  # (data, mode): ratio of each round
     try:
+        print(f"python: {describe()}", flush=True)
         print(f"generating data in {work} …", flush=True)
         sets = {name: (generate(work / folder, count, size), count)
                 for name, folder, count, size in (("small 64x64", "small", args.small, 64),

@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from benchmarks.interpreter import describe
 from benchmarks.query.cpu import backends, cpu_seconds
 from benchmarks.query.fill import Shape, counts, dsn, fill
 from benchmarks.query.gateway import Gateway
@@ -125,6 +126,7 @@ def main() -> None:
                     help="skip the end-to-end figures through the gateway")
     ap.add_argument("--refill", action="store_true", help="fill even if the counts match")
     args = ap.parse_args()
+    print(f"python: {describe()}", flush=True)
     shape = Shape(args.patients, args.studies, args.instances)
     url = (ADMIN_DSN.rsplit("/", 1)[0] + "/" + args.database).replace(
         "postgresql://", "postgresql+asyncpg://")
