@@ -6,8 +6,8 @@
 # can make a venv with pip: distributions build it with profile-guided optimisation and LTO
 # (Debian also links the interpreter statically), and so do the official python Docker images
 # the archive's Dockerfile starts from. A plain source build, such as pyenv's default
-# (--enable-shared, no --enable-optimizations), runs the same code 20-35 % slower:
-# measured on these machines, the gateway's CPU per small C-STORE 12-20 % higher
+# (--enable-shared, no --enable-optimizations), takes 1.2-1.5 times as long for the same
+# code: measured on these machines, the gateway's CPU per small C-STORE 12-26 % higher
 # (docs/performance.md, fifteenth run). Otherwise: python3 on PATH.
 set -euo pipefail
 
