@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dicomvault.bus.broker import BrokerCpu
 
 SERVICES: dict[str, str] = {
     "gateway": "dicom_gateway",
@@ -87,11 +91,33 @@ def run(service: str = typer.Argument(..., help=" | ".join(SERVICES))) -> None:
     module.main()
 
 
+def parse_broker_cpu(text: str) -> BrokerCpu:
+    """``--broker-cpu``: "auto", "all" (None: no pinning) or a CPU number."""
+    value = text.strip().lower()
+    if value in ("auto", "all"):
+        return "auto" if value == "auto" else None
+    if not value.isdigit():
+        raise typer.BadParameter(f"{text!r}: auto, all or a CPU number",
+                                 param_hint="--broker-cpu")
+    from dicomvault.bus.broker import allowed_cpus
+
+    allowed = allowed_cpus()
+    if int(value) not in allowed:
+        raise typer.BadParameter(
+            f"CPU {value} is not one this process may use "
+            f"({', '.join(map(str, allowed)) or 'none can be chosen on this system'})",
+            param_hint="--broker-cpu")
+    return int(value)
+
+
 @app.command()
 def up(
     data_dir: Path = typer.Option(Path("./var"), help="Where cache, catalogue and logs live."),
     host: str = typer.Option("127.0.0.1", help="Address every listener binds to."),
     broker_port: int = typer.Option(9092, help="Kafka port of the embedded broker."),
+    broker_cpu: str = typer.Option(
+        "auto", help="CPU the embedded broker's threads share: auto (one picked), a CPU "
+                     "number, or all (no pinning)."),
     dimse_port: int = typer.Option(11112, help="DIMSE port of the gateway."),
     http_port: int = typer.Option(8080, help="Gateway HTTP port; services use the next ones."),
     ae_title: str = typer.Option("DICOMVAULT", help="The archive's AE title."),
@@ -107,7 +133,8 @@ def up(
     if exporters is None and Path("examples/exporters.yaml").exists():
         typer.echo("(exporters: none; pass --exporters examples/exporters.yaml to export)")
     raise typer.Exit(start(EmbeddedOptions(
-        data_dir=data_dir, host=host, broker_port=broker_port, dimse_port=dimse_port,
+        data_dir=data_dir, host=host, broker_port=broker_port,
+        broker_cpu=parse_broker_cpu(broker_cpu), dimse_port=dimse_port,
         http_port=http_port, ae_title=ae_title, accept_any_calling_ae=not strict_ae,
         exporters_file=exporters, stable_after_s=stable_after, log_json=json_logs,
     )))

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from dicomvault.bus import ensure_topics
-from dicomvault.bus.broker import EmbeddedBroker
+from dicomvault.bus.broker import BrokerCpu, EmbeddedBroker
 from dicomvault.lifecycle.processes import stop_processes
 from dicomvault.settings import BusSettings
 from dicomvault_cli.web import WebSettings
@@ -58,6 +58,7 @@ class EmbeddedOptions:
     data_dir: Path
     host: str = "127.0.0.1"
     broker_port: int = 9092
+    broker_cpu: BrokerCpu = "auto"  # the one CPU of the broker's threads (None: any)
     dimse_port: int = 11112
     http_port: int = 8080
     ae_title: str = "DICOMVAULT"
@@ -166,7 +167,7 @@ class Supervisor:
         self.web = WebSettings()
         self.logs = opts.data_dir / "logs"
         self.broker = EmbeddedBroker(port=opts.broker_port, host=opts.host,
-                                     log_path=self.logs / "broker.log")
+                                     log_path=self.logs / "broker.log", cpu=opts.broker_cpu)
         self.children: list[Child] = []
         self.stopping = asyncio.Event()
 
