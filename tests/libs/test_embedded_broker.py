@@ -114,6 +114,6 @@ def test_brokers_side_by_side_spread_over_the_cpus(two_cpus: list[int]) -> None:
     assert picked == set(two_cpus)
 
 
-def test_a_cpu_this_process_may_not_use_is_refused(two_cpus: list[int]) -> None:
+def test_a_cpu_this_process_may_not_use_is_refused() -> None:
     with pytest.raises(ValueError, match=r"cannot run on CPU 4096: this process may use CPUs"):
         EmbeddedBroker(cpu=4096)
