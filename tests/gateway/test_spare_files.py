@@ -57,8 +57,7 @@ async def test_the_next_instance_of_a_series_is_written_into_a_spare(
         bus_settings: BusSettings, tmp_path: Path) -> None:
     root = tmp_path / "cache"
     settings = GatewaySettings(cache={"root": root}, bus=bus_settings,
-                               gateway={"spare_max_age_s": 0.3})
-    assert settings.gateway.spare_files  # the default
+                               gateway={"spare_files": True, "spare_max_age_s": 0.3})
     store = FileStore(root)
     requests = series_requests(3)
     async with Publisher(bus_settings, "t") as publisher:
@@ -91,12 +90,11 @@ async def test_the_next_instance_of_a_series_is_written_into_a_spare(
 
 async def test_no_spare_where_it_would_only_cost(bus_settings: BusSettings,
                                                  tmp_path: Path) -> None:
-    """Switched off; after a STOW-RS part (written on a thread, the HTTP loop is never held);
-    after an object written with O_DIRECT; and while another store is under way."""
+    """Off (the default); after a STOW-RS part (written on a thread, the HTTP loop is never
+    held); after an object written with O_DIRECT; and while another store is under way."""
     async with Publisher(bus_settings, "t") as publisher:
         bridge = Bridge(asyncio.get_running_loop(), 5.0)
-        off = GatewaySettings(cache={"root": tmp_path / "off"}, bus=bus_settings,
-                              gateway={"spare_files": False})
+        off = GatewaySettings(cache={"root": tmp_path / "off"}, bus=bus_settings)
         ingest = Ingest(off, FileStore(tmp_path / "off"), publisher, bridge)
         assert ingest.spare_files is None
         with ThreadPoolExecutor(2) as pool:
@@ -105,7 +103,8 @@ async def test_no_spare_where_it_would_only_cost(bus_settings: BusSettings,
             await turn()
             assert temps(tmp_path / "off") == []
 
-            on = GatewaySettings(cache={"root": tmp_path / "on"}, bus=bus_settings)
+            on = GatewaySettings(cache={"root": tmp_path / "on"}, bus=bus_settings,
+                                 gateway={"spare_files": True})
             ingest = Ingest(on, FileStore(tmp_path / "on"), publisher, bridge)
             rq, _ = series_requests(1)[0]
             part = Part10Request(part10=rq.part10(), source="dicomweb", calling_ae="",
@@ -114,7 +113,8 @@ async def test_no_spare_where_it_would_only_cost(bus_settings: BusSettings,
             await turn()
             assert temps(tmp_path / "on") == []
 
-            large = GatewaySettings(cache={"root": tmp_path / "large"}, bus=bus_settings)
+            large = GatewaySettings(cache={"root": tmp_path / "large"}, bus=bus_settings,
+                                    gateway={"spare_files": True})
             ingest = Ingest(large, FileStore(tmp_path / "large", direct_min_bytes=4096),
                             publisher, bridge)
             rq, _ = series_requests(1, size=128)[0]
@@ -123,7 +123,8 @@ async def test_no_spare_where_it_would_only_cost(bus_settings: BusSettings,
             await turn()
             assert temps(tmp_path / "large") == []
 
-            busy = GatewaySettings(cache={"root": tmp_path / "busy"}, bus=bus_settings)
+            busy = GatewaySettings(cache={"root": tmp_path / "busy"}, bus=bus_settings,
+                                   gateway={"spare_files": True})
             ingest = Ingest(busy, FileStore(tmp_path / "busy"), publisher, bridge)
             first, second = series_requests(2)
             ingest._active += 1  # another association's store is under way on this loop
