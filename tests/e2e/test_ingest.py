@@ -5,6 +5,8 @@ ingest story)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from pynetdicom import AE, _config
 
 from dicomvault.bus.broker import EmbeddedBroker
 from dicomvault.settings import BusSettings
+from dicomvault.store.names import named_temp
 from tests.e2e.conftest import AE_TITLE, MODALITY, Archive
 from tests.peers.datasets import write_study
 
@@ -229,6 +232,44 @@ def test_broker_restarted_during_a_send(own_broker, archive, tmp_path: Path) -> 
     reemitted = [line for line in metrics.splitlines()
                  if line.startswith("dicomvault_gateway_reconcile_reemitted_total ")]
     assert reemitted and float(reemitted[0].split()[1]) >= 10, metrics
+
+
+@SQLITE_ONLY
+def test_a_file_whose_name_a_power_loss_lost_is_named_again_and_catalogued(
+        archive, tmp_path: Path) -> None:
+    """Batched folder flushes (``cache.folder_flush``, on by default on ext4): power lost after
+    a store's own flush, before its folder's, leaves the file only under its temp name, and
+    the embedded broker forgets its event. The gateway's start-up sweep names it again and the
+    catalogue records it; a temp file whose write was cut short is dropped, never named."""
+    vault = archive()
+    study = write_study(tmp_path / "s", series=1, per_series=3, size=32)
+    assert vault.storescu(study.files[2:]).returncode == 0  # a store through the batched path
+    wait_catalogued(vault, study.sop_uids[2:])
+    vault.gateway.stop()
+
+    series = next(iter(study.series))
+    folder = tmp_path / "cache" / study.study_uid / series
+    whole, cut = (study.files[0].read_bytes(), study.files[1].read_bytes())
+    left = time.time() - 120  # the crash was two minutes ago
+    for n, (data, written) in enumerate([(whole, whole), (cut, cut[:len(cut) // 2])]):
+        name = f"{study.sop_uids[n]}.dcm"
+        tmp = named_temp(f"{folder}/.tmp-999-1-{n}", hashlib.sha256(data).hexdigest(), name)
+        assert tmp is not None
+        Path(tmp).write_bytes(written)
+        os.utime(tmp, (left, left))
+
+    vault.gateway.start()
+    wait_catalogued(vault, study.sop_uids[:1])
+    assert (folder / f"{study.sop_uids[0]}.dcm").read_bytes() == whole
+    assert not (folder / f"{study.sop_uids[1]}.dcm").exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{study.sop_uids[0]}.dcm", f"{study.sop_uids[2]}.dcm"])
+    unknown = httpx.post(f"{vault.catalogue_url}/api/v1/instances/unknown",
+                         json={"sop_instance_uids": study.sop_uids[1:2]}, timeout=5).json()
+    assert unknown["unknown"] == study.sop_uids[1:2]
+    metrics = httpx.get(f"http://127.0.0.1:{vault.gateway_port}/metrics", timeout=10).text
+    assert 'dicomvault_gateway_recovered_files_total{outcome="named"} 1.0' in metrics
+    assert 'dicomvault_gateway_recovered_files_total{outcome="dropped"} 1.0' in metrics
 
 
 def _send_dimse(port: int, files: list[Path], statuses: dict[str, int]) -> None:

@@ -142,5 +142,19 @@ class CacheSettings(BaseModel):
         "with fsync on; 0: never). Measured here: a 525 kB CT slice 1.7 instead of 3.0 ms per durable write, "
         "2.1 MB 3.0 instead of 7.8 ms; at 16 kB the page cache is cheaper. A file system that "
         "refuses O_DIRECT is written through the page cache.")
+    folder_flush: Literal["auto", "each", "batched"] = Field(
+        "auto",
+        description="How a new file's final name is made durable (fs with fsync on). each: "
+        "the folder is flushed after every file's rename, before the store completes (two "
+        "device flushes per file). batched: the file is flushed once under a temp name that "
+        "carries its SHA-256 and final name, the final name is a hard link, and each folder is "
+        "flushed once per folder_flush_delay_ms for all names made in it; after a crash the "
+        "gateway's reconcile sweep puts every complete temp file back under its final name "
+        "(docs/gateway.md). auto: batched where the cache is on ext3/ext4, XFS, btrfs or F2FS "
+        "(which write a new file's folder entry with the file's own fsync), else each.")
+    folder_flush_delay_ms: int = Field(
+        50, ge=0, le=10_000,
+        description="batched folder_flush: how long names are gathered before their folder "
+        "is flushed (and their temp names removed).")
     s3: S3Settings = Field(default_factory=S3Settings,
                            description="Object storage, used when backend is s3.")

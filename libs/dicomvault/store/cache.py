@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from dicomvault.store import names
 from dicomvault.store.filestore import FileStore, StoredObject
 from dicomvault.store.s3store import S3Store
 
@@ -49,5 +50,8 @@ def open_cache(settings: CacheSettings) -> CacheStore:
     """The cache tier's store for ``settings`` (``dicomvault.settings.CacheSettings``)."""
     if settings.backend == "s3":
         return S3Store(settings.s3)
+    settings.root.mkdir(parents=True, exist_ok=True)
     return FileStore(settings.root, fsync=settings.fsync,
-                     direct_min_bytes=settings.direct_io_min_bytes)
+                     direct_min_bytes=settings.direct_io_min_bytes,
+                     batched_names=names.resolve(settings.folder_flush, str(settings.root)),
+                     name_delay_s=settings.folder_flush_delay_ms / 1000)

@@ -1,5 +1,10 @@
 """File-system object store: atomic writes (temp file, fsync, rename, fsync directory).
 
+With ``folder_flush="batched"`` (``dicomvault.store.names``) a new file is flushed once: the
+temp file, whose name carries its SHA-256 and final name, is flushed with its data and the
+final name is a hard link whose folder is flushed in the background for many files at once;
+``recover`` finishes what a crash left.
+
 Keys are relative paths built by ``instance_key`` from validated UIDs; the store refuses any
 key that would leave its root.
 
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicomvault.store.names import PendingNames, named_temp, parse_named
 from dicomvault.store.spares import Spare, Spares
 
 if TYPE_CHECKING:
@@ -66,14 +72,19 @@ class Draft:
     target: str
     folder: str
     fd: int  # open for writing until placed
-    placed: bool = False  # renamed into place
+    placed: bool = False  # renamed into place (or linked, when ``named``)
+    named: bool = False  # the temp name carries SHA-256 and final name: linked, folder flushed later
 
 
 class FileStore:
-    def __init__(self, root: Path, fsync: bool = True, direct_min_bytes: int = 0) -> None:
+    def __init__(self, root: Path, fsync: bool = True, direct_min_bytes: int = 0,
+                 batched_names: bool = False, name_delay_s: float = 0.05) -> None:
         """``direct_min_bytes``: objects at least that large are written with O_DIRECT
         (0: never). Only with ``fsync``: a store that does not wait for the device (tests, a
-        scratch cache) would otherwise wait for it on every large write."""
+        scratch cache) would otherwise wait for it on every large write.
+        ``batched_names``: a new file's final name is linked and its folder flushed in the
+        background, every ``name_delay_s`` (``dicomvault.store.names``); only with ``fsync``
+        and only where something runs ``recover`` (the gateway, on the cache tier)."""
         self.root = Path(root).resolve()
         self._root = str(self.root)
         self.fsync = fsync
@@ -81,6 +92,9 @@ class FileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         # Temp files made ahead (``new_spare``), taken by ``begin`` (see ``spares``).
         self.spares = Spares(self._root)
+        # Final names linked whose folder is not flushed yet (``batched_names``).
+        self.names: PendingNames | None = PendingNames(name_delay_s) \
+            if batched_names and fsync else None
 
     def path(self, key: str) -> Path:
         """The file of ``key``. A key with an empty, ``.`` or ``..`` part, a leading ``/``, a
@@ -109,20 +123,24 @@ class FileStore:
         yet flushed nor in place. ``finish`` or ``finish_async`` completes it (and removes
         the temp file when that fails)."""
         target = self._file(key)
-        folder = target.rpartition("/")[0]
+        folder, _, name = target.rpartition("/")
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        # Batched: the temp name says what the file must hold and where it goes (``recover``).
+        label = (sha256, name) if self.names is not None else None
         try:
             direct = 0 < self.direct_min_bytes <= len(data)
             spare = None if direct else self.spares.take(folder)
+            named = False
             if spare is not None:
                 tmp, fd = spare.tmp, spare.fd
             else:
-                tmp, fd, direct = self._create_temp(folder, direct)
+                tmp, fd, direct, named = self._create_temp(folder, direct, label)
             try:
                 if direct and not self._write_direct(fd, data):
                     os.close(fd)  # refused: this file system is written through the cache
                     fd = -1
                     os.unlink(tmp)
-                    tmp, fd, direct = self._create_temp(folder, False)
+                    tmp, fd, direct, named = self._create_temp(folder, False, label)
                 if not direct:
                     _write_all(fd, data)
                 # The inode and mtime stay what they are through the flush and the rename.
@@ -137,8 +155,8 @@ class FileStore:
             raise
         except OSError as exc:
             raise StoreError(f"cannot write {key}: {exc}") from exc
-        return Draft(StoredObject(key, len(data), sha256 or hashlib.sha256(data).hexdigest(),
-                                  generation), tmp, target, folder, fd)
+        return Draft(StoredObject(key, len(data), sha256, generation), tmp, target, folder, fd,
+                     named=named)
 
     def finish(self, draft: Draft) -> StoredObject:
         """The second half of ``put``, blocking: flush the temp file, rename it into place,
@@ -162,6 +180,8 @@ class FileStore:
             yield draft.fd, True
         fd, draft.fd = draft.fd, -1
         os.close(fd)
+        if draft.named and self._link(draft):
+            return  # durable under its temp name; the final name's folder is flushed later
         os.replace(draft.tmp, draft.target)
         draft.placed = True
         if self.fsync:
@@ -170,6 +190,38 @@ class FileStore:
                 yield dfd, False
             finally:
                 os.close(dfd)
+
+    def _link(self, draft: Draft) -> bool:
+        """Make the final name a hard link to the flushed temp file and hand its folder to
+        ``names``; False when that cannot be (the name exists: the write replaces a copy in
+        place; or this file system has no hard links), for a rename instead."""
+        names = self.names  # read once: another thread may turn batching off meanwhile
+        if names is None:
+            return False
+        try:
+            os.link(draft.tmp, draft.target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                raise
+            log.warning("file system refuses hard links; every folder is flushed per file",
+                        extra={"root": self._root, "error": str(exc)})
+            self.names = None
+            return False
+        draft.placed = True
+        names.add(draft.folder, draft.tmp, draft.target)
+        return True
+
+    def flush_names(self) -> None:
+        """Flush now every folder with final names pending, then drop their temp names."""
+        if self.names is not None:
+            self.names.flush()
+
+    def close(self) -> None:
+        """Flush the pending final names and stop their thread (also done at exit)."""
+        if self.names is not None:
+            self.names.close()
 
     @contextlib.contextmanager
     def _finishing(self, draft: Draft) -> Iterator[None]:
@@ -197,21 +249,27 @@ class FileStore:
         (``fsync`` of its ``fd``: its entry in the folder is then durable too, and the write
         that takes it flushes only its own data and size)."""
         try:
-            tmp, fd, _ = self._create_temp(folder, False)
+            tmp, fd, _, _ = self._create_temp(folder, False)
         except OSError as exc:
             raise StoreError(f"cannot make a temp file in {folder}: {exc}") from exc
         return Spare(tmp, fd, folder, 0.0)
 
-    def _create_temp(self, folder: str, direct: bool) -> tuple[str, int, bool]:
+    def _create_temp(self, folder: str, direct: bool,
+                     label: tuple[str, str] | None = None) -> tuple[str, int, bool, bool]:
         """A new temp file in ``folder`` (created with its parents when missing, or when a
         concurrent ``delete`` pruned it in between); (path, descriptor open for writing,
-        whether it is open with O_DIRECT). Its name is unique to this process and thread:
-        O_EXCL never meets another writer's. ``direct``: ask for O_DIRECT, which is dropped
-        (and never asked for again) where the file system refuses it."""
+        whether it is open with O_DIRECT, whether its name carries ``label``). Its name is
+        unique to this process and thread: O_EXCL never meets another writer's. ``direct``:
+        ask for O_DIRECT, which is dropped (and never asked for again) where the file system
+        refuses it. ``label``: (SHA-256, final name) to carry in the name (``names``)."""
         for attempt in range(3):
-            tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}.part"
+            prefix = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}"
+            tmp = named_temp(prefix, *label) if label is not None else None
+            named = tmp is not None
+            tmp = tmp or f"{prefix}.part"
             try:
-                return tmp, os.open(tmp, _TEMP_FLAGS | (_DIRECT if direct else 0), 0o600), direct
+                flags = _TEMP_FLAGS | (_DIRECT if direct else 0)
+                return tmp, os.open(tmp, flags, 0o600), direct, named
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -222,7 +280,7 @@ class FileStore:
                 self._no_direct(exc)
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)  # some file systems create the file before refusing
-                return self._create_temp(folder, False)
+                return self._create_temp(folder, False, label)
         raise AssertionError("unreachable")
 
     def _write_direct(self, fd: int, data: bytes) -> bool:
@@ -283,6 +341,9 @@ class FileStore:
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
+        if self.names is not None and (tmp := self.names.forget(str(path))) is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # its temp name too: nothing for ``recover`` to bring back
         try:
             path.unlink()
         except FileNotFoundError:
@@ -303,6 +364,8 @@ class FileStore:
             for name in files:
                 if not (name.startswith(".tmp-") and name.endswith(".part")):
                     continue
+                if parse_named(name) is not None:
+                    continue  # possibly an acknowledged file's only durable name: ``recover``
                 full = os.path.join(dirpath, name)
                 try:
                     if os.lstat(full).st_mtime < before:
@@ -311,6 +374,57 @@ class FileStore:
                 except FileNotFoundError:
                     continue
         return removed
+
+    def recover(self, settled_before: float) -> tuple[list[str], int]:
+        """Finish what a crash left of batched writes (``names``): every temp file named with
+        its SHA-256 and final name, last modified before ``settled_before`` (epoch seconds:
+        no write under way keeps one that long), is
+
+        - still linked to its final name: the folder is flushed, the temp name removed;
+        - alone, with content matching its SHA-256 and no file under the final name: linked to
+          it (never replacing a copy written meanwhile), the folder flushed, the temp name
+          removed (the final name had been lost before its folder's flush);
+        - otherwise (content cut short: never acknowledged; or a later copy under the final
+          name) removed.
+
+        Returns (the keys put back under their final name, how many temp files' content was
+        dropped)."""
+        promoted: list[str] = []
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            linked: list[str] = []  # temp names to drop once the folder is flushed
+            for name in files:
+                if (parsed := parse_named(name)) is None:
+                    continue
+                tmp, target = f"{dirpath}/{name}", f"{dirpath}/{parsed[1]}"
+                try:
+                    st = os.lstat(tmp)
+                    if st.st_mtime >= settled_before:
+                        continue
+                    if st.st_nlink == 1 and _sha256_of(tmp) == parsed[0]:
+                        with contextlib.suppress(FileExistsError):  # else: a later copy
+                            os.link(tmp, target)
+                            promoted.append(target[len(self._root) + 1:])
+                            log.warning("a stored file got its name back after a crash",
+                                        extra={"path": target})
+                            st = os.lstat(tmp)
+                    if st.st_nlink > 1:
+                        linked.append(tmp)
+                    else:
+                        os.unlink(tmp)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+            if linked:
+                dfd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+                for tmp in linked:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        return promoted, removed
 
     def keys(self, modified_after: float = 0.0, prefix: str = "") -> Iterator[tuple[str, float]]:
         """(key, mtime) of every stored object, optionally only those changed after a time
@@ -333,6 +447,14 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _generation(st: os.stat_result) -> str:

@@ -294,10 +294,12 @@ class Ingest:
         return prepared.outcome
 
     def close(self) -> None:
-        """Remove the spare temp files; release the loops' native AIO contexts (on the loop,
-        after the last store)."""
+        """Remove the spare temp files; flush the folders of final names still pending;
+        release the loops' native AIO contexts (on the loop, after the last store)."""
         if self.spare_files is not None:
             self.spare_files.close()
+        if isinstance(self.store, FileStore):
+            self.store.flush_names()  # the final names of the last stores, durable now
         for aio in self._aio.values():
             if aio is not None:
                 aio.close()

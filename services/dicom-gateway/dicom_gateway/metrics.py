@@ -50,6 +50,11 @@ RECONCILE_REEMITTED = Counter(
     "dicomvault_gateway_reconcile_reemitted_total",
     "InstanceStored events re-emitted by the sweep for files the catalogue did not know.",
     registry=REGISTRY)
+RECOVERED_FILES = Counter(
+    "dicomvault_gateway_recovered_files_total",
+    "Temp files of batched writes a crash left (cache.folder_flush): named (a complete file "
+    "put back under its final name) or dropped (a write cut short).",
+    ["outcome"], registry=REGISTRY)
 RECONCILE_SWEEPS = Counter(
     "dicomvault_gateway_reconcile_sweeps_total", "Reconciliation sweeps by outcome (ok, failed).",
     ["outcome"], registry=REGISTRY)

@@ -17,6 +17,11 @@ At start-up (file-system caches) the sweep also removes temp files (``.tmp-*.par
 than ``STALE_TEMP_S``: what writes cut short and the spare temp files of a gateway killed
 outright left behind. No write of any gateway sharing the cache keeps a temp file that long
 (a store times out after ``store_timeout_s``, a spare goes after ``spare_max_age_s``, ≤ 600 s).
+
+Every sweep of a file-system cache first finishes what a crash left of batched writes
+(``cache.folder_flush``, ``FileStore.recover``): a complete file whose final name was lost
+before its folder's flush gets it back (and, unknown to the catalogue, its event), a temp file
+cut short goes. Temp files younger than ``store_timeout_s`` + 1 s are left alone.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 
 from dicom_gateway import metrics
@@ -84,14 +90,37 @@ class Reconciler:
             log.info("removed stale temp files from the cache", extra={"count": removed})
         return removed
 
+    async def recover(self, settled: float) -> list[tuple[str, float]]:
+        """Finish batched writes a crash cut short (file system only): the keys put back under
+        their final name, with their modification times."""
+        if not isinstance(self.store, FileStore):
+            return []
+        promoted, removed = await asyncio.to_thread(self.store.recover, settled)
+        if promoted:
+            metrics.RECOVERED_FILES.labels("named").inc(len(promoted))
+            log.warning("stored files got their names back after a crash",
+                        extra={"count": len(promoted)})
+        if removed:
+            metrics.RECOVERED_FILES.labels("dropped").inc(removed)
+            log.info("removed temp files of writes cut short", extra={"count": removed})
+        return await asyncio.to_thread(self._with_mtimes, promoted)
+
+    def _with_mtimes(self, keys: list[str]) -> list[tuple[str, float]]:
+        found = []
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                found.append((key, os.stat(self.store.path(key)).st_mtime))
+        return found
+
     async def sweep(self, modified_after: float) -> int:
         """One sweep; returns how many events it re-emitted."""
         settled = time.time() - self.cfg.store_timeout_s - 1.0
+        promoted = await self.recover(settled)
         keys = await asyncio.to_thread(
             lambda: [(k, mtime) for k, mtime in self.store.keys(modified_after)
                      if mtime < settled])
         by_sop: dict[str, tuple[str, float]] = {}
-        for key, mtime in keys:
+        for key, mtime in keys + promoted:
             sop = key.rsplit("/", 1)[-1].removesuffix(".dcm")
             if key.endswith(".dcm") and is_valid_uid(sop):
                 by_sop[sop] = (key, mtime)
