@@ -95,6 +95,7 @@ def test_schema_accepts_every_variant_and_rejects_bad_values(chart):
                 {"gateway": {"service": {"type": "Ingress"}}},
                 {"gatway": {"enabled": True}},
                 {"cache": {"backend": "nfs"}},
+                {"cache": {"folderFlush": "sometimes"}},
                 {"catalogue": {"settings": {"Database": {"url": "x"}}}},
                 {"kafka": {"bootstrapServers": "no-port"}}):
         with pytest.raises(helm.HelmValuesError):
@@ -239,6 +240,8 @@ def test_rendered_env_is_what_the_services_settings_read(renders, variant, monke
         http = {p["name"]: p["containerPort"] for p in c["ports"]}["http"]
         assert settings.http.port == http and settings.http.host == "0.0.0.0"
         assert settings.bus.bootstrap_servers == env["DICOMVAULT_BUS__BOOTSTRAP_SERVERS"]
+        if service == "gateway":
+            assert settings.cache.folder_flush == ("each" if variant == "full" else "auto")
         if service == "hsm-archiver":
             assert [a.id for a in settings.hsm.archives]
             assert str(settings.cache.root) == "/var/lib/dicomvault/cache"

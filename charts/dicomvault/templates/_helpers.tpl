@@ -199,7 +199,7 @@ The settings of one service as a YAML map, lowest precedence first: what the cha
 {{- if $root.Values.cache.s3.credentialsSecret }}{{ $_ := set $s3 "credentials_file" (printf "%s/s3/%s" (include "dicomvault.secretsDir" $root) $root.Values.cache.s3.credentialsSecretKey) }}{{ end }}
 {{- $_ := set $s "cache" (dict "backend" "s3" "s3" $s3) }}
 {{- else }}
-{{- $_ := set $s "cache" (dict "backend" "fs" "root" $root.Values.cache.mountPath) }}
+{{- $_ := set $s "cache" (dict "backend" "fs" "root" $root.Values.cache.mountPath "folder_flush" ($root.Values.cache.folderFlush | default "auto")) }}
 {{- end }}
 {{- end }}
 {{- if $svc.database }}
