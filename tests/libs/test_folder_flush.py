@@ -205,3 +205,22 @@ def test_bad_folder_flush_settings_are_refused() -> None:
         CacheSettings(folder_flush="sometimes")
     with pytest.raises(ValueError, match="folder_flush_delay_ms"):
         CacheSettings(folder_flush_delay_ms=-1)
+
+
+def test_a_folder_that_cannot_be_flushed_keeps_its_temp_names_until_it_can(
+        tmp_path: Path, monkeypatch, caplog) -> None:
+    store = batched(tmp_path)
+    store.put(KEY, b"kept twice")
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with caplog.at_level(logging.ERROR):
+        assert store.names is not None and not store.names.flush()
+    assert "cannot flush a cache folder" in caplog.text
+    assert len(temps(tmp_path)) == 1 and len(store.names) == 1  # the durable name stays
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert store.names.flush()
+    assert temps(tmp_path) == [] and store.get(KEY) == b"kept twice"

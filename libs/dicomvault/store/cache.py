@@ -50,7 +50,6 @@ def open_cache(settings: CacheSettings) -> CacheStore:
     """The cache tier's store for ``settings`` (``dicomvault.settings.CacheSettings``)."""
     if settings.backend == "s3":
         return S3Store(settings.s3)
-    settings.root.mkdir(parents=True, exist_ok=True)
     return FileStore(settings.root, fsync=settings.fsync,
                      direct_min_bytes=settings.direct_io_min_bytes,
                      batched_names=names.resolve(settings.folder_flush, str(settings.root)),

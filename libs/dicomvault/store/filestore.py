@@ -1,9 +1,9 @@
 """File-system object store: atomic writes (temp file, fsync, rename, fsync directory).
 
-With ``folder_flush="batched"`` (``dicomvault.store.names``) a new file is flushed once: the
-temp file, whose name carries its SHA-256 and final name, is flushed with its data and the
-final name is a hard link whose folder is flushed in the background for many files at once;
-``recover`` finishes what a crash left.
+With ``batched_names`` (``cache.folder_flush``, ``dicomvault.store.names``) a new file is
+flushed once: the temp file, whose name carries its SHA-256 and final name, is flushed with
+its data, and the final name is a hard link whose folder is flushed in the background for
+many files at once; ``recover`` finishes what a crash left.
 
 Keys are relative paths built by ``instance_key`` from validated UIDs; the store refuses any
 key that would leave its root.

@@ -49,6 +49,7 @@ NEW_ENTRY_WITH_FSYNC = frozenset({"ext3", "ext4", "xfs", "btrfs", "f2fs"})
 
 _NAMED = re.compile(r"\.tmp-\d+-\d+-\d+-([0-9a-f]{64})-(.+)\.part\Z")
 MAX_NAME = 160  # a final file name longer than this is not carried (file names end at 255)
+_RETRY_S = 1.0  # after a folder flush failed
 
 
 def named_temp(prefix: str, sha256: str, name: str) -> str | None:
@@ -140,10 +141,11 @@ class PendingNames:
                     self._folders.pop(folder, None)
             return tmp
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Flush every folder with names pending, then remove their temp names. A folder
         whose flush fails keeps its temp names (durable, so ``recover`` finds them) and is
-        tried again on the next round."""
+        tried again on the next round; False when one failed."""
+        ok = True
         with self._lock:
             folders, self._folders = self._folders, {}
         for folder, entries in folders.items():
@@ -163,9 +165,11 @@ class PendingNames:
                     for entry in entries:
                         if self._targets.get(entry[1]) == entry[0]:
                             self._folders.setdefault(folder, []).append(entry)
+                ok = False
                 continue
             self.flushes += 1
             self._drop(entries)
+        return ok
 
     def _drop(self, entries: list[tuple[str, str]]) -> None:
         for tmp, target in entries:
@@ -195,7 +199,8 @@ class PendingNames:
                 if self._closing:
                     return
             time.sleep(self.delay_s)  # gather the names made meanwhile into the same flushes
-            self.flush()
+            if not self.flush():
+                time.sleep(_RETRY_S)  # a failing device: retry, but not every few ms
 
 
 _all: weakref.WeakSet[PendingNames] = weakref.WeakSet()
