@@ -170,7 +170,8 @@ MOUNTS = EXT4 + (
     "30 29 0:25 / /dev/shm rw shared:2 - tmpfs tmpfs rw\n"
     "31 29 0:40 / /var/lib/vault rw shared:3 - xfs /dev/sdb rw\n"
     "32 29 0:41 / /mnt/pacs\\040share rw shared:4 - nfs4 nas:/pacs rw\n"
-    "33 29 0:42 / /var/lib/vault/scratch rw shared:5 - overlay overlay rw\n")
+    "33 29 0:42 / /var/lib/vault/scratch rw shared:5 - overlay overlay rw\n"
+    "34 29 0:43 / /srv/tab\\011and\\134slash rw shared:6 - tmpfs tmpfs rw\n")
 
 
 def test_auto_batches_only_where_a_files_fsync_writes_its_folder_entry() -> None:
@@ -178,6 +179,7 @@ def test_auto_batches_only_where_a_files_fsync_writes_its_folder_entry() -> None
     assert mount_type("/var/lib/vault/cache", MOUNTS) == "xfs"
     assert mount_type("/var/lib/vault/scratch/c", MOUNTS) == "overlay"
     assert mount_type("/mnt/pacs share/cache", MOUNTS) == "nfs4"
+    assert mount_type("/srv/tab\tand\\slash/cache", MOUNTS) == "tmpfs"
     assert resolve("auto", "/srv/cache", MOUNTS)
     assert resolve("auto", "/var/lib/vault/cache", MOUNTS)
     assert not resolve("auto", "/dev/shm/cache", MOUNTS)

@@ -50,6 +50,7 @@ NEW_ENTRY_WITH_FSYNC = frozenset({"ext3", "ext4", "xfs", "btrfs", "f2fs"})
 _NAMED = re.compile(r"\.tmp-\d+-\d+-\d+-([0-9a-f]{64})-(.+)\.part\Z")
 MAX_NAME = 160  # a final file name longer than this is not carried (file names end at 255)
 _RETRY_S = 1.0  # after a folder flush failed
+_OCTAL = re.compile(r"\\([0-7]{3})")  # mountinfo escapes space, tab, newline, backslash
 
 
 def named_temp(prefix: str, sha256: str, name: str) -> str | None:
@@ -80,7 +81,7 @@ def mount_type(path: str, mountinfo: str | None = None) -> str:
         fields = line.split()
         if " - " not in line or len(fields) < 5:
             continue
-        point = fields[4].replace("\\040", " ")
+        point = _OCTAL.sub(lambda m: chr(int(m[1], 8)), fields[4])
         inside = real == point or real.startswith(point.rstrip("/") + "/")
         if inside and len(point) > best:
             best, kind = len(point), line.split(" - ", 1)[1].split()[0]
