@@ -260,8 +260,11 @@ def gateway_row() -> Row:
         Panel("Event publish failures/s", [(q(
             "sum by (source) (rate(dicomvault_gateway_publish_failures_total{{NS}}[{R}]))"), "{{source}}")],
             "ops"),
-        Panel("Reconciliation: events re-emitted/s", [(q(
-            "sum (rate(dicomvault_gateway_reconcile_reemitted_total{{NS}}[{R}]))"), "re-emitted")], "ops"),
+        Panel("Reconciliation: events re-emitted, files recovered /s", [
+            (q("sum (rate(dicomvault_gateway_reconcile_reemitted_total{{NS}}[{R}]))"),
+             "re-emitted"),
+            (q("sum by (outcome) (rate(dicomvault_gateway_recovered_files_total{{NS}}[{R}]))"),
+             "files after a crash: {{outcome}}")], "ops"),
     ])
 
 
